@@ -1,0 +1,1 @@
+//! The OCI distribution protocol client (not implemented yet: see the registry issue).

@@ -1,0 +1,1 @@
+//! Root filesystems from image layers (not implemented yet: see the rootfs issue).

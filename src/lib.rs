@@ -1,0 +1,14 @@
+//! Wharf: what Docker does under the hood, as libraries.
+//!
+//! This façade only re-exports the four crates so that an embedder can depend on one
+//! package. Each crate can also be used on its own:
+//!
+//! - [`image`] — references, digests, manifests, image configs and the local image store;
+//! - [`registry`] — the OCI distribution protocol client;
+//! - [`rootfs`] — layers applied safely into root filesystems, overlay assembly, commit;
+//! - [`sandbox`] — a process in namespaces, cgroups and seccomp from an OCI runtime spec.
+
+pub use wharf_image as image;
+pub use wharf_registry as registry;
+pub use wharf_rootfs as rootfs;
+pub use wharf_sandbox as sandbox;
