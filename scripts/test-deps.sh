@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian bookworm machine (as root). Idempotent.
+set -euo pipefail
+pkgs=(
+  busybox-static   # real binaries for test root filesystems
+  skopeo umoci     # interop peers for archives, layouts and registries
+  docker-registry  # the real registry the registry tests start on 127.0.0.1
+  apache2-utils    # htpasswd (bcrypt) for the basic-auth registry
+  openssl          # keys and certificates for the token-auth registry
+  libseccomp-dev pkg-config  # wharf-sandbox links libseccomp
+  runc crun containerd       # peers for the runtime tests and benchmarks
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these services on install where it can; the tests start their own instances.
+for svc in docker-registry containerd; do
+  systemctl stop "$svc" >/dev/null 2>&1 || true
+done
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
