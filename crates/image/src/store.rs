@@ -502,6 +502,28 @@ impl Store {
         w.commit()
     }
 
+    /// A fresh path for a temporary file or directory inside the store (same filesystem as
+    /// `blobs/`, cleaned by [`Store::gc`] when left over).
+    pub(crate) fn temp_path(&self, prefix: &str) -> PathBuf {
+        self.root.join(".wharf").join("tmp").join(temp_name(prefix))
+    }
+
+    /// Moves a file whose content was already verified to hash to `digest` under `blobs/`.
+    /// The caller must hold a [`Lease`].
+    pub(crate) fn adopt(&self, file: &Path, digest: &Digest) -> Result<()> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("fsync", file))?;
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        fs::rename(file, &dest).map_err(Error::io("rename", &dest))?;
+        sync_dir(&dir)
+    }
+
     /// Stores bytes as a sha256 blob.
     ///
     /// # Errors
