@@ -373,7 +373,7 @@ struct Plan {
 }
 
 enum PlannedManifest {
-    Member(Descriptor),
+    Member(Box<Descriptor>),
     New(Vec<u8>),
 }
 
@@ -385,7 +385,7 @@ impl Plan {
         let mut out = Vec::new();
         for (manifest, references) in self.images {
             let manifest = match manifest {
-                PlannedManifest::Member(d) => d,
+                PlannedManifest::Member(d) => *d,
                 PlannedManifest::New(bytes) => {
                     store
                         .put_manifest(&bytes, Some("application/vnd.oci.image.manifest.v1+json"))?
@@ -516,7 +516,7 @@ fn plan_layout(src: &dyn Source, repository: Option<&Reference>, lenient: bool, 
         let mut desc = Descriptor::new(entry.media_type().clone(), entry.size(), entry.digest().clone());
         desc.set_platform(entry.platform().clone());
         plan.images
-            .push((PlannedManifest::Member(desc), name.into_iter().collect()));
+            .push((PlannedManifest::Member(Box::new(desc)), name.into_iter().collect()));
     }
     Ok(())
 }
@@ -543,7 +543,7 @@ fn plan_tree(src: &dyn Source, d: &Descriptor, required: bool, plan: &mut Plan) 
         ));
     }
     if matches!(media::kind(d.media_type()), Kind::Manifest | Kind::Index) {
-        let m = Manifest::parse(&src.read(&path)?, Some(&d.media_type().to_string()))?;
+        let m = Manifest::parse(&src.read(&path)?, Some(d.media_type().as_ref()))?;
         let is_index = matches!(m, Manifest::Index { .. });
         for child in m.descriptors() {
             plan_tree(src, child, !is_index, plan)?;
@@ -938,6 +938,7 @@ fn append_layer<W: Write>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::clean;
 

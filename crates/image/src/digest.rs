@@ -444,6 +444,7 @@ impl<W: Write> Write for VerifyingWriter<W> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -462,7 +463,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        let cases: &[(&str, fn(&DigestError) -> bool)] = &[
+        type Check = fn(&DigestError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("e3b0c442", |e| matches!(e, DigestError::MissingAlgorithm(_))),
             ("md5:d41d8cd98f00b204e9800998ecf8427e", |e| {
                 matches!(e, DigestError::UnsupportedAlgorithm { .. })

@@ -295,6 +295,7 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::rfc3339;
 

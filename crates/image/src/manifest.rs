@@ -49,6 +49,8 @@ pub enum ManifestError {
 /// A parsed manifest: a single-platform image, or an index of them.
 ///
 /// The media type is kept, so Docker manifests stay Docker manifests when pushed on.
+// Parsed once per document and matched by value; boxing would only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Manifest {
     /// An OCI image manifest or Docker v2 schema 2 manifest.
@@ -177,6 +179,7 @@ pub fn descriptor_digest(d: &Descriptor) -> Result<Digest, crate::DigestError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -105,6 +105,7 @@ pub fn is_docker(media_type: &MediaType) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -644,7 +644,7 @@ impl Store {
     pub fn manifest(&self, d: &Descriptor) -> Result<Manifest> {
         let digest = Digest::from_oci(d.digest())?;
         let bytes = self.read_blob(&digest, MAX_DOCUMENT_SIZE)?;
-        Ok(Manifest::parse(&bytes, Some(&d.media_type().to_string()))?)
+        Ok(Manifest::parse(&bytes, Some(d.media_type().as_ref()))?)
     }
 
     /// Resolves a reference to a single-platform image: through an index (choosing
