@@ -1,0 +1,193 @@
+//! Commands on the local store: images, rmi, prune, inspect, history, tag, save, load, import.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
+
+use wharf::image::archive;
+use wharf::image::import::{ContainerConfig, ImportOptions};
+use wharf::image::{Digest, Reference};
+
+use crate::{Ctx, Result};
+
+fn parse(r: &str) -> Result<Reference> {
+    Ok(r.parse::<Reference>()?)
+}
+
+/// `12.3MB`-style sizes, as docker prints them.
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}{}", units[i]).replace(".000", "")
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+/// `docker images`.
+pub fn images(ctx: &Ctx) -> Result<()> {
+    let mut rows = ctx.store.list()?;
+    rows.sort_by(|a, b| a.reference.familiar().cmp(&b.reference.familiar()));
+    println!(
+        "{:<40} {:<16} {:<14} {:<22} SIZE",
+        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+    );
+    for row in rows {
+        let familiar = row.reference.familiar();
+        let repo = familiar
+            .rsplit_once(':')
+            .map_or(familiar.as_str(), |(r, _)| r)
+            .to_string();
+        let repo = repo.split('@').next().unwrap_or_default().to_string();
+        println!(
+            "{:<40} {:<16} {:<14} {:<22} {}",
+            repo,
+            row.reference.tag().unwrap_or("<none>"),
+            row.id.as_ref().map_or_else(|| "<other platform>".to_string(), short),
+            row.created.as_deref().unwrap_or("-"),
+            human(row.size)
+        );
+    }
+    Ok(())
+}
+
+/// `docker rmi`.
+pub fn rmi(ctx: &Ctx, images: &[String]) -> Result<()> {
+    for image in images {
+        let r = parse(image)?;
+        let desc = ctx.store.untag(&r)?;
+        println!("Untagged: {}", r.familiar());
+        let _ = desc;
+    }
+    let report = ctx.store.gc()?;
+    for (d, _) in &report.removed {
+        println!("Deleted: {d}");
+    }
+    Ok(())
+}
+
+/// `docker image prune`.
+pub fn prune(ctx: &Ctx) -> Result<()> {
+    let report = ctx.store.gc()?;
+    for (d, size) in &report.removed {
+        println!("deleted {d} ({})", human(*size));
+    }
+    println!("Total reclaimed space: {}", human(report.bytes));
+    Ok(())
+}
+
+/// `docker inspect` for an image: config, layers, history.
+pub fn inspect(ctx: &Ctx, image: &str) -> Result<()> {
+    let r = parse(image)?;
+    let img = ctx.store.image(&r, &ctx.platform)?;
+    let out = serde_json::json!({
+        "Id": img.config_digest.to_string(),
+        "RepoTags": [r.familiar()],
+        "ManifestDigest": img.manifest_descriptor.digest().to_string(),
+        "Created": img.config.created(),
+        "Os": img.config.inner().os().to_string(),
+        "Architecture": img.config.inner().architecture().to_string(),
+        "Config": img.config.inner().config(),
+        "RootFS": img.config.inner().rootfs(),
+        "Layers": img.manifest.layers(),
+        "History": img.config.inner().history(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `docker history`.
+pub fn history(ctx: &Ctx, image: &str) -> Result<()> {
+    let r = parse(image)?;
+    let img = ctx.store.image(&r, &ctx.platform)?;
+    let mut layers = img.manifest.layers().iter().rev();
+    println!("{:<14} {:<22} {:<60} SIZE", "LAYER", "CREATED", "CREATED BY");
+    let history = img.config.inner().history().clone().unwrap_or_default();
+    for h in history.iter().rev() {
+        let (layer, size) = if h.empty_layer().unwrap_or(false) {
+            ("<missing>".to_string(), 0)
+        } else {
+            layers.next().map_or(("<missing>".to_string(), 0), |l| {
+                (l.digest().digest()[..12].to_string(), l.size())
+            })
+        };
+        let by: String = h.created_by().clone().unwrap_or_default().chars().take(60).collect();
+        println!(
+            "{:<14} {:<22} {:<60} {}",
+            layer,
+            h.created().clone().unwrap_or_default(),
+            by,
+            human(size)
+        );
+    }
+    Ok(())
+}
+
+/// `docker tag`.
+pub fn tag(ctx: &Ctx, source: &str, target: &str) -> Result<()> {
+    let desc = ctx.store.resolve(&parse(source)?)?;
+    ctx.store.tag(&parse(target)?, &desc)?;
+    Ok(())
+}
+
+/// `docker save -o`.
+pub fn save(ctx: &Ctx, output: &Path, images: &[String]) -> Result<()> {
+    let refs = images.iter().map(|i| parse(i)).collect::<Result<Vec<_>>>()?;
+    let temp = output.with_extension("partial");
+    let res = (|| -> Result<()> {
+        let f = File::create(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
+        archive::save(&ctx.store, &refs, &ctx.platform, BufWriter::new(f))?;
+        std::fs::rename(&temp, output).map_err(|e| format!("rename to {}: {e}", output.display()))?;
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    res
+}
+
+/// `docker load -i`.
+pub fn load(ctx: &Ctx, input: &Path) -> Result<()> {
+    let f = File::open(input).map_err(|e| format!("open {}: {e}", input.display()))?;
+    for image in archive::load(&ctx.store, input, BufReader::new(f))? {
+        if image.references.is_empty() {
+            println!("Loaded image ID: {}", image.manifest.digest());
+        }
+        for r in image.references {
+            println!("Loaded image: {}", r.familiar());
+        }
+    }
+    Ok(())
+}
+
+/// `docker import`.
+pub fn import(ctx: &Ctx, source: &Path, image: &str, cmd: Vec<String>, env: Vec<String>) -> Result<()> {
+    let r = parse(image)?;
+    let opts = ImportOptions {
+        platform: ctx.platform.clone(),
+        config: ContainerConfig {
+            cmd,
+            env,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let img = if source.is_dir() {
+        wharf::image::import::import_dir(&ctx.store, source, &r, &opts)?
+    } else {
+        let f = File::open(source).map_err(|e| format!("open {}: {e}", source.display()))?;
+        wharf::image::import::import_tar(&ctx.store, f, &r, &opts)?
+    };
+    println!("{}", img.config_digest);
+    Ok(())
+}

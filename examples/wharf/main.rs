@@ -1,0 +1,153 @@
+//! `wharf`: a small docker-like command line built only on the public APIs of the wharf crates.
+//!
+//! `cargo run --example wharf -- --help`. Every command prints one clear line on error and exits
+//! non-zero.
+
+mod images;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wharf::image::{Platform, Store};
+
+/// Errors of the CLI: any error of the crates, shown as one line.
+pub type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+#[derive(Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "A small docker-like tool built on the wharf crates"
+)]
+struct Cli {
+    /// Image store directory [default: $WHARF_ROOT, else /var/lib/wharf as root, else ~/.local/share/wharf]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Platform to choose from multi-platform images, as os/arch[/variant]
+    #[arg(long, global = true)]
+    platform: Option<Platform>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List images in the store
+    Images,
+    /// Remove images and the layers no other image uses
+    Rmi {
+        /// Images to remove
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove every blob no image references, and print what was freed
+    Prune,
+    /// Show an image's config, layers and history as JSON
+    Inspect {
+        /// The image
+        image: String,
+    },
+    /// Show an image's history
+    History {
+        /// The image
+        image: String,
+    },
+    /// Give an image another name
+    Tag {
+        /// Existing image
+        source: String,
+        /// New name
+        target: String,
+    },
+    /// Write images to a docker-save archive
+    Save {
+        /// Output file
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Images to save
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load images from a docker-save archive
+    Load {
+        /// Input file
+        #[arg(short, long)]
+        input: PathBuf,
+    },
+    /// Import a root filesystem (a tar, possibly compressed, or a directory) as an image
+    Import {
+        /// A tar file or a directory
+        source: PathBuf,
+        /// Name for the image
+        image: String,
+        /// Default command, e.g. --cmd /bin/sh --cmd -c --cmd 'echo hi'
+        #[arg(long)]
+        cmd: Vec<String>,
+        /// Default environment, KEY=VALUE
+        #[arg(short, long)]
+        env: Vec<String>,
+    },
+}
+
+/// What every command gets: the store and the platform.
+pub struct Ctx {
+    /// The image store.
+    pub store: Store,
+    /// The platform to choose.
+    pub platform: Platform,
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let store = match &cli.root {
+        Some(r) => Store::open(r)?,
+        None => Store::open_default()?,
+    };
+    let ctx = Ctx {
+        store,
+        platform: cli.platform.unwrap_or_else(Platform::host),
+    };
+    match cli.command {
+        Command::Images => images::images(&ctx)?,
+        Command::Rmi { images } => images::rmi(&ctx, &images)?,
+        Command::Prune => images::prune(&ctx)?,
+        Command::Inspect { image } => images::inspect(&ctx, &image)?,
+        Command::History { image } => images::history(&ctx, &image)?,
+        Command::Tag { source, target } => images::tag(&ctx, &source, &target)?,
+        Command::Save { output, images } => images::save(&ctx, &output, &images)?,
+        Command::Load { input } => images::load(&ctx, &input)?,
+        Command::Import {
+            source,
+            image,
+            cmd,
+            env,
+        } => images::import(&ctx, &source, &image, cmd, env)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line: the error and its causes, joined by ": ".
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line.replace('\n', " ")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wharf: {}", one_line(e.as_ref()));
+            ExitCode::from(125)
+        }
+    }
+}
