@@ -1,1 +1,34 @@
-//! Root filesystems from image layers (not implemented yet: see the rootfs issue).
+//! Root filesystems from image layers.
+//!
+//! - [`apply_layer`] / [`extract_layer`]: stream a layer blob (tar, gzip or zstd) onto a
+//!   directory through a strict tar reader ([`tar`]), flattening whiteouts or producing an
+//!   overlay-format layer directory ([`LayerFormat`]), within budgets ([`Limits`]) and
+//!   verifying the diff_id while extracting.
+//!
+//! ## Design choices
+//! - **fd-relative everything.** Paths from a layer are never joined onto a host path.
+//!   Each entry's parent is opened with `openat2(RESOLVE_BENEATH)` from the root's fd and
+//!   the entry is created with an `*at` call relative to it, refusing to follow a symlink in
+//!   the last component. A symlink in a parent path is followed only while it stays beneath
+//!   the root; one that leads out (absolute, or climbing with `..`) is an error naming the
+//!   entry, not a silent re-rooting.
+//! - **Strict parsing.** A layer that two tar implementations could read differently is
+//!   refused (see [`tar`]).
+//! - **Streaming on two threads.** Decompression and hashing run on a helper thread that
+//!   hands 512 KiB chunks to the thread writing files; file data goes from those chunks to
+//!   `write(2)` without another copy, and a regular file costs `openat`, `write`s,
+//!   `futimens` and `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed).
+
+mod apply;
+mod cache;
+pub mod error;
+mod fsutil;
+mod stream;
+pub mod tar;
+
+pub use apply::{
+    ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
+    Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer,
+};
+pub use error::{Error, Limit, Result};
+pub use wharf_image;

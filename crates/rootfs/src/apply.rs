@@ -1,0 +1,1046 @@
+//! Applying one layer (a tar stream, possibly compressed) onto a directory.
+//!
+//! Every change is made with an `*at` call relative to a directory fd. An entry's parent
+//! directory is opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+//! RESOLVE_NO_XDEV)` from the root's fd, and the last component is then created, replaced or
+//! removed relative to that parent fd with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW` semantics, so
+//! neither a symlink in the layer nor a concurrent swap of a path component can redirect a
+//! write outside the root. Symlinks in a parent path are followed only while they stay
+//! beneath the root (cap-std's rule): an absolute symlink or one climbing out is an
+//! [`Error::Escape`] naming the entry.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use rustix::io::Errno;
+use wharf_image::Digest;
+use wharf_image::media::Compression;
+
+use crate::error::{Error, Limit, Result};
+use crate::fsutil;
+use crate::stream::{self, StreamLimits};
+use crate::tar::{Entry, EntryKind, ReaderLimits, TarReader};
+
+/// The prefix of a whiteout entry's name.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The name of an opaque-directory marker entry.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// The xattr that marks an opaque directory in an overlay-format layer.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// How a layer's whiteouts are represented on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerFormat {
+    /// Apply onto a directory holding the layers below: whiteouts delete what they name,
+    /// opaque markers empty their directory of what lower layers put there.
+    Flatten,
+    /// Extract the layer alone into its own directory in overlayfs format: a whiteout
+    /// becomes a 0/0 character device, an opaque directory gets
+    /// `trusted.overlay.opaque=y`. Needs privilege (mknod, trusted xattrs).
+    Overlay,
+}
+
+/// Budgets that bound what a hostile layer can make wharf do. Each has a generous default
+/// for real images; exceeding one is an [`Error::LimitExceeded`] naming it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Uncompressed bytes of one layer. Default: 64 GiB.
+    pub max_layer_bytes: u64,
+    /// Uncompressed bytes of all layers of an image (shared through
+    /// [`ApplyOptions::image_budget`]). Default: 128 GiB.
+    pub max_image_bytes: u64,
+    /// Entries in one layer. Default: 4 million.
+    pub max_entries: u64,
+    /// Uncompressed / compressed size, judged once more than 1 MiB was read. Default: 1200
+    /// (gzip's best case is about 1030:1; zstd's is far higher, which is what bombs use).
+    pub max_compression_ratio: u64,
+    /// Components in an entry's path. Default: 256.
+    pub max_path_depth: usize,
+    /// Total bytes of one entry's xattr names and values. Default: 256 KiB.
+    pub max_xattr_bytes: u64,
+    /// Size of one PAX or GNU long-name record. Default: 1 MiB.
+    pub max_metadata_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_layer_bytes: 64 << 30,
+            max_image_bytes: 128 << 30,
+            max_entries: 4_000_000,
+            max_compression_ratio: 1200,
+            max_path_depth: 256,
+            max_xattr_bytes: 256 << 10,
+            max_metadata_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One contiguous range of an id mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    /// First id as seen in the layer (inside the container).
+    pub container: u64,
+    /// First id on the host.
+    pub host: u64,
+    /// Number of ids.
+    pub size: u64,
+}
+
+/// Maps the uids and gids of a layer to host ids (for user-namespaced containers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    /// uid ranges.
+    pub uids: Vec<IdRange>,
+    /// gid ranges.
+    pub gids: Vec<IdRange>,
+}
+
+impl IdMap {
+    /// Maps ids `0..size` of both kinds to `host..host+size`.
+    pub fn shift(host: u64, size: u64) -> IdMap {
+        let r = IdRange {
+            container: 0,
+            host,
+            size,
+        };
+        IdMap {
+            uids: vec![r],
+            gids: vec![r],
+        }
+    }
+
+    fn map(ranges: &[IdRange], id: u64) -> Option<u64> {
+        ranges
+            .iter()
+            .find(|r| id >= r.container && id - r.container < r.size)
+            .map(|r| r.host + (id - r.container))
+    }
+}
+
+/// Whose files these are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Keep the layer's uid/gid (needs privilege unless they are the caller's own).
+    Preserve,
+    /// Map the layer's ids through an [`IdMap`]; an unmapped id is an error.
+    Map(IdMap),
+    /// Leave everything owned by the caller.
+    Ignore,
+}
+
+/// Shared count of unpacked bytes across the layers of one image, for
+/// [`Limits::max_image_bytes`]. Clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct ImageBudget(pub(crate) Arc<AtomicU64>);
+
+impl ImageBudget {
+    /// A fresh budget with nothing used.
+    pub fn new() -> ImageBudget {
+        ImageBudget::default()
+    }
+}
+
+/// How to apply a layer.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Flatten onto the directory, or produce an overlay-format layer directory.
+    /// Default: [`LayerFormat::Flatten`].
+    pub format: LayerFormat,
+    /// The blob's compression; `None` sniffs it from the first bytes. Default: `None`.
+    pub compression: Option<Compression>,
+    /// The layer's diff_id from the image config, verified against the uncompressed stream.
+    /// Default: `None` (computed and reported, not checked).
+    pub diff_id: Option<Digest>,
+    /// Budgets. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// Who owns the files. Default: [`Ownership::Preserve`] as root, [`Ownership::Ignore`]
+    /// otherwise.
+    pub ownership: Ownership,
+    /// Whether to create device nodes and set `trusted.*` / `security.capability` xattrs.
+    /// When false these are skipped and listed in the report. Default: true as root.
+    pub privileged: bool,
+    /// Shared per-image byte count. Default: a fresh one.
+    pub image_budget: ImageBudget,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        ApplyOptions {
+            format: LayerFormat::Flatten,
+            compression: None,
+            diff_id: None,
+            limits: Limits::default(),
+            ownership: if root { Ownership::Preserve } else { Ownership::Ignore },
+            privileged: root,
+            image_budget: ImageBudget::new(),
+        }
+    }
+}
+
+/// Something in the layer that was deliberately not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The entry's name in the archive.
+    pub entry: String,
+    /// What was skipped and why.
+    pub reason: String,
+}
+
+/// What applying a layer did.
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    /// SHA-256 of the uncompressed stream.
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed stream.
+    pub uncompressed_size: u64,
+    /// Bytes of the blob read.
+    pub compressed_size: u64,
+    /// The compression found or given.
+    pub compression: Compression,
+    /// Entries in the layer (metadata records not counted).
+    pub entries: u64,
+    /// What was skipped (device nodes when unprivileged, xattrs wharf does not apply).
+    pub skipped: Vec<Skipped>,
+}
+
+/// Applies a layer blob onto the directory `root`.
+///
+/// The blob is streamed: decompressed on a helper thread, hashed (diff_id), parsed by a
+/// strict tar reader and written entry by entry. On error the directory is left partly
+/// written; callers that create the directory for this layer remove it (the
+/// layer cache and [`extract_layer`] do).
+///
+/// # Errors
+/// Any [`Error`]: hostile paths, malformed tar, exceeded budgets, a diff_id mismatch, IO.
+pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let root = root.as_fd();
+    let limits = StreamLimits {
+        max_layer_bytes: opts.limits.max_layer_bytes,
+        max_image_bytes: opts.limits.max_image_bytes,
+        max_ratio: opts.limits.max_compression_ratio,
+        image_used: opts.image_budget.0.clone(),
+    };
+    let reader_limits = ReaderLimits {
+        max_metadata: opts.limits.max_metadata_bytes,
+        max_xattr_bytes: opts.limits.max_xattr_bytes,
+    };
+    let ((entries, skipped), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
+        let mut tar = TarReader::new(chunks, reader_limits);
+        let mut applier = Applier::new(root, opts);
+        while let Some(entry) = tar.next_entry()? {
+            applier.apply(&entry, &mut tar)?;
+        }
+        applier.finish()?;
+        Ok((applier.entries, applier.skipped))
+    })?;
+    if let Some(expected) = &opts.diff_id
+        && *expected != summary.diff_id
+    {
+        return Err(Error::DiffIdMismatch {
+            expected: expected.clone(),
+            actual: summary.diff_id,
+        });
+    }
+    Ok(ApplyReport {
+        diff_id: summary.diff_id,
+        uncompressed_size: summary.uncompressed,
+        compressed_size: summary.compressed,
+        compression: summary.compression,
+        entries,
+        skipped,
+    })
+}
+
+/// Extracts a layer into a new directory `dest`, which must not exist: the layer is
+/// written into a temporary sibling and renamed into place only when it applied completely
+/// and its diff_id matched; on any error the temporary directory is removed.
+///
+/// # Ambient authority
+/// Creates `dest`'s sibling in the process's view of the filesystem.
+///
+/// # Errors
+/// As [`apply_layer`], plus IO errors creating or renaming the directory.
+pub fn extract_layer<R: Read + Send>(dest: &std::path::Path, blob: R, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let tmp = crate::cache::temp_sibling(dest);
+    std::fs::create_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
+    let result = (|| {
+        let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open", &tmp)(e.into()))?;
+        let report = apply_layer(&dir, blob, opts)?;
+        std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
+        Ok(report)
+    })();
+    if result.is_err() {
+        let _ = fsutil::remove_tree(&tmp);
+    }
+    result
+}
+
+/// What this layer has put at a path so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Entry(EntryKind),
+    /// A directory created because an entry below it had no entry of its own (yet).
+    Implicit,
+    Whiteout,
+    Opaque,
+}
+
+enum Parent<'a> {
+    Root(BorrowedFd<'a>),
+    Dir(Rc<OwnedFd>),
+}
+
+impl Parent<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Parent::Root(fd) => *fd,
+            Parent::Dir(fd) => fd.as_fd(),
+        }
+    }
+}
+
+struct Applier<'a> {
+    root: BorrowedFd<'a>,
+    opts: &'a ApplyOptions,
+    /// The last parent directory opened, by its path beneath the root.
+    cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    seen: HashMap<Vec<u8>, Seen>,
+    /// Every path that is an entry of this layer or an ancestor of one.
+    touched: HashSet<Vec<u8>>,
+    dir_times: Vec<(Vec<u8>, Timestamps)>,
+    entries: u64,
+    skipped: Vec<Skipped>,
+    euid: u64,
+    egid: u64,
+    umask: u32,
+}
+
+fn ts((sec, nsec): (i64, u32)) -> Timespec {
+    Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec.into(),
+    }
+}
+
+fn current_umask() -> u32 {
+    // Reading the umask without changing it (changing it would race with other threads).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+fn join(comps: &[&[u8]]) -> Vec<u8> {
+    comps.join(&b'/')
+}
+
+/// Splits an archive path into clean components; `None` means the root itself.
+fn normalize<'p>(entry: &str, raw: &'p [u8], max_depth: usize) -> Result<Option<Vec<&'p [u8]>>> {
+    let unsafe_path = |reason| Error::UnsafePath {
+        entry: entry.to_string(),
+        path: String::from_utf8_lossy(raw).into_owned(),
+        reason,
+    };
+    if raw.contains(&0) {
+        return Err(unsafe_path("contains a NUL byte"));
+    }
+    let comps: Vec<&[u8]> = raw
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if comps.is_empty() {
+        if raw.is_empty() {
+            return Err(unsafe_path("empty path"));
+        }
+        return Ok(None);
+    }
+    if raw.starts_with(b"/") {
+        return Err(unsafe_path("absolute path"));
+    }
+    if comps.iter().any(|c| *c == b"..") {
+        return Err(unsafe_path("path contains '..'"));
+    }
+    if comps.len() > max_depth {
+        return Err(Error::LimitExceeded {
+            limit: Limit::PathDepth,
+            max: max_depth as u64,
+            entry: Some(entry.to_string()),
+        });
+    }
+    Ok(Some(comps))
+}
+
+impl<'a> Applier<'a> {
+    fn new(root: BorrowedFd<'a>, opts: &'a ApplyOptions) -> Self {
+        Applier {
+            root,
+            opts,
+            cache: None,
+            seen: HashMap::new(),
+            touched: HashSet::new(),
+            dir_times: Vec::new(),
+            entries: 0,
+            skipped: Vec::new(),
+            euid: u64::from(rustix::process::geteuid().as_raw()),
+            egid: u64::from(rustix::process::getegid().as_raw()),
+            umask: current_umask(),
+        }
+    }
+
+    /// Opens (and with `create`, makes) the directory `comps` beneath the root.
+    fn parent(&mut self, entry: &str, comps: &[&[u8]], create: bool) -> Result<Option<Parent<'a>>> {
+        if comps.is_empty() {
+            return Ok(Some(Parent::Root(self.root)));
+        }
+        let key = join(comps);
+        if let Some((k, fd)) = &self.cache
+            && *k == key
+        {
+            return Ok(Some(Parent::Dir(fd.clone())));
+        }
+        let fd = match fsutil::open_dir_beneath(self.root, &key) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if create => self.make_parents(entry, comps)?,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(self.resolve_err(entry, &key, e)),
+        };
+        let fd = Rc::new(fd);
+        self.cache = Some((key, fd.clone()));
+        Ok(Some(Parent::Dir(fd)))
+    }
+
+    fn resolve_err(&self, entry: &str, path: &[u8], e: Errno) -> Error {
+        let path = String::from_utf8_lossy(path).into_owned();
+        match e {
+            Errno::XDEV | Errno::LOOP => Error::Escape {
+                entry: entry.to_string(),
+                path,
+            },
+            e => Error::Entry {
+                entry: entry.to_string(),
+                op: "resolve parent directory",
+                source: e.into(),
+            },
+        }
+    }
+
+    fn make_parents(&mut self, entry: &str, comps: &[&[u8]]) -> Result<OwnedFd> {
+        let mut cur: Option<OwnedFd> = None;
+        for i in 0..comps.len() {
+            let key = join(&comps[..=i]);
+            match fsutil::open_dir_beneath(self.root, &key) {
+                Ok(fd) => {
+                    cur = Some(fd);
+                    continue;
+                }
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(self.resolve_err(entry, &key, e)),
+            }
+            let parent = cur.as_ref().map_or(self.root, |f| f.as_fd());
+            match rustix::fs::mkdirat(parent, comps[i], Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(Error::entry(entry, "create parent directory")(e)),
+            }
+            let fd = fsutil::open_dir_beneath(self.root, &key).map_err(|e| self.resolve_err(entry, &key, e))?;
+            self.seen.entry(key).or_insert(Seen::Implicit);
+            cur = Some(fd);
+        }
+        cur.ok_or_else(|| Error::Invalid {
+            what: "path",
+            reason: "no components".into(),
+        })
+    }
+
+    /// Forgets the cached parent if `key` is it or one of its ancestors.
+    fn invalidate(&mut self, key: &[u8]) {
+        if let Some((k, _)) = &self.cache
+            && (k == key || (k.starts_with(key) && k.get(key.len()) == Some(&b'/')))
+        {
+            self.cache = None;
+        }
+    }
+
+    fn mark_touched(&mut self, comps: &[&[u8]]) {
+        for i in (1..=comps.len()).rev() {
+            if !self.touched.insert(join(&comps[..i])) {
+                break;
+            }
+        }
+    }
+
+    fn skip(&mut self, entry: &str, reason: impl Into<String>) {
+        self.skipped.push(Skipped {
+            entry: entry.to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    fn owner(&self, name: &str, e: &Entry) -> Result<Option<(u64, u64)>> {
+        let (uid, gid) = match &self.opts.ownership {
+            Ownership::Ignore => return Ok(None),
+            Ownership::Preserve => (e.uid, e.gid),
+            Ownership::Map(m) => (
+                IdMap::map(&m.uids, e.uid).ok_or_else(|| Error::Unmapped {
+                    entry: name.to_string(),
+                    kind: "uid",
+                    id: e.uid,
+                })?,
+                IdMap::map(&m.gids, e.gid).ok_or_else(|| Error::Unmapped {
+                    entry: name.to_string(),
+                    kind: "gid",
+                    id: e.gid,
+                })?,
+            ),
+        };
+        if uid == self.euid && gid == self.egid {
+            return Ok(None);
+        }
+        if uid > u64::from(u32::MAX - 1) || gid > u64::from(u32::MAX - 1) {
+            return Err(Error::Unsupported {
+                entry: name.to_string(),
+                what: format!("uid/gid {uid}/{gid} out of range"),
+            });
+        }
+        Ok(Some((uid, gid)))
+    }
+
+    fn needs_chmod(&self, mode: u32) -> bool {
+        mode & 0o7000 != 0 || mode & 0o777 & self.umask != 0
+    }
+
+    fn times(e: &Entry) -> Timestamps {
+        Timestamps {
+            last_access: ts(e.atime.unwrap_or(e.mtime)),
+            last_modification: ts(e.mtime),
+        }
+    }
+
+    /// Which of the entry's xattrs to set; the rest are reported as skipped.
+    fn xattrs<'e>(&mut self, name: &str, e: &'e Entry) -> Vec<&'e (Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for x in &e.xattrs {
+            let k = &x.0;
+            let verdict = if k.starts_with(b"trusted.overlay.") || k.starts_with(b"user.overlay.") {
+                Err("overlayfs-private attribute")
+            } else if k.starts_with(b"user.") {
+                Ok(())
+            } else if k == b"security.capability" || k.starts_with(b"trusted.") {
+                if self.opts.privileged {
+                    Ok(())
+                } else {
+                    Err("needs privilege")
+                }
+            } else {
+                Err("attribute namespace not applied")
+            };
+            match verdict {
+                Ok(()) => out.push(x),
+                Err(why) => self.skip(name, format!("xattr {}: {why}", String::from_utf8_lossy(k))),
+            }
+        }
+        out
+    }
+
+    fn set_xattrs(&mut self, name: &str, e: &Entry, fd: BorrowedFd<'_>) -> Result<()> {
+        for (k, v) in self.xattrs(name, e) {
+            match rustix::fs::fsetxattr(fd, k.as_slice(), v, rustix::fs::XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::OPNOTSUPP) => {
+                    self.skip(
+                        name,
+                        format!("xattr {}: not supported here", String::from_utf8_lossy(k)),
+                    );
+                }
+                Err(err) => return Err(Error::entry(name, "setxattr")(err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes whatever is at `name` in `dir` (a lower layer's entry being replaced).
+    fn clear(&mut self, entry: &str, dir: BorrowedFd<'_>, name: &[u8], key: &[u8]) -> Result<()> {
+        self.invalidate(key);
+        fsutil::remove_all_at(dir, name).map_err(Error::entry(entry, "replace existing"))
+    }
+
+    fn apply<R: std::io::BufRead>(&mut self, e: &Entry, tar: &mut TarReader<R>) -> Result<()> {
+        let name = e.name();
+        self.entries += 1;
+        if self.entries > self.opts.limits.max_entries {
+            return Err(Error::LimitExceeded {
+                limit: Limit::Entries,
+                max: self.opts.limits.max_entries,
+                entry: Some(name),
+            });
+        }
+        let Some(comps) = normalize(&name, &e.path, self.opts.limits.max_path_depth)? else {
+            if e.kind != EntryKind::Dir {
+                return Err(Error::RootNotDirectory { entry: name });
+            }
+            return self.root_dir(&name, e);
+        };
+        let key = join(&comps);
+        let (base, parent_comps) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
+
+        // Whiteouts.
+        if let Some(target) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if self.seen.insert(key.clone(), Seen::Whiteout).is_some() {
+                return Err(Error::Duplicate { entry: name });
+            }
+            if base == OPAQUE_MARKER.as_bytes() {
+                return self.opaque(&name, parent_comps);
+            }
+            if target.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content.
+                self.skip(&name, "AUFS metadata");
+                return Ok(());
+            }
+            if target.is_empty() {
+                return Err(Error::BadWhiteout {
+                    entry: name,
+                    reason: "names nothing",
+                });
+            }
+            if target == b"." || target == b".." {
+                return Err(Error::BadWhiteout {
+                    entry: name,
+                    reason: "names '.' or '..'",
+                });
+            }
+            return self.whiteout(&name, parent_comps, target);
+        }
+
+        match self.seen.get(&key) {
+            None | Some(Seen::Implicit) | Some(Seen::Opaque) if e.kind == EntryKind::Dir => {}
+            None => {}
+            // A whiteout in overlay format left a 0/0 device here; the entry replaces it.
+            Some(Seen::Whiteout) if self.opts.format == LayerFormat::Overlay => {}
+            Some(Seen::Whiteout) => {}
+            _ => return Err(Error::Duplicate { entry: name }),
+        }
+        let was_whited = self.seen.get(&key) == Some(&Seen::Whiteout);
+        self.seen.insert(key.clone(), Seen::Entry(e.kind));
+        self.mark_touched(&comps);
+
+        let parent = self
+            .parent(&name, parent_comps, true)?
+            .ok_or_else(|| Error::entry(&name, "resolve parent directory")(Errno::NOENT))?;
+        match e.kind {
+            EntryKind::File => self.file(&name, e, &parent, base, &key, tar),
+            EntryKind::Dir => {
+                self.dir(&name, e, &parent, base, &key)?;
+                if was_whited && self.opts.format == LayerFormat::Overlay {
+                    self.set_opaque(&name, &comps)?;
+                }
+                Ok(())
+            }
+            EntryKind::Symlink => self.symlink(&name, e, &parent, base, &key),
+            EntryKind::Hardlink => self.hardlink(&name, e, &parent, base, &key),
+            EntryKind::Char | EntryKind::Block | EntryKind::Fifo => self.node(&name, e, &parent, base, &key),
+        }
+    }
+
+    fn root_dir(&mut self, name: &str, e: &Entry) -> Result<()> {
+        if self.seen.insert(Vec::new(), Seen::Entry(EntryKind::Dir)).is_some() {
+            return Err(Error::Duplicate {
+                entry: name.to_string(),
+            });
+        }
+        let fd = fsutil::open_subdir(self.root, b".").map_err(Error::entry(name, "open root"))?;
+        if let Some((u, g)) = self.owner(name, e)? {
+            rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+        self.set_xattrs(name, e, fd.as_fd())?;
+        self.dir_times.push((Vec::new(), Self::times(e)));
+        Ok(())
+    }
+
+    fn file<R: std::io::BufRead>(
+        &mut self,
+        name: &str,
+        e: &Entry,
+        parent: &Parent<'_>,
+        base: &[u8],
+        key: &[u8],
+        tar: &mut TarReader<R>,
+    ) -> Result<()> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(e.mode & 0o777);
+        let dir = parent.fd();
+        let fd = match rustix::fs::openat(dir, base, flags, mode) {
+            Ok(fd) => fd,
+            Err(Errno::EXIST) => {
+                self.clear(name, dir, base, key)?;
+                let dir = parent.fd();
+                rustix::fs::openat(dir, base, flags, mode).map_err(Error::entry(name, "create"))?
+            }
+            Err(err) => return Err(Error::entry(name, "create")(err)),
+        };
+        match &e.sparse {
+            None => loop {
+                let buf = tar.data()?;
+                if buf.is_empty() {
+                    break;
+                }
+                let n = rustix::io::write(&fd, buf).map_err(Error::entry(name, "write"))?;
+                tar.consume(n);
+            },
+            Some(chunks) => {
+                for &(off, len) in chunks {
+                    let mut done = 0u64;
+                    while done < len {
+                        let buf = tar.data()?;
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let k = (buf.len() as u64).min(len - done) as usize;
+                        let n = rustix::io::pwrite(&fd, &buf[..k], off + done).map_err(Error::entry(name, "write"))?;
+                        tar.consume(n);
+                        done += n as u64;
+                    }
+                }
+                rustix::fs::ftruncate(&fd, e.real_size).map_err(Error::entry(name, "truncate"))?;
+            }
+        }
+        self.finish_fd(name, e, &fd)?;
+        rustix::fs::futimens(&fd, &Self::times(e)).map_err(Error::entry(name, "set times"))?;
+        Ok(())
+    }
+
+    /// Owner, mode (after chown, which clears setuid) and xattrs through an open fd.
+    fn finish_fd(&mut self, name: &str, e: &Entry, fd: &OwnedFd) -> Result<()> {
+        if let Some((u, g)) = self.owner(name, e)? {
+            rustix::fs::fchown(fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
+            if e.mode & 0o6000 != 0 || self.needs_chmod(e.mode) {
+                rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+            }
+        } else if self.needs_chmod(e.mode) {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+        }
+        if !e.xattrs.is_empty() {
+            self.set_xattrs(name, e, fd.as_fd())?;
+        }
+        Ok(())
+    }
+
+    fn dir(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
+        let dir = parent.fd();
+        let mode = Mode::from_raw_mode(e.mode & 0o777);
+        let mut created = true;
+        match rustix::fs::mkdirat(dir, base, mode) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                let st =
+                    rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW).map_err(Error::entry(name, "stat"))?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    created = false;
+                } else {
+                    // A lower layer's file or symlink: replaced, never followed
+                    // (CVE-2026-33056: a later chmod must not reach through a symlink).
+                    self.clear(name, dir, base, key)?;
+                    let dir = parent.fd();
+                    rustix::fs::mkdirat(dir, base, mode).map_err(Error::entry(name, "mkdir"))?;
+                }
+            }
+            Err(err) => return Err(Error::entry(name, "mkdir")(err)),
+        }
+        let owner = self.owner(name, e)?;
+        if !created || owner.is_some() || self.needs_chmod(e.mode) || !e.xattrs.is_empty() {
+            let dir = parent.fd();
+            let fd = fsutil::open_subdir(dir, base).map_err(Error::entry(name, "open directory"))?;
+            if let Some((u, g)) = owner {
+                rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
+            }
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+            if !e.xattrs.is_empty() {
+                self.set_xattrs(name, e, fd.as_fd())?;
+            }
+        }
+        self.dir_times.push((key.to_vec(), Self::times(e)));
+        Ok(())
+    }
+
+    fn symlink(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
+        if e.link.is_empty() || e.link.contains(&0) {
+            return Err(Error::UnsafePath {
+                entry: name.to_string(),
+                path: String::from_utf8_lossy(&e.link).into_owned(),
+                reason: "empty symlink target or NUL byte",
+            });
+        }
+        let dir = parent.fd();
+        match rustix::fs::symlinkat(e.link.as_slice(), dir, base) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                self.clear(name, dir, base, key)?;
+                let dir = parent.fd();
+                rustix::fs::symlinkat(e.link.as_slice(), dir, base).map_err(Error::entry(name, "symlink"))?;
+            }
+            Err(err) => return Err(Error::entry(name, "symlink")(err)),
+        }
+        let dir = parent.fd();
+        if let Some((u, g)) = self.owner(name, e)? {
+            rustix::fs::chownat(dir, base, Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(Error::entry(name, "chown"))?;
+        }
+        if !e.xattrs.is_empty() {
+            self.skip(name, "xattrs on a symlink");
+        }
+        rustix::fs::utimensat(dir, base, &Self::times(e), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(Error::entry(name, "set times"))?;
+        Ok(())
+    }
+
+    fn hardlink(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
+        let target_name = String::from_utf8_lossy(&e.link).into_owned();
+        let Some(tcomps) = normalize(name, &e.link, self.opts.limits.max_path_depth)? else {
+            return Err(Error::UnsafePath {
+                entry: name.to_string(),
+                path: target_name,
+                reason: "hardlink to the root",
+            });
+        };
+        let tkey = join(&tcomps);
+        if tkey == key {
+            return Err(Error::UnsafePath {
+                entry: name.to_string(),
+                path: target_name,
+                reason: "hardlink to itself",
+            });
+        }
+        if self.opts.format == LayerFormat::Overlay && !matches!(self.seen.get(&tkey), Some(Seen::Entry(_))) {
+            return Err(Error::LinkOutsideLayer {
+                entry: name.to_string(),
+                target: target_name,
+            });
+        }
+        let (tbase, tparent) = tcomps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
+        let tdir = match self.parent(name, tparent, false)? {
+            Some(p) => p,
+            None => return Err(Error::entry(name, "link")(Errno::NOENT)),
+        };
+        // The parent of the new link may have been evicted from the cache; keep our handle.
+        let link = || rustix::fs::linkat(tdir.fd(), tbase, parent.fd(), base, AtFlags::empty());
+        match link() {
+            Ok(()) => Ok(()),
+            Err(Errno::EXIST) => {
+                let dir = parent.fd();
+                self.clear(name, dir, base, key)?;
+                link().map_err(Error::entry(name, "link"))
+            }
+            Err(Errno::XDEV) => Err(Error::Escape {
+                entry: name.to_string(),
+                path: target_name,
+            }),
+            Err(err) => Err(Error::entry(name, "link")(err)),
+        }
+    }
+
+    fn node(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
+        let ft = match e.kind {
+            EntryKind::Char => FileType::CharacterDevice,
+            EntryKind::Block => FileType::BlockDevice,
+            _ => FileType::Fifo,
+        };
+        if ft != FileType::Fifo && !self.opts.privileged {
+            self.skip(name, "device node in an unprivileged unpack");
+            return Ok(());
+        }
+        let dev = rustix::fs::makedev(e.dev_major, e.dev_minor);
+        let mode = Mode::from_raw_mode(e.mode & 0o777);
+        let dir = parent.fd();
+        match rustix::fs::mknodat(dir, base, ft, mode, dev) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                self.clear(name, dir, base, key)?;
+                let dir = parent.fd();
+                rustix::fs::mknodat(dir, base, ft, mode, dev).map_err(Error::entry(name, "mknod"))?;
+            }
+            Err(err) => return Err(Error::entry(name, "mknod")(err)),
+        }
+        let dir = parent.fd();
+        if let Some((u, g)) = self.owner(name, e)? {
+            rustix::fs::chownat(dir, base, Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(Error::entry(name, "chown"))?;
+        }
+        if e.mode & 0o7000 != 0 || self.needs_chmod(e.mode) {
+            // Never open a device to chmod it: go through an O_PATH handle's proc link.
+            let p = rustix::fs::openat(
+                dir,
+                base,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(Error::entry(name, "open"))?;
+            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p));
+            rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+        }
+        rustix::fs::utimensat(dir, base, &Self::times(e), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(Error::entry(name, "set times"))?;
+        Ok(())
+    }
+
+    fn whiteout(&mut self, name: &str, parent_comps: &[&[u8]], target: &[u8]) -> Result<()> {
+        let mut tcomps: Vec<&[u8]> = parent_comps.to_vec();
+        tcomps.push(target);
+        let tkey = join(&tcomps);
+        let ours = self.seen.get(&tkey).copied();
+        match self.opts.format {
+            LayerFormat::Flatten => {
+                match ours {
+                    // This layer's own entry: the whiteout applies only to lower layers, so
+                    // keep it, minus anything lower layers put inside it.
+                    Some(Seen::Entry(EntryKind::Dir)) | Some(Seen::Implicit) => self.prune(name, &tcomps),
+                    Some(_) => Ok(()),
+                    None => {
+                        let Some(parent) = self.parent(name, parent_comps, false)? else {
+                            return Ok(()); // nothing below to hide
+                        };
+                        let dir = parent.fd();
+                        self.clear(name, dir, target, &tkey)
+                    }
+                }
+            }
+            LayerFormat::Overlay => match ours {
+                Some(Seen::Entry(EntryKind::Dir)) | Some(Seen::Implicit) => self.set_opaque(name, &tcomps),
+                Some(_) => Ok(()),
+                None => {
+                    self.seen.insert(tkey, Seen::Whiteout);
+                    let parent = self
+                        .parent(name, parent_comps, true)?
+                        .ok_or_else(|| Error::entry(name, "resolve parent directory")(Errno::NOENT))?;
+                    let dir = parent.fd();
+                    rustix::fs::mknodat(dir, target, FileType::CharacterDevice, Mode::empty(), 0)
+                        .map_err(Error::entry(name, "create whiteout device"))
+                }
+            },
+        }
+    }
+
+    fn opaque(&mut self, name: &str, dir_comps: &[&[u8]]) -> Result<()> {
+        let key = join(dir_comps);
+        self.seen.entry(key).or_insert(Seen::Opaque);
+        self.mark_touched(dir_comps);
+        match self.opts.format {
+            LayerFormat::Flatten => {
+                self.parent(name, dir_comps, true)?;
+                self.prune(name, dir_comps)
+            }
+            LayerFormat::Overlay => self.set_opaque(name, dir_comps),
+        }
+    }
+
+    fn set_opaque(&mut self, name: &str, dir_comps: &[&[u8]]) -> Result<()> {
+        let d = self
+            .parent(name, dir_comps, true)?
+            .ok_or_else(|| Error::entry(name, "resolve directory")(Errno::NOENT))?;
+        // fsetxattr needs a real fd, not O_PATH.
+        let fd = fsutil::open_subdir(d.fd(), b".").map_err(Error::entry(name, "open directory"))?;
+        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
+            .map_err(Error::entry(name, "set trusted.overlay.opaque"))
+    }
+
+    /// Removes from the directory `dir_comps` everything this layer did not put there
+    /// (an opaque marker applies to lower layers only, wherever it appears in the layer).
+    fn prune(&mut self, name: &str, dir_comps: &[&[u8]]) -> Result<()> {
+        let key = join(dir_comps);
+        let Some(parent) = self.parent(name, dir_comps, false)? else {
+            return Ok(());
+        };
+        let fd = fsutil::open_subdir(parent.fd(), b".").map_err(Error::entry(name, "open directory"))?;
+        let children = fsutil::list(fd.as_fd()).map_err(Error::entry(name, "read directory"))?;
+        for (child, ft) in children {
+            let mut ckey = key.clone();
+            if !ckey.is_empty() {
+                ckey.push(b'/');
+            }
+            ckey.extend_from_slice(&child);
+            if !self.touched.contains(&ckey) {
+                self.invalidate(&ckey);
+                fsutil::remove_all_at(fd.as_fd(), &child).map_err(Error::entry(name, "remove lower content"))?;
+            } else if ft == FileType::Directory {
+                let mut sub: Vec<&[u8]> = dir_comps.to_vec();
+                sub.push(&child);
+                self.prune(name, &sub)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        // Directory times last: creating their children changed them.
+        self.cache = None;
+        let times = std::mem::take(&mut self.dir_times);
+        for (key, t) in times.iter().rev() {
+            if key.is_empty() {
+                rustix::fs::utimensat(self.root, ".", t, AtFlags::empty()).map_err(Error::entry("/", "set times"))?;
+                continue;
+            }
+            let comps: Vec<&[u8]> = key.split(|&b| b == b'/').collect();
+            let (base, parent) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
+            let name = String::from_utf8_lossy(key).into_owned();
+            if let Some(p) = self.parent(&name, parent, false)? {
+                match rustix::fs::utimensat(p.fd(), base, t, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(err) => return Err(Error::entry(&name, "set times")(err)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn uid(u: u64) -> Uid {
+    // Range checked in `owner`.
+    Uid::from_raw(u as u32)
+}
+
+fn gid(g: u64) -> Gid {
+    Gid::from_raw(g as u32)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_paths() {
+        let n = |p: &str| normalize("e", p.as_bytes(), 8).map(|o| o.map(|c| join(&c)));
+        assert_eq!(n("./a//b/").unwrap(), Some(b"a/b".to_vec()));
+        assert_eq!(n("./").unwrap(), None);
+        assert_eq!(n("/").unwrap(), None);
+        assert_eq!(n("/.").unwrap(), None);
+        assert!(matches!(n("/etc/passwd"), Err(Error::UnsafePath { .. })));
+        assert!(matches!(n("a/../../b"), Err(Error::UnsafePath { .. })));
+        assert!(matches!(n(""), Err(Error::UnsafePath { .. })));
+        assert!(matches!(
+            n("a/b/c/d/e/f/g/h/i"),
+            Err(Error::LimitExceeded {
+                limit: Limit::PathDepth,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn maps_ids() {
+        let m = IdMap::shift(100_000, 65536);
+        assert_eq!(IdMap::map(&m.uids, 0), Some(100_000));
+        assert_eq!(IdMap::map(&m.uids, 65535), Some(165_535));
+        assert_eq!(IdMap::map(&m.uids, 65536), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! fd-relative filesystem helpers: every call takes a directory fd and a single name (or a
+//! path resolved with `openat2(RESOLVE_BENEATH)`), never a joined host path.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// Resolution flags for every lookup beneath a root: symlinks may be followed only while
+/// they stay beneath it; absolute symlinks, `..` past the root, magic links and mount
+/// crossings fail with `EXDEV`/`ELOOP`.
+pub(crate) const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
+
+/// Opens a directory beneath `root` as an `O_PATH` fd.
+pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        BENEATH,
+    )
+}
+
+/// Opens a directory entry `name` of `dir` for reading, refusing symlinks.
+pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a directory (without `.` and `..`).
+pub(crate) fn list(dir: BorrowedFd<'_>) -> Result<Vec<(Vec<u8>, FileType)>, Errno> {
+    let mut out = Vec::new();
+    let mut d = Dir::read_from(dir)?;
+    while let Some(e) = d.read() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((name.to_vec(), e.file_type()));
+    }
+    Ok(out)
+}
+
+/// Removes `name` in `dir` and, if it is a directory, everything beneath it. Missing is fine.
+pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = match open_subdir(dir, name) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    clear_dir(sub.as_fd())?;
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes everything inside a directory.
+pub(crate) fn clear_dir(dir: BorrowedFd<'_>) -> Result<(), Errno> {
+    for (name, ft) in list(dir)? {
+        if ft == FileType::Directory {
+            remove_all_at(dir, &name)?;
+        } else {
+            match rustix::fs::unlinkat(dir, &name, AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(Errno::ISDIR) => remove_all_at(dir, &name)?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a host directory tree, if present.
+///
+/// # Ambient authority
+/// Opens `path` from the process's view of the filesystem.
+pub(crate) fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other("cannot remove a root path"));
+    };
+    let parent = rustix::fs::open(
+        if parent.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            parent
+        },
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    use std::os::unix::ffi::OsStrExt;
+    remove_all_at(parent.as_fd(), name.as_bytes())?;
+    Ok(())
+}

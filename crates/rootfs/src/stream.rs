@@ -1,0 +1,287 @@
+//! The decompression side of layer application: a producer thread reads the blob,
+//! decompresses it, hashes the uncompressed bytes (the diff_id), counts them against the
+//! budgets and hands chunks to the consumer (the tar reader and file writer) through a
+//! bounded channel, so decompression and file writing overlap on two cores.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+
+use wharf_image::media::Compression;
+use wharf_image::{Algorithm, Digest, Hasher};
+
+use crate::error::{Error, Limit, Result};
+use crate::tar::Carried;
+
+const CHUNK: usize = 512 * 1024;
+const QUEUE: usize = 6;
+
+/// Budgets the producer enforces while decompressing.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLimits {
+    pub max_layer_bytes: u64,
+    pub max_image_bytes: u64,
+    pub max_ratio: u64,
+    pub image_used: Arc<AtomicU64>,
+}
+
+/// What the producer measured once the stream ended.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSummary {
+    pub diff_id: Digest,
+    pub uncompressed: u64,
+    pub compressed: u64,
+    pub compression: Compression,
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Done(StreamSummary),
+    Failed(Error),
+}
+
+/// The consumer's end: a `BufRead` over the producer's chunks.
+pub(crate) struct ChunkReader {
+    rx: Receiver<Msg>,
+    recycle: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    summary: Option<StreamSummary>,
+    failed: bool,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.cur.len() {
+            if self.summary.is_some() {
+                return Ok(&[]);
+            }
+            if self.failed {
+                return Err(io::Error::other("layer stream already failed"));
+            }
+            match self.rx.recv() {
+                Ok(Msg::Data(v)) => {
+                    let old = std::mem::replace(&mut self.cur, v);
+                    self.pos = 0;
+                    if old.capacity() >= CHUNK {
+                        let _ = self.recycle.send(old);
+                    }
+                }
+                Ok(Msg::Done(s)) => self.summary = Some(s),
+                Ok(Msg::Failed(e)) => {
+                    self.failed = true;
+                    return Err(Carried::io(e));
+                }
+                Err(_) => {
+                    self.failed = true;
+                    return Err(io::Error::other("layer decompression thread ended unexpectedly"));
+                }
+            }
+        }
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+/// Counts compressed bytes and marks errors of the blob itself, so they are told apart from
+/// decoder errors after passing through the decoder.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count.set(self.count.get() + n as u64);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(Carried::io(Error::Read(e))),
+        }
+    }
+}
+
+/// Runs `consume` on the decompressed stream of `blob` while a scoped thread decompresses.
+/// Returns `consume`'s value and the producer's summary; the summary is only available if
+/// the consumer read the stream to its end, which `consume` must do.
+pub(crate) fn run<R, T>(
+    blob: R,
+    compression: Option<Compression>,
+    limits: &StreamLimits,
+    consume: impl FnOnce(&mut ChunkReader) -> Result<T>,
+) -> Result<(T, StreamSummary)>
+where
+    R: Read + Send,
+{
+    let (tx, rx) = sync_channel::<Msg>(QUEUE);
+    let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let limits = limits.clone();
+        s.spawn(move || produce(blob, compression, &limits, &tx, &recycle_rx));
+        let mut reader = ChunkReader {
+            rx,
+            recycle: recycle_tx,
+            cur: Vec::new(),
+            pos: 0,
+            summary: None,
+            failed: false,
+        };
+        let value = consume(&mut reader)?;
+        // The consumer stops at the tar trailer; make sure the producer reached the end.
+        loop {
+            let buf = reader.fill_buf().map_err(|e| crate::tar::from_io(e, 0, None))?;
+            if buf.is_empty() {
+                break;
+            }
+            if buf.iter().any(|&b| b != 0) {
+                return Err(Error::TrailingGarbage { offset: 0 });
+            }
+            let n = buf.len();
+            reader.consume(n);
+        }
+        let summary = reader
+            .summary
+            .take()
+            .ok_or_else(|| Error::Read(io::Error::other("layer stream ended without a summary")))?;
+        Ok((value, summary))
+    })
+}
+
+fn produce<R: Read>(
+    blob: R,
+    compression: Option<Compression>,
+    limits: &StreamLimits,
+    tx: &SyncSender<Msg>,
+    recycle: &Receiver<Vec<u8>>,
+) {
+    let msg = match produce_inner(blob, compression, limits, tx, recycle) {
+        Ok(summary) => Msg::Done(summary),
+        Err(e) => Msg::Failed(e),
+    };
+    let _ = tx.send(msg);
+}
+
+fn decode_err(e: io::Error, compression: Compression) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
+        return crate::tar::from_io(e, 0, None);
+    }
+    match compression {
+        Compression::None => Error::Read(e),
+        Compression::Gzip => Error::Decompress {
+            compression: "gzip",
+            source: e,
+        },
+        Compression::Zstd => Error::Decompress {
+            compression: "zstd",
+            source: e,
+        },
+    }
+}
+
+fn produce_inner<R: Read>(
+    blob: R,
+    compression: Option<Compression>,
+    limits: &StreamLimits,
+    tx: &SyncSender<Msg>,
+    recycle: &Receiver<Vec<u8>>,
+) -> Result<StreamSummary> {
+    let count = Rc::new(Cell::new(0u64));
+    let mut buffered = BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner: blob,
+            count: count.clone(),
+        },
+    );
+    let compression = match compression {
+        Some(c) => c,
+        None => {
+            let head = buffered.fill_buf().map_err(|e| decode_err(e, Compression::None))?;
+            Compression::sniff(head)
+        }
+    };
+    let mut decoder: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| decode_err(e, Compression::Zstd))?)
+        }
+    };
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut total: u64 = 0;
+    loop {
+        let mut buf = match recycle.try_recv() {
+            Ok(b) => b,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
+        };
+        buf.resize(CHUNK, 0);
+        let mut filled = 0;
+        while filled < CHUNK {
+            match decoder.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(decode_err(e, compression)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        buf.truncate(filled);
+        hasher.update(&buf);
+        total += filled as u64;
+        if total > limits.max_layer_bytes {
+            return Err(Error::LimitExceeded {
+                limit: Limit::LayerBytes,
+                max: limits.max_layer_bytes,
+                entry: None,
+            });
+        }
+        let image = limits.image_used.fetch_add(filled as u64, Ordering::Relaxed) + filled as u64;
+        if image > limits.max_image_bytes {
+            return Err(Error::LimitExceeded {
+                limit: Limit::ImageBytes,
+                max: limits.max_image_bytes,
+                entry: None,
+            });
+        }
+        // A small layer may compress well; judge the ratio once there is something to judge.
+        let compressed = count.get().max(1024 * 1024);
+        if compression != Compression::None && total / compressed > limits.max_ratio {
+            return Err(Error::LimitExceeded {
+                limit: Limit::CompressionRatio,
+                max: limits.max_ratio,
+                entry: None,
+            });
+        }
+        if tx.send(Msg::Data(buf)).is_err() {
+            // The consumer gave up (it failed); nothing more to do.
+            return Err(Error::Read(io::Error::other("consumer ended")));
+        }
+    }
+    drop(decoder);
+    Ok(StreamSummary {
+        diff_id: hasher.finish(),
+        uncompressed: total,
+        compressed: count.get(),
+        compression,
+    })
+}
