@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::{Value, json};
 use wharf_image::validate::{self, DocumentKind, Problem};
@@ -309,10 +311,21 @@ impl Layout {
         fs::write(self.root.join("index.json"), serde_json::to_vec(&ix).unwrap()).unwrap();
     }
 
-    /// An image of a config and the given layers; returns the manifest descriptor.
+    /// An image of a config and the given layers (uncompressed content, stored gzipped, with
+    /// their diff IDs in the config); returns the manifest descriptor.
     fn image(&self, layers: &[&[u8]]) -> Value {
-        let config = self.json_blob(OCI_CONFIG, &oci_config());
-        let layers: Vec<Value> = layers.iter().map(|l| self.blob(OCI_LAYER_GZIP, l)).collect();
+        let layers: Vec<(&str, Vec<u8>, Digest)> = layers
+            .iter()
+            .map(|l| (OCI_LAYER_GZIP, gzip(l), Digest::sha256(l)))
+            .collect();
+        self.image_of(oci_config(), &layers)
+    }
+
+    /// An image from a config template and (media type, stored bytes, diff ID) layers.
+    fn image_of(&self, mut config: Value, layers: &[(&str, Vec<u8>, Digest)]) -> Value {
+        config["rootfs"]["diff_ids"] = layers.iter().map(|(_, _, id)| json!(id.to_string())).collect();
+        let config = self.json_blob(OCI_CONFIG, &config);
+        let layers: Vec<Value> = layers.iter().map(|(mt, bytes, _)| self.blob(mt, bytes)).collect();
         let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers});
         self.json_blob(OCI_MANIFEST, &manifest)
     }
@@ -320,6 +333,16 @@ impl Layout {
     fn problems(&self) -> Vec<Problem> {
         validate::layout(&self.root).unwrap()
     }
+}
+
+fn gzip(content: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(content).unwrap();
+    enc.finish().unwrap()
+}
+
+fn zstd(content: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(content, 3).unwrap()
 }
 
 fn blob_rel(content: &[u8]) -> String {
@@ -337,7 +360,7 @@ fn valid_layout_has_no_problems() {
         &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd64, arm64]}),
     );
     let docker_config = l.json_blob(DOCKER_CONFIG, &docker_config());
-    let docker_layer = l.blob(DOCKER_LAYER, &[0x1f, 0x8b, 8, 0, 1, 2, 3]);
+    let docker_layer = l.blob(DOCKER_LAYER, &gzip(b""));
     let docker_manifest = l.json_blob(
         DOCKER_MANIFEST,
         &json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": docker_config, "layers": [docker_layer.clone(), docker_layer]}),
@@ -351,31 +374,47 @@ fn valid_layout_has_no_problems() {
 #[test]
 fn layout_reports_missing_wrong_size_and_corrupted_blobs() {
     let l = Layout::new();
-    let (missing, short, corrupt): (&[u8], &[u8], &[u8]) = (b"missing layer", b"truncated layer", b"corrupted layer");
-    let manifest = l.image(&[missing, short, corrupt]);
+    let (missing, short, corrupt) = (
+        gzip(b"missing layer"),
+        gzip(b"truncated layer"),
+        gzip(b"corrupted layer"),
+    );
+    let layers: Vec<(&str, Vec<u8>, Digest)> = [
+        (&missing, "missing layer"),
+        (&short, "truncated layer"),
+        (&corrupt, "corrupted layer"),
+    ]
+    .into_iter()
+    .map(|(gz, raw)| (OCI_LAYER_GZIP, gz.clone(), Digest::sha256(raw.as_bytes())))
+    .collect();
+    let manifest = l.image_of(oci_config(), &layers);
     l.index(vec![manifest]);
     assert_eq!(l.problems(), [], "the layout is valid before it is damaged");
 
-    fs::remove_file(l.blob_path(missing)).unwrap();
-    fs::write(l.blob_path(short), &short[..5]).unwrap();
-    let mut flipped = corrupt.to_vec();
-    flipped[0] ^= 0x20;
-    fs::write(l.blob_path(corrupt), &flipped).unwrap();
+    fs::remove_file(l.blob_path(&missing)).unwrap();
+    fs::write(l.blob_path(&short), &short[..5]).unwrap();
+    let mut flipped = corrupt.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x20;
+    fs::write(l.blob_path(&corrupt), &flipped).unwrap();
 
     let problems = l.problems();
-    let mut expected = vec![blob_rel(missing), blob_rel(short), blob_rel(corrupt)];
+    let mut expected = vec![blob_rel(&missing), blob_rel(&short), blob_rel(&corrupt)];
     expected.sort();
     assert_eq!(sorted_paths(&problems), expected, "{problems:#?}");
     let msg = |c: &[u8]| problems.iter().find(|p| p.path == blob_rel(c)).unwrap().message.clone();
     assert!(
-        msg(missing).starts_with("missing: referenced by blobs/sha256/"),
+        msg(&missing).starts_with("missing: referenced by blobs/sha256/"),
         "{problems:#?}"
     );
-    assert!(msg(missing).ends_with("#/layers/0"), "{problems:#?}");
-    assert!(msg(short).starts_with("is 5 bytes, but"), "{problems:#?}");
-    assert!(msg(short).ends_with(&format!("says {}", short.len())), "{problems:#?}");
+    assert!(msg(&missing).ends_with("#/layers/0"), "{problems:#?}");
+    assert!(msg(&short).starts_with("is 5 bytes, but"), "{problems:#?}");
+    assert!(
+        msg(&short).ends_with(&format!("#/layers/1 says {}", short.len())),
+        "{problems:#?}"
+    );
     assert_eq!(
-        msg(corrupt),
+        msg(&corrupt),
         format!("corrupted: content hashes to {}", Digest::sha256(&flipped))
     );
 }
@@ -387,8 +426,9 @@ fn layout_reports_problems_in_its_files_and_documents() {
     // A config missing "os", behind a manifest whose own mediaType disagrees with its descriptor.
     let mut bad_config = oci_config();
     bad_config.as_object_mut().unwrap().remove("os");
+    bad_config["rootfs"]["diff_ids"] = json!([Digest::sha256(b"layer").to_string()]);
     let config = l.json_blob(OCI_CONFIG, &bad_config);
-    let layer = l.blob(OCI_LAYER_GZIP, b"layer");
+    let layer = l.blob(OCI_LAYER_GZIP, &gzip(b"layer"));
     let manifest_doc = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config, "layers": [layer]});
     let manifest = l.json_blob(OCI_MANIFEST, &manifest_doc);
     // An entry that says "manifest" but whose blob is not JSON.
@@ -441,8 +481,8 @@ fn a_blob_referenced_twice_is_reported_once() {
     let l = Layout::new();
     let manifest = l.image(&[b"shared", b"shared"]);
     l.index(vec![manifest.clone(), manifest]);
-    fs::remove_file(l.blob_path(b"shared")).unwrap();
-    assert_eq!(sorted_paths(&l.problems()), [blob_rel(b"shared")]);
+    fs::remove_file(l.blob_path(&gzip(b"shared"))).unwrap();
+    assert_eq!(sorted_paths(&l.problems()), [blob_rel(&gzip(b"shared"))]);
 }
 
 #[test]
@@ -453,4 +493,151 @@ fn unreadable_directory_is_an_error() {
     let file = tmp.path().join("file");
     fs::write(&file, b"x").unwrap();
     assert!(matches!(validate::layout(&file), Err(Error::Io { .. })));
+}
+
+#[test]
+fn layers_must_match_the_configs_diff_ids() {
+    let l = Layout::new();
+    let tar = b"plain tar content".to_vec();
+    let good = [
+        (OCI_LAYER_GZIP, gzip(b"gz"), Digest::sha256(b"gz")),
+        (
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            zstd(b"zst"),
+            Digest::sha256(b"zst"),
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar",
+            tar.clone(),
+            Digest::sha256(&tar),
+        ),
+    ];
+    let image = l.image_of(oci_config(), &good);
+    l.index(vec![image]);
+    assert_eq!(l.problems(), []);
+
+    // A wrong diff ID, a "gzip" layer that is not gzip, and one layer more than diff IDs.
+    let l = Layout::new();
+    let not_gzip = b"plain bytes".to_vec();
+    let bad = [
+        (OCI_LAYER_GZIP, gzip(b"one"), Digest::sha256(b"other")),
+        (OCI_LAYER_GZIP, not_gzip.clone(), Digest::sha256(&not_gzip)),
+    ];
+    let image = l.image_of(oci_config(), &bad);
+    let mut manifest: Value = serde_json::from_slice(
+        &fs::read(l.root.join(format!(
+            "blobs/sha256/{}",
+            image["digest"].as_str().unwrap().trim_start_matches("sha256:")
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let config_rel = format!(
+        "blobs/sha256/{}",
+        manifest["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    );
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(l.blob(OCI_LAYER_GZIP, &gzip(b"extra")));
+    let image = l.json_blob(OCI_MANIFEST, &manifest);
+    let manifest_rel = blob_rel(&serde_json::to_vec(&manifest).unwrap());
+    l.index(vec![image]);
+
+    let problems = l.problems();
+    let mut expected = vec![
+        format!("{config_rel}#/rootfs/diff_ids/0"),
+        blob_rel(&not_gzip),
+        format!("{manifest_rel}#/layers"),
+    ];
+    expected.sort();
+    assert_eq!(sorted_paths(&problems), expected, "{problems:#?}");
+    let msg = |p: &str| problems.iter().find(|x| x.path == p).unwrap().message.clone();
+    assert_eq!(
+        msg(&format!("{config_rel}#/rootfs/diff_ids/0")),
+        format!(
+            "is {}, but layer {} uncompresses to {}",
+            Digest::sha256(b"other"),
+            blob_rel(&gzip(b"one")),
+            Digest::sha256(b"one")
+        )
+    );
+    assert!(
+        msg(&blob_rel(&not_gzip)).starts_with("is not valid gzip"),
+        "{problems:#?}"
+    );
+    assert!(
+        msg(&format!("{manifest_rel}#/layers")).starts_with("has 3 layers, but the config"),
+        "{problems:#?}"
+    );
+}
+
+/// Runs a tool the test needs; fails, naming the package, if it is not installed.
+fn run(tool: &str, args: &[&str], cwd: &std::path::Path) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs `{tool}` (Debian package {tool}): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn layouts_written_by_umoci_and_skopeo_are_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("hello.txt"), b"hello from wharf\n").unwrap();
+    run("umoci", &["init", "--layout", "umoci"], dir);
+    run("umoci", &["new", "--image", "umoci:t"], dir);
+    run(
+        "umoci",
+        &["insert", "--rootless", "--image", "umoci:t", "hello.txt", "/hello.txt"],
+        dir,
+    );
+    run(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            "umoci:t",
+            "--config.cmd",
+            "/bin/true",
+            "--config.env",
+            "A=1",
+        ],
+        dir,
+    );
+    assert_eq!(validate::layout(&dir.join("umoci")).unwrap(), []);
+
+    run("skopeo", &["copy", "--quiet", "oci:umoci:t", "oci:skopeo:v1"], dir);
+    assert_eq!(validate::layout(&dir.join("skopeo")).unwrap(), []);
+
+    // Remove the layer umoci wrote: exactly that blob is reported.
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("skopeo/index.json")).unwrap()).unwrap();
+    let manifest_hex = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(dir.join("skopeo/blobs/sha256").join(&manifest_hex)).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let layer_hex = layers[layers.len() - 1]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    fs::remove_file(dir.join("skopeo/blobs/sha256").join(layer_hex)).unwrap();
+    let problems = validate::layout(&dir.join("skopeo")).unwrap();
+    assert_eq!(
+        sorted_paths(&problems),
+        [format!("blobs/sha256/{layer_hex}")],
+        "{problems:#?}"
+    );
 }
