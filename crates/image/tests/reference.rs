@@ -7,11 +7,13 @@ const SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
 const SHA512: &str = "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
 
 /// input, registry, repository, tag, digest
-fn valid_cases() -> Vec<(String, &'static str, String, Option<String>, Option<&'static str>)> {
+type Case = (String, &'static str, String, Option<String>, Option<&'static str>);
+
+fn valid_cases() -> Vec<Case> {
     let long_tag = format!("v{}", "1".repeat(127));
     // docker.io/ (10) + library/ (8) + 237 = 255
     let longest = "a".repeat(237);
-    let mut cases: Vec<(String, &'static str, String, Option<String>, Option<&'static str>)> = [
+    let mut cases: Vec<Case> = [
         ("nginx", "docker.io", "library/nginx", Some("latest"), None),
         ("nginx:1.25", "docker.io", "library/nginx", Some("1.25"), None),
         ("library/nginx", "docker.io", "library/nginx", Some("latest"), None),
