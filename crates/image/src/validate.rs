@@ -184,11 +184,11 @@ fn media_kind(media_type: &str) -> Kind {
     media::kind(&media::parse(media_type))
 }
 
-/// Digest algorithm and hex must be verifiable; size must not be negative.
+/// Digest algorithm and hex must be verifiable; size must not be negative; embedded `data`
+/// must be base64 of content with the descriptor's size and digest.
 fn descriptor_rules(d: &Value, path: &str, out: &mut Vec<Problem>) {
-    if let Some(digest) = str_at(d, "digest")
-        && let Err(e) = digest.parse::<Digest>()
-    {
+    let digest = str_at(d, "digest").map(str::parse::<Digest>);
+    if let Some(Err(e)) = &digest {
         out.push(Problem::new(format!("{path}/digest"), e.to_string()));
     }
     if let Some(size) = d.get("size").and_then(Value::as_i64)
@@ -196,6 +196,70 @@ fn descriptor_rules(d: &Value, path: &str, out: &mut Vec<Problem>) {
     {
         out.push(Problem::new(format!("{path}/size"), format!("size {size} is negative")));
     }
+    if let Some(data) = str_at(d, "data") {
+        let at = format!("{path}/data");
+        match base64_decode(data) {
+            None => out.push(Problem::new(at, "is not valid base64")),
+            Some(bytes) => {
+                let size = d.get("size").and_then(Value::as_u64);
+                if let Some(size) = size.filter(|&s| s != bytes.len() as u64) {
+                    out.push(Problem::new(
+                        at,
+                        format!("decodes to {} bytes, but size says {size}", bytes.len()),
+                    ));
+                } else if let Some(Ok(digest)) = digest {
+                    let actual = Digest::of(digest.algorithm(), &bytes);
+                    if actual != digest {
+                        out.push(Problem::new(
+                            at,
+                            format!("decodes to content with digest {actual}, but digest says {digest}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), as Go encodes `[]byte` in JSON.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 4 != 0 {
+        return None;
+    }
+    let chunks = b.len() / 4;
+    let mut out = Vec::with_capacity(chunks * 3);
+    for (ci, chunk) in b.chunks(4).enumerate() {
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' if ci + 1 == chunks && i >= 2 => {
+                    pad += 1;
+                    0
+                }
+                _ => return None,
+            };
+            if pad > 0 && c != b'=' {
+                return None;
+            }
+            n = (n << 6) | u32::from(v);
+        }
+        let [_, hi, mid, lo] = n.to_be_bytes();
+        out.push(hi);
+        if pad < 2 {
+            out.push(mid);
+        }
+        if pad < 1 {
+            out.push(lo);
+        }
+    }
+    Some(out)
 }
 
 fn each_item<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = (String, &'v Value)> {
@@ -297,6 +361,24 @@ mod tests {
             "annotations": {"k": "v"}
         });
         assert_eq!(json(DocumentKind::Manifest, &m), []);
+    }
+
+    #[test]
+    fn base64() {
+        let cases: [(&str, Option<&[u8]>); 9] = [
+            ("", Some(b"")),
+            ("e30=", Some(b"{}")),
+            ("YQ==", Some(b"a")),
+            ("YWJj", Some(b"abc")),
+            ("+/+/", Some(&[0xfb, 0xff, 0xbf])),
+            ("YQ=", None),
+            ("YQ=a", None),
+            ("Y===", None),
+            ("e30=e30=", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(base64_decode(input).as_deref(), want, "{input}");
+        }
     }
 
     #[test]

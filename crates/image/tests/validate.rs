@@ -270,6 +270,34 @@ fn index_entries_must_be_manifests() {
 }
 
 #[test]
+fn embedded_data_must_match_size_and_digest() {
+    let ok = json!({"mediaType": "application/json", "size": 2, "digest": Digest::sha256(b"{}").to_string(), "data": "e30="});
+    assert_eq!(check(DocumentKind::Descriptor, &ok), []);
+    let mut not_base64 = ok.clone();
+    not_base64["data"] = json!("e30");
+    let mut wrong_size = ok.clone();
+    wrong_size["data"] = json!("e30K");
+    let mut wrong_digest = ok.clone();
+    wrong_digest["data"] = json!("W10=");
+    let m = json!({"schemaVersion": 2, "config": ok, "layers": [not_base64, wrong_size, wrong_digest],
+        "artifactType": "application/x"});
+    let problems = check(DocumentKind::Manifest, &m);
+    let got: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "/layers/0/data: is not valid base64".to_string(),
+            "/layers/1/data: decodes to 3 bytes, but size says 2".to_string(),
+            format!(
+                "/layers/2/data: decodes to content with digest {}, but digest says {}",
+                Digest::sha256(b"[]"),
+                Digest::sha256(b"{}")
+            ),
+        ]
+    );
+}
+
+#[test]
 fn malformed_json_is_one_problem() {
     let p = validate::document(DocumentKind::Manifest, b"{\"schemaVersion\": 2,");
     assert_eq!(p.len(), 1);
