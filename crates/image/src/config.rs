@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oci_spec::image::{Config, History, ImageConfiguration};
+use oci_spec::image::{Config, History, ImageConfiguration, MediaType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,6 +57,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         #[source]
         source: DigestError,
+    },
+    /// The descriptor's media type is not an image config's.
+    #[error("media type {found:?} is not an image config (OCI or Docker)")]
+    MediaType {
+        /// The media type given.
+        found: String,
     },
     /// The config could not be written as JSON.
     #[error("cannot serialise image config: {reason}")]
@@ -150,6 +156,22 @@ impl ImageConfig {
         };
         let inner: ImageConfiguration = serde_json::from_value(doc).map_err(malformed)?;
         ImageConfig::from_parts(inner, docker)
+    }
+
+    /// Parses a config blob after checking that its descriptor's media type is an image
+    /// config's: OCI's `application/vnd.oci.image.config.v1+json` or Docker's
+    /// `application/vnd.docker.container.image.v1+json`.
+    ///
+    /// # Errors
+    /// [`ConfigError::MediaType`] for any other media type (a manifest, a layer, an artifact's
+    /// config), else as [`ImageConfig::parse`].
+    pub fn parse_as(media_type: &MediaType, bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
+        if crate::media::kind(media_type) != crate::media::Kind::Config {
+            return Err(ConfigError::MediaType {
+                found: media_type.to_string(),
+            });
+        }
+        ImageConfig::parse(bytes)
     }
 
     /// Wraps an oci-spec config after checking it as [`ImageConfig::parse`] does.

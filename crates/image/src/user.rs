@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -147,9 +147,9 @@ impl RootfsUsers {
     ///
     /// # Errors
     /// As [`RootfsUsers::read`].
-    pub fn read_at(rootfs: &OwnedFd) -> Result<RootfsUsers, UserError> {
-        let passwd = read_db(rootfs, "/etc/passwd")?;
-        let group = read_db(rootfs, "/etc/group")?;
+    pub fn read_at(rootfs: impl AsFd) -> Result<RootfsUsers, UserError> {
+        let passwd = read_db(rootfs.as_fd(), "/etc/passwd")?;
+        let group = read_db(rootfs.as_fd(), "/etc/group")?;
         Ok(RootfsUsers {
             passwd: parse_passwd(&passwd),
             group: parse_group(&group),
@@ -341,12 +341,12 @@ fn id_field(s: &str) -> Option<u32> {
 }
 
 /// Reads one database file of the rootfs, resolving `path` as if `rootfs` were `/`.
-fn read_db(rootfs: &OwnedFd, file: &'static str) -> Result<String, UserError> {
+fn read_db(rootfs: BorrowedFd<'_>, file: &'static str) -> Result<String, UserError> {
     let read_err = |e: io::Error| UserError::Read { file, source: e };
     let relative = file.trim_start_matches('/');
     // NONBLOCK: opening a FIFO planted by the image must not hang us.
     let fd = match rustix::fs::openat2(
-        rootfs.as_fd(),
+        rootfs,
         relative,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),

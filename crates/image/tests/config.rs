@@ -302,6 +302,39 @@ fn with_added_layer_appends_diff_id_and_history() {
 }
 
 #[test]
+fn parse_as_checks_the_media_type() {
+    use wharf_image::oci_spec::image::MediaType;
+    let bytes = fixture("docker-nginx.json");
+    let docker = MediaType::from("application/vnd.docker.container.image.v1+json");
+    assert_eq!(
+        ImageConfig::parse_as(&docker, &bytes).unwrap(),
+        parse("docker-nginx.json")
+    );
+    let oci = MediaType::ImageConfig;
+    assert_eq!(
+        ImageConfig::parse_as(&oci, &fixture("oci-buildkit.json")).unwrap(),
+        parse("oci-buildkit.json")
+    );
+    for wrong in [
+        MediaType::ImageManifest,
+        MediaType::ImageLayerGzip,
+        MediaType::from("application/vnd.cncf.helm.config.v1+json"),
+    ] {
+        assert_eq!(
+            ImageConfig::parse_as(&wrong, &bytes),
+            Err(ConfigError::MediaType {
+                found: wrong.to_string()
+            })
+        );
+    }
+    // A right media type does not excuse bad content.
+    assert!(matches!(
+        ImageConfig::parse_as(&oci, b"{"),
+        Err(ConfigError::Malformed { .. })
+    ));
+}
+
+#[test]
 fn from_inner_validates() {
     let mut inner = parse("oci-minimal.json").into_inner();
     inner.rootfs_mut().diff_ids_mut().push("sha256:short".into());

@@ -557,3 +557,120 @@ fn spec_keeps_runc_defaults_and_sets_root_hostname_terminal() {
         "{json}"
     );
 }
+
+fn umoci(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("umoci")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("umoci is required for this test (Debian package umoci): {e}"));
+    assert!(
+        out.status.success(),
+        "umoci {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The config umoci wrote for `tag` in the layout `lay`, parsed through its descriptor.
+fn umoci_config(dir: &Path, tag: &str) -> ImageConfig {
+    let index = json_file(&dir.join("lay/index.json"));
+    let blob = |digest: &serde_json::Value| dir.join("lay/blobs/sha256").join(&digest.as_str().unwrap()[7..]);
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let manifest = json_file(&blob(&desc["digest"]));
+    let media_type = wharf_image::oci_spec::image::MediaType::from(manifest["config"]["mediaType"].as_str().unwrap());
+    ImageConfig::parse_as(&media_type, &fs::read(blob(&manifest["config"]["digest"])).unwrap()).unwrap()
+}
+
+/// umoci implements the same conversion (`umoci raw runtime-config`): on an image umoci made
+/// itself, both must agree on args, cwd, user, environment and annotations.
+#[test]
+fn umoci_agrees_on_conversion() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    fs::create_dir_all(dir.join("rfs/etc")).unwrap();
+    fs::write(dir.join("rfs/etc/passwd"), PASSWD).unwrap();
+    fs::write(dir.join("rfs/etc/group"), GROUP).unwrap();
+    umoci(dir, &["init", "--layout", "lay"]);
+    umoci(dir, &["new", "--image", "lay:base"]);
+    #[rustfmt::skip]
+    umoci(dir, &[
+        "config", "--image", "lay:base", "--tag", "conf",
+        "--config.exposedports", "80/tcp", "--config.exposedports", "53/udp",
+        "--config.env", "A=1", "--config.env", "PATH=/bin",
+        "--config.entrypoint", "/bin/sh", "--config.cmd", "-c", "--config.cmd", "echo hi",
+        "--config.volume", "/data", "--config.label", "com.example.k=v",
+        "--config.workingdir", "/srv", "--config.stopsignal", "SIGINT",
+        "--author", "wharf tests", "--history.created_by", "umoci config",
+    ]);
+    for (i, user) in ["app", "app:staff", "1000", "4242", "4242:audio", "nginx", "root"]
+        .iter()
+        .enumerate()
+    {
+        let tag = format!("u{i}");
+        umoci(
+            dir,
+            &["config", "--image", "lay:conf", "--tag", &tag, "--config.user", user],
+        );
+        let out = format!("{tag}.json");
+        umoci(
+            dir,
+            &[
+                "raw",
+                "runtime-config",
+                "--image",
+                &format!("lay:{tag}"),
+                "--rootfs",
+                "rfs",
+                &out,
+            ],
+        );
+        let theirs = json_file(&dir.join(&out));
+
+        let config = umoci_config(dir, &tag);
+        assert_eq!(config.user(), Some(*user));
+        let o = RuntimeOverrides {
+            rootfs: Some(dir.join("rfs")),
+            ..Default::default()
+        };
+        let ours = serde_json::to_value(runtime_spec(&config, &o).unwrap()).unwrap();
+
+        for field in ["args", "cwd", "user"] {
+            assert_eq!(
+                ours["process"][field], theirs["process"][field],
+                "{user}: process.{field}"
+            );
+        }
+        // umoci always allocates a terminal (TERM), sets HOME only for users in passwd and
+        // moves PATH first; the rest must match.
+        let env = |spec: &serde_json::Value| -> std::collections::BTreeSet<String> {
+            spec["process"]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_string())
+                .filter(|e| !e.starts_with("TERM="))
+                .filter(|e| e != "HOME=/")
+                .collect()
+        };
+        assert_eq!(env(&ours), env(&theirs), "{user}: process.env");
+        let mut ours_annotations = ours["annotations"].as_object().unwrap().clone();
+        assert_eq!(
+            ours_annotations.remove(VOLUMES_ANNOTATION),
+            Some(serde_json::Value::from("/data"))
+        );
+        assert_eq!(
+            serde_json::Value::Object(ours_annotations),
+            theirs["annotations"],
+            "{user}: annotations"
+        );
+    }
+}
