@@ -1,1 +1,35 @@
-//! The OCI distribution protocol client (not implemented yet: see the registry issue).
+//! The OCI distribution protocol client of wharf: pull into and push from a
+//! [`wharf_image::Store`], tags, catalog, delete and restore, referrers, and registry auth.
+//!
+//! - [`Client`] ([`ClientConfig`]): one per process; shares connections, credentials and
+//!   bearer tokens among all requests. Retries with backoff (connection errors, 408, 429
+//!   with `Retry-After`, 5xx), follows redirects itself so that `Authorization` never
+//!   leaves the registry's origin, and re-authenticates once when a token lacks a scope.
+//! - [`Repository`] and [`ManifestRef`]: what the endpoint methods address.
+//! - [`auth`]: `WWW-Authenticate` challenges and [`Credentials`]; [`credentials`] reads
+//!   Docker's `config.json`, credential helpers and `$REGISTRY_AUTH_FILE`.
+//! - [`Error`]: one enum; registry JSON error bodies are decoded into [`RegistryErrors`].
+//!
+//! # Why not oci-client
+//! `oci-client` lacks DELETE, `Link` pagination, retries, docker credentials, re-auth on a
+//! missing scope, resumable downloads and progress, and holds whole layers in memory. It is
+//! kept as a dev-dependency to prove that the two interoperate.
+//!
+//! # Plain http
+//! Only `localhost`, `127.0.0.0/8`, `[::1]` and registries listed in
+//! [`ClientConfig::insecure_registries`] are reached over `http://`; a redirect or token
+//! realm that would downgrade another registry to http is refused ([`Error::Insecure`]).
+
+pub mod auth;
+mod client;
+pub mod credentials;
+mod endpoints;
+pub mod error;
+mod upload;
+
+pub use auth::Credentials;
+pub use client::{Client, ClientConfig};
+pub use endpoints::{FetchedManifest, MAX_PAGES, ManifestRef, Page, Repository};
+pub use error::{Error, RegistryError, RegistryErrors, Result};
+pub use reqwest::{StatusCode, Url};
+pub use upload::{BlobSource, Uploaded};
