@@ -111,6 +111,33 @@ fn valid_cases() -> Vec<Case> {
             Some("v1"),
             Some(SHA256),
         ),
+        // Cases from the distribution project's own normalisation tests.
+        ("192.168.0.1", "docker.io", "library/192.168.0.1", Some("latest"), None),
+        ("192.168.0.1:80", "docker.io", "library/192.168.0.1", Some("80"), None),
+        (
+            "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+            "docker.io",
+            "library/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+            Some("latest"),
+            None,
+        ),
+        ("DOCKER/docker", "DOCKER", "docker", Some("latest"), None),
+        ("test_com/foo", "docker.io", "test_com/foo", Some("latest"), None),
+        (
+            "xn--n3h.com:18080/foo",
+            "xn--n3h.com:18080",
+            "foo",
+            Some("latest"),
+            None,
+        ),
+        ("dock__er/docker", "docker.io", "dock__er/docker", Some("latest"), None),
+        (
+            "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+            "[fc00:1:2:3:4:5:6:7]:5000",
+            "library/debian",
+            Some("latest"),
+            None,
+        ),
     ]
     .into_iter()
     .map(|(i, reg, repo, tag, d)| {
@@ -191,6 +218,19 @@ fn invalid_cases() -> Vec<(String, &'static str)> {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "Identifier",
         ),
+        // Cases from the distribution project's own normalisation tests.
+        ("https://github.com/docker/docker", "Domain"),
+        ("-docker.io/docker/docker", "Domain"),
+        ("fc00::1:5000/debian", "Domain"),
+        ("[fe80::1%eth0]:5000/debian", "Domain"),
+        ("[2001:db8:3:4::192.0.2.33]:5000/debian", "Domain"),
+        ("____/____", "Repository"),
+        // A first element with '.' is a registry, so here the registry is what is wrong.
+        ("dock-.er/docker", "Domain"),
+        ("dock-.er", "Repository"),
+        ("docker-/docker", "Repository"),
+        ("docker.io/docker/Docker", "UppercaseRepository"),
+        ("[fc00::1]", "Tag"),
     ]
     .into_iter()
     .map(|(i, k)| (i.replace("SHA256", SHA256), k))
