@@ -289,9 +289,9 @@ impl ImageConfig {
         self.inner.created().as_deref()
     }
 
-    /// Who made the image, if recorded.
+    /// Who made the image, if recorded (not empty).
     pub fn author(&self) -> Option<&str> {
-        self.inner.author().as_deref()
+        non_empty(self.inner.author().as_deref())
     }
 
     /// Operating system (`linux`).
@@ -304,14 +304,14 @@ impl ImageConfig {
         self.inner.architecture().to_string()
     }
 
-    /// CPU variant (`v7`), if recorded.
+    /// CPU variant (`v7`), if recorded (not empty).
     pub fn variant(&self) -> Option<&str> {
-        self.inner.variant().as_deref()
+        non_empty(self.inner.variant().as_deref())
     }
 
     /// `os.version`, if recorded (Windows images).
     pub fn os_version(&self) -> Option<&str> {
-        self.inner.os_version().as_deref()
+        non_empty(self.inner.os_version().as_deref())
     }
 
     /// `os.features`; empty when not recorded.

@@ -130,6 +130,27 @@ fn docker_only_fields_and_missing_diff_ids() {
 }
 
 #[test]
+fn empty_strings_are_unset() {
+    let c = ImageConfig::parse(
+        br#"{"architecture":"arm64","os":"linux","variant":"","author":"","os.version":"",
+             "config":{"User":"","WorkingDir":"","StopSignal":""},"rootfs":{"type":"layers"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.variant(),
+            c.author(),
+            c.os_version(),
+            c.user(),
+            c.working_dir(),
+            c.stop_signal()
+        ),
+        (None, None, None, None, None, None)
+    );
+    assert_eq!(c.platform(), Platform::new("linux", "arm64", None));
+}
+
+#[test]
 fn minimal_oci_config_has_no_execution_parameters() {
     let c = parse("oci-minimal.json");
     assert_eq!(c.cmd(), None);
