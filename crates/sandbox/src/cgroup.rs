@@ -1,0 +1,573 @@
+//! Control groups: a small layer that writes the cgroup files directly, for cgroup v1 and v2.
+//!
+//! Why not `cgroups-rs`: its current releases (0.5) depend unconditionally on `zbus` (an async D-Bus stack, for a
+//! systemd manager we do not use) and `nix`, which would more than double this crate's build; and its `auto()`
+//! picks one hierarchy for the whole host, while a hybrid host (v1 controllers plus a cgroup2 mount at
+//! `/sys/fs/cgroup/unified` with no controllers in it, as on this project's machines) needs the choice made per
+//! controller. The dozen files a container runtime touches are simple to write directly.
+//!
+//! Which version is used: v1 when the `memory` controller is mounted as a v1 hierarchy, otherwise v2 when a cgroup2
+//! mount offers `memory`. [`CgroupDriver::detect`] reports the choice.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which cgroup hierarchy the container's limits go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgroupVersion {
+    /// Legacy per-controller hierarchies.
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+/// The controllers this crate manages on v1.
+const V1_CONTROLLERS: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
+];
+
+/// The cgroup hierarchies found on the host, and the one used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupDriver {
+    /// The version used for limits.
+    pub version: CgroupVersion,
+    /// v1: `(controller, mount point)`; v2: `("", mount point)`.
+    pub mounts: Vec<(String, PathBuf)>,
+}
+
+impl CgroupDriver {
+    /// Find the cgroup hierarchies in `/proc/self/mountinfo` and choose one.
+    ///
+    /// # Errors
+    /// [`Error::CgroupUnavailable`] when neither a v1 memory hierarchy nor a cgroup2 mount with the memory controller
+    /// exists.
+    pub fn detect() -> Result<CgroupDriver> {
+        let info = fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
+        let mut v1 = Vec::new();
+        let mut v2 = Vec::new();
+        for line in info.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mountpoint) = left.split(' ').nth(4) else {
+                continue;
+            };
+            let mut r = right.split(' ');
+            let fstype = r.next().unwrap_or("");
+            let _source = r.next();
+            let opts = r.next().unwrap_or("");
+            match fstype {
+                "cgroup" => {
+                    for c in opts.split(',') {
+                        if V1_CONTROLLERS.contains(&c) {
+                            v1.push((c.to_owned(), PathBuf::from(mountpoint)));
+                        }
+                    }
+                }
+                "cgroup2" => v2.push(PathBuf::from(mountpoint)),
+                _ => {}
+            }
+        }
+        if v1.iter().any(|(c, _)| c == "memory") {
+            return Ok(CgroupDriver {
+                version: CgroupVersion::V1,
+                mounts: v1,
+            });
+        }
+        for m in v2 {
+            let ctrls = fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default();
+            if ctrls.split_whitespace().any(|c| c == "memory") {
+                return Ok(CgroupDriver {
+                    version: CgroupVersion::V2,
+                    mounts: vec![(String::new(), m)],
+                });
+            }
+        }
+        Err(Error::CgroupUnavailable {
+            controller: "memory".into(),
+            reason: "neither a cgroup v1 memory hierarchy nor a cgroup2 mount offering memory is mounted".into(),
+        })
+    }
+
+    fn mount_of(&self, controller: &str) -> Option<&Path> {
+        self.mounts
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// One container's cgroup (a directory per v1 controller, or one v2 directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// The version in use.
+    pub version: CgroupVersion,
+    /// v1: `(controller, directory)` for each managed controller; v2: one entry with an empty controller name.
+    pub dirs: Vec<(String, PathBuf)>,
+}
+
+fn write(path: &Path, value: &str, what: &'static str) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| Error::Cgroup {
+            path: path.to_owned(),
+            what,
+            source,
+        })?;
+    f.write_all(value.as_bytes()).map_err(|source| Error::Cgroup {
+        path: path.to_owned(),
+        what,
+        source,
+    })
+}
+
+fn read(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    read(path)?.trim().parse().ok()
+}
+
+fn keyed(path: &Path, key: &str) -> Option<u64> {
+    read(path)?.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        if k == key { v.trim().parse().ok() } else { None }
+    })
+}
+
+/// Resource usage of a container's cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Current memory usage in bytes.
+    pub memory_usage: u64,
+    /// Peak memory usage in bytes (`None` where the kernel does not report it).
+    pub memory_peak: Option<u64>,
+    /// The memory limit in bytes (`None`: unlimited).
+    pub memory_limit: Option<u64>,
+    /// CPU time used, in nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Number of tasks in the cgroup.
+    pub pids_current: u64,
+    /// How many processes the OOM killer killed in this cgroup.
+    pub oom_kills: u64,
+}
+
+impl Cgroup {
+    /// Create the cgroup `rel` (relative to each hierarchy's root, e.g. `wharf/ID`) and apply `resources`.
+    ///
+    /// # Errors
+    /// [`Error::Cgroup`] when a directory or file cannot be written, [`Error::CgroupUnavailable`] when a limit needs a
+    /// controller or file the host lacks (e.g. swap limits without swap accounting).
+    pub fn create(driver: &CgroupDriver, rel: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        let mut dirs = Vec::new();
+        match driver.version {
+            CgroupVersion::V1 => {
+                for c in V1_CONTROLLERS {
+                    let Some(m) = driver.mount_of(c) else { continue };
+                    let dir = m.join(rel);
+                    if c == "cpuset" {
+                        create_cpuset_v1(m, rel)?;
+                    } else {
+                        fs::create_dir_all(&dir).map_err(|source| Error::Cgroup {
+                            path: dir.clone(),
+                            what: "create",
+                            source,
+                        })?;
+                    }
+                    dirs.push((c.to_owned(), dir));
+                }
+            }
+            CgroupVersion::V2 => {
+                let (_, root) = &driver.mounts[0];
+                // Enable the controllers down the path so the leaf gets their files.
+                let mut cur = root.clone();
+                let avail = read(&root.join("cgroup.controllers")).unwrap_or_default();
+                let wanted: Vec<&str> = avail
+                    .split_whitespace()
+                    .filter(|c| ["memory", "cpu", "cpuset", "pids", "io"].contains(c))
+                    .collect();
+                for comp in rel.components() {
+                    let ctl: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+                    // Best effort: a controller already enabled or not delegated is not an error here; a missing
+                    // file is reported when the limit is written.
+                    let _ = write(
+                        &cur.join("cgroup.subtree_control"),
+                        ctl.trim_end(),
+                        "enable controllers",
+                    );
+                    cur = cur.join(comp);
+                    if !cur.exists() {
+                        fs::create_dir(&cur).map_err(|source| Error::Cgroup {
+                            path: cur.clone(),
+                            what: "create",
+                            source,
+                        })?;
+                    }
+                }
+                dirs.push((String::new(), cur));
+            }
+        }
+        let cg = Cgroup {
+            version: driver.version,
+            dirs,
+        };
+        if let Some(r) = resources {
+            if let Err(e) = cg.update(r) {
+                let _ = cg.delete();
+                return Err(e);
+            }
+        }
+        Ok(cg)
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        match self.version {
+            CgroupVersion::V1 => self
+                .dirs
+                .iter()
+                .find(|(c, _)| c == controller)
+                .map(|(_, d)| d.as_path()),
+            CgroupVersion::V2 => self.dirs.first().map(|(_, d)| d.as_path()),
+        }
+    }
+
+    fn need(&self, controller: &str, file: &str) -> Result<PathBuf> {
+        let dir = self.dir(controller).ok_or_else(|| Error::CgroupUnavailable {
+            controller: controller.into(),
+            reason: "not mounted".into(),
+        })?;
+        let p = dir.join(file);
+        if !p.exists() {
+            return Err(Error::CgroupUnavailable {
+                controller: controller.into(),
+                reason: format!("{} does not exist", p.display()),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Apply (or change, on a running container) the limits in `r`.
+    ///
+    /// # Errors
+    /// As [`Cgroup::create`].
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        let v1 = self.version == CgroupVersion::V1;
+        if let Some(m) = r.memory() {
+            if v1 {
+                // Raising the limit must come before raising memsw, and lowering memsw before lowering the limit:
+                // try one order, then the other.
+                let set = |limit: Option<i64>, swap: Option<i64>| -> Result<()> {
+                    if let Some(l) = limit {
+                        write(
+                            &self.need("memory", "memory.limit_in_bytes")?,
+                            &l.to_string(),
+                            "memory limit",
+                        )?;
+                    }
+                    if let Some(s) = swap {
+                        write(
+                            &self.need("memory", "memory.memsw.limit_in_bytes")?,
+                            &s.to_string(),
+                            "swap limit",
+                        )?;
+                    }
+                    Ok(())
+                };
+                if set(m.limit(), m.swap()).is_err() {
+                    if let Some(s) = m.swap() {
+                        write(
+                            &self.need("memory", "memory.memsw.limit_in_bytes")?,
+                            &s.to_string(),
+                            "swap limit",
+                        )?;
+                    }
+                    set(m.limit(), None)?;
+                }
+                if let Some(res) = m.reservation() {
+                    write(
+                        &self.need("memory", "memory.soft_limit_in_bytes")?,
+                        &res.to_string(),
+                        "memory reservation",
+                    )?;
+                }
+                if let Some(sw) = m.swappiness() {
+                    write(
+                        &self.need("memory", "memory.swappiness")?,
+                        &sw.to_string(),
+                        "swappiness",
+                    )?;
+                }
+            } else {
+                if let Some(l) = m.limit() {
+                    let v = if l < 0 { "max".to_owned() } else { l.to_string() };
+                    write(&self.need("memory", "memory.max")?, &v, "memory limit")?;
+                }
+                if let Some(s) = m.swap() {
+                    // OCI swap is memory+swap; v2's swap.max is swap alone.
+                    let v = match (s, m.limit()) {
+                        (s, _) if s < 0 => "max".to_owned(),
+                        (s, Some(l)) if l >= 0 => (s - l).max(0).to_string(),
+                        (s, _) => s.to_string(),
+                    };
+                    write(&self.need("memory", "memory.swap.max")?, &v, "swap limit")?;
+                }
+                if let Some(res) = m.reservation() {
+                    write(
+                        &self.need("memory", "memory.low")?,
+                        &res.to_string(),
+                        "memory reservation",
+                    )?;
+                }
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if v1 {
+                if let Some(s) = c.shares() {
+                    write(&self.need("cpu", "cpu.shares")?, &s.to_string(), "cpu shares")?;
+                }
+                if let Some(p) = c.period() {
+                    write(&self.need("cpu", "cpu.cfs_period_us")?, &p.to_string(), "cpu period")?;
+                }
+                if let Some(q) = c.quota() {
+                    write(&self.need("cpu", "cpu.cfs_quota_us")?, &q.to_string(), "cpu quota")?;
+                }
+                if let Some(cpus) = c.cpus() {
+                    write(&self.need("cpuset", "cpuset.cpus")?, cpus, "cpuset cpus")?;
+                }
+                if let Some(mems) = c.mems() {
+                    write(&self.need("cpuset", "cpuset.mems")?, mems, "cpuset mems")?;
+                }
+            } else {
+                if let Some(s) = c.shares() {
+                    // runc's conversion of shares [2, 262144] to weight [1, 10000].
+                    let w = 1 + (s.clamp(2, 262144) - 2) * 9999 / 262142;
+                    write(&self.need("cpu", "cpu.weight")?, &w.to_string(), "cpu weight")?;
+                }
+                if c.quota().is_some() || c.period().is_some() {
+                    let q = match c.quota() {
+                        Some(q) if q > 0 => q.to_string(),
+                        _ => "max".into(),
+                    };
+                    let p = c.period().unwrap_or(100_000);
+                    write(&self.need("cpu", "cpu.max")?, &format!("{q} {p}"), "cpu quota")?;
+                }
+                if let Some(cpus) = c.cpus() {
+                    write(&self.need("cpuset", "cpuset.cpus")?, cpus, "cpuset cpus")?;
+                }
+                if let Some(mems) = c.mems() {
+                    write(&self.need("cpuset", "cpuset.mems")?, mems, "cpuset mems")?;
+                }
+            }
+        }
+        if let Some(p) = r.pids() {
+            let v = if p.limit() <= 0 {
+                "max".to_owned()
+            } else {
+                p.limit().to_string()
+            };
+            write(&self.need("pids", "pids.max")?, &v, "pids limit")?;
+        }
+        if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+            if v1 {
+                let file = ["blkio.weight", "blkio.bfq.weight"]
+                    .into_iter()
+                    .find(|f| self.dir("blkio").is_some_and(|d| d.join(f).exists()))
+                    .ok_or_else(|| Error::CgroupUnavailable {
+                        controller: "blkio".into(),
+                        reason: "neither blkio.weight nor blkio.bfq.weight exists (no proportional IO scheduler)"
+                            .into(),
+                    })?;
+                write(&self.need("blkio", file)?, &w.to_string(), "blkio weight")?;
+            } else {
+                let v = 1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990;
+                let file = if self.dir("io").is_some_and(|d| d.join("io.weight").exists()) {
+                    "io.weight"
+                } else {
+                    "io.bfq.weight"
+                };
+                write(&self.need("io", file)?, &v.to_string(), "io weight")?;
+            }
+        }
+        if v1 {
+            if let Some(devs) = r.devices() {
+                let dir = self.need("devices", "devices.deny")?;
+                let dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+                for d in devs {
+                    let typ = d.typ().map_or_else(|| "a".to_owned(), |t| t.as_str().to_owned());
+                    let major = d.major().map_or("*".to_owned(), |m| m.to_string());
+                    let minor = d.minor().map_or("*".to_owned(), |m| m.to_string());
+                    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+                    let rule = if typ == "a" {
+                        "a".to_owned()
+                    } else {
+                        format!("{typ} {major}:{minor} {access}")
+                    };
+                    let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+                    write(&dir.join(file), &rule, "device rule")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Put process `pid` into the cgroup.
+    ///
+    /// # Errors
+    /// [`Error::Cgroup`] when a `cgroup.procs` file cannot be written.
+    pub fn attach(&self, pid: i32) -> Result<()> {
+        for (_, d) in &self.dirs {
+            write(&d.join("cgroup.procs"), &pid.to_string(), "attach process")?;
+        }
+        Ok(())
+    }
+
+    /// The host pids of every process in the cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let d = self
+            .dir("pids")
+            .or_else(|| self.dir("memory"))
+            .or_else(|| self.dirs.first().map(|(_, d)| d.as_path()));
+        d.and_then(|d| read(&d.join("cgroup.procs")))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Read the container's resource usage.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        match self.version {
+            CgroupVersion::V1 => {
+                if let Some(d) = self.dir("memory") {
+                    s.memory_usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
+                    s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
+                    s.memory_limit = read_u64(&d.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
+                    s.oom_kills = keyed(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0);
+                }
+                if let Some(d) = self.dir("cpuacct") {
+                    s.cpu_usage_ns = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+                }
+                if let Some(d) = self.dir("pids") {
+                    s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
+                }
+            }
+            CgroupVersion::V2 => {
+                if let Some(d) = self.dir("") {
+                    s.memory_usage = read_u64(&d.join("memory.current")).unwrap_or(0);
+                    s.memory_peak = read_u64(&d.join("memory.peak"));
+                    s.memory_limit = read_u64(&d.join("memory.max"));
+                    s.oom_kills = keyed(&d.join("memory.events"), "oom_kill").unwrap_or(0);
+                    s.cpu_usage_ns = keyed(&d.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000;
+                    s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
+                }
+            }
+        }
+        s
+    }
+
+    /// Freeze (`true`) or thaw (`false`) every process in the cgroup.
+    ///
+    /// # Errors
+    /// [`Error::CgroupUnavailable`] without a freezer; [`Error::Cgroup`] when the file cannot be written.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match self.version {
+            CgroupVersion::V1 => write(
+                &self.need("freezer", "freezer.state")?,
+                if frozen { "FROZEN" } else { "THAWED" },
+                "freeze",
+            ),
+            CgroupVersion::V2 => write(
+                &self.need("", "cgroup.freeze")?,
+                if frozen { "1" } else { "0" },
+                "freeze",
+            ),
+        }
+    }
+
+    /// Send SIGKILL to every process in the cgroup, until it is empty or `timeout` has passed.
+    pub fn kill_all(&self, timeout: Duration) {
+        if let Some(d) = self.dir("").filter(|_| self.version == CgroupVersion::V2) {
+            let _ = write(&d.join("cgroup.kill"), "1", "kill");
+        }
+        let start = Instant::now();
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() || start.elapsed() > timeout {
+                return;
+            }
+            for p in pids {
+                // SAFETY: plain kill(2) on a pid read from the cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Remove the cgroup directories, killing anything still inside first.
+    ///
+    /// # Errors
+    /// [`Error::Cgroup`] when a directory cannot be removed within a few seconds.
+    pub fn delete(&self) -> Result<()> {
+        if !self.pids().is_empty() {
+            self.kill_all(Duration::from_secs(5));
+        }
+        for (_, d) in &self.dirs {
+            let start = Instant::now();
+            loop {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    // Tasks that were just killed leave the cgroup asynchronously.
+                    Err(_) if start.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(source) => {
+                        return Err(Error::Cgroup {
+                            path: d.clone(),
+                            what: "remove",
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any of the cgroup's directories still exist.
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|(_, d)| d.exists())
+    }
+}
+
+/// v1 cpuset directories start with empty `cpus`/`mems`, and a task cannot join such a cgroup: copy the parent's
+/// values down every new level.
+fn create_cpuset_v1(mount: &Path, rel: &Path) -> Result<()> {
+    let mut cur = mount.to_path_buf();
+    for comp in rel.components() {
+        let parent = cur.clone();
+        cur = cur.join(comp);
+        if !cur.exists() {
+            fs::create_dir(&cur).map_err(|source| Error::Cgroup {
+                path: cur.clone(),
+                what: "create",
+                source,
+            })?;
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = read(&cur.join(f)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = read(&parent.join(f)).unwrap_or_default();
+                write(&cur.join(f), theirs.trim(), "copy cpuset from parent")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1334 @@
+//! [`Container`]: spawn, wait, kill, exec, processes, stats.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
+
+use crate::caps;
+use crate::cgroup::{Cgroup, CgroupDriver, Stats};
+use crate::child::{self, Plan, REPORT_LEN, Report, Stage};
+use crate::error::{Error, Result};
+use crate::prepare::{self, ProcPlan};
+use crate::seccomp::{self, KernelVersion, SeccompProgram};
+use crate::state::{self, ContainerState, StateDir};
+
+/// Where one of the container's standard streams comes from or goes to.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The caller's own stream.
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A new pipe; the caller's end is available from the container ([`Container::take_stdout`], ...).
+    Piped,
+    /// A file descriptor the caller owns (a file, a socket, a pipe end).
+    Fd(OwnedFd),
+}
+
+impl From<File> for Stdio {
+    fn from(f: File) -> Self {
+        Stdio::Fd(f.into())
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(f: OwnedFd) -> Self {
+        Stdio::Fd(f)
+    }
+}
+
+/// The standard streams of a container's process, plus extra fds passed in as 3, 4, ...
+#[derive(Debug, Default)]
+pub struct StdioConfig {
+    /// fd 0.
+    pub stdin: Stdio,
+    /// fd 1.
+    pub stdout: Stdio,
+    /// fd 2.
+    pub stderr: Stdio,
+    /// Passed to the container as fds 3, 4, ... in order; every other fd is closed.
+    pub extra_fds: Vec<OwnedFd>,
+}
+
+impl StdioConfig {
+    /// All three streams inherited from the caller.
+    pub fn inherit() -> Self {
+        StdioConfig::default()
+    }
+    /// stdin from /dev/null, stdout and stderr piped back to the caller.
+    pub fn piped() -> Self {
+        StdioConfig {
+            stdin: Stdio::Null,
+            stdout: Stdio::Piped,
+            stderr: Stdio::Piped,
+            extra_fds: Vec::new(),
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit` with this code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The exit code, if it exited.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(c) => Some(c),
+            ExitStatus::Signaled(_) => None,
+        }
+    }
+    /// The signal, if it was killed by one.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Signaled(s) => Some(s),
+            ExitStatus::Exited(_) => None,
+        }
+    }
+}
+
+/// The end of a container: how its first process ended, and what else is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// How the container's first process ended.
+    pub status: ExitStatus,
+    /// Processes of the container the kernel's OOM killer killed (from the cgroup's counter).
+    pub oom_kills: u64,
+    /// The container was killed because its wall-clock timeout expired.
+    pub timed_out: bool,
+}
+
+/// Which seccomp filter a container gets when its spec has no `linux.seccomp`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DefaultSeccomp {
+    /// Docker's default profile, resolved for the container's capabilities (the default).
+    #[default]
+    Docker,
+    /// No filter.
+    Unconfined,
+}
+
+/// Options for [`Container::spawn_with`].
+#[derive(Debug, Default)]
+pub struct SpawnOptions {
+    /// The container id (default: `wharf-PID-N`). Names the cgroup (`wharf/ID` unless the spec has a
+    /// `linux.cgroupsPath`) and the state directory entry.
+    pub id: Option<String>,
+    /// Persist state under this directory so other processes can find the container.
+    pub state_dir: Option<PathBuf>,
+    /// Run a minimal init as pid 1 that reaps orphans and forwards signals (`docker run --init`).
+    pub init: bool,
+    /// Set everything up but wait before `execve` until [`Container::start`] (or [`StateDir::start`]).
+    pub created_only: bool,
+    /// Seccomp when the spec has none (default: Docker's profile).
+    pub default_seccomp: DefaultSeccomp,
+}
+
+/// A process that runs in the container (its first process or one added with [`Container::exec`]).
+#[derive(Debug)]
+pub struct ProcessHandle {
+    pid: i32,
+    pidfd: OwnedFd,
+    status: Option<ExitStatus>,
+    /// Caller's end of a piped stdin.
+    pub stdin: Option<File>,
+    /// Caller's end of a piped stdout.
+    pub stdout: Option<File>,
+    /// Caller's end of a piped stderr.
+    pub stderr: Option<File>,
+    /// The pty master when `process.terminal` is set.
+    pub pty_master: Option<File>,
+}
+
+impl ProcessHandle {
+    /// Host pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Send `signal` (through the pidfd: never to a recycled pid).
+    ///
+    /// # Errors
+    /// [`Error::Os`] if the process is gone or the signal is invalid.
+    pub fn kill(&self, signal: i32) -> Result<()> {
+        // SAFETY: pidfd_send_signal on our own pidfd with no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<u8>(),
+                0,
+            )
+        };
+        if r < 0 {
+            Err(Error::Os {
+                what: "pidfd_send_signal",
+                source: std::io::Error::last_os_error(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Wait for the process to end (or `None` if `timeout` passes first).
+    ///
+    /// # Errors
+    /// [`Error::Os`] if waiting fails.
+    pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        if let Some(t) = timeout {
+            let deadline = Instant::now() + t;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut pfd = libc::pollfd {
+                    fd: self.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd.
+                let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+                if r > 0 {
+                    break;
+                }
+                if r == 0 {
+                    return Ok(None);
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(Error::Os {
+                        what: "poll pidfd",
+                        source: e,
+                    });
+                }
+            }
+        }
+        loop {
+            // SAFETY: zeroed siginfo is a valid out-parameter; P_PIDFD with our pidfd.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.pidfd.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                )
+            };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::Os {
+                    what: "waitid",
+                    source: e,
+                });
+            }
+            // SAFETY: waitid filled a SIGCHLD siginfo.
+            let st = unsafe { info.si_status() };
+            let s = if info.si_code == libc::CLD_EXITED {
+                ExitStatus::Exited(st)
+            } else {
+                ExitStatus::Signaled(st)
+            };
+            self.status = Some(s);
+            return Ok(Some(s));
+        }
+    }
+
+    /// Wait for the process to end.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if waiting fails.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        self.wait_timeout(None)?.ok_or_else(|| Error::Os {
+            what: "waitid",
+            source: std::io::ErrorKind::Other.into(),
+        })
+    }
+}
+
+impl Drop for ProcessHandle {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.kill(libc::SIGKILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+/// One running (or created) container.
+///
+/// Dropping a `Container` that was not waited for kills it and cleans up (cgroup, state), unless it was
+/// [`detach`](Container::detach)ed.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    process: ProcessHandle,
+    cgroup: Cgroup,
+    state_dir: Option<StateDir>,
+    start_pipe: Option<File>,
+    error_pipe: Option<File>,
+    spec: Spec,
+    seccomp: Option<SeccompProgram>,
+    program: String,
+    exit: Option<Exit>,
+    init: bool,
+    detached: bool,
+}
+
+/// A process of a container, as `docker top` lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Pid on the host.
+    pub host_pid: i32,
+    /// Pid inside the container's pid namespace.
+    pub container_pid: i32,
+    /// Its command line.
+    pub cmdline: Vec<String>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::Os {
+            what: "pipe2",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: both fds are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Duplicate `fd` to a number >= `min`, close-on-exec: the child dup2()s it to its final number, so sources must
+/// never collide with targets 0..min.
+fn high(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
+    // SAFETY: fcntl dup of a valid fd.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if r < 0 {
+        return Err(Error::Os {
+            what: "dup fd",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: new fd, ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => 0x80,
+    }
+}
+
+fn ns_name(flag: libc::c_int) -> &'static str {
+    match flag {
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        _ => "time",
+    }
+}
+
+fn ns_inode(pid: &str, name: &str) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/ns/{name}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 the child (in a helper thread that first joined `pid_ns`, when given). Returns (pid, pidfd).
+fn clone_child(plan: &Plan, flags: u64, pid_ns: Option<&OwnedFd>) -> Result<(i32, OwnedFd)> {
+    let go = || -> std::result::Result<(i32, RawFd), std::io::Error> {
+        if let Some(ns) = pid_ns {
+            // SAFETY: setns on a valid namespace fd; affects only this helper thread's future children.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let mut pidfd: libc::c_int = -1;
+        let args = CloneArgs {
+            flags: flags | libc::CLONE_PIDFD as u64,
+            pidfd: &mut pidfd as *mut libc::c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this thread's stack and
+        // continues here with 0. It only runs `child::run`, which never returns and does not allocate.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if r == 0 {
+            child::run(plan);
+        }
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((r as i32, pidfd))
+    };
+    let res = if pid_ns.is_some() {
+        std::thread::scope(|s| s.spawn(go).join()).map_err(|_| Error::Os {
+            what: "clone helper thread",
+            source: std::io::ErrorKind::Other.into(),
+        })?
+    } else {
+        go()
+    };
+    let (pid, pidfd) = res.map_err(Error::os("clone3"))?;
+    // SAFETY: clone3 returned a new pidfd owned by us.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// fds that must live until the clone and be closed in the parent right after.
+#[derive(Default)]
+struct ChildFds(Vec<OwnedFd>);
+
+impl ChildFds {
+    fn keep(&mut self, fd: OwnedFd) -> RawFd {
+        let r = fd.as_raw_fd();
+        self.0.push(fd);
+        r
+    }
+}
+
+struct StdioSetup {
+    sources: [RawFd; 3],
+    extra: Vec<RawFd>,
+    pty_slave: RawFd,
+    parent_ends: [Option<File>; 3],
+    pty_master: Option<File>,
+}
+
+fn setup_stdio(
+    cfg: StdioConfig,
+    terminal: bool,
+    console: Option<(u64, u64)>,
+    fds: &mut ChildFds,
+) -> Result<StdioSetup> {
+    let base = 3 + cfg.extra_fds.len() as RawFd;
+    let mut out = StdioSetup {
+        sources: [-1; 3],
+        extra: Vec::new(),
+        pty_slave: -1,
+        parent_ends: [None, None, None],
+        pty_master: None,
+    };
+    for (i, s) in [cfg.stdin, cfg.stdout, cfg.stderr].into_iter().enumerate() {
+        match s {
+            Stdio::Inherit => {}
+            Stdio::Null => {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(Error::io("open", "/dev/null"))?;
+                out.sources[i] = fds.keep(high(f.as_raw_fd(), base)?);
+            }
+            Stdio::Piped => {
+                let (r, w) = pipe()?;
+                let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                out.sources[i] = fds.keep(high(theirs.as_raw_fd(), base)?);
+                out.parent_ends[i] = Some(File::from(mine));
+            }
+            Stdio::Fd(fd) => out.sources[i] = fds.keep(high(fd.as_raw_fd(), base)?),
+        }
+    }
+    for fd in &cfg.extra_fds {
+        out.extra.push(fds.keep(high(fd.as_raw_fd(), base)?));
+    }
+    if terminal {
+        // SAFETY: standard pty allocation; every result is checked.
+        unsafe {
+            let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if m < 0 {
+                return Err(Error::Os {
+                    what: "posix_openpt",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let master = File::from(OwnedFd::from_raw_fd(m));
+            if libc::grantpt(m) < 0 || libc::unlockpt(m) < 0 {
+                return Err(Error::Os {
+                    what: "unlockpt",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let mut name = [0 as libc::c_char; 128];
+            if libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0 {
+                return Err(Error::Os {
+                    what: "ptsname",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if s < 0 {
+                return Err(Error::Os {
+                    what: "open pty slave",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let slave = OwnedFd::from_raw_fd(s);
+            if let Some((h, w)) = console {
+                let ws = libc::winsize {
+                    ws_row: h as u16,
+                    ws_col: w as u16,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                libc::ioctl(m, libc::TIOCSWINSZ, &ws);
+            }
+            out.pty_slave = fds.keep(high(slave.as_raw_fd(), base)?);
+            out.pty_master = Some(master);
+        }
+    }
+    Ok(out)
+}
+
+fn write_file(path: &str, data: &str, what: &'static str) -> Result<()> {
+    std::fs::write(path, data).map_err(Error::io(what, path))
+}
+
+fn resolve_seccomp(spec: &Spec, proc_caps: &caps::CapMasks, default: DefaultSeccomp) -> Result<Option<SeccompProgram>> {
+    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        return seccomp::compile(profile).map(Some);
+    }
+    match default {
+        DefaultSeccomp::Unconfined => Ok(None),
+        DefaultSeccomp::Docker => {
+            let bounding = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.capabilities().clone())
+                .unwrap_or_else(caps::docker_default)
+                .bounding()
+                .clone()
+                .unwrap_or_default();
+            let _ = proc_caps;
+            let kernel = KernelVersion::running().unwrap_or(KernelVersion(0, 0));
+            seccomp::compile(&seccomp::docker_default(&bounding, kernel)?).map(Some)
+        }
+    }
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Read the child's report: `None` when the pipe closed (the program was executed).
+fn read_report(pipe: &mut File) -> Result<Option<Report>> {
+    let mut buf = [0u8; REPORT_LEN];
+    let mut got = 0;
+    while got < REPORT_LEN {
+        match pipe.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::Os {
+                    what: "read child error pipe",
+                    source: e,
+                });
+            }
+        }
+    }
+    if got < REPORT_LEN {
+        return Ok(None);
+    }
+    let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+    Ok(Some(Report {
+        stage: u32::from_ne_bytes(word(0)),
+        index: u32::from_ne_bytes(word(4)),
+        errno: i32::from_ne_bytes(word(8)),
+    }))
+}
+
+fn report_error(r: Report, spec: &Spec, pp: &ProcPlan) -> Error {
+    let source = std::io::Error::from_raw_os_error(r.errno);
+    let i = r.index as usize;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let mount_target = |what: &'static str, list: &[PathBuf]| Error::Mount {
+        target: list.get(i).cloned().unwrap_or_default(),
+        what,
+        source: std::io::Error::from_raw_os_error(r.errno),
+    };
+    let mounts: Vec<PathBuf> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().clone())
+        .collect();
+    let masked: Vec<PathBuf> = linux.masked_paths().iter().flatten().map(PathBuf::from).collect();
+    let ro: Vec<PathBuf> = linux.readonly_paths().iter().flatten().map(PathBuf::from).collect();
+    match Stage::from_u32(r.stage) {
+        Some(Stage::ExecNotFound) => Error::ExecNotFound {
+            program: pp.program.clone(),
+        },
+        Some(Stage::Exec) => Error::Exec {
+            program: pp.program.clone(),
+            source,
+        },
+        Some(Stage::Cwd) => Error::Cwd {
+            cwd: PathBuf::from(std::ffi::OsStr::new(&*String::from_utf8_lossy(pp.cwd.rel.as_bytes()))),
+            source,
+        },
+        Some(Stage::User) => Error::User {
+            uid: pp.uid,
+            gid: pp.gid,
+            source,
+        },
+        Some(Stage::MountTarget) => mount_target("create mount point", &mounts),
+        Some(Stage::Mount) => mount_target("mount", &mounts),
+        Some(Stage::MountRemount) => mount_target("remount with flags", &mounts),
+        Some(Stage::MountPropagation) => mount_target("set propagation", &mounts),
+        Some(Stage::Mask) => mount_target("mask path", &masked),
+        Some(Stage::Readonly) => mount_target("make path read-only", &ro),
+        Some(s) => Error::Setup {
+            step: stage_name(s),
+            source,
+        },
+        None => Error::Setup {
+            step: "unknown",
+            source,
+        },
+    }
+}
+
+fn stage_name(s: Stage) -> &'static str {
+    match s {
+        Stage::Sync => "sync",
+        Stage::Setns => "setns",
+        Stage::Unshare => "unshare",
+        Stage::UserRoot => "become root in user namespace",
+        Stage::Propagation => "make mounts private",
+        Stage::RootBind => "bind rootfs",
+        Stage::RootOpen => "open rootfs",
+        Stage::Device => "create device node",
+        Stage::DevNull => "verify /dev/null",
+        Stage::Hostname => "sethostname",
+        Stage::Domainname => "setdomainname",
+        Stage::Pivot => "pivot_root",
+        Stage::RootReadonly => "read-only root",
+        Stage::Rlimit => "setrlimit",
+        Stage::Tty => "controlling terminal",
+        Stage::Stdio => "stdio",
+        Stage::CapBounding => "drop bounding capabilities",
+        Stage::Seccomp => "load seccomp filter",
+        Stage::Capset => "capset",
+        Stage::Ambient => "ambient capabilities",
+        Stage::NoNewPrivs => "no_new_privs",
+        Stage::Init => "init process",
+        Stage::Hold => "wait for start",
+        Stage::Oom => "oom_score_adj",
+        _ => "setup",
+    }
+}
+
+impl Container {
+    /// Run `spec.process` in a new container rooted at `rootfs`, with default [`SpawnOptions`].
+    ///
+    /// # Errors
+    /// See [`Container::spawn_with`].
+    pub fn spawn(spec: &Spec, rootfs: &Path, stdio: StdioConfig) -> Result<Container> {
+        Container::spawn_with(spec, rootfs, stdio, SpawnOptions::default())
+    }
+
+    /// Run `spec.process` in a new container rooted at `rootfs`.
+    ///
+    /// The namespaces are those of `linux.namespaces` (a `path` joins an existing one; a mount namespace is
+    /// required). The cgroup is created and the process attached before it runs anything of its own.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSpec`] for a spec this crate cannot honour; the typed setup errors ([`Error::ExecNotFound`],
+    /// [`Error::Cwd`], [`Error::User`], [`Error::Mount`], [`Error::Setup`]) reported by the child; cgroup and
+    /// seccomp errors.
+    pub fn spawn_with(spec: &Spec, rootfs: &Path, stdio: StdioConfig, opts: SpawnOptions) -> Result<Container> {
+        let id = match &opts.id {
+            Some(id) => id.clone(),
+            None => format!(
+                "wharf-{}-{}",
+                std::process::id(),
+                NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        };
+        state::check_id(&id)?;
+        let rootfs = std::fs::canonicalize(rootfs).map_err(|source| Error::Rootfs {
+            path: rootfs.to_owned(),
+            source,
+        })?;
+        if !rootfs.is_dir() {
+            return Err(Error::Rootfs {
+                path: rootfs,
+                source: std::io::ErrorKind::NotADirectory.into(),
+            });
+        }
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| Error::spec("process", "missing"))?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let pp = prepare::proc_plan(&process)?;
+
+        // Namespaces.
+        let mut clone_flags: u64 = 0;
+        let mut unshare = 0;
+        let mut join_user = None;
+        let mut join_other = Vec::new();
+        let mut pid_ns = None;
+        let mut seen = 0;
+        for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+            let flag = ns_flag(ns.typ());
+            if seen & flag != 0 {
+                return Err(Error::spec(
+                    &format!("linux.namespaces[{i}]"),
+                    "namespace type listed twice",
+                ));
+            }
+            seen |= flag;
+            match ns.path() {
+                Some(p) => {
+                    let f = File::open(p).map_err(|source| Error::Io {
+                        what: "open namespace",
+                        path: p.clone(),
+                        source,
+                    })?;
+                    let fd = OwnedFd::from(f);
+                    match flag {
+                        libc::CLONE_NEWPID => pid_ns = Some(fd),
+                        libc::CLONE_NEWUSER => join_user = Some(fd),
+                        _ => join_other.push((fd, flag)),
+                    }
+                }
+                None => match flag {
+                    libc::CLONE_NEWPID | libc::CLONE_NEWUSER => clone_flags |= flag as u64,
+                    _ => unshare |= flag,
+                },
+            }
+        }
+        if seen & libc::CLONE_NEWNS == 0 || join_other.iter().any(|(_, f)| *f == libc::CLONE_NEWNS) {
+            return Err(Error::spec(
+                "linux.namespaces",
+                "a new mount namespace is required (pivot_root happens in it)",
+            ));
+        }
+        let new_userns = clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+        if new_userns && (linux.uid_mappings().is_none() || linux.gid_mappings().is_none()) {
+            return Err(Error::spec(
+                "linux.uidMappings",
+                "a new user namespace needs uid and gid mappings",
+            ));
+        }
+
+        let driver = CgroupDriver::detect()?;
+        let fs = prepare::fs_plan(spec, &rootfs, driver.version, unshare & libc::CLONE_NEWUTS != 0)?;
+        let seccomp = resolve_seccomp(spec, &pp.caps, opts.default_seccomp)?;
+
+        let state_dir = opts.state_dir.as_ref().map(StateDir::new).transpose()?;
+        if let Some(sd) = &state_dir {
+            sd.reserve(&id)?;
+        }
+        let cleanup_state = |sd: &Option<StateDir>| {
+            if let Some(sd) = sd {
+                let _ = state::remove_state(&sd.dir(&id));
+            }
+        };
+        let cg_rel = linux
+            .cgroups_path()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("wharf/{id}")));
+        let cgroup = match Cgroup::create(&driver, &cg_rel, linux.resources().as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                cleanup_state(&state_dir);
+                return Err(e);
+            }
+        };
+        let res = Self::launch(
+            spec,
+            &id,
+            pp,
+            fs,
+            seccomp,
+            stdio,
+            &opts,
+            &state_dir,
+            &cgroup,
+            LaunchNs {
+                clone_flags,
+                unshare,
+                join_user,
+                join_other,
+                pid_ns,
+                new_userns,
+            },
+        );
+        match res {
+            Ok(mut c) => {
+                c.cgroup = cgroup;
+                c.state_dir = state_dir;
+                if let Some(sd) = &c.state_dir {
+                    let st = ContainerState {
+                        id: id.clone(),
+                        pid: c.process.pid,
+                        pid_start_time: state::pid_start_time(c.process.pid).unwrap_or(0),
+                        rootfs,
+                        cgroup: c.cgroup.clone(),
+                        created: SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                        annotations: spec.annotations().clone().unwrap_or_default(),
+                    };
+                    sd.save(&st)?;
+                }
+                Ok(c)
+            }
+            Err(e) => {
+                let _ = cgroup.delete();
+                cleanup_state(&state_dir);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        spec: &Spec,
+        id: &str,
+        pp: ProcPlan,
+        fs: child::FsPlan,
+        seccomp: Option<SeccompProgram>,
+        stdio: StdioConfig,
+        opts: &SpawnOptions,
+        state_dir: &Option<StateDir>,
+        cgroup: &Cgroup,
+        ns: LaunchNs,
+    ) -> Result<Container> {
+        let process = spec.process().clone().unwrap_or_default();
+        let linux = spec.linux().clone().unwrap_or_default();
+        let mut fds = ChildFds::default();
+        let terminal = process.terminal().unwrap_or(false);
+        let console = process.console_size().map(|b| (b.height(), b.width()));
+        let io = setup_stdio(stdio, terminal, console, &mut fds)?;
+        let base = 3 + io.extra.len() as RawFd;
+        let (sync_r, sync_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let mut join = Vec::new();
+        if let Some(u) = &ns.join_user {
+            join.push((fds.keep(high(u.as_raw_fd(), base)?), libc::CLONE_NEWUSER));
+        }
+        for (fd, flag) in &ns.join_other {
+            join.push((fds.keep(high(fd.as_raw_fd(), base)?), *flag));
+        }
+        // The start gate: a FIFO in the state dir (so another process can start us), or a pipe.
+        let mut start_pipe = None;
+        let hold_fifo = if opts.created_only {
+            match state_dir {
+                Some(sd) => {
+                    let p = sd.fifo_path(id);
+                    let cp = prepare::cstring("state dir", p.as_os_str().as_encoded_bytes())?;
+                    // SAFETY: mkfifo with a valid path.
+                    if unsafe { libc::mkfifo(cp.as_ptr(), 0o600) } < 0 {
+                        return Err(Error::io("mkfifo", &p)(std::io::Error::last_os_error()));
+                    }
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_CLOEXEC)
+                        .open(&p)
+                        .map_err(Error::io("open start FIFO", &p))?;
+                    fds.keep(high(f.as_raw_fd(), base)?)
+                }
+                None => {
+                    let (r, w) = pipe()?;
+                    start_pipe = Some(File::from(w));
+                    fds.keep(high(r.as_raw_fd(), base)?)
+                }
+            }
+        } else {
+            -1
+        };
+        let argv_c = pp.args;
+        let env_c = pp.env;
+        let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let plan = Plan {
+            sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
+            err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
+            stdio: io.sources,
+            extra: io.extra,
+            pty_slave: io.pty_slave,
+            join,
+            unshare: ns.unshare,
+            new_userns: ns.new_userns,
+            fs: Some(fs),
+            rlimits: pp.rlimits,
+            uid: pp.uid,
+            gid: pp.gid,
+            groups: pp.groups.clone(),
+            caps: pp.caps,
+            last_cap: caps::last_cap(),
+            no_new_privs: pp.no_new_privs,
+            umask: pp.umask,
+            seccomp: seccomp.clone(),
+            cwd: pp.cwd,
+            exec_paths: pp.exec_paths,
+            argv,
+            envp,
+            init: opts.init,
+            hold_fifo,
+            oom_score_adj: None,
+        };
+        drop((sync_r, err_w));
+        child::warm_statics();
+        let (pid, pidfd) = clone_child(&plan, ns.clone_flags, ns.pid_ns.as_ref())?;
+        drop(fds);
+        let mut handle = ProcessHandle {
+            pid,
+            pidfd,
+            status: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            pty_master: io.pty_master,
+        };
+        let [i, o, e] = io.parent_ends;
+        (handle.stdin, handle.stdout, handle.stderr) = (i, o, e);
+        // From here on, a failure kills the child (ProcessHandle's Drop).
+        let parent_setup = || -> Result<()> {
+            if ns.new_userns {
+                let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                    m.iter()
+                        .flatten()
+                        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                        .collect::<String>()
+                };
+                write_file(
+                    &format!("/proc/{pid}/uid_map"),
+                    &map(linux.uid_mappings()),
+                    "write uid_map",
+                )?;
+                write_file(
+                    &format!("/proc/{pid}/gid_map"),
+                    &map(linux.gid_mappings()),
+                    "write gid_map",
+                )?;
+            }
+            cgroup.attach(pid)?;
+            if let Some(adj) = process.oom_score_adj() {
+                write_file(
+                    &format!("/proc/{pid}/oom_score_adj"),
+                    &adj.to_string(),
+                    "write oom_score_adj",
+                )?;
+            }
+            Ok(())
+        };
+        parent_setup()?;
+        let mut sync_w = File::from(sync_w);
+        std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release child"))?;
+        drop(sync_w);
+        let mut err_r = File::from(err_r);
+        let report = read_report(&mut err_r)?;
+        let proc_plan_ctx = ProcPlanCtx {
+            program: pp_program(&argv_c),
+            uid: pp.uid,
+            gid: pp.gid,
+            groups: pp.groups,
+        };
+        let _ = &proc_plan_ctx;
+        match report {
+            None => {}
+            Some(r) if r.stage == Stage::Ready as u32 => {}
+            Some(r) => {
+                let pp2 = prepare::proc_plan(&process)?;
+                let _ = handle.wait();
+                return Err(report_error(r, spec, &pp2));
+            }
+        }
+        let created = report.is_some();
+        Ok(Container {
+            id: id.to_owned(),
+            process: handle,
+            cgroup: cgroup.clone(),
+            state_dir: None,
+            start_pipe,
+            error_pipe: if created { Some(err_r) } else { None },
+            spec: spec.clone(),
+            seccomp,
+            program: proc_plan_ctx.program,
+            exit: None,
+            init: opts.init,
+            detached: false,
+        })
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Host pid of the container's first process.
+    pub fn pid(&self) -> i32 {
+        self.process.pid
+    }
+
+    /// The container's cgroup.
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    /// The caller's end of a piped stdin.
+    pub fn take_stdin(&mut self) -> Option<File> {
+        self.process.stdin.take()
+    }
+    /// The caller's end of a piped stdout.
+    pub fn take_stdout(&mut self) -> Option<File> {
+        self.process.stdout.take()
+    }
+    /// The caller's end of a piped stderr.
+    pub fn take_stderr(&mut self) -> Option<File> {
+        self.process.stderr.take()
+    }
+    /// The pty master, when `process.terminal` was set.
+    pub fn take_pty_master(&mut self) -> Option<File> {
+        self.process.pty_master.take()
+    }
+
+    /// Start a container spawned with [`SpawnOptions::created_only`]: its process executes the program.
+    ///
+    /// # Errors
+    /// [`Error::NotRunning`] if it was not waiting; the typed exec errors if the program cannot be executed.
+    pub fn start(&mut self) -> Result<()> {
+        match self.start_pipe.take() {
+            Some(mut p) => std::io::Write::write_all(&mut p, &[1]).map_err(Error::os("start container"))?,
+            None => match &self.state_dir {
+                Some(sd) => sd.start(&self.id)?,
+                None => return Err(Error::NotRunning { id: self.id.clone() }),
+            },
+        }
+        if let Some(mut err) = self.error_pipe.take() {
+            if let Some(r) = read_report(&mut err)? {
+                let process = self.spec.process().clone().unwrap_or_default();
+                let pp = prepare::proc_plan(&process)?;
+                return Err(report_error(r, &self.spec, &pp));
+            }
+        }
+        Ok(())
+    }
+
+    /// Send `signal` to the container's first process.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if it is gone.
+    pub fn kill(&self, signal: i32) -> Result<()> {
+        self.process.kill(signal)
+    }
+
+    /// Wait for the container's first process to end, then remove the cgroup (killing any process left in it) and
+    /// the persisted state.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if waiting fails; cgroup removal errors.
+    pub fn wait(&mut self) -> Result<Exit> {
+        self.wait_timeout(None).map(|e| {
+            e.unwrap_or(Exit {
+                status: ExitStatus::Signaled(0),
+                oom_kills: 0,
+                timed_out: false,
+            })
+        })
+    }
+
+    /// Wait at most `timeout`: if the container is still running then, kill every process in its cgroup and report
+    /// `timed_out`.
+    ///
+    /// # Errors
+    /// As [`Container::wait`].
+    pub fn wait_or_kill(&mut self, timeout: Duration) -> Result<Exit> {
+        if let Some(e) = self.wait_timeout(Some(timeout))? {
+            return Ok(e);
+        }
+        self.cgroup.kill_all(Duration::from_secs(5));
+        let _ = self.process.kill(libc::SIGKILL);
+        let mut e = self.wait()?;
+        e.timed_out = true;
+        self.exit = Some(e);
+        Ok(e)
+    }
+
+    /// Wait up to `timeout` (`None`: forever); `Ok(None)` if it is still running then.
+    ///
+    /// # Errors
+    /// As [`Container::wait`].
+    pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Exit>> {
+        if let Some(e) = self.exit {
+            return Ok(Some(e));
+        }
+        let Some(status) = self.process.wait_timeout(timeout)? else {
+            return Ok(None);
+        };
+        let oom_kills = self.cgroup.stats().oom_kills;
+        let exit = Exit {
+            status,
+            oom_kills,
+            timed_out: false,
+        };
+        self.exit = Some(exit);
+        self.cleanup()?;
+        Ok(Some(exit))
+    }
+
+    fn cleanup(&mut self) -> Result<()> {
+        self.cgroup.delete()?;
+        if let Some(sd) = &self.state_dir {
+            state::remove_state(&sd.dir(&self.id))?;
+        }
+        Ok(())
+    }
+
+    /// Leave the container running when this handle is dropped (its state stays in the state directory, if any).
+    pub fn detach(mut self) {
+        self.detached = true;
+        self.process.status = Some(ExitStatus::Exited(0));
+    }
+
+    /// Resource usage from the container's cgroup.
+    pub fn stats(&self) -> Stats {
+        self.cgroup.stats()
+    }
+
+    /// Change the resource limits of the running container.
+    ///
+    /// # Errors
+    /// As [`Cgroup::update`].
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.cgroup.update(resources)
+    }
+
+    /// Freeze or thaw every process of the container.
+    ///
+    /// # Errors
+    /// As [`Cgroup::freeze`].
+    pub fn pause(&self, frozen: bool) -> Result<()> {
+        self.cgroup.freeze(frozen)
+    }
+
+    /// The container's processes with their host and container pids (like `docker top`).
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let mut out: Vec<ProcessInfo> = self
+            .cgroup
+            .pids()
+            .into_iter()
+            .filter_map(|host_pid| {
+                let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+                let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+                let container_pid = nspid.split_whitespace().last()?.parse().ok()?;
+                let cmd = std::fs::read(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
+                let cmdline = cmd
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                Some(ProcessInfo {
+                    host_pid,
+                    container_pid,
+                    cmdline,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.container_pid);
+        out
+    }
+
+    /// Run another process in the running container: in its namespaces and cgroup, with the security settings of
+    /// `process` (its capabilities default to the container's; the container's seccomp filter is applied), like
+    /// `docker exec`.
+    ///
+    /// # Errors
+    /// [`Error::NotRunning`] if the container has ended; the typed setup errors reported by the child.
+    pub fn exec(&self, process: &Process, stdio: StdioConfig) -> Result<ProcessHandle> {
+        if self.exit.is_some() {
+            return Err(Error::NotRunning { id: self.id.clone() });
+        }
+        let mut process = process.clone();
+        if process.capabilities().is_none() {
+            process.set_capabilities(self.spec.process().as_ref().and_then(|p| p.capabilities().clone()));
+        }
+        let pp = prepare::proc_plan(&process)?;
+        let pid = self.process.pid;
+        let target = pid.to_string();
+        let mut flags = 0;
+        for flag in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWCGROUP,
+        ] {
+            let name = ns_name(flag);
+            if ns_inode("self", name) != ns_inode(&target, name) {
+                flags |= flag;
+            }
+        }
+        let pid_ns = if ns_inode("self", "pid") != ns_inode(&target, "pid") {
+            let p = format!("/proc/{pid}/ns/pid");
+            Some(OwnedFd::from(File::open(&p).map_err(Error::io("open namespace", &p))?))
+        } else {
+            None
+        };
+        let mut fds = ChildFds::default();
+        let io = setup_stdio(stdio, process.terminal().unwrap_or(false), None, &mut fds)?;
+        let base = 3 + io.extra.len() as RawFd;
+        let (sync_r, sync_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let mut argv: Vec<*const libc::c_char> = pp.args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = pp.env.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let join = vec![(fds.keep(high(self.process.pidfd.as_raw_fd(), base)?), flags)];
+        let plan = Plan {
+            sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
+            err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
+            stdio: io.sources,
+            extra: io.extra,
+            pty_slave: io.pty_slave,
+            join,
+            unshare: 0,
+            new_userns: false,
+            fs: None,
+            rlimits: pp.rlimits.clone(),
+            uid: pp.uid,
+            gid: pp.gid,
+            groups: pp.groups.clone(),
+            caps: pp.caps,
+            last_cap: caps::last_cap(),
+            no_new_privs: pp.no_new_privs,
+            umask: pp.umask,
+            seccomp: self.seccomp.clone(),
+            cwd: prepare::in_path("process.cwd", process.cwd())?,
+            exec_paths: pp.exec_paths.clone(),
+            argv,
+            envp,
+            init: false,
+            hold_fifo: -1,
+            oom_score_adj: None,
+        };
+        drop((sync_r, err_w));
+        child::warm_statics();
+        let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
+        drop(fds);
+        let [i, o, e] = io.parent_ends;
+        let mut handle = ProcessHandle {
+            pid: cpid,
+            pidfd,
+            status: None,
+            stdin: i,
+            stdout: o,
+            stderr: e,
+            pty_master: io.pty_master,
+        };
+        self.cgroup.attach(cpid)?;
+        let mut sync_w = File::from(sync_w);
+        std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
+        drop(sync_w);
+        if let Some(r) = read_report(&mut File::from(err_r))? {
+            let _ = handle.wait();
+            return Err(report_error(r, &self.spec, &pp));
+        }
+        Ok(handle)
+    }
+
+    /// The program the container runs (`process.args[0]`).
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Whether the container runs a minimal init as pid 1.
+    pub fn has_init(&self) -> bool {
+        self.init
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        if self.exit.is_none() {
+            let _ = self.process.kill(libc::SIGKILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+struct LaunchNs {
+    clone_flags: u64,
+    unshare: libc::c_int,
+    join_user: Option<OwnedFd>,
+    join_other: Vec<(OwnedFd, libc::c_int)>,
+    pid_ns: Option<OwnedFd>,
+    new_userns: bool,
+}
+
+struct ProcPlanCtx {
+    program: String,
+    #[allow(dead_code)]
+    uid: u32,
+    #[allow(dead_code)]
+    gid: u32,
+    #[allow(dead_code)]
+    groups: Vec<u32>,
+}
+
+fn pp_program(args: &[CString]) -> String {
+    args.first()
+        .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+        .unwrap_or_default()
+}

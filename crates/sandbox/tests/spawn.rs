@@ -1,0 +1,344 @@
+//! Real containers (run as root): namespaces, filesystem, process attributes, spawn errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use common::{rootfs, run, sh, spec};
+use wharf_sandbox::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount, User};
+use wharf_sandbox::{Container, Error, ExitStatus, StdioConfig};
+
+#[test]
+fn sees_itself_as_pid_1_and_only_its_own_processes() {
+    let root = rootfs();
+    let (exit, out, err) = run(
+        &sh("echo $$; for p in /proc/[0-9]*; do echo ${p#/proc/}; done"),
+        root.path(),
+    );
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "1\n1\n");
+}
+
+#[test]
+fn hostname_is_the_specs() {
+    let root = rootfs();
+    let (exit, out, err) = run(&spec(&["hostname"]), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out.trim(), "wharf-test");
+}
+
+#[test]
+fn exit_codes_come_back_exactly() {
+    let root = rootfs();
+    for code in [0, 1, 42, 255] {
+        let (exit, _, _) = run(&sh(&format!("exit {code}")), root.path());
+        assert_eq!(exit.status, ExitStatus::Exited(code));
+    }
+}
+
+#[test]
+fn signals_come_back_exactly() {
+    let root = rootfs();
+    let mut c = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    c.kill(libc::SIGKILL).unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Signaled(libc::SIGKILL));
+    // A non-init process killed by a signal: the shell reports 128+signal for it.
+    let (exit, out, _) = run(&sh("sleep 100 & kill -USR1 $!; wait $!; echo $?"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+    assert_eq!(out.trim(), (128 + libc::SIGUSR1).to_string());
+}
+
+#[test]
+fn mounts_are_the_specs() {
+    let root = rootfs();
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("hello"), "from the host\n").unwrap();
+    let mut s = sh("cat /data/hello; cut -d' ' -f5 /proc/self/mountinfo; echo x > /data/new && echo WROTE");
+    let mut mounts = s.mounts().clone().unwrap();
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from("/data"));
+    m.set_typ(Some("bind".into()));
+    m.set_source(Some(vol.path().to_owned()));
+    m.set_options(Some(vec!["rbind".into(), "ro".into()]));
+    mounts.push(m);
+    s.set_mounts(Some(mounts.clone()));
+    let (exit, out, err) = run(&s, root.path());
+    assert!(out.starts_with("from the host\n"), "{out} {err}");
+    assert!(!out.contains("WROTE"), "a read-only bind mount was writable");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(exit.status, ExitStatus::Exited(1));
+    let points: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(points[0], "/", "{points:?}");
+    let linux = s.linux().clone().unwrap();
+    let allowed: Vec<String> = mounts
+        .iter()
+        .map(|m| m.destination().to_string_lossy().into_owned())
+        .chain(linux.masked_paths().clone().unwrap())
+        .chain(linux.readonly_paths().clone().unwrap())
+        .chain(["/".to_owned()])
+        .collect();
+    for p in &points {
+        assert!(allowed.iter().any(|a| a == p), "unexpected mount {p} in {points:?}");
+    }
+    for m in &mounts {
+        let d = m.destination().to_string_lossy();
+        assert!(points.contains(&d.as_ref()), "spec mount {d} missing from {points:?}");
+    }
+}
+
+#[test]
+fn proc_sys_is_read_only_and_kcore_is_masked() {
+    let root = rootfs();
+    let (exit, out, err) = run(
+        &sh("echo 1 > /proc/sys/kernel/domainname || echo DENIED; \
+             for f in /proc/kcore /proc/keys /proc/timer_list; do [ -e $f ] && stat -c '%n %t:%T %s' $f; done; \
+             ls /sys/firmware | wc -l"),
+        root.path(),
+    );
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    // Masked files are /dev/null inside (this machine's kernel has no /proc/kcore: then it is absent inside too).
+    let mut expect = vec!["DENIED".to_owned()];
+    for f in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
+        if Path::new(f).exists() {
+            expect.push(format!("{f} 1:3 0"));
+        }
+    }
+    assert!(
+        expect.len() >= 3,
+        "the host has none of the masked /proc files to check"
+    );
+    expect.push("0".into());
+    assert_eq!(out.lines().collect::<Vec<_>>(), expect, "{err}");
+}
+
+#[test]
+fn sys_is_read_only() {
+    let root = rootfs();
+    let (exit, out, _) = run(&sh("touch /sys/x 2>/dev/null || echo RO"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+    assert_eq!(out.trim(), "RO");
+}
+
+#[test]
+fn default_devices_exist() {
+    let root = rootfs();
+    let (exit, out, err) = run(
+        &sh(
+            "for d in null zero full random urandom tty; do stat -c '%n %t:%T' /dev/$d; done; head -c 3 /dev/zero | wc -c; readlink /dev/ptmx; ls -d /dev/pts /dev/shm /dev/mqueue",
+        ),
+        root.path(),
+    );
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    let expect = "/dev/null 1:3\n/dev/zero 1:5\n/dev/full 1:7\n/dev/random 1:8\n/dev/urandom 1:9\n/dev/tty 5:0\n3\npts/ptmx\n/dev/mqueue\n/dev/pts\n/dev/shm\n";
+    assert_eq!(out, expect);
+}
+
+#[test]
+fn env_cwd_user_groups_umask_and_rlimits_are_applied() {
+    let root = rootfs();
+    std::fs::create_dir(root.path().join("work")).unwrap();
+    let mut s = sh("pwd; echo $FOO; id -u; id -g; id -G; umask; ulimit -n");
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_env(Some(vec!["PATH=/bin".into(), "FOO=bar baz".into()]));
+    p.set_cwd(PathBuf::from("/work"));
+    let mut u = User::default();
+    u.set_uid(1000);
+    u.set_gid(1001);
+    u.set_additional_gids(Some(vec![10, 20]));
+    u.set_umask(Some(0o027));
+    p.set_user(u);
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out, "/work\nbar baz\n1000\n1001\n1001 10 20\n0027\n1024\n");
+}
+
+#[test]
+fn read_only_root() {
+    let root = rootfs();
+    let mut s = sh("touch /x 2>/dev/null || echo RO; touch /tmp/x 2>/dev/null || echo TMP-RO");
+    s.root_mut().as_mut().unwrap().set_readonly(Some(true));
+    let (exit, out, _) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+    assert_eq!(out, "RO\nTMP-RO\n");
+    assert!(!root.path().join("x").exists());
+}
+
+#[test]
+fn exec_not_found_is_a_typed_error() {
+    let root = rootfs();
+    let e = Container::spawn(&spec(&["no-such-program"]), root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(
+        matches!(&e, Error::ExecNotFound { program } if program == "no-such-program"),
+        "{e:?}"
+    );
+    let e = Container::spawn(&spec(&["/bin/nope"]), root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::ExecNotFound { .. }), "{e:?}");
+}
+
+#[test]
+fn exec_permission_denied_is_a_typed_error() {
+    let root = rootfs();
+    std::fs::write(root.path().join("bin/notexec"), "#!/bin/sh\n").unwrap();
+    let e = Container::spawn(&spec(&["/bin/notexec"]), root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Exec { source, .. } if source.raw_os_error() == Some(libc::EACCES)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn bad_cwd_is_a_typed_error() {
+    let root = rootfs();
+    let mut s = spec(&["true"]);
+    s.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_cwd(PathBuf::from("/does/not/exist"));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::Cwd { .. }), "{e:?}");
+}
+
+#[test]
+fn cwd_through_a_leaked_fd_is_refused_cve_2024_21626() {
+    let root = rootfs();
+    // A host directory fd without close-on-exec, as a careless embedder might leak it.
+    let host_dir = std::fs::File::open("/").unwrap();
+    let fd = host_dir.as_raw_fd();
+    // SAFETY: clearing FD_CLOEXEC on our own fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let mut s = spec(&["true"]);
+    s.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_cwd(PathBuf::from(format!("/proc/self/fd/{fd}")));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::Cwd { .. }), "{e:?}");
+}
+
+#[test]
+fn no_fd_above_2_is_open_unless_passed() {
+    let root = rootfs();
+    let leaked = std::fs::File::open("/etc/hostname").unwrap();
+    // SAFETY: clearing FD_CLOEXEC on our own fd: the container must still not get it.
+    unsafe { libc::fcntl(leaked.as_raw_fd(), libc::F_SETFD, 0) };
+    let (exit, out, err) = run(&sh("ls /proc/1/fd; true"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
+
+    let passed = tempfile::tempfile().unwrap();
+    let mut stdio = StdioConfig::piped();
+    stdio.extra_fds.push(passed.into());
+    let mut c = Container::spawn(&sh("ls /proc/1/fd; echo via-3 >&3; true"), root.path(), stdio).unwrap();
+    let (out, _) = common::read_all(&mut c);
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"]);
+}
+
+fn ns_of(pid: i32, ns: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap()
+}
+
+#[test]
+fn two_containers_share_a_net_namespace_only_when_asked() {
+    let root = rootfs();
+    let mut a = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let a_net = ns_of(a.pid(), "net");
+    assert_ne!(a_net, std::fs::read_link("/proc/self/ns/net").unwrap());
+
+    let (_, separate, _) = run(&spec(&["readlink", "/proc/self/ns/net"]), root.path());
+    assert_ne!(separate.trim(), a_net.to_string_lossy());
+
+    let mut s = spec(&["readlink", "/proc/self/ns/net"]);
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    for ns in nss.iter_mut() {
+        if ns.typ() == LinuxNamespaceType::Network {
+            ns.set_path(Some(PathBuf::from(format!("/proc/{}/ns/net", a.pid()))));
+        }
+    }
+    linux.set_namespaces(Some(nss));
+    let (exit, shared, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(shared.trim(), a_net.to_string_lossy());
+    a.kill(libc::SIGKILL).unwrap();
+    a.wait().unwrap();
+}
+
+#[test]
+fn user_namespace_maps_root() {
+    let root = rootfs();
+    let mut s = sh("id -u; cat /proc/self/uid_map; hostname");
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    let mut user = LinuxNamespace::default();
+    user.set_typ(LinuxNamespaceType::User);
+    nss.push(user);
+    linux.set_namespaces(Some(nss));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(200000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    assert_eq!(lines[2], "wharf-test");
+}
+
+#[test]
+fn unmapped_user_is_a_typed_error() {
+    let root = rootfs();
+    let mut s = spec(&["true"]);
+    let mut u = User::default();
+    u.set_uid(5000);
+    s.process_mut().as_mut().unwrap().set_user(u);
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    let mut user = LinuxNamespace::default();
+    user.set_typ(LinuxNamespaceType::User);
+    nss.push(user);
+    linux.set_namespaces(Some(nss));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(300000u32)
+        .size(1000u32)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::User { uid: 5000, .. }), "{e:?}");
+}
+
+#[test]
+fn nothing_remains_after_exit() {
+    let root = rootfs();
+    let mut c = Container::spawn(&spec(&["true"]), root.path(), StdioConfig::piped()).unwrap();
+    let cg = c.cgroup().clone();
+    assert!(cg.exists());
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+    assert!(!cg.exists(), "cgroup directories remain: {:?}", cg.dirs);
+    let root_s = root.path().canonicalize().unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.lines().any(|l| l.contains(root_s.to_str().unwrap())),
+        "a mount of the rootfs remains on the host"
+    );
+}
+
+#[test]
+fn missing_rootfs_is_a_typed_error() {
+    let e = Container::spawn(&spec(&["true"]), Path::new("/nonexistent/rootfs"), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(e, Error::Rootfs { .. }), "{e:?}");
+}
