@@ -669,3 +669,46 @@ fn layouts_written_by_umoci_and_skopeo_are_valid() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn images_wharf_imports_into_its_store_validate() {
+    use wharf_image::Store;
+    use wharf_image::import::{ImportOptions, import_dir};
+    use wharf_image::media::Compression;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = tmp.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(rootfs.join("etc/hostname"), b"wharf\n").unwrap();
+    fs::write(rootfs.join("hello.txt"), b"hello\n").unwrap();
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let mut images = Vec::new();
+    for (tag, compression) in [
+        ("gz", Compression::Gzip),
+        ("zst", Compression::Zstd),
+        ("tar", Compression::None),
+    ] {
+        let opts = ImportOptions {
+            compression,
+            ..ImportOptions::default()
+        };
+        let reference = format!("localhost/validate:{tag}").parse().unwrap();
+        images.push(import_dir(&store, &rootfs, &reference, &opts).unwrap());
+    }
+    assert_eq!(validate::layout(store.root()).unwrap(), []);
+
+    // Damage the zstd image's layer: exactly that blob is reported.
+    let layer = Digest::from_oci(images[1].manifest.layers()[0].digest()).unwrap();
+    let path = store.blob_path(&layer);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let problems = validate::layout(store.root()).unwrap();
+    assert_eq!(
+        sorted_paths(&problems),
+        [format!("blobs/sha256/{}", layer.hex())],
+        "{problems:#?}"
+    );
+    assert!(problems[0].message.starts_with("corrupted"), "{problems:#?}");
+}
