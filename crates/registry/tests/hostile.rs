@@ -1,0 +1,342 @@
+//! What no real registry does: an in-process server that lies, truncates, loops, throttles
+//! and redirects. Each case ends in a typed error or a correct result.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Hostile, Reply, response};
+use wharf_image::Digest;
+use wharf_registry::{ClientConfig, Credentials, Error, ManifestRef, Repository};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn manifest_body() -> Vec<u8> {
+    let d = Digest::sha256(b"cfg");
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":3,"digest":"{d}"}},"layers":[]}}"#
+    )
+    .into_bytes()
+}
+
+fn repo(h: &Hostile) -> Repository {
+    Repository::new(&h.host(), "evil/repo").unwrap()
+}
+
+#[tokio::test]
+async fn manifest_with_a_lying_docker_content_digest_is_refused() {
+    let body = manifest_body();
+    let wrong = Digest::sha256(b"something else").to_string();
+    let h = Hostile::start(move |_, _| {
+        Reply::Raw(response(
+            200,
+            &[("Content-Type", OCI_MANIFEST), ("Docker-Content-Digest", &wrong)],
+            &body,
+        ))
+    })
+    .await;
+    let c = common::default_client();
+    let err = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn manifest_by_digest_with_other_content_is_refused() {
+    let body = manifest_body();
+    let h = Hostile::start(move |_, _| Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], &body))).await;
+    let c = common::default_client();
+    let asked = Digest::sha256(b"the manifest I wanted");
+    let err = c
+        .get_manifest(&repo(&h), &ManifestRef::Digest(asked.clone()))
+        .await
+        .unwrap_err();
+    match err {
+        Error::DigestMismatch { expected, actual, .. } => {
+            assert_eq!(expected, asked);
+            assert_eq!(actual, Digest::sha256(&manifest_body()));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_5gb_manifest_content_length_is_refused_before_reading() {
+    let h = Hostile::start(|_, _| Reply::Stream {
+        head: format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: 5000000000\r\n\r\n"
+        )
+        .into_bytes(),
+        fill: b' ',
+        body_len: 5_000_000_000,
+    })
+    .await;
+    let c = common::default_client();
+    let err = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap_err();
+    match err {
+        Error::ManifestTooLarge { size, .. } => assert_eq!(size, 5_000_000_000),
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_endless_manifest_without_length_is_cut_at_4_mib() {
+    // No Content-Length, connection-delimited body of 64 MiB: the cap applies while reading.
+    let h = Hostile::start(|_, _| Reply::Stream {
+        head: format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {OCI_MANIFEST}\r\n\r\n").into_bytes(),
+        fill: b' ',
+        body_len: 64 << 20,
+    })
+    .await;
+    let c = common::default_client();
+    let err = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap_err();
+    match err {
+        Error::ManifestTooLarge { size, limit, .. } => {
+            assert!(size > limit && size < 8 << 20, "read {size} bytes");
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_succeed() {
+    let body = manifest_body();
+    let h = Hostile::start(move |_, i| {
+        if i < 2 {
+            Reply::Raw(response(
+                503,
+                &[("Content-Type", "application/json")],
+                br#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+            ))
+        } else {
+            Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], &body))
+        }
+    })
+    .await;
+    let c = common::default_client();
+    let m = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(m.bytes, manifest_body());
+    assert_eq!(h.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_end_in_a_typed_error_with_the_body_decoded() {
+    let h = Hostile::start(|_, _| {
+        Reply::Raw(response(
+            500,
+            &[("Content-Type", "application/json")],
+            br#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#,
+        ))
+    })
+    .await;
+    let c = common::client(ClientConfig {
+        max_retries: 2,
+        ..ClientConfig::default()
+    });
+    let err = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Status { status, errors, .. } => {
+            assert_eq!(status.as_u16(), 500);
+            assert_eq!(errors.0[0].message, "disk on fire");
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert_eq!(h.requests().len(), 3, "one try and two retries");
+}
+
+#[tokio::test]
+async fn too_many_requests_honours_retry_after() {
+    let body = manifest_body();
+    let h = Hostile::start(move |_, i| {
+        if i == 0 {
+            Reply::Raw(response(
+                429,
+                &[("Retry-After", "1"), ("Content-Type", "application/json")],
+                br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
+            ))
+        } else {
+            Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], &body))
+        }
+    })
+    .await;
+    let c = common::default_client();
+    let started = std::time::Instant::now();
+    let m = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(m.bytes, manifest_body());
+    assert_eq!(h.requests().len(), 2);
+    // Behaviour, not timing: the client must have waited the second it was told to
+    // (its own backoff here is 20 ms).
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_a_transport_error() {
+    let port = common::free_port();
+    let c = common::client(ClientConfig {
+        max_retries: 1,
+        ..ClientConfig::default()
+    });
+    let err = c.ping(&format!("127.0.0.1:{port}")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_endless_link_loop_is_detected() {
+    let h = Hostile::start(|req, _| {
+        let (next, tags) = if req.path.contains("last=b") {
+            // Points back at the first page.
+            (
+                "</v2/evil/repo/tags/list?n=2>; rel=\"next\"",
+                r#"{"name":"evil/repo","tags":["c","d"]}"#,
+            )
+        } else {
+            (
+                "</v2/evil/repo/tags/list?n=2&last=b>; rel=\"next\"",
+                r#"{"name":"evil/repo","tags":["a","b"]}"#,
+            )
+        };
+        Reply::Raw(response(
+            200,
+            &[("Content-Type", "application/json"), ("Link", next)],
+            tags.as_bytes(),
+        ))
+    })
+    .await;
+    let c = common::default_client();
+    let err = c.list_tags(&repo(&h), Some(2)).await.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+    assert!(h.requests().len() <= 4, "{}", h.requests().len());
+}
+
+#[tokio::test]
+async fn tags_paginate_through_link_headers() {
+    // A registry that pages its tag list (distribution 2.8 does not).
+    let all: Vec<String> = (0..25).map(|i| format!("v{i:02}")).collect();
+    let tags = all.clone();
+    let h = Hostile::start(move |req, _| {
+        let q = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let n: usize = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("n="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        let last = q.split('&').find_map(|kv| kv.strip_prefix("last="));
+        let start = last.map_or(0, |l| tags.iter().position(|t| t == l).unwrap() + 1);
+        let page: Vec<&String> = tags.iter().skip(start).take(n).collect();
+        let body = serde_json::json!({"name": "evil/repo", "tags": page}).to_string();
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        if start + n < tags.len() {
+            headers.push((
+                "Link",
+                format!(
+                    "</v2/evil/repo/tags/list?n={n}&last={}>; rel=\"next\"",
+                    page.last().unwrap()
+                ),
+            ));
+        }
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Reply::Raw(response(200, &hs, body.as_bytes()))
+    })
+    .await;
+    let c = common::default_client();
+    let first = c.tags_page(&repo(&h), Some(10), None).await.unwrap();
+    assert_eq!(first.items, all[..10]);
+    assert!(first.next.is_some());
+    assert_eq!(c.list_tags(&repo(&h), Some(10)).await.unwrap(), all);
+    assert_eq!(h.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_link_to_another_host_is_refused() {
+    let h = Hostile::start(|_, _| {
+        Reply::Raw(response(
+            200,
+            &[
+                ("Content-Type", "application/json"),
+                (
+                    "Link",
+                    "<http://127.0.0.2:1/v2/evil/repo/tags/list?last=a>; rel=\"next\"",
+                ),
+            ],
+            br#"{"tags":["a"]}"#,
+        ))
+    })
+    .await;
+    let c = common::default_client();
+    let err = c.list_tags(&repo(&h), None).await.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn redirects_to_another_host_do_not_carry_authorization() {
+    let blob = b"redirected blob".to_vec();
+    let digest = Digest::sha256(&blob);
+    let storage = Hostile::start(move |_, _| Reply::Raw(response(200, &[], &blob))).await;
+    let target = format!("http://{}/storage/blob?sig=1", storage.host());
+    let h = Hostile::start(move |req, _| {
+        if req.header("authorization").is_none() {
+            Reply::Raw(response(401, &[("WWW-Authenticate", "Basic realm=\"evil\"")], b""))
+        } else {
+            Reply::Raw(response(307, &[("Location", &target)], b""))
+        }
+    })
+    .await;
+    let c = common::client(ClientConfig {
+        credentials: [(h.host(), Credentials::basic("u", "p"))].into_iter().collect(),
+        ..ClientConfig::default()
+    });
+    let got = c.get_blob_bytes(&repo(&h), &digest, 1024).await.unwrap();
+    assert_eq!(got, b"redirected blob");
+    let reg_reqs = h.requests();
+    assert!(reg_reqs.last().unwrap().header("authorization").is_some());
+    let st_reqs = storage.requests();
+    assert_eq!(st_reqs.len(), 1);
+    assert_eq!(st_reqs[0].path, "/storage/blob?sig=1");
+    assert!(
+        st_reqs[0].header("authorization").is_none(),
+        "Authorization leaked to the storage host"
+    );
+}
+
+#[tokio::test]
+async fn blob_with_wrong_content_is_refused() {
+    let h = Hostile::start(|_, _| Reply::Raw(response(200, &[], b"not what you asked for"))).await;
+    let c = common::default_client();
+    let asked = Digest::sha256(b"the real blob");
+    let err = c.get_blob_bytes(&repo(&h), &asked, 1024).await.unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn method_not_allowed_on_delete_is_unsupported() {
+    let h = Hostile::start(|_, _| {
+        Reply::Raw(response(
+            405,
+            &[("Content-Type", "application/json")],
+            br#"{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}"#,
+        ))
+    })
+    .await;
+    let c = common::default_client();
+    let err = c.delete_manifest(&repo(&h), &Digest::sha256(b"x")).await.unwrap_err();
+    match &err {
+        Error::Unsupported { errors, .. } => assert!(errors.has("UNSUPPORTED")),
+        e => panic!("unexpected {e:?}"),
+    }
+}
