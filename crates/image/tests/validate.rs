@@ -136,6 +136,11 @@ fn valid_documents_have_no_problems() {
             json!({"mediaType": "a/b", "size": 0, "digest": sha512, "urls": ["https://example.com/b"]}),
         ),
         (DocumentKind::LayoutHeader, json!({"imageLayoutVersion": "1.0.0"})),
+        // Non-ASCII annotation keys and values match the schema's `.{1,}` key pattern.
+        (
+            DocumentKind::Descriptor,
+            json!({"mediaType": "a/b", "size": 0, "digest": EMPTY, "annotations": {"org.example.ключ": "значение ✓"}}),
+        ),
     ];
     for (kind, doc) in cases {
         assert_eq!(check(kind, &doc), [], "{kind}: {doc}");
@@ -294,6 +299,16 @@ fn embedded_data_must_match_size_and_digest() {
                 Digest::sha256(b"{}")
             ),
         ]
+    );
+}
+
+#[test]
+fn non_ascii_annotation_keys_are_checked() {
+    let d = json!({"mediaType": "a/b", "size": 0, "digest": EMPTY, "annotations": {"ключ": 1, "ok": "✓"}});
+    let problems = check(DocumentKind::Descriptor, &d);
+    assert_eq!(
+        problems,
+        [Problem::new("/annotations/ключ", "expected string, found integer")]
     );
 }
 

@@ -13,9 +13,9 @@
 //! `defs.json`), ignoring `id` scopes: the image-spec schemas nest `id`s that would resolve
 //! to URLs that do not exist, and the reference Go validator also maps them onto its files.
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use regex::Regex;
 use serde_json::{Number, Value};
@@ -28,6 +28,8 @@ const MAX_REF_DEPTH: usize = 32;
 /// A set of schema documents, keyed by file name, that may refer to each other.
 pub(crate) struct Schemas {
     docs: HashMap<&'static str, Value>,
+    /// Compiled patterns (`None`: the pattern does not compile), shared by all validations.
+    regexes: Mutex<HashMap<String, Option<Regex>>>,
 }
 
 impl Schemas {
@@ -41,7 +43,10 @@ impl Schemas {
             let v: Value = serde_json::from_str(text).map_err(|e| format!("schema {name}: {e}"))?;
             docs.insert(*name, v);
         }
-        Ok(Schemas { docs })
+        Ok(Schemas {
+            docs,
+            regexes: Mutex::default(),
+        })
     }
 
     /// Validates `instance` against the schema document `file`, appending a problem for every
@@ -49,11 +54,7 @@ impl Schemas {
     pub(crate) fn validate(&self, file: &'static str, instance: &Value) -> Vec<Problem> {
         let mut out = Vec::new();
         match self.docs.get(file) {
-            Some(schema) => Eval {
-                schemas: self,
-                regexes: RefCell::default(),
-            }
-            .check(file, schema, instance, "", 0, &mut out),
+            Some(schema) => Eval { schemas: self }.check(file, schema, instance, "", 0, &mut out),
             None => out.push(Problem::new("", format!("internal: no schema named {file}"))),
         }
         out
@@ -62,7 +63,6 @@ impl Schemas {
 
 struct Eval<'s> {
     schemas: &'s Schemas,
-    regexes: RefCell<HashMap<String, Option<Regex>>>,
 }
 
 /// The JSON Schema type name of a value (`integer` for whole numbers).
@@ -159,8 +159,9 @@ fn is_uri(s: &str) -> bool {
 
 impl Eval<'_> {
     fn regex(&self, pattern: &str) -> Option<Regex> {
-        self.regexes
-            .borrow_mut()
+        // A panic elsewhere cannot leave the map half-updated, so a poisoned lock is still usable.
+        let mut cache = self.schemas.regexes.lock().unwrap_or_else(|e| e.into_inner());
+        cache
             .entry(pattern.to_string())
             .or_insert_with(|| Regex::new(pattern).ok())
             .clone()
