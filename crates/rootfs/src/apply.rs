@@ -215,7 +215,7 @@ pub struct ApplyReport {
 /// The blob is streamed: decompressed on a helper thread, hashed (diff_id), parsed by a
 /// strict tar reader and written entry by entry. On error the directory is left partly
 /// written; callers that create the directory for this layer remove it (the
-/// layer cache and [`extract_layer`] do).
+/// [`LayerCache`](crate::LayerCache) and [`extract_layer`] do).
 ///
 /// # Errors
 /// Any [`Error`]: hostile paths, malformed tar, exceeded budgets, a diff_id mismatch, IO.

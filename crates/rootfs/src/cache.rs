@@ -1,6 +1,33 @@
-//! The layer cache: each layer extracted once, by diff_id.
+//! The layer cache: each layer extracted once, in overlay format, into a directory keyed by
+//! its diff_id, shared by every image and container that uses it.
+//!
+//! Layout under the cache root:
+//! ```text
+//! layers/sha256/<hex>/fs          the layer's tree (overlay format: whiteouts are 0/0
+//!                                 devices, opaque dirs carry trusted.overlay.opaque=y)
+//! layers/sha256/<hex>/layer.json  what extraction reported (sizes, entries, skipped)
+//! locks/<hex>.lock                flock: exclusive while extracting or removing,
+//!                                 shared while a mounted rootfs uses the layer
+//! tmp/                            extractions in progress (removed on failure)
+//! ```
+//! An entry appears by renaming a complete temporary directory into place, so a reader
+//! never sees a half-extracted layer, and two processes extracting the same layer serialise
+//! on its lock file (the second finds the work done).
 
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+use wharf_image::media::{self, Kind};
+use wharf_image::oci_spec::image::Descriptor;
+use wharf_image::store::Image;
+use wharf_image::{Digest, Store};
+
+use crate::apply::{ApplyOptions, ImageBudget, LayerFormat, Skipped, extract_layer};
+use crate::error::{Error, Result};
+use crate::fsutil;
 
 /// A unique temporary sibling of `dest` (same directory, so a rename is atomic).
 pub(crate) fn temp_sibling(dest: &Path) -> PathBuf {
@@ -12,4 +39,323 @@ pub(crate) fn temp_sibling(dest: &Path) -> PathBuf {
         .unwrap_or_default();
     let n = N.fetch_add(1, Ordering::Relaxed);
     dest.with_file_name(format!(".tmp-{name}-{}-{n}", std::process::id()))
+}
+
+/// A directory of extracted layers, keyed by diff_id.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    root: PathBuf,
+}
+
+/// A layer present in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLayer {
+    /// The layer's diff_id (verified when it was extracted).
+    pub diff_id: Digest,
+    /// The layer's tree in overlay format: use it as an overlayfs lower directory.
+    pub path: PathBuf,
+}
+
+/// What extraction recorded about a cache entry (`layer.json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerInfo {
+    /// The diff_id.
+    pub diff_id: String,
+    /// The blob it was extracted from.
+    pub blob: String,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Tar entries.
+    pub entries: u64,
+    /// Entries or attributes not applied (`entry: reason`).
+    pub skipped: Vec<String>,
+}
+
+/// A lock on a cache entry, released on drop.
+#[derive(Debug)]
+pub struct LayerLock {
+    _file: File,
+}
+
+impl LayerCache {
+    /// Opens (creating if needed) a layer cache at `root`.
+    ///
+    /// # Ambient authority
+    /// Creates directories under `root` as given.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directories cannot be created.
+    pub fn open(root: impl AsRef<Path>) -> Result<LayerCache> {
+        let root = root.as_ref().to_path_buf();
+        for sub in ["layers/sha256", "locks", "tmp"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
+        }
+        Ok(LayerCache { root })
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("layers")
+            .join(diff_id.algorithm().as_str())
+            .join(diff_id.hex())
+    }
+
+    /// The layer tree of a diff_id (present or not).
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.entry_dir(diff_id).join("fs")
+    }
+
+    /// Whether the layer is extracted.
+    pub fn contains(&self, diff_id: &Digest) -> bool {
+        self.entry_dir(diff_id).join("layer.json").is_file()
+    }
+
+    /// What extraction recorded about a cached layer.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the layer is not cached, [`Error::Invalid`] when its record is
+    /// unreadable.
+    pub fn info(&self, diff_id: &Digest) -> Result<LayerInfo> {
+        let p = self.entry_dir(diff_id).join("layer.json");
+        let bytes = fs::read(&p).map_err(Error::io("read", &p))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+            what: "layer record",
+            reason: format!("{}: {e}", p.display()),
+        })
+    }
+
+    fn lock(&self, diff_id: &Digest, op: FlockOperation) -> Result<LayerLock> {
+        let p = self.root.join("locks").join(format!("{}.lock", diff_id.hex()));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(Error::io("open", &p))?;
+        rustix::fs::flock(file.as_fd(), op).map_err(|e| Error::io("lock", &p)(e.into()))?;
+        Ok(LayerLock { _file: file })
+    }
+
+    /// A shared hold on a cached layer: [`LayerCache::remove`] refuses to remove it while
+    /// held. A mounted [`Rootfs`](crate::Rootfs) holds one for each of its layers.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on lock failures.
+    pub fn hold(&self, diff_id: &Digest) -> Result<LayerLock> {
+        self.lock(diff_id, FlockOperation::LockShared)
+    }
+
+    /// Makes sure the layer `descriptor` (with its `diff_id` from the image config) is
+    /// extracted, reading the blob from `store`. The compression is taken from the media
+    /// type (sniffed for unknown types); the uncompressed stream is verified against
+    /// `diff_id`. Options other than format and diff_id come from `opts`.
+    ///
+    /// # Errors
+    /// Store errors (blob missing), any [`apply_layer`](crate::apply_layer) error.
+    pub fn ensure(
+        &self,
+        store: &Store,
+        descriptor: &Descriptor,
+        diff_id: &Digest,
+        opts: &ApplyOptions,
+    ) -> Result<CachedLayer> {
+        let done = CachedLayer {
+            diff_id: diff_id.clone(),
+            path: self.layer_path(diff_id),
+        };
+        if self.contains(diff_id) {
+            return Ok(done);
+        }
+        let _lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
+        if self.contains(diff_id) {
+            return Ok(done); // another process did it while we waited
+        }
+        let blob_digest = Digest::from_oci(descriptor.digest()).map_err(wharf_image::Error::from)?;
+        let blob = store.open_blob(&blob_digest)?;
+        let compression = match media::kind(descriptor.media_type()) {
+            Kind::Layer(c) => Some(c),
+            _ => None,
+        };
+        let opts = ApplyOptions {
+            format: LayerFormat::Overlay,
+            compression,
+            diff_id: Some(diff_id.clone()),
+            ..opts.clone()
+        };
+        let dest = self.entry_dir(diff_id);
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{}", diff_id.hex(), std::process::id()));
+        let _ = fsutil::remove_tree(&tmp);
+        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
+        let result = (|| {
+            let report = extract_layer(&tmp.join("fs"), std::io::BufReader::with_capacity(1 << 20, blob), &opts)?;
+            let info = LayerInfo {
+                diff_id: diff_id.to_string(),
+                blob: blob_digest.to_string(),
+                uncompressed_size: report.uncompressed_size,
+                entries: report.entries,
+                skipped: report
+                    .skipped
+                    .iter()
+                    .map(|Skipped { entry, reason }| format!("{entry}: {reason}"))
+                    .collect(),
+            };
+            let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::Invalid {
+                what: "layer record",
+                reason: e.to_string(),
+            })?;
+            let p = tmp.join("layer.json");
+            fs::write(&p, json).map_err(Error::io("write", &p))?;
+            fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))
+        })();
+        if result.is_err() {
+            let _ = fsutil::remove_tree(&tmp);
+        }
+        result.map(|()| done)
+    }
+
+    /// Makes sure every layer of `image` is extracted, extracting missing ones in parallel
+    /// (each layer goes into its own directory, so order does not matter), and returns them
+    /// bottom to top. One [`ImageBudget`] covers the image.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the config's diff_ids do not match the manifest's layers; the
+    /// first extraction error otherwise.
+    pub fn ensure_image(&self, store: &Store, image: &Image, opts: &ApplyOptions) -> Result<Vec<CachedLayer>> {
+        let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
+        let layers = image.manifest.layers();
+        if diff_ids.len() != layers.len() {
+            return Err(Error::Invalid {
+                what: "image",
+                reason: format!(
+                    "{}: manifest has {} layers but config has {} diff_ids",
+                    image.reference,
+                    layers.len(),
+                    diff_ids.len()
+                ),
+            });
+        }
+        let opts = ApplyOptions {
+            image_budget: ImageBudget::new(),
+            ..opts.clone()
+        };
+        let work: Vec<(usize, &Descriptor, &Digest)> = layers
+            .iter()
+            .zip(&diff_ids)
+            .enumerate()
+            .filter(|(_, (_, d))| !self.contains(d))
+            .map(|(i, (l, d))| (i, l, d))
+            .collect();
+        // Each extraction already uses two threads (decompress, write).
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .div_ceil(2)
+            .max(2);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let errors = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..workers.min(work.len()) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((idx, desc, diff_id)) = work.get(i) else { break };
+                        if let Err(e) = self.ensure(store, desc, diff_id, &opts) {
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push((*idx, e));
+                            }
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut errs = errors.into_inner().unwrap_or_default();
+        errs.sort_by_key(|(i, _)| *i);
+        if let Some((_, e)) = errs.into_iter().next() {
+            return Err(e);
+        }
+        Ok(diff_ids
+            .into_iter()
+            .map(|d| CachedLayer {
+                path: self.layer_path(&d),
+                diff_id: d,
+            })
+            .collect())
+    }
+
+    /// The diff_ids of every cached layer.
+    ///
+    /// # Errors
+    /// [`Error::Io`] reading the cache directory.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("layers/sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(Error::io("read", &dir))? {
+            let e = e.map_err(Error::io("read", &dir))?;
+            if let Ok(d) = format!("sha256:{}", e.file_name().to_string_lossy()).parse::<Digest>()
+                && self.contains(&d)
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a cached layer. Returns false if it was not cached.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a rootfs holds the layer, IO errors otherwise.
+    pub fn remove(&self, diff_id: &Digest) -> Result<bool> {
+        let _lock = self
+            .lock(diff_id, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|_| Error::Invalid {
+                what: "layer removal",
+                reason: format!("layer {diff_id} is in use"),
+            })?;
+        let dir = self.entry_dir(diff_id);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        // Disappear atomically first, then delete at leisure.
+        let doomed = self
+            .root
+            .join("tmp")
+            .join(format!("rm-{}-{}", diff_id.hex(), std::process::id()));
+        fs::rename(&dir, &doomed).map_err(Error::io("rename", &dir))?;
+        fsutil::remove_tree(&doomed).map_err(Error::io("remove", &doomed))?;
+        Ok(true)
+    }
+
+    /// Removes every cached layer that no image in `store` uses (for the store's platform)
+    /// and that no rootfs holds. Returns the removed diff_ids.
+    ///
+    /// # Errors
+    /// Store and IO errors.
+    pub fn prune(&self, store: &Store) -> Result<Vec<Digest>> {
+        let mut needed = HashSet::new();
+        let platform = wharf_image::Platform::host();
+        for summary in store.list()? {
+            if let Ok(image) = store.image(&summary.reference, &platform)
+                && let Ok(ids) = image.config.diff_ids()
+            {
+                needed.extend(ids);
+            }
+        }
+        let mut removed = Vec::new();
+        for d in self.list()? {
+            if !needed.contains(&d) && matches!(self.remove(&d), Ok(true)) {
+                removed.push(d);
+            }
+        }
+        Ok(removed)
+    }
 }

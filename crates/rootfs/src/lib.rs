@@ -4,6 +4,11 @@
 //!   directory through a strict tar reader ([`tar`]), flattening whiteouts or producing an
 //!   overlay-format layer directory ([`LayerFormat`]), within budgets ([`Limits`]) and
 //!   verifying the diff_id while extracting.
+//! - [`LayerCache`]: layers extracted once, by diff_id, in overlay format, in parallel,
+//!   atomically and safely across processes.
+//! - [`Rootfs`]: a container's root filesystem: an overlay of cached layers with its own
+//!   upper directory (any number of layers, through the new mount API), or a flattened copy
+//!   when overlayfs cannot be used.
 //!
 //! ## Design choices
 //! - **fd-relative everything.** Paths from a layer are never joined onto a host path.
@@ -23,6 +28,7 @@ mod apply;
 mod cache;
 pub mod error;
 mod fsutil;
+mod rootfs;
 mod stream;
 pub mod tar;
 
@@ -30,5 +36,7 @@ pub use apply::{
     ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
     Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer,
 };
+pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use error::{Error, Limit, Result};
+pub use rootfs::{MAX_OVERLAY_LAYERS, MountMode, Rootfs, RootfsOptions};
 pub use wharf_image;

@@ -254,3 +254,98 @@ pub fn apply(
     let dir = std::fs::File::open(root).unwrap();
     wharf_rootfs::apply_layer(&dir, blob, opts)
 }
+
+/// Stores an image made of these uncompressed layer tars (gzip-compressed in the store)
+/// under `name` and returns it resolved.
+pub fn store_image(store: &wharf_image::Store, name: &str, layers: &[Vec<u8>]) -> wharf_image::store::Image {
+    store_image_with(store, name, layers, |tar| {
+        (gzip(tar), "application/vnd.oci.image.layer.v1.tar+gzip")
+    })
+}
+
+/// As [`store_image`], with the layer blob and its media type chosen by `encode`; the
+/// config's diff_ids are the sha256 of the tars as given.
+pub fn store_image_with(
+    store: &wharf_image::Store,
+    name: &str,
+    layers: &[Vec<u8>],
+    encode: impl Fn(&[u8]) -> (Vec<u8>, &'static str),
+) -> wharf_image::store::Image {
+    let platform = wharf_image::Platform::host();
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in layers {
+        let (blob, media_type) = encode(tar);
+        let digest = store.put_bytes(&blob).unwrap();
+        descs.push(serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": blob.len()}));
+        diff_ids.push(wharf_image::Digest::sha256(tar));
+    }
+    let config = wharf_image::ImageConfig::new_for_layers(&platform, &diff_ids, None, Vec::new());
+    let config_bytes = config.to_bytes().unwrap();
+    let config_digest = store.put_bytes(&config_bytes).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": descs,
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let (desc, _) = store.put_manifest(&bytes, None).unwrap();
+    let reference: wharf_image::Reference = name.parse().unwrap();
+    store.tag(&reference, &desc).unwrap();
+    store.image(&reference, &platform).unwrap()
+}
+
+/// Every path beneath `root` with its type, mode, owner, size/target/content digest and
+/// user-visible xattrs: what two unpackers must agree on.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for p in entries {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let ft = m.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_dir() {
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
+        } else if ft.is_file() {
+            let data = std::fs::read(&p).unwrap();
+            format!("file {} {}", data.len(), wharf_image::Digest::sha256(&data))
+        } else if ft.is_char_device() {
+            format!("char {}", m.rdev())
+        } else if ft.is_block_device() {
+            format!("block {}", m.rdev())
+        } else {
+            "fifo".to_string()
+        };
+        let mut xattrs = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        if let Ok(n) = rustix::fs::llistxattr(&p, &mut buf) {
+            for name in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+                let name = String::from_utf8_lossy(name).into_owned();
+                if name.starts_with("trusted.overlay.") {
+                    continue;
+                }
+                let mut v = vec![0u8; 65536];
+                let len = rustix::fs::lgetxattr(&p, name.as_str(), &mut v).unwrap_or(0);
+                xattrs.push(format!("{name}={:?}", &v[..len]));
+            }
+        }
+        let mode = if ft.is_symlink() { 0 } else { m.mode() & 0o7777 };
+        out.insert(
+            rel,
+            format!("{what} mode={mode:o} owner={}:{} xattrs={xattrs:?}", m.uid(), m.gid()),
+        );
+        if ft.is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! A container's root filesystem: an overlay of cached layers plus its own upper
+//! directory, or a flattened copy when overlayfs cannot be used.
+//!
+//! ## Many layers
+//! The classic `mount(2)` call passes every lower directory in one option string limited to
+//! a page (4 KiB), which ~40 cache paths exhaust. wharf uses the new mount API instead:
+//! `fsopen("overlay")`, then one `fsconfig(FSCONFIG_SET_STRING, "lowerdir+", path)` per
+//! layer (Linux ≥ 6.8), `fsmount` and `move_mount`. Each path is its own string, so the
+//! only limit left is overlayfs's stack depth (500 lowers); beyond it, or when any step
+//! fails (no overlayfs, not privileged, `lowerdir+` unknown), the rootfs is a flattened
+//! copy and [`Rootfs::mode`] / [`Rootfs::fallback_reason`] say so. No `chdir` and no symlink
+//! farm are needed.
+//!
+//! ## Container directory
+//! ```text
+//! <dir>/upper   writes of the container (overlay mode)
+//! <dir>/work    overlayfs work directory
+//! <dir>/rootfs  the merged view (overlay mount point, or the copy)
+//! <dir>/owner   "<pid> <start time>" of the process that mounted it, for stale-mount cleanup
+//! ```
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps};
+use rustix::io::Errno;
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags};
+
+use crate::cache::{CachedLayer, LayerCache, LayerLock};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// overlayfs's maximum number of lower layers (`OVL_MAX_STACK`).
+pub const MAX_OVERLAY_LAYERS: usize = 500;
+
+/// How a [`Rootfs`] was assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountMode {
+    /// An overlayfs mount: cached layers read-only below, the container's upper dir on top.
+    Overlay,
+    /// A flattened copy of the layers (reflinked where the filesystem can).
+    Copy,
+}
+
+/// How to assemble a [`Rootfs`].
+#[derive(Debug, Clone, Default)]
+pub struct RootfsOptions {
+    /// Force a mode; `None` (the default) tries overlay and falls back to a copy.
+    pub mode: Option<MountMode>,
+}
+
+/// A container's root filesystem. Unmounted and removed on drop or [`Rootfs::close`].
+#[derive(Debug)]
+pub struct Rootfs {
+    dir: PathBuf,
+    mode: MountMode,
+    layers: Vec<CachedLayer>,
+    fallback_reason: Option<String>,
+    active: bool,
+    _holds: Vec<LayerLock>,
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the parenthesised command name (which may hold spaces).
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+fn mount_err(op: impl Into<String>, target: &Path, fs_fd: Option<BorrowedFd<'_>>, e: Errno) -> Error {
+    let mut op = op.into();
+    // The kernel explains fsconfig/fsmount failures in the context's log.
+    if let Some(fd) = fs_fd {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = rustix::io::read(fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            op.push_str(&format!(" [{}]", String::from_utf8_lossy(&buf[..n]).trim()));
+        }
+    }
+    Error::Mount {
+        op,
+        target: target.to_path_buf(),
+        source: e.into(),
+    }
+}
+
+/// Mounts overlayfs on `target` with `lowers` (top first), through the new mount API.
+pub(crate) fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let fs_fd = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| mount_err("fsopen overlay", target, None, e))?;
+    let set = |k: &str, v: &Path| {
+        rustix::mount::fsconfig_set_string(&fs_fd, k, v.as_os_str())
+            .map_err(|e| mount_err(format!("fsconfig {k}"), v, Some(fs_fd.as_fd()), e))
+    };
+    for l in lowers {
+        set("lowerdir+", l)?;
+    }
+    set("upperdir", upper)?;
+    set("workdir", work)?;
+    rustix::mount::fsconfig_create(&fs_fd).map_err(|e| mount_err("fsconfig create", target, Some(fs_fd.as_fd()), e))?;
+    let mnt = rustix::mount::fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| mount_err("fsmount", target, Some(fs_fd.as_fd()), e))?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| mount_err("move_mount", target, None, e))
+}
+
+/// Whether `path` is a mount point (per this process's mountinfo).
+pub(crate) fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.as_os_str().as_bytes();
+    info.lines()
+        .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(want))
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() + 1 && b.len() >= i + 4 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn unmount(target: &Path) -> Result<()> {
+    match rustix::mount::unmount(target, UnmountFlags::empty()) {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::BUSY) => rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(|e| Error::Mount {
+            op: "umount (detach)".into(),
+            target: target.to_path_buf(),
+            source: e.into(),
+        }),
+        Err(e) => Err(Error::Mount {
+            op: "umount".into(),
+            target: target.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+impl Rootfs {
+    /// Assembles a rootfs in the new directory `dir` from cached `layers` (bottom to top).
+    ///
+    /// # Ambient authority
+    /// Creates `dir` and mounts on `dir/rootfs`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] creating the directories; [`Error::Mount`] when overlay was forced and
+    /// failed; copy errors. On error nothing is left behind.
+    pub fn create(
+        cache: &LayerCache,
+        layers: &[CachedLayer],
+        dir: impl AsRef<Path>,
+        opts: &RootfsOptions,
+    ) -> Result<Rootfs> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir(&dir).map_err(Error::io("create", &dir))?;
+        let mut holds = Vec::with_capacity(layers.len());
+        let mut rootfs = Rootfs {
+            dir: dir.clone(),
+            mode: MountMode::Overlay,
+            layers: layers.to_vec(),
+            fallback_reason: None,
+            active: true,
+            _holds: Vec::new(),
+        };
+        for l in layers {
+            if !cache.contains(&l.diff_id) {
+                return Err(Error::Invalid {
+                    what: "layer",
+                    reason: format!("{} is not in the layer cache", l.diff_id),
+                });
+            }
+            holds.push(cache.hold(&l.diff_id)?);
+        }
+        rootfs._holds = holds;
+        let me = std::process::id();
+        let owner = format!("{me} {}\n", start_time(me).unwrap_or(0));
+        fs::write(dir.join("owner"), owner).map_err(Error::io("write", dir.join("owner")))?;
+        let merged = dir.join("rootfs");
+        fs::create_dir(&merged).map_err(Error::io("create", &merged))?;
+        let want_overlay = opts.mode != Some(MountMode::Copy);
+        if want_overlay {
+            match rootfs.try_overlay() {
+                Ok(()) => return Ok(rootfs),
+                Err(e) if opts.mode == Some(MountMode::Overlay) => return Err(e),
+                Err(e) => rootfs.fallback_reason = Some(e.to_string()),
+            }
+        } else {
+            rootfs.fallback_reason = Some("copy mode requested".into());
+        }
+        rootfs.mode = MountMode::Copy;
+        let _ = fsutil::remove_tree(&dir.join("upper"));
+        let _ = fsutil::remove_tree(&dir.join("work"));
+        copy_layers(layers, &merged)?;
+        Ok(rootfs)
+    }
+
+    fn try_overlay(&self) -> Result<()> {
+        if self.layers.len() > MAX_OVERLAY_LAYERS {
+            return Err(Error::Invalid {
+                what: "overlay",
+                reason: format!(
+                    "{} layers exceed overlayfs's limit of {MAX_OVERLAY_LAYERS}",
+                    self.layers.len()
+                ),
+            });
+        }
+        let upper = self.dir.join("upper");
+        let work = self.dir.join("work");
+        for d in [&upper, &work] {
+            if !d.exists() {
+                fs::create_dir(d).map_err(Error::io("create", d))?;
+            }
+        }
+        let lowers: Vec<&Path> = self.layers.iter().rev().map(|l| l.path.as_path()).collect();
+        if lowers.is_empty() {
+            // overlayfs needs a lower; an image without layers is an empty directory.
+            let empty = self.dir.join("empty");
+            fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
+            return mount_overlay(&[&empty], &upper, &work, &self.dir.join("rootfs"));
+        }
+        mount_overlay(&lowers, &upper, &work, &self.dir.join("rootfs"))
+    }
+
+    /// The root filesystem's path (the merged view).
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// The container's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The upper (writable) directory in overlay mode.
+    pub fn upper(&self) -> Option<PathBuf> {
+        (self.mode == MountMode::Overlay).then(|| self.dir.join("upper"))
+    }
+
+    /// How it was assembled.
+    pub fn mode(&self) -> MountMode {
+        self.mode
+    }
+
+    /// Why overlay was not used, in copy mode.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// The layers below, bottom to top.
+    pub fn layers(&self) -> &[CachedLayer] {
+        &self.layers
+    }
+
+    /// Unmounts and removes the container directory (the upper dir's changes are lost).
+    ///
+    /// # Errors
+    /// [`Error::Mount`] or [`Error::Io`]; the directory is left for
+    /// [`Rootfs::cleanup_stale`] then.
+    pub fn close(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if !self.active {
+            return Ok(());
+        }
+        let merged = self.path();
+        if self.mode == MountMode::Overlay {
+            unmount(&merged)?;
+        }
+        self.active = false;
+        fsutil::remove_tree(&self.dir).map_err(Error::io("remove", &self.dir))
+    }
+
+    /// Finds container directories under `base` whose owning process is gone, unmounts
+    /// their rootfs if still mounted, and removes them. Returns the directories removed.
+    ///
+    /// # Ambient authority
+    /// Reads `base` and `/proc`; unmounts.
+    ///
+    /// # Errors
+    /// [`Error::Io`] reading `base`; failures on single entries are skipped.
+    pub fn cleanup_stale(base: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        let base = base.as_ref();
+        let mut removed = Vec::new();
+        let entries = match fs::read_dir(base) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(Error::io("read", base)(e)),
+        };
+        for e in entries.flatten() {
+            let dir = e.path();
+            let Ok(owner) = fs::read_to_string(dir.join("owner")) else {
+                continue;
+            };
+            let mut it = owner.split_whitespace();
+            let (Some(pid), Some(start)) = (
+                it.next().and_then(|p| p.parse::<u32>().ok()),
+                it.next().and_then(|s| s.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            if start_time(pid).is_some_and(|t| t == start) {
+                continue; // its process is alive
+            }
+            let merged = dir.join("rootfs");
+            if is_mounted(&merged) && unmount(&merged).is_err() {
+                continue;
+            }
+            if fsutil::remove_tree(&dir).is_ok() {
+                removed.push(dir);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+// ---- copy fallback ----
+
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", path)(e.into()))
+}
+
+fn copy_layers(layers: &[CachedLayer], dest: &Path) -> Result<()> {
+    let dst = open_dir(dest)?;
+    for l in layers {
+        let src = open_dir(&l.path)?;
+        let mut links = std::collections::HashMap::new();
+        merge_dir(src.as_fd(), dst.as_fd(), dst.as_fd(), &mut Vec::new(), &mut links)
+            .map_err(|(p, e)| Error::io("copy layer", l.path.join(OsStr::from_bytes(&p)))(e.into()))?;
+        // The layer root's own metadata (mode of /).
+        copy_meta(src.as_fd(), b".", dst.as_fd(), b".", &FileType::Directory)
+            .map_err(|e| Error::io("copy layer", &l.path)(e.into()))?;
+    }
+    Ok(())
+}
+
+type CopyResult = std::result::Result<(), (Vec<u8>, Errno)>;
+
+fn xattr_names(fd: BorrowedFd<'_>) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    match rustix::fs::flistxattr(fd, &mut buf) {
+        Ok(n) => buf[..n]
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    rustix::fs::fgetxattr(fd, name, &mut buf)
+        .ok()
+        .map(|n| buf[..n].to_vec())
+}
+
+/// Copies owner, mode, xattrs (not overlay's own) and times of `sname` in `src` onto
+/// `dname` in `dst`.
+fn copy_meta(
+    src: BorrowedFd<'_>,
+    sname: &[u8],
+    dst: BorrowedFd<'_>,
+    dname: &[u8],
+    ft: &FileType,
+) -> std::result::Result<(), Errno> {
+    let st = rustix::fs::statat(src, sname, AtFlags::SYMLINK_NOFOLLOW)?;
+    rustix::fs::chownat(
+        dst,
+        dname,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if *ft != FileType::Symlink {
+        let (s, d) = if *ft == FileType::Directory || *ft == FileType::RegularFile {
+            (
+                Some(rustix::fs::openat(
+                    src,
+                    sname,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?),
+                Some(rustix::fs::openat(
+                    dst,
+                    dname,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        if let (Some(s), Some(d)) = (&s, &d) {
+            rustix::fs::fchmod(d, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+            for name in xattr_names(s.as_fd()) {
+                if name.starts_with(b"trusted.overlay.") {
+                    continue;
+                }
+                if let Some(v) = get_xattr(s.as_fd(), &name) {
+                    let _ = rustix::fs::fsetxattr(d, name.as_slice(), &v, rustix::fs::XattrFlags::empty());
+                }
+            }
+        } else {
+            let p = rustix::fs::openat(
+                dst,
+                dname,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p));
+            rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777))?;
+        }
+    }
+    let t = Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    };
+    rustix::fs::utimensat(dst, dname, &t, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn merge_dir(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    dst_root: BorrowedFd<'_>,
+    rel: &mut Vec<u8>,
+    links: &mut std::collections::HashMap<(u64, u64), Vec<u8>>,
+) -> CopyResult {
+    let fail = |rel: &Vec<u8>, name: &[u8], e: Errno| {
+        let mut p = rel.clone();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        (p, e)
+    };
+    let entries = fsutil::list(src).map_err(|e| (rel.clone(), e))?;
+    for (name, _) in entries {
+        let st = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| fail(rel, &name, e))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+            fsutil::remove_all_at(dst, &name).map_err(|e| fail(rel, &name, e))?;
+            continue;
+        }
+        if ft == FileType::Directory {
+            let s = fsutil::open_subdir(src, &name).map_err(|e| fail(rel, &name, e))?;
+            let opaque = get_xattr(s.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref() == Some(b"y");
+            match rustix::fs::statat(dst, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(d) if FileType::from_raw_mode(d.st_mode) == FileType::Directory && !opaque => {}
+                Ok(_) => {
+                    fsutil::remove_all_at(dst, &name).map_err(|e| fail(rel, &name, e))?;
+                    rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700)).map_err(|e| fail(rel, &name, e))?;
+                }
+                Err(_) => {
+                    rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700)).map_err(|e| fail(rel, &name, e))?;
+                }
+            }
+            let d = fsutil::open_subdir(dst, &name).map_err(|e| fail(rel, &name, e))?;
+            let len = rel.len();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(&name);
+            merge_dir(s.as_fd(), d.as_fd(), dst_root, rel, links)?;
+            rel.truncate(len);
+            copy_meta(src, &name, dst, &name, &ft).map_err(|e| fail(rel, &name, e))?;
+            continue;
+        }
+        fsutil::remove_all_at(dst, &name).map_err(|e| fail(rel, &name, e))?;
+        let mut relpath = rel.clone();
+        if !relpath.is_empty() {
+            relpath.push(b'/');
+        }
+        relpath.extend_from_slice(&name);
+        if st.st_nlink > 1 && ft != FileType::Directory {
+            if let Some(first) = links.get(&(st.st_dev, st.st_ino)) {
+                rustix::fs::linkat(dst_root, first.as_slice(), dst, &name, AtFlags::empty())
+                    .map_err(|e| fail(rel, &name, e))?;
+                continue;
+            }
+            links.insert((st.st_dev, st.st_ino), relpath.clone());
+        }
+        match ft {
+            FileType::RegularFile => {
+                let s = rustix::fs::openat(
+                    src,
+                    &name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| fail(rel, &name, e))?;
+                let d = rustix::fs::openat(
+                    dst,
+                    &name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| fail(rel, &name, e))?;
+                if rustix::fs::ioctl_ficlone(&d, &s).is_err() {
+                    let mut left = st.st_size as u64;
+                    while left > 0 {
+                        let n = match rustix::fs::copy_file_range(&s, None, &d, None, left.min(1 << 30) as usize) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) => return Err(fail(rel, &name, e)),
+                        };
+                        left -= n as u64;
+                    }
+                }
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(src, &name, Vec::new()).map_err(|e| fail(rel, &name, e))?;
+                rustix::fs::symlinkat(target.as_bytes(), dst, &name).map_err(|e| fail(rel, &name, e))?;
+            }
+            _ => {
+                rustix::fs::mknodat(dst, &name, ft, Mode::from_raw_mode(0o600), st.st_rdev)
+                    .map_err(|e| fail(rel, &name, e))?;
+            }
+        }
+        copy_meta(src, &name, dst, &name, &ft).map_err(|e| fail(rel, &name, e))?;
+    }
+    Ok(())
+}

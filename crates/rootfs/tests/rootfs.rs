@@ -1,0 +1,266 @@
+//! The layer cache and container root filesystems, on real overlayfs (tests run as root).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+
+use common::{Tar, require_root, store_image, tree};
+use wharf_image::Store;
+use wharf_rootfs::{ApplyOptions, Error, LayerCache, MountMode, Rootfs, RootfsOptions};
+
+fn layers() -> Vec<Vec<u8>> {
+    let mut l1 = Tar::new();
+    l1.dir("etc/", 0o755)
+        .file("etc/hostname", b"base", 0o644)
+        .file("etc/deleted", b"gone soon", 0o644)
+        .dir("opt/", 0o755)
+        .file("opt/old", b"old", 0o644)
+        .dir("bin/", 0o755)
+        .file("bin/busybox", b"\x7fELF busybox", 0o755);
+    // Hardlinks stay within a layer: overlay-format layers are extracted alone.
+    let mut l2_ok = Tar::new();
+    l2_ok
+        .dir("etc/", 0o755)
+        .file("etc/.wh.deleted", b"", 0o644)
+        .file("etc/hostname", b"second", 0o644)
+        .dir("opt/", 0o755)
+        .file("opt/.wh..wh..opq", b"", 0o644)
+        .file("opt/new", b"new", 0o644)
+        .dir("sbin/", 0o755)
+        .file("sbin/tool", b"tool", 0o755)
+        .hardlink("sbin/tool-alias", "sbin/tool");
+    let mut l3 = Tar::new();
+    l3.dir("var/", 0o755).file("var/log", b"log", 0o640);
+    vec![l1.end(), l2_ok.end(), l3.end()]
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    store: Store,
+    cache: LayerCache,
+    containers: std::path::PathBuf,
+}
+
+fn env() -> Env {
+    require_root("overlayfs mounts, whiteout devices, trusted xattrs");
+    let tmp = tempfile::Builder::new().prefix("wharf-rootfs-cache").tempdir().unwrap();
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let cache = LayerCache::open(tmp.path().join("cache")).unwrap();
+    let containers = tmp.path().join("containers");
+    std::fs::create_dir(&containers).unwrap();
+    Env {
+        _tmp: tmp,
+        store,
+        cache,
+        containers,
+    }
+}
+
+#[test]
+fn cache_extracts_layers_once_by_diff_id() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/cache:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    assert_eq!(cached.len(), 3);
+    for (c, d) in cached.iter().zip(image.config.diff_ids().unwrap()) {
+        assert_eq!(c.diff_id, d);
+        assert!(e.cache.contains(&d));
+        assert_eq!(e.cache.info(&d).unwrap().diff_id, d.to_string());
+    }
+    // Overlay format on disk.
+    let l2 = &cached[1].path;
+    let wh = std::fs::symlink_metadata(l2.join("etc/deleted")).unwrap();
+    assert_eq!((wh.mode() & 0o170000, wh.rdev()), (0o020000, 0));
+    let ino = std::fs::metadata(&cached[0].path).unwrap().ino();
+    // A second image sharing the layers extracts nothing.
+    let again = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    assert_eq!(again, cached);
+    assert_eq!(std::fs::metadata(&cached[0].path).unwrap().ino(), ino);
+    assert_eq!(e.cache.list().unwrap().len(), 3);
+    assert!(std::fs::read_dir(e.cache.root().join("tmp")).unwrap().next().is_none());
+}
+
+#[test]
+fn cache_rejects_a_layer_whose_diff_id_does_not_match_and_keeps_nothing() {
+    let e = env();
+    let ls = layers();
+    // Store the blob of layer 3 under a config that claims layer 1's diff_id for it.
+    let image = common::store_image_with(&e.store, "wharf-test/bad:1", &ls[..1], |_| {
+        (common::gzip(&ls[2]), "application/vnd.oci.image.layer.v1.tar+gzip")
+    });
+    let err = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::DiffIdMismatch { .. }), "{err}");
+    assert!(e.cache.list().unwrap().is_empty());
+    assert!(std::fs::read_dir(e.cache.root().join("tmp")).unwrap().next().is_none());
+}
+
+#[test]
+fn concurrent_extraction_of_one_layer_is_safe() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/race:1", &layers());
+    let root = e.cache.root().to_path_buf();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (store, image, root) = (&e.store, &image, &root);
+            s.spawn(move || {
+                // Separate handles: separate lock file descriptions, as separate processes have.
+                let cache = LayerCache::open(root).unwrap();
+                cache.ensure_image(store, image, &ApplyOptions::default()).unwrap()
+            });
+        }
+    });
+    assert_eq!(e.cache.list().unwrap().len(), 3);
+    assert!(std::fs::read_dir(root.join("tmp")).unwrap().next().is_none());
+}
+
+#[test]
+fn overlay_rootfs_is_copy_on_write_and_unmounted_on_drop() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/ovl:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let a = Rootfs::create(&e.cache, &cached, e.containers.join("a"), &RootfsOptions::default()).unwrap();
+    assert_eq!(a.mode(), MountMode::Overlay, "fell back: {:?}", a.fallback_reason());
+    let p = a.path();
+    assert_eq!(std::fs::read(p.join("etc/hostname")).unwrap(), b"second");
+    assert!(!p.join("etc/deleted").exists());
+    assert!(!p.join("opt/old").exists());
+    assert_eq!(std::fs::read(p.join("opt/new")).unwrap(), b"new");
+    assert_eq!(std::fs::read(p.join("var/log")).unwrap(), b"log");
+    // Writes go to the upper dir only.
+    std::fs::write(p.join("etc/hostname"), b"container a").unwrap();
+    std::fs::remove_file(p.join("bin/busybox")).unwrap();
+    assert_eq!(std::fs::read(cached[1].path.join("etc/hostname")).unwrap(), b"second");
+    assert!(cached[0].path.join("bin/busybox").exists());
+    assert_eq!(
+        std::fs::read(a.upper().unwrap().join("etc/hostname")).unwrap(),
+        b"container a"
+    );
+    // A second container from the same layers sees the image, not a's changes.
+    let b = Rootfs::create(&e.cache, &cached, e.containers.join("b"), &RootfsOptions::default()).unwrap();
+    assert_eq!(std::fs::read(b.path().join("etc/hostname")).unwrap(), b"second");
+    assert!(b.path().join("bin/busybox").exists());
+    // Layers in use cannot be removed.
+    assert!(e.cache.remove(&cached[0].diff_id).is_err());
+    let a_dir = a.dir().to_path_buf();
+    drop(a);
+    assert!(!a_dir.exists());
+    assert!(!mounted(&a_dir.join("rootfs")));
+    b.close().unwrap();
+    assert!(e.cache.remove(&cached[0].diff_id).unwrap());
+    assert!(!e.cache.contains(&cached[0].diff_id));
+}
+
+fn mounted(p: &std::path::Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+}
+
+#[test]
+fn copy_fallback_gives_the_same_tree_as_overlay() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/copy:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let o = Rootfs::create(&e.cache, &cached, e.containers.join("o"), &RootfsOptions::default()).unwrap();
+    let c = Rootfs::create(
+        &e.cache,
+        &cached,
+        e.containers.join("c"),
+        &RootfsOptions {
+            mode: Some(MountMode::Copy),
+        },
+    )
+    .unwrap();
+    assert_eq!(o.mode(), MountMode::Overlay);
+    assert_eq!(c.mode(), MountMode::Copy);
+    assert!(c.fallback_reason().is_some());
+    let mut to = tree(&o.path());
+    let mut tc = tree(&c.path());
+    // Directory owner/mode of the merged root are not part of an image's content.
+    to.remove("");
+    tc.remove("");
+    assert_eq!(to, tc);
+    assert!(tc.contains_key("sbin/tool-alias"));
+    assert_eq!(
+        std::fs::metadata(c.path().join("sbin/tool-alias")).unwrap().ino(),
+        std::fs::metadata(c.path().join("sbin/tool")).unwrap().ino()
+    );
+    // The copy is writable without touching the cache.
+    std::fs::write(c.path().join("etc/hostname"), b"mine").unwrap();
+    assert_eq!(std::fs::read(cached[1].path.join("etc/hostname")).unwrap(), b"second");
+}
+
+#[test]
+fn more_layers_than_fit_in_one_mount_option_string() {
+    let e = env();
+    let n = 120;
+    let ls: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let mut t = Tar::new();
+            t.dir("layers/", 0o755)
+                .file(&format!("layers/{i}"), format!("layer {i}").as_bytes(), 0o644)
+                .file("top", format!("{i}").as_bytes(), 0o644);
+            t.end()
+        })
+        .collect();
+    let image = store_image(&e.store, "wharf-test/many:1", &ls);
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let total: usize = cached.iter().map(|c| c.path.as_os_str().len() + 1).sum();
+    assert!(
+        total > 4096,
+        "test does not exceed a page of mount options ({total} bytes)"
+    );
+    let r = Rootfs::create(&e.cache, &cached, e.containers.join("many"), &RootfsOptions::default()).unwrap();
+    assert_eq!(r.mode(), MountMode::Overlay, "fell back: {:?}", r.fallback_reason());
+    assert_eq!(
+        std::fs::read(r.path().join("top")).unwrap(),
+        format!("{}", n - 1).as_bytes()
+    );
+    assert_eq!(std::fs::read_dir(r.path().join("layers")).unwrap().count(), n);
+}
+
+#[test]
+fn stale_mount_of_a_dead_process_is_cleaned_up() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/stale:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let live = Rootfs::create(&e.cache, &cached, e.containers.join("live"), &RootfsOptions::default()).unwrap();
+    let stale = Rootfs::create(&e.cache, &cached, e.containers.join("stale"), &RootfsOptions::default()).unwrap();
+    let stale_dir = stale.dir().to_path_buf();
+    std::mem::forget(stale); // as if the process had crashed
+    // Its owner is a process that has exited.
+    let child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let mut child = child;
+    child.wait().unwrap();
+    std::fs::write(stale_dir.join("owner"), format!("{pid} 1\n")).unwrap();
+    assert!(mounted(&stale_dir.join("rootfs")));
+    let removed = Rootfs::cleanup_stale(&e.containers).unwrap();
+    assert_eq!(removed, vec![stale_dir.clone()]);
+    assert!(!mounted(&stale_dir.join("rootfs")));
+    assert!(!stale_dir.exists());
+    assert!(live.path().join("etc/hostname").exists());
+}
