@@ -23,9 +23,9 @@ const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
 /// every layer (tar, gzip or zstd) uncompresses to content with its diff ID.
 ///
 /// Blobs are hashed as they stream from disk; only JSON documents (at most 4 MiB for
-/// manifests and indexes, 16 MiB for configs) are read into memory. Each layer is read
-/// twice (once to verify its digest, once decompressed for its diff ID), and only once per
-/// layout however many images share it. Blobs referenced only as a `subject`, and blobs no
+/// manifests and indexes, 16 MiB for configs) are read into memory. A compressed layer is
+/// read twice (to verify its digest, then decompressed for its diff ID); a blob shared by
+/// several images is checked once. Blobs referenced only as a `subject`, and blobs no
 /// descriptor references, are not checked.
 ///
 /// # Ambient authority
