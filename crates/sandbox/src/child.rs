@@ -7,7 +7,7 @@
 //! so the raw syscalls are used). Errors are written as a fixed-size record to a close-on-exec pipe; the parent turns
 //! them into typed [`Error`](crate::Error)s.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use libc::{c_char, c_int, c_ulong};
@@ -250,7 +250,7 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT)`: symlinks and `..` resolve as if `dirfd` were `/`,
 /// and magic links (`/proc/self/fd/N`) are refused.
-fn open_in_root(dirfd: RawFd, path: &CString, flags: c_int) -> c_int {
+fn open_in_root(dirfd: RawFd, path: &CStr, flags: c_int) -> c_int {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
@@ -501,7 +501,7 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
             close(dir);
         }
         if fs.dev_symlinks {
-            let dev = open_in_root(root, &*DEV, libc::O_PATH | libc::O_DIRECTORY);
+            let dev = open_in_root(root, c"dev", libc::O_PATH | libc::O_DIRECTORY);
             if dev >= 0 {
                 for (target, name) in [
                     (c"/proc/self/fd", c"fd"),
@@ -518,7 +518,7 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
         }
         // A verified /dev/null to mask files with: opened once, checked to be the null device, then only ever used
         // through its fd (CVE-2025-31133: never re-resolve a path the container could swap for a symlink).
-        let mut devnull = open_in_root(root, &*DEV_NULL, libc::O_PATH | libc::O_NOFOLLOW);
+        let mut devnull = open_in_root(root, c"dev/null", libc::O_PATH | libc::O_NOFOLLOW);
         if devnull < 0 || !is_null_device(devnull) {
             close(devnull);
             devnull = libc::open(c"/dev/null".as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
@@ -610,7 +610,7 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
         check(plan, libc::chdir(c"/".as_ptr()), Stage::Pivot, 2);
         close(root);
         if fs.root_readonly {
-            let r = open_in_root(libc::AT_FDCWD, &*ROOT_DOT, libc::O_PATH | libc::O_DIRECTORY);
+            let r = open_in_root(libc::AT_FDCWD, c".", libc::O_PATH | libc::O_DIRECTORY);
             check(plan, r, Stage::RootReadonly, 0);
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | kept_flags(r);
             close(r);
@@ -622,16 +622,6 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
             );
         }
     }
-}
-
-// Paths built once, lazily, in the parent before any clone (see [`warm_statics`]).
-static DEV: std::sync::LazyLock<CString> = std::sync::LazyLock::new(|| CString::from(c"dev"));
-static DEV_NULL: std::sync::LazyLock<CString> = std::sync::LazyLock::new(|| CString::from(c"dev/null"));
-static ROOT_DOT: std::sync::LazyLock<CString> = std::sync::LazyLock::new(|| CString::from(c"."));
-
-/// Force the lazily built statics above before any fork, so the child never initialises (allocates) them.
-pub(crate) fn warm_statics() {
-    let _ = (&*DEV, &*DEV_NULL, &*ROOT_DOT);
 }
 
 fn is_null_device(fd: RawFd) -> bool {

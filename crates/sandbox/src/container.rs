@@ -1,6 +1,5 @@
 //! [`Container`]: spawn, wait, kill, exec, processes, stats.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -534,7 +533,7 @@ fn write_file(path: &str, data: &str, what: &'static str) -> Result<()> {
     std::fs::write(path, data).map_err(Error::io(what, path))
 }
 
-fn resolve_seccomp(spec: &Spec, proc_caps: &caps::CapMasks, default: DefaultSeccomp) -> Result<Option<SeccompProgram>> {
+fn resolve_seccomp(spec: &Spec, default: DefaultSeccomp) -> Result<Option<SeccompProgram>> {
     if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         return seccomp::compile(profile).map(Some);
     }
@@ -549,7 +548,6 @@ fn resolve_seccomp(spec: &Spec, proc_caps: &caps::CapMasks, default: DefaultSecc
                 .bounding()
                 .clone()
                 .unwrap_or_default();
-            let _ = proc_caps;
             let kernel = KernelVersion::running().unwrap_or(KernelVersion(0, 0));
             seccomp::compile(&seccomp::docker_default(&bounding, kernel)?).map(Some)
         }
@@ -764,7 +762,7 @@ impl Container {
 
         let driver = CgroupDriver::detect()?;
         let fs = prepare::fs_plan(spec, &rootfs, driver.version, unshare & libc::CLONE_NEWUTS != 0)?;
-        let seccomp = resolve_seccomp(spec, &pp.caps, opts.default_seccomp)?;
+        let seccomp = resolve_seccomp(spec, opts.default_seccomp)?;
 
         let state_dir = opts.state_dir.as_ref().map(StateDir::new).transpose()?;
         if let Some(sd) = &state_dir {
@@ -925,7 +923,6 @@ impl Container {
             oom_score_adj: None,
         };
         drop((sync_r, err_w));
-        child::warm_statics();
         let (pid, pidfd) = clone_child(&plan, ns.clone_flags, ns.pid_ns.as_ref())?;
         drop(fds);
         let mut handle = ProcessHandle {
@@ -975,13 +972,7 @@ impl Container {
         drop(sync_w);
         let mut err_r = File::from(err_r);
         let report = read_report(&mut err_r)?;
-        let proc_plan_ctx = ProcPlanCtx {
-            program: pp_program(&argv_c),
-            uid: pp.uid,
-            gid: pp.gid,
-            groups: pp.groups,
-        };
-        let _ = &proc_plan_ctx;
+        let program = pp.program.clone();
         match report {
             None => {}
             Some(r) if r.stage == Stage::Ready as u32 => {}
@@ -1001,7 +992,7 @@ impl Container {
             error_pipe: if created { Some(err_r) } else { None },
             spec: spec.clone(),
             seccomp,
-            program: proc_plan_ctx.program,
+            program,
             exit: None,
             init: opts.init,
             detached: false,
@@ -1261,7 +1252,6 @@ impl Container {
             oom_score_adj: None,
         };
         drop((sync_r, err_w));
-        child::warm_statics();
         let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
         drop(fds);
         let [i, o, e] = io.parent_ends;
@@ -1315,20 +1305,4 @@ struct LaunchNs {
     join_other: Vec<(OwnedFd, libc::c_int)>,
     pid_ns: Option<OwnedFd>,
     new_userns: bool,
-}
-
-struct ProcPlanCtx {
-    program: String,
-    #[allow(dead_code)]
-    uid: u32,
-    #[allow(dead_code)]
-    gid: u32,
-    #[allow(dead_code)]
-    groups: Vec<u32>,
-}
-
-fn pp_program(args: &[CString]) -> String {
-    args.first()
-        .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
-        .unwrap_or_default()
 }

@@ -1,0 +1,228 @@
+//! exec, processes, timeouts, pty, init, and state shared between processes (run as root).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::{rootfs, sh, spec};
+use wharf_sandbox::oci_spec::runtime::Process;
+use wharf_sandbox::{Container, ExitStatus, SpawnOptions, StateDir, Status, StdioConfig};
+
+fn process(args: &[&str]) -> Process {
+    let mut p = spec(args).process().clone().unwrap();
+    p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+    p
+}
+
+#[test]
+fn exec_joins_the_running_container() {
+    let root = rootfs();
+    let mut c = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let mut p = c
+        .exec(
+            &process(&[
+                "sh",
+                "-c",
+                "hostname; echo $$; readlink /proc/self/ns/net; grep -E '^(Seccomp|CapEff):' /proc/self/status",
+            ]),
+            StdioConfig::piped(),
+        )
+        .unwrap();
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "wharf-test");
+    assert_ne!(lines[1], "1", "exec'd process must not be pid 1");
+    assert_eq!(
+        lines[2],
+        std::fs::read_link(format!("/proc/{}/ns/net", c.pid()))
+            .unwrap()
+            .to_string_lossy()
+    );
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["CapEff:", "00000000a80425fb"]
+    );
+    assert_eq!(lines[4].split_whitespace().collect::<Vec<_>>(), ["Seccomp:", "2"]);
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().unwrap();
+}
+
+#[test]
+fn exec_of_a_missing_program_is_a_typed_error() {
+    let root = rootfs();
+    let mut c = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let e = c.exec(&process(&["nope"]), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(e, wharf_sandbox::Error::ExecNotFound { .. }), "{e:?}");
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().unwrap();
+}
+
+#[test]
+fn processes_lists_host_and_container_pids() {
+    let root = rootfs();
+    let mut c = Container::spawn(
+        &sh("sleep 100 & sleep 100 & echo ready; wait"),
+        root.path(),
+        StdioConfig::piped(),
+    )
+    .unwrap();
+    let mut out = c.take_stdout().unwrap();
+    let mut b = [0u8; 6];
+    out.read_exact(&mut b).unwrap();
+    // The two children may not have executed `sleep` yet: poll until they have (bounded).
+    let mut ps = c.processes();
+    for _ in 0..500 {
+        if ps.len() == 3
+            && ps[1..]
+                .iter()
+                .all(|p| p.cmdline.first().map(String::as_str) == Some("sleep"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        ps = c.processes();
+    }
+    assert_eq!(ps.len(), 3, "{ps:?}");
+    assert_eq!(ps[0].container_pid, 1);
+    assert_eq!(ps[0].host_pid, c.pid());
+    assert_eq!(ps[0].cmdline[0], "sh");
+    assert!(
+        ps[1..]
+            .iter()
+            .all(|p| p.cmdline == ["sleep", "100"] && p.container_pid > 1 && p.host_pid != p.container_pid),
+        "{ps:?}"
+    );
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().unwrap();
+}
+
+#[test]
+fn timeout_kills_the_whole_container() {
+    let root = rootfs();
+    let mut c = Container::spawn(&sh("sleep 1000 & sleep 1000"), root.path(), StdioConfig::piped()).unwrap();
+    let exit = c.wait_or_kill(Duration::from_millis(200)).unwrap();
+    assert!(exit.timed_out);
+    assert_eq!(exit.status, ExitStatus::Signaled(libc::SIGKILL));
+    assert!(!c.cgroup().exists());
+}
+
+#[test]
+fn init_reaps_and_forwards_signals() {
+    let root = rootfs();
+    let opts = SpawnOptions {
+        init: true,
+        ..Default::default()
+    };
+    let mut c = Container::spawn_with(&sh("echo $$; sleep 1000"), root.path(), StdioConfig::piped(), opts).unwrap();
+    let mut out = c.take_stdout().unwrap();
+    let mut b = [0u8; 2];
+    out.read_exact(&mut b).unwrap();
+    // The program is pid 2: pid 1 is the init.
+    assert_eq!(&b, b"2\n");
+    let ps = c.processes();
+    assert_eq!(ps[0].container_pid, 1);
+    // Without an init, pid 1 ignores SIGTERM; the init forwards it and exits with 128+15.
+    c.kill(libc::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(128 + libc::SIGTERM));
+}
+
+#[test]
+fn terminal_gives_a_pty() {
+    let root = rootfs();
+    let mut s = sh("[ -t 0 ] && [ -t 1 ] && echo is-a-tty");
+    s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    let mut c = Container::spawn(&s, root.path(), StdioConfig::inherit()).unwrap();
+    let mut master = c.take_pty_master().unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+    let mut buf = [0u8; 64];
+    let n = master.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"is-a-tty\r\n");
+}
+
+#[test]
+fn created_container_starts_from_another_handle_via_the_state_dir() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("lifecycle-{}", std::process::id());
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        created_only: true,
+        ..Default::default()
+    };
+    let mut c =
+        Container::spawn_with(&sh("echo started; sleep 1000"), root.path(), StdioConfig::piped(), opts).unwrap();
+    // What another process sees: the state on disk.
+    let sd = StateDir::new(states.path()).unwrap();
+    assert_eq!(sd.list(), vec![id.clone()]);
+    assert_eq!(sd.status(&id).unwrap(), Status::Created);
+    assert_eq!(sd.load(&id).unwrap().pid, c.pid());
+    sd.start(&id).unwrap();
+    let mut out = c.take_stdout().unwrap();
+    let mut b = [0u8; 8];
+    out.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"started\n");
+    assert_eq!(sd.status(&id).unwrap(), Status::Running);
+    sd.kill(&id, libc::SIGKILL, false).unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Signaled(libc::SIGKILL));
+    assert!(sd.list().is_empty(), "state remains after exit");
+}
+
+#[test]
+fn detached_container_is_deleted_by_id() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("detached-{}", std::process::id());
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        ..Default::default()
+    };
+    let c = Container::spawn_with(&spec(&["sleep", "1000"]), root.path(), StdioConfig::piped(), opts).unwrap();
+    let cg = c.cgroup().clone();
+    c.detach();
+    let sd = StateDir::new(states.path()).unwrap();
+    assert_eq!(sd.status(&id).unwrap(), Status::Running);
+    assert!(
+        sd.delete(&id, false).is_err(),
+        "deleting a running container needs force"
+    );
+    sd.delete(&id, true).unwrap();
+    assert!(!cg.exists());
+    assert!(sd.list().is_empty());
+}
+
+#[test]
+fn in_process_create_then_start() {
+    let root = rootfs();
+    let opts = SpawnOptions {
+        created_only: true,
+        ..Default::default()
+    };
+    let mut c = Container::spawn_with(&spec(&["echo", "go"]), root.path(), StdioConfig::piped(), opts).unwrap();
+    c.start().unwrap();
+    let (out, _) = common::read_all(&mut c);
+    assert_eq!(out, "go\n");
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+}
+
+#[test]
+fn duplicate_id_is_refused() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let opts = || SpawnOptions {
+        id: Some("dup".into()),
+        state_dir: Some(states.path().to_owned()),
+        ..Default::default()
+    };
+    let mut a = Container::spawn_with(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped(), opts()).unwrap();
+    let e = Container::spawn_with(&spec(&["true"]), root.path(), StdioConfig::piped(), opts()).unwrap_err();
+    assert!(matches!(e, wharf_sandbox::Error::AlreadyExists(_)), "{e:?}");
+    a.kill(libc::SIGKILL).unwrap();
+    a.wait().unwrap();
+}
