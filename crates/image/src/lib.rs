@@ -72,5 +72,5 @@ pub use error::Error;
 pub use manifest::{Manifest, ManifestError};
 pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};
-pub use runtime::{RuntimeOverrides, runtime_spec};
+pub use runtime::{RuntimeError, RuntimeOverrides, runtime_spec};
 pub use store::Store;

@@ -1,6 +1,6 @@
 //! Media types of the OCI image spec and of Docker's image format v2 schema 2.
 //!
-//! wharf keeps oci-spec's [`MediaType`](oci_spec::image::MediaType) as the type that crosses
+//! wharf keeps oci-spec's [`MediaType`] as the type that crosses
 //! APIs; Docker's media types appear in it as `Other(..)` and are named by the constants here.
 
 use oci_spec::image::MediaType;
