@@ -9,6 +9,10 @@
 //! - [`Rootfs`]: a container's root filesystem: an overlay of cached layers with its own
 //!   upper directory (any number of layers, through the new mount API), or a flattened copy
 //!   when overlayfs cannot be used.
+//! - [`Rootfs::diff`], [`Rootfs::commit`], [`Rootfs::export`]: a container's changes as a
+//!   new layer (and image, like `docker commit`), or its whole tree as one tar.
+//! - [`list_layer`] / [`list_image_layers`]: per-layer file listings with sizes, read from
+//!   the blobs without extracting.
 //!
 //! ## Design choices
 //! - **fd-relative everything.** Paths from a layer are never joined onto a host path.
@@ -26,6 +30,7 @@
 
 mod apply;
 mod cache;
+mod diff;
 pub mod error;
 mod fsutil;
 mod rootfs;
@@ -37,6 +42,7 @@ pub use apply::{
     Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer,
 };
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
+pub use diff::{CommitOptions, LayerDigests, LayerListing, ListedEntry, list_image_layers, list_layer};
 pub use error::{Error, Limit, Result};
 pub use rootfs::{MAX_OVERLAY_LAYERS, MountMode, Rootfs, RootfsOptions};
 pub use wharf_image;

@@ -128,6 +128,15 @@ pub(crate) fn from_io(e: io::Error, offset: u64, entry: Option<&str>) -> Error {
     }
 }
 
+/// The crate error carried inside `e`, or `e` itself.
+pub(crate) fn from_io_opt(e: io::Error) -> std::result::Result<Error, io::Error> {
+    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
+        Ok(from_io(e, 0, None))
+    } else {
+        Err(e)
+    }
+}
+
 /// A crate error carried through `io::Error`.
 #[derive(Debug)]
 pub(crate) struct Carried(pub Error);

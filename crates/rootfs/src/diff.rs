@@ -1,0 +1,717 @@
+//! From a root filesystem back to layers: `diff` (a container's changes as a new layer,
+//! overlay whiteouts turned back into `.wh.` entries), `commit` (that layer added on top of
+//! an image in the store, like `docker commit`), `export` (the merged tree as one flat tar,
+//! like `docker export`), and per-layer file listings read straight from the blobs.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use wharf_image::media::{self, Compression, Kind};
+use wharf_image::oci_spec::image::{Descriptor, HistoryBuilder};
+use wharf_image::store::Image;
+use wharf_image::{Algorithm, Digest, Hasher, Reference, Store};
+
+use crate::apply::{Limits, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::rootfs::{MountMode, Rootfs, get_xattr};
+use crate::stream::{self, StreamLimits};
+use crate::tar::{EntryKind, ReaderLimits, TarReader};
+
+// ---- a small tar writer (ustar, PAX records when a value does not fit) ----
+
+struct OutHeader {
+    path: Vec<u8>,
+    kind: EntryKind,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    size: u64,
+    link: Vec<u8>,
+    major: u32,
+    minor: u32,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn put_octal(field: &mut [u8], v: u64) -> bool {
+    let s = format!("{:0w$o}", v, w = field.len() - 1);
+    if s.len() > field.len() - 1 {
+        return false;
+    }
+    field[..s.len()].copy_from_slice(s.as_bytes());
+    field[s.len()] = 0;
+    true
+}
+
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len.to_string().len() + rest != len {
+        len += 1;
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn raw_header(name: &[u8], typeflag: u8, h: &OutHeader, size: u64) -> ([u8; 512], bool) {
+    let mut b = [0u8; 512];
+    let n = name.len().min(100);
+    b[..n].copy_from_slice(&name[..n]);
+    let mut fits = name.len() <= 100;
+    fits &= put_octal(&mut b[100..108], u64::from(h.mode & 0o7777));
+    fits &= put_octal(&mut b[108..116], h.uid);
+    fits &= put_octal(&mut b[116..124], h.gid);
+    fits &= put_octal(&mut b[124..136], size);
+    fits &= put_octal(&mut b[136..148], h.mtime.max(0) as u64);
+    b[156] = typeflag;
+    let l = h.link.len().min(100);
+    b[157..157 + l].copy_from_slice(&h.link[..l]);
+    fits &= h.link.len() <= 100;
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    put_octal(&mut b[329..337], u64::from(h.major));
+    put_octal(&mut b[337..345], u64::from(h.minor));
+    (b, fits)
+}
+
+fn checksum(b: &mut [u8; 512]) {
+    b[148..156].copy_from_slice(b"        ");
+    let sum: u64 = b.iter().map(|&x| u64::from(x)).sum();
+    let s = format!("{sum:06o}\0 ");
+    b[148..156].copy_from_slice(s.as_bytes());
+}
+
+fn write_padded(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
+    w.write_all(data)?;
+    let pad = (512 - data.len() % 512) % 512;
+    w.write_all(&[0u8; 512][..pad])
+}
+
+fn write_entry(w: &mut impl Write, h: &OutHeader, data: Option<&mut dyn Read>) -> io::Result<()> {
+    let typeflag = match h.kind {
+        EntryKind::File => b'0',
+        EntryKind::Hardlink => b'1',
+        EntryKind::Symlink => b'2',
+        EntryKind::Char => b'3',
+        EntryKind::Block => b'4',
+        EntryKind::Dir => b'5',
+        EntryKind::Fifo => b'6',
+    };
+    let mut name = h.path.clone();
+    if h.kind == EntryKind::Dir && !name.ends_with(b"/") {
+        name.push(b'/');
+    }
+    let (mut b, fits) = raw_header(&name, typeflag, h, h.size);
+    if !fits || !name.is_ascii() || !h.link.is_ascii() || !h.xattrs.is_empty() {
+        let mut pax = Vec::new();
+        if name.len() > 100 || !name.is_ascii() {
+            pax_record(&mut pax, b"path", &name);
+        }
+        if h.link.len() > 100 || !h.link.is_ascii() {
+            pax_record(&mut pax, b"linkpath", &h.link);
+        }
+        if h.size >= 1 << 33 {
+            pax_record(&mut pax, b"size", h.size.to_string().as_bytes());
+            b[124..136].fill(0);
+            put_octal(&mut b[124..136], 0);
+        }
+        if h.uid >= 1 << 21 {
+            pax_record(&mut pax, b"uid", h.uid.to_string().as_bytes());
+            put_octal(&mut b[108..116], 0);
+        }
+        if h.gid >= 1 << 21 {
+            pax_record(&mut pax, b"gid", h.gid.to_string().as_bytes());
+            put_octal(&mut b[116..124], 0);
+        }
+        for (k, v) in &h.xattrs {
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k);
+            pax_record(&mut pax, &key, v);
+        }
+        let ph = OutHeader {
+            path: b"PaxHeader".to_vec(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: h.mtime,
+            size: pax.len() as u64,
+            link: Vec::new(),
+            major: 0,
+            minor: 0,
+            xattrs: Vec::new(),
+        };
+        let (mut pb, _) = raw_header(b"PaxHeader", b'x', &ph, pax.len() as u64);
+        checksum(&mut pb);
+        w.write_all(&pb)?;
+        write_padded(w, &pax)?;
+    }
+    checksum(&mut b);
+    w.write_all(&b)?;
+    if let Some(r) = data {
+        let copied = io::copy(&mut r.take(h.size), w)?;
+        if copied != h.size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while being archived", String::from_utf8_lossy(&h.path)),
+            ));
+        }
+        let pad = ((512 - h.size % 512) % 512) as usize;
+        w.write_all(&[0u8; 512][..pad])?;
+    }
+    Ok(())
+}
+
+// ---- walking a tree into tar entries ----
+
+/// Where the content of a regular file is read from when the upper dir holds only its
+/// metadata (overlayfs metacopy).
+struct Walk<'a> {
+    /// Convert overlay whiteouts/opaque dirs to `.wh.` entries (diff) or not (export).
+    overlay_upper: bool,
+    merged: Option<BorrowedFd<'a>>,
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn walk_err<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> Error + 'a {
+    move |e| Error::Entry {
+        entry: String::from_utf8_lossy(path).into_owned(),
+        op,
+        source: e.into(),
+    }
+}
+
+fn io_entry<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |e| match crate::tar::from_io_opt(e) {
+        Ok(inner) => inner,
+        Err(e) => Error::Entry {
+            entry: String::from_utf8_lossy(path).into_owned(),
+            op,
+            source: e,
+        },
+    }
+}
+
+fn xattrs_of(fd: BorrowedFd<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let Ok(n) = rustix::fs::flistxattr(fd, &mut buf) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+            continue;
+        }
+        if let Some(v) = get_xattr(fd, name) {
+            out.push((name.to_vec(), v));
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, w: &mut impl Write, dir: BorrowedFd<'_>, rel: &[u8]) -> Result<()> {
+        let mut names = fsutil::list(dir).map_err(walk_err(rel, "read directory"))?;
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, _) in names {
+            let mut path = rel.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(walk_err(&path, "stat"))?;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            let mut h = OutHeader {
+                path: path.clone(),
+                kind: EntryKind::File,
+                mode: st.st_mode & 0o7777,
+                uid: u64::from(st.st_uid),
+                gid: u64::from(st.st_gid),
+                mtime: st.st_mtime,
+                size: 0,
+                link: Vec::new(),
+                major: rustix::fs::major(st.st_rdev),
+                minor: rustix::fs::minor(st.st_rdev),
+                xattrs: Vec::new(),
+            };
+            if self.overlay_upper && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                let mut wh = rel.to_vec();
+                if !wh.is_empty() {
+                    wh.push(b'/');
+                }
+                wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+                wh.extend_from_slice(&name);
+                h.path = wh;
+                h.mode = 0;
+                h.major = 0;
+                write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                continue;
+            }
+            match ft {
+                FileType::Directory => {
+                    let sub = fsutil::open_subdir(dir, &name).map_err(walk_err(&path, "open"))?;
+                    h.kind = EntryKind::Dir;
+                    h.xattrs = xattrs_of(sub.as_fd());
+                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                    if self.overlay_upper
+                        && get_xattr(sub.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref()
+                            == Some(b"y")
+                    {
+                        let mut o = path.clone();
+                        o.push(b'/');
+                        o.extend_from_slice(OPAQUE_MARKER.as_bytes());
+                        let oh = OutHeader {
+                            path: o,
+                            kind: EntryKind::File,
+                            mode: 0,
+                            xattrs: Vec::new(),
+                            ..h
+                        };
+                        write_entry(w, &oh, None).map_err(io_entry(&path, "write"))?;
+                    }
+                    self.dir(w, sub.as_fd(), &path)?;
+                }
+                FileType::RegularFile => {
+                    if st.st_nlink > 1 {
+                        if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
+                            h.kind = EntryKind::Hardlink;
+                            h.link = first.clone();
+                            write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                            continue;
+                        }
+                        self.links.insert((st.st_dev, st.st_ino), path.clone());
+                    }
+                    let fd = rustix::fs::openat(
+                        dir,
+                        &name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(walk_err(&path, "open"))?;
+                    h.xattrs = xattrs_of(fd.as_fd());
+                    let metacopy = get_xattr(fd.as_fd(), b"trusted.overlay.metacopy").is_some();
+                    let fd: OwnedFd = match (metacopy, self.merged) {
+                        (true, Some(m)) => {
+                            let p = rustix::fs::openat2(
+                                m,
+                                path.as_slice(),
+                                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                                Mode::empty(),
+                                fsutil::BENEATH,
+                            );
+                            p.map_err(walk_err(&path, "open merged"))?
+                        }
+                        _ => fd,
+                    };
+                    h.size = st.st_size as u64;
+                    let mut f = std::fs::File::from(fd);
+                    write_entry(w, &h, Some(&mut f)).map_err(io_entry(&path, "write"))?;
+                }
+                FileType::Symlink => {
+                    let target = rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(walk_err(&path, "readlink"))?;
+                    h.kind = EntryKind::Symlink;
+                    h.link = target.into_bytes();
+                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                }
+                FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+                    h.kind = match ft {
+                        FileType::CharacterDevice => EntryKind::Char,
+                        FileType::BlockDevice => EntryKind::Block,
+                        _ => EntryKind::Fifo,
+                    };
+                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                }
+                _ => {} // sockets are not content
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts and hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A layer written by [`Rootfs::diff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// SHA-256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// SHA-256 of the blob as written (compressed).
+    pub digest: Digest,
+    /// Bytes of the blob as written.
+    pub size: u64,
+    /// The compression used.
+    pub compression: Compression,
+}
+
+impl LayerDigests {
+    /// The OCI media type of the blob.
+    pub fn media_type(&self) -> &'static str {
+        match self.compression {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+fn tar_tree(
+    out: impl Write,
+    root: BorrowedFd<'_>,
+    overlay_upper: bool,
+    merged: Option<BorrowedFd<'_>>,
+    compression: Compression,
+) -> Result<LayerDigests> {
+    let hashed = HashingWriter {
+        inner: out,
+        hasher: Hasher::new(Algorithm::Sha256),
+        count: 0,
+    };
+    let fail = |e: io::Error| Error::Io {
+        op: "write layer",
+        path: "<layer>".into(),
+        source: e,
+    };
+    let mut walk = Walk {
+        overlay_upper,
+        merged,
+        links: HashMap::new(),
+    };
+    // Uncompressed side: hash for the diff_id.
+    fn body<W: Write>(walk: &mut Walk<'_>, root: BorrowedFd<'_>, w: W) -> Result<(W, Digest)> {
+        let mut tw = HashingWriter {
+            inner: io::BufWriter::with_capacity(1 << 20, w),
+            hasher: Hasher::new(Algorithm::Sha256),
+            count: 0,
+        };
+        walk.dir(&mut tw, root, b"")?;
+        tw.write_all(&[0u8; 1024]).map_err(io_entry(b"<end>", "write"))?;
+        let diff_id = tw.hasher.finish();
+        let inner = tw.inner.into_inner().map_err(|e| Error::Io {
+            op: "flush layer",
+            path: "<layer>".into(),
+            source: e.into_error(),
+        })?;
+        Ok((inner, diff_id))
+    }
+    let (hashed, diff_id) = match compression {
+        Compression::None => body(&mut walk, root, hashed)?,
+        Compression::Gzip => {
+            let (enc, d) = body(
+                &mut walk,
+                root,
+                flate2::write::GzEncoder::new(hashed, flate2::Compression::new(6)),
+            )?;
+            (enc.finish().map_err(fail)?, d)
+        }
+        Compression::Zstd => {
+            let enc = zstd::stream::write::Encoder::new(hashed, 3).map_err(fail)?;
+            let (enc, d) = body(&mut walk, root, enc)?;
+            (enc.finish().map_err(fail)?, d)
+        }
+    };
+    let mut hashed = hashed;
+    hashed.flush().map_err(fail)?;
+    Ok(LayerDigests {
+        diff_id,
+        digest: hashed.hasher.finish(),
+        size: hashed.count,
+        compression,
+    })
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open", p)(e.into()))
+}
+
+/// How [`Rootfs::commit`] records the new image.
+#[derive(Debug, Clone)]
+pub struct CommitOptions {
+    /// Compression of the new layer. Default: gzip.
+    pub compression: Compression,
+    /// History `created_by`. Default: `"wharf commit"`.
+    pub created_by: String,
+    /// History comment. Default: none.
+    pub comment: Option<String>,
+    /// History author. Default: none.
+    pub author: Option<String>,
+}
+
+impl Default for CommitOptions {
+    fn default() -> Self {
+        CommitOptions {
+            compression: Compression::Gzip,
+            created_by: "wharf commit".into(),
+            comment: None,
+            author: None,
+        }
+    }
+}
+
+/// RFC 3339 UTC time of now, for history and `created`.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+impl Rootfs {
+    /// Writes the container's changes (its upper dir) as a layer tar to `out`, compressed
+    /// as asked: overlay whiteout devices become `.wh.NAME` entries and opaque directories
+    /// get a `.wh..wh..opq` entry; overlay's own xattrs are left out.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] in copy mode (there is no upper dir to diff); IO errors.
+    pub fn diff(&self, out: impl Write, compression: Compression) -> Result<LayerDigests> {
+        if self.mode() != MountMode::Overlay {
+            return Err(Error::Invalid {
+                what: "diff",
+                reason: format!(
+                    "{} is a flattened copy, not an overlay: there is no upper dir to diff",
+                    self.dir().display()
+                ),
+            });
+        }
+        let upper = self.dir().join("upper");
+        let up = open_dir(&upper)?;
+        let merged = open_dir(&self.path())?;
+        tar_tree(out, up.as_fd(), true, Some(merged.as_fd()), compression)
+    }
+
+    /// Writes the merged root filesystem as one flat, uncompressed tar (like `docker export`).
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn export(&self, out: impl Write) -> Result<Digest> {
+        let root = open_dir(&self.path())?;
+        Ok(tar_tree(out, root.as_fd(), false, None, Compression::None)?.diff_id)
+    }
+
+    /// Adds the container's changes on top of `base` as a new image in `store`, tagged
+    /// `name` (like `docker commit`). Returns the new image.
+    ///
+    /// # Errors
+    /// As [`Rootfs::diff`], plus store errors.
+    pub fn commit(&self, store: &Store, base: &Image, name: &Reference, opts: &CommitOptions) -> Result<Image> {
+        let _lease = store.lease()?;
+        let mut writer = store.blob_writer(None, None)?;
+        let layer = self.diff(&mut writer, opts.compression)?;
+        let (digest, size) = writer.commit()?;
+        if digest != layer.digest || size != layer.size {
+            return Err(Error::Invalid {
+                what: "committed layer",
+                reason: format!(
+                    "store saw {digest} ({size} bytes), diff wrote {} ({} bytes)",
+                    layer.digest, layer.size
+                ),
+            });
+        }
+        let now = now_rfc3339();
+        let mut hb = HistoryBuilder::default()
+            .created(now)
+            .created_by(opts.created_by.clone());
+        if let Some(c) = &opts.comment {
+            hb = hb.comment(c.clone());
+        }
+        if let Some(a) = &opts.author {
+            hb = hb.author(a.clone());
+        }
+        let history = hb.build().map_err(|e| Error::Invalid {
+            what: "history",
+            reason: e.to_string(),
+        })?;
+        let config = base.config.with_added_layer(&layer.diff_id, history);
+        let config_bytes = config.to_bytes().map_err(wharf_image::Error::from)?;
+        let config_digest = store.put_bytes(&config_bytes)?;
+        let mut layers: Vec<serde_json::Value> = Vec::new();
+        for l in base.manifest.layers() {
+            layers.push(serde_json::to_value(l).map_err(|e| Error::Invalid {
+                what: "manifest",
+                reason: e.to_string(),
+            })?);
+        }
+        layers.push(serde_json::json!({
+            "mediaType": layer.media_type(),
+            "digest": layer.digest.to_string(),
+            "size": layer.size,
+        }));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(),
+                "size": config_bytes.len(),
+            },
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid {
+            what: "manifest",
+            reason: e.to_string(),
+        })?;
+        let (desc, _) = store.put_manifest(&bytes, None)?;
+        store.tag(name, &desc)?;
+        Ok(store.image(name, &wharf_image::Platform::host())?)
+    }
+}
+
+// ---- listing ----
+
+/// One entry of a layer, as listed without extracting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    /// The path as stored in the layer.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// File size (logical size for sparse files; 0 for others).
+    pub size: u64,
+    /// Link target for symlinks and hardlinks.
+    pub link: Option<String>,
+    /// Mode bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// A `.wh.` whiteout or opaque marker rather than content.
+    pub whiteout: bool,
+}
+
+/// What [`list_layer`] found.
+#[derive(Debug, Clone)]
+pub struct LayerListing {
+    /// Entries in archive order.
+    pub entries: Vec<ListedEntry>,
+    /// SHA-256 of the uncompressed stream.
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed stream.
+    pub uncompressed_size: u64,
+    /// Sum of file sizes.
+    pub files_size: u64,
+}
+
+/// Lists a layer blob's entries with their sizes, reading (and checking) the stream with the
+/// same strict reader and budgets as extraction, but writing nothing.
+///
+/// # Errors
+/// The reader's errors (malformed tar, budgets, damaged compression).
+pub fn list_layer<R: Read + Send>(blob: R, compression: Option<Compression>, limits: &Limits) -> Result<LayerListing> {
+    let sl = StreamLimits {
+        max_layer_bytes: limits.max_layer_bytes,
+        max_image_bytes: u64::MAX,
+        max_ratio: limits.max_compression_ratio,
+        image_used: Default::default(),
+    };
+    let rl = ReaderLimits {
+        max_metadata: limits.max_metadata_bytes,
+        max_xattr_bytes: limits.max_xattr_bytes,
+    };
+    let max_entries = limits.max_entries;
+    let (entries, summary) = stream::run(blob, compression, &sl, |chunks| {
+        let mut tar = TarReader::new(chunks, rl);
+        let mut out = Vec::new();
+        while let Some(e) = tar.next_entry()? {
+            if out.len() as u64 >= max_entries {
+                return Err(Error::LimitExceeded {
+                    limit: crate::Limit::Entries,
+                    max: max_entries,
+                    entry: Some(e.name()),
+                });
+            }
+            let base = e.path.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(&[]);
+            out.push(ListedEntry {
+                path: e.name(),
+                kind: e.kind,
+                size: if e.kind == EntryKind::File { e.real_size } else { 0 },
+                link: matches!(e.kind, EntryKind::Symlink | EntryKind::Hardlink)
+                    .then(|| String::from_utf8_lossy(&e.link).into_owned()),
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                whiteout: base.starts_with(WHITEOUT_PREFIX.as_bytes()),
+            });
+        }
+        Ok(out)
+    })?;
+    let files_size = entries.iter().map(|e| e.size).sum();
+    Ok(LayerListing {
+        entries,
+        diff_id: summary.diff_id,
+        uncompressed_size: summary.uncompressed,
+        files_size,
+    })
+}
+
+/// Lists every layer of an image from the store's blobs (what `dive` shows per layer),
+/// checking each against its diff_id.
+///
+/// # Errors
+/// Store errors, [`list_layer`] errors, [`Error::DiffIdMismatch`].
+pub fn list_image_layers(store: &Store, image: &Image, limits: &Limits) -> Result<Vec<(Descriptor, LayerListing)>> {
+    let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
+    let mut out = Vec::new();
+    for (desc, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
+        let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
+        let blob = store.open_blob(&digest)?;
+        let compression = match media::kind(desc.media_type()) {
+            Kind::Layer(c) => Some(c),
+            _ => None,
+        };
+        let listing = list_layer(io::BufReader::with_capacity(1 << 20, blob), compression, limits)?;
+        if listing.diff_id != diff_id {
+            return Err(Error::DiffIdMismatch {
+                expected: diff_id,
+                actual: listing.diff_id,
+            });
+        }
+        out.push((desc.clone(), listing));
+    }
+    Ok(out)
+}
