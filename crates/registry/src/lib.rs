@@ -8,6 +8,10 @@
 //! - [`Repository`] and [`ManifestRef`]: what the endpoint methods address.
 //! - [`auth`]: `WWW-Authenticate` challenges and [`Credentials`]; [`credentials`] reads
 //!   Docker's `config.json`, credential helpers and `$REGISTRY_AUTH_FILE`.
+//! - [`Client::pull`] / [`Client::push`]: between a registry and a [`wharf_image::Store`],
+//!   blobs in parallel, each streamed through digest and size verification (never whole in
+//!   memory), with [`Progress`] events; interrupted downloads resume with `Range`.
+//! - [`Client::delete`] / [`Client::restore`]: delete a manifest and put it back.
 //! - [`Error`]: one enum; registry JSON error bodies are decoded into [`RegistryErrors`].
 //!
 //! # Why not oci-client
@@ -25,11 +29,17 @@ mod client;
 pub mod credentials;
 mod endpoints;
 pub mod error;
+pub mod progress;
+mod pull;
+mod push;
 mod upload;
 
 pub use auth::Credentials;
 pub use client::{Client, ClientConfig};
 pub use endpoints::{FetchedManifest, MAX_PAGES, ManifestRef, Page, Repository};
 pub use error::{Error, RegistryError, RegistryErrors, Result};
+pub use progress::{Progress, ProgressFn};
+pub use pull::{PullOptions, Pulled};
+pub use push::{PushOptions, Pushed};
 pub use reqwest::{StatusCode, Url};
 pub use upload::{BlobSource, Uploaded};

@@ -466,3 +466,103 @@ pub fn client(config: wharf_registry::ClientConfig) -> wharf_registry::Client {
 pub fn default_client() -> wharf_registry::Client {
     client(wharf_registry::ClientConfig::default())
 }
+
+/// A tar with these regular files.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn zstd_of(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+/// An image built in `store`: returns the manifest's bytes, digest and media type.
+pub struct Built {
+    pub bytes: Vec<u8>,
+    pub digest: wharf_image::Digest,
+    pub media_type: String,
+    pub config: wharf_image::Digest,
+    pub layers: Vec<wharf_image::Digest>,
+}
+
+/// Builds a single-platform image from uncompressed tars; `compression` per layer is
+/// "gzip", "zstd" or "none". Docker media types when `docker`.
+pub fn build_image(store: &wharf_image::Store, os_arch: (&str, &str), tars: &[(&[u8], &str)], docker: bool) -> Built {
+    use wharf_image::Digest;
+    let mut diff_ids = Vec::new();
+    let mut layers = Vec::new();
+    for (t, comp) in tars {
+        diff_ids.push(Digest::sha256(t).to_string());
+        let (blob, mt) = match (*comp, docker) {
+            ("gzip", false) => (gzip(t), "application/vnd.oci.image.layer.v1.tar+gzip"),
+            ("zstd", false) => (zstd_of(t), "application/vnd.oci.image.layer.v1.tar+zstd"),
+            ("none", false) => (t.to_vec(), "application/vnd.oci.image.layer.v1.tar"),
+            ("gzip", true) => (gzip(t), wharf_image::media::DOCKER_LAYER_GZIP),
+            ("zstd", true) => (zstd_of(t), wharf_image::media::DOCKER_LAYER_ZSTD),
+            (_, true) => (t.to_vec(), wharf_image::media::DOCKER_LAYER_TAR),
+            (c, _) => panic!("unknown compression {c}"),
+        };
+        let d = store.put_bytes(&blob).unwrap();
+        layers.push((d, blob.len(), mt));
+    }
+    let config = serde_json::json!({
+        "architecture": os_arch.1, "os": os_arch.0,
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [],
+    })
+    .to_string();
+    let cd = store.put_bytes(config.as_bytes()).unwrap();
+    let (mt, cmt) = if docker {
+        (wharf_image::media::DOCKER_MANIFEST, wharf_image::media::DOCKER_CONFIG)
+    } else {
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+        )
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": mt,
+        "config": {"mediaType": cmt, "size": config.len(), "digest": cd.to_string()},
+        "layers": layers.iter().map(|(d, s, m)| serde_json::json!({"mediaType": m, "size": s, "digest": d.to_string()})).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let (desc, _) = store.put_manifest(&manifest, Some(mt)).unwrap();
+    Built {
+        digest: wharf_image::Digest::from_oci(desc.digest()).unwrap(),
+        bytes: manifest,
+        media_type: mt.to_string(),
+        config: cd,
+        layers: layers.into_iter().map(|(d, _, _)| d).collect(),
+    }
+}
+
+pub fn reference(s: &str) -> wharf_image::Reference {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// Temporary files left in a store (a failed pull must leave none).
+pub fn store_temp_files(store: &wharf_image::Store) -> Vec<PathBuf> {
+    let dir = store.root().join(".wharf/tmp");
+    std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,531 @@
+//! Pull: registry → [`Store`], streaming each blob through digest and size verification.
+//!
+//! Each blob is downloaded by an async task that hands chunks to a blocking thread owning
+//! a [`wharf_image::store::BlobWriter`]; hashing and writing overlap with the download and
+//! memory stays bounded by a small channel, whatever the blob's size.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use oci_spec::image::Descriptor;
+use reqwest::StatusCode;
+use reqwest::header;
+use tokio::sync::{Semaphore, mpsc};
+use wharf_image::{Digest, DigestError, Manifest, Platform, Reference, Store};
+
+use crate::client::Client;
+use crate::endpoints::{ManifestRef, Repository};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressFn, emit};
+
+/// Settings of one pull.
+#[derive(Clone)]
+pub struct PullOptions {
+    /// The platform chosen from a multi-platform index. Default: the host's.
+    pub platform: Platform,
+    /// Called for every [`Progress`] event. Default: none.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("platform", &self.platform)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The reference as pulled (tagged in the store when it has a tag).
+    pub reference: Reference,
+    /// Digest of the top-level manifest or index.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Digest of the single-platform image manifest (equal to `digest` without an index).
+    pub manifest_digest: Digest,
+    /// The config digest: the image id.
+    pub config_digest: Digest,
+    /// Blobs downloaded.
+    pub fetched: usize,
+    /// Blobs the store already had.
+    pub skipped: usize,
+    /// Bytes downloaded (including restarted ranges).
+    pub bytes: u64,
+}
+
+/// Outcome of one blob.
+enum Got {
+    Fetched(u64),
+    Skipped,
+}
+
+/// A message to the writer thread.
+enum Msg {
+    Data(Bytes),
+    /// Drop what was written and start over (the server could not resume).
+    Reset,
+    /// All bytes were sent: verify and commit.
+    Commit,
+}
+
+impl Client {
+    /// Pulls an image into `store`: resolves the tag, chooses the platform from an index,
+    /// fetches config and layers in parallel (at most
+    /// [`ClientConfig::max_concurrent_downloads`](crate::ClientConfig::max_concurrent_downloads)),
+    /// each streamed through verification into the store (blobs already stored are
+    /// skipped), stores the manifests, and tags the reference when it has a tag.
+    ///
+    /// A store [`Lease`](wharf_image::store::Lease) is held throughout, so a concurrent
+    /// `gc` cannot remove blobs before the manifest that references them is tagged.
+    ///
+    /// # Errors
+    /// [`Error::PlatformNotFound`], [`Error::DigestMismatch`] / [`Error::SizeMismatch`] for
+    /// bad content (never stored), [`Error::Interrupted`] when resumes are exhausted,
+    /// and the errors of the endpoints and of the store.
+    pub async fn pull(&self, reference: &Reference, store: &Store, options: &PullOptions) -> Result<Pulled> {
+        let repo = Repository::of(reference)?;
+        let mref = ManifestRef::of(reference)?;
+        let lease_store = store.clone();
+        let _lease = blocking(move || lease_store.lease()).await?;
+
+        let top = self.get_manifest(&repo, &mref).await?;
+        let image = match &top.manifest {
+            Manifest::Image { .. } => top.clone(),
+            Manifest::Index { .. } => {
+                let chosen = top.manifest.choose(&options.platform).ok_or_else(|| {
+                    let available: Vec<String> = top
+                        .manifest
+                        .descriptors()
+                        .iter()
+                        .filter_map(|d| d.platform().as_ref().map(|p| Platform::from_oci(p).to_string()))
+                        .collect();
+                    Error::PlatformNotFound {
+                        reference: reference.to_string(),
+                        platform: options.platform.to_string(),
+                        available: available.join(", "),
+                    }
+                })?;
+                let d = Digest::from_oci(chosen.digest()).map_err(|e| Error::Invalid {
+                    what: "digest",
+                    value: chosen.digest().to_string(),
+                    reason: e.to_string(),
+                })?;
+                let child = self.get_manifest(&repo, &ManifestRef::Digest(d)).await?;
+                if !matches!(child.manifest, Manifest::Image { .. }) {
+                    return Err(Error::Protocol {
+                        url: self
+                            .repo_url(&repo, &format!("manifests/{}", child.digest))?
+                            .to_string(),
+                        reason: "an index entry for the platform is itself an index".into(),
+                    });
+                }
+                child
+            }
+        };
+        let Manifest::Image { manifest, .. } = &image.manifest else {
+            unreachable!("checked above")
+        };
+        let config_digest = descriptor_digest(manifest.config())?;
+
+        // Config first in the list, then layers; each blob once.
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            let dg = descriptor_digest(d)?;
+            if !blobs.iter().any(|(b, _)| b == &dg) {
+                blobs.push((dg, d.size()));
+            }
+        }
+
+        let sem = Arc::new(Semaphore::new(self.inner.config.max_concurrent_downloads.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (digest, size) in blobs {
+            let (client, repo, store, sem, progress) = (
+                self.clone(),
+                repo.clone(),
+                store.clone(),
+                sem.clone(),
+                options.progress.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let r = client.fetch_blob(&repo, &digest, size, &store, &progress).await;
+                if let Err(e) = &r {
+                    emit(
+                        &progress,
+                        Progress::Failed {
+                            digest: digest.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+                r
+            });
+        }
+        let (mut fetched, mut skipped, mut bytes) = (0, 0, 0);
+        while let Some(joined) = tasks.join_next().await {
+            let got = joined.map_err(|e| Error::Io {
+                what: "a blob download task".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            // Returning drops the JoinSet, which aborts the other downloads; their
+            // uncommitted temporary files are removed with their writers.
+            match got? {
+                Got::Fetched(n) => {
+                    fetched += 1;
+                    bytes += n;
+                }
+                Got::Skipped => skipped += 1,
+            }
+        }
+
+        // Manifests after their blobs; the index last, then the name.
+        let st = store.clone();
+        let (img, top2) = (image.clone(), top.clone());
+        let top_desc = blocking(move || {
+            st.put_manifest(&img.bytes, Some(&img.media_type))?;
+            let (desc, _) = if top2.digest != img.digest {
+                st.put_manifest(&top2.bytes, Some(&top2.media_type))?
+            } else {
+                (img.descriptor(), img.manifest.clone())
+            };
+            Ok(desc)
+        })
+        .await?;
+        if let Some(tag) = reference.tag() {
+            let named = reference.with_tag(tag);
+            let st = store.clone();
+            blocking(move || st.tag(&named, &top_desc)).await?;
+        }
+        Ok(Pulled {
+            reference: reference.clone(),
+            digest: top.digest.clone(),
+            media_type: top.media_type.clone(),
+            manifest_digest: image.digest.clone(),
+            config_digest,
+            fetched,
+            skipped,
+            bytes,
+        })
+    }
+
+    /// Downloads one blob into the store, resuming with `Range` when the connection
+    /// breaks.
+    async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        store: &Store,
+        progress: &Option<ProgressFn>,
+    ) -> Result<Got> {
+        if store.has_blob(digest) && store.blob_size(digest).is_ok_and(|s| s == size) {
+            emit(
+                progress,
+                Progress::Skipped {
+                    digest: digest.clone(),
+                    size,
+                },
+            );
+            return Ok(Got::Skipped);
+        }
+        emit(
+            progress,
+            Progress::Started {
+                digest: digest.clone(),
+                size,
+            },
+        );
+        let url = self.repo_url(repo, &format!("blobs/{digest}"))?.to_string();
+
+        // The writer thread: owns the BlobWriter, so the async side never blocks on disk.
+        let (tx, mut rx) = mpsc::channel::<Msg>(8);
+        let (st, d) = (store.clone(), digest.clone());
+        let writer = tokio::task::spawn_blocking(move || -> Result<Option<(Digest, u64)>> {
+            let mut w = st.blob_writer(Some(&d), Some(size))?;
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    Msg::Data(b) => w.write_all(&b).map_err(|e| write_error(&st, e))?,
+                    Msg::Reset => w = st.blob_writer(Some(&d), Some(size))?,
+                    Msg::Commit => return Ok(Some(w.commit()?)),
+                }
+            }
+            // The sender gave up: the writer's drop removes the temporary file.
+            Ok(None)
+        });
+
+        let result = self.stream_blob(repo, digest, size, &url, &tx, progress).await;
+        let downloaded = match result {
+            Ok(n) => n,
+            Err(e) => {
+                drop(tx);
+                let _ = writer.await;
+                return Err(e);
+            }
+        };
+        let sent = tx.send(Msg::Commit).await.is_ok();
+        drop(tx);
+        let committed = writer.await.map_err(|e| Error::Io {
+            what: format!("writing blob {digest}"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        match committed {
+            Ok(Some(_)) if sent => {}
+            Ok(_) => {
+                return Err(Error::Io {
+                    what: format!("writing blob {digest}"),
+                    source: std::io::Error::other("writer stopped early"),
+                });
+            }
+            Err(Error::Store(wharf_image::Error::Corrupt { source, .. })) => {
+                return Err(match source {
+                    DigestError::Mismatch { expected, actual } => Error::DigestMismatch { url, expected, actual },
+                    DigestError::SizeMismatch { expected, actual, .. } => Error::SizeMismatch { url, expected, actual },
+                    other => Error::Store(wharf_image::Error::Digest(other)),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        emit(
+            progress,
+            Progress::Verified {
+                digest: digest.clone(),
+                size,
+            },
+        );
+        Ok(Got::Fetched(downloaded))
+    }
+
+    /// Streams the blob's bytes to the writer; returns the bytes downloaded.
+    async fn stream_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        url: &str,
+        tx: &mpsc::Sender<Msg>,
+        progress: &Option<ProgressFn>,
+    ) -> Result<u64> {
+        let max_attempts = self.inner.config.resume_attempts + 1;
+        let mut received = 0u64; // bytes the writer holds
+        let mut downloaded = 0u64;
+        let mut attempts = 0u32;
+        let closed = || Error::Io {
+            what: format!("writing blob {digest}"),
+            source: std::io::Error::other("the blob writer stopped"),
+        };
+        loop {
+            attempts += 1;
+            let from = (received > 0).then_some(received);
+            let mut resp = match self.blob_response(repo, digest, from).await {
+                Ok(r) => r,
+                // Transport errors were already retried by the client; a resume after a
+                // broken body gets its own attempts.
+                Err(e @ Error::Transport { .. }) if received > 0 => {
+                    if attempts >= max_attempts {
+                        return Err(Error::Interrupted {
+                            url: url.to_string(),
+                            digest: digest.clone(),
+                            attempts,
+                            reason: e.to_string(),
+                        });
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let len = resp.content_length();
+            if from.is_some() && resp.status() == StatusCode::PARTIAL_CONTENT {
+                if !content_range_matches(resp.headers(), received, size) {
+                    // A range we did not ask for: start over.
+                    drop(resp);
+                    tx.send(Msg::Reset).await.map_err(|_| closed())?;
+                    received = 0;
+                    emit(
+                        progress,
+                        Progress::Resumed {
+                            digest: digest.clone(),
+                            offset: 0,
+                        },
+                    );
+                    continue;
+                }
+                emit(
+                    progress,
+                    Progress::Resumed {
+                        digest: digest.clone(),
+                        offset: received,
+                    },
+                );
+            } else if resp.status() == StatusCode::OK {
+                if received > 0 {
+                    // The server ignored Range: restart from the first byte.
+                    tx.send(Msg::Reset).await.map_err(|_| closed())?;
+                    received = 0;
+                    emit(
+                        progress,
+                        Progress::Resumed {
+                            digest: digest.clone(),
+                            offset: 0,
+                        },
+                    );
+                }
+                if let Some(len) = len
+                    && len != size
+                {
+                    return Err(Error::SizeMismatch {
+                        url: url.to_string(),
+                        expected: size,
+                        actual: len,
+                    });
+                }
+            } else {
+                return Err(Error::Protocol {
+                    url: url.to_string(),
+                    reason: format!("unexpected status {} for a blob", resp.status()),
+                });
+            }
+            let mut since_event = 0u64;
+            let broke = loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let n = chunk.len() as u64;
+                        if received + n > size {
+                            return Err(Error::SizeMismatch {
+                                url: url.to_string(),
+                                expected: size,
+                                actual: received + n,
+                            });
+                        }
+                        received += n;
+                        downloaded += n;
+                        since_event += n;
+                        tx.send(Msg::Data(chunk)).await.map_err(|_| closed())?;
+                        if since_event >= 512 * 1024 || received == size {
+                            since_event = 0;
+                            emit(
+                                progress,
+                                Progress::Bytes {
+                                    digest: digest.clone(),
+                                    done: received,
+                                    total: size,
+                                },
+                            );
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            if received == size && broke.is_none() {
+                return Ok(downloaded);
+            }
+            let reason = broke.unwrap_or_else(|| format!("body ended after {received} of {size} bytes"));
+            if attempts >= max_attempts {
+                return Err(Error::Interrupted {
+                    url: url.to_string(),
+                    digest: digest.clone(),
+                    attempts,
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+/// `Content-Range: bytes <from>-<size-1>/<size or *>`.
+fn content_range_matches(headers: &header::HeaderMap, from: u64, size: u64) -> bool {
+    let Some(v) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(rest) = v.trim().strip_prefix("bytes ") else {
+        return false;
+    };
+    let Some((range, total)) = rest.split_once('/') else {
+        return false;
+    };
+    let Some((start, end)) = range.split_once('-') else {
+        return false;
+    };
+    let total_ok = total.trim() == "*" || total.trim().parse::<u64>().ok() == Some(size);
+    start.trim().parse::<u64>().ok() == Some(from) && end.trim().parse::<u64>().ok() == Some(size - 1) && total_ok
+}
+
+fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
+    Digest::from_oci(d.digest()).map_err(|e| Error::Invalid {
+        what: "digest",
+        value: d.digest().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn write_error(st: &Store, e: std::io::Error) -> Error {
+    match DigestError::from_io(&e) {
+        Some(d) => Error::Store(wharf_image::Error::Corrupt {
+            digest: match d {
+                DigestError::Mismatch { expected, .. } | DigestError::SizeMismatch { digest: expected, .. } => {
+                    expected.clone()
+                }
+                _ => Digest::sha256(b""),
+            },
+            source: d.clone(),
+        }),
+        None => Error::Io {
+            what: format!("writing a blob into {}", st.root().display()),
+            source: e,
+        },
+    }
+}
+
+/// Runs a store operation on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> wharf_image::error::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            what: "a store operation".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(Error::Store)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn checks_content_range() {
+        let h = |v: &str| {
+            let mut m = header::HeaderMap::new();
+            m.insert(header::CONTENT_RANGE, v.parse().unwrap());
+            m
+        };
+        assert!(content_range_matches(&h("bytes 100-999/1000"), 100, 1000));
+        assert!(content_range_matches(&h("bytes 100-999/*"), 100, 1000));
+        for bad in [
+            "bytes 0-999/1000",
+            "bytes 100-998/1000",
+            "bytes 100-999/2000",
+            "items 100-999/1000",
+            "x",
+        ] {
+            assert!(!content_range_matches(&h(bad), 100, 1000), "{bad}");
+        }
+        assert!(!content_range_matches(&header::HeaderMap::new(), 100, 1000));
+    }
+}
