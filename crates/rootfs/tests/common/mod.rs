@@ -318,7 +318,12 @@ fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, St
             format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
         } else if ft.is_file() {
             let data = std::fs::read(&p).unwrap();
-            format!("file {} {}", data.len(), wharf_image::Digest::sha256(&data))
+            format!(
+                "file {} {} links={}",
+                data.len(),
+                wharf_image::Digest::sha256(&data),
+                m.nlink()
+            )
         } else if ft.is_char_device() {
             format!("char {}", m.rdev())
         } else if ft.is_block_device() {
