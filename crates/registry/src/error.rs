@@ -235,6 +235,9 @@ pub enum Error {
         /// The last failure.
         reason: String,
     },
+    /// The transfer was stopped because another transfer of the same pull failed.
+    #[error("cancelled because another transfer failed")]
+    Cancelled,
     /// The local image store failed.
     #[error(transparent)]
     Store(#[from] wharf_image::Error),

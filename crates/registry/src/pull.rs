@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use oci_spec::image::Descriptor;
@@ -151,45 +152,65 @@ impl Client {
         }
 
         let sem = Arc::new(Semaphore::new(self.inner.config.max_concurrent_downloads.max(1)));
+        // Set on the first failure: the other downloads stop at their next chunk and clean
+        // up (their writers remove temporary files) before the pull returns.
+        let cancel = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
         for (digest, size) in blobs {
-            let (client, repo, store, sem, progress) = (
+            let (client, repo, store, sem, progress, cancel) = (
                 self.clone(),
                 repo.clone(),
                 store.clone(),
                 sem.clone(),
                 options.progress.clone(),
+                cancel.clone(),
             );
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let r = client.fetch_blob(&repo, &digest, size, &store, &progress).await;
-                if let Err(e) = &r {
-                    emit(
-                        &progress,
-                        Progress::Failed {
-                            digest: digest.clone(),
-                            reason: e.to_string(),
-                        },
-                    );
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
+                let r = client
+                    .fetch_blob(&repo, &digest, size, &store, &progress, &cancel)
+                    .await;
+                match &r {
+                    Err(Error::Cancelled) | Ok(_) => {}
+                    Err(e) => {
+                        cancel.store(true, Ordering::SeqCst);
+                        emit(
+                            &progress,
+                            Progress::Failed {
+                                digest: digest.clone(),
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
                 }
                 r
             });
         }
         let (mut fetched, mut skipped, mut bytes) = (0, 0, 0);
+        let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             let got = joined.map_err(|e| Error::Io {
                 what: "a blob download task".into(),
                 source: std::io::Error::other(e.to_string()),
-            })?;
-            // Returning drops the JoinSet, which aborts the other downloads; their
-            // uncommitted temporary files are removed with their writers.
-            match got? {
-                Got::Fetched(n) => {
+            });
+            match got.and_then(|r| r) {
+                Ok(Got::Fetched(n)) => {
                     fetched += 1;
                     bytes += n;
                 }
-                Got::Skipped => skipped += 1,
+                Ok(Got::Skipped) => skipped += 1,
+                Err(Error::Cancelled) => {}
+                Err(e) => {
+                    cancel.store(true, Ordering::SeqCst);
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
 
         // Manifests after their blobs; the index last, then the name.
@@ -231,6 +252,7 @@ impl Client {
         size: u64,
         store: &Store,
         progress: &Option<ProgressFn>,
+        cancel: &AtomicBool,
     ) -> Result<Got> {
         if store.has_blob(digest) && store.blob_size(digest).is_ok_and(|s| s == size) {
             emit(
@@ -267,7 +289,7 @@ impl Client {
             Ok(None)
         });
 
-        let result = self.stream_blob(repo, digest, size, &url, &tx, progress).await;
+        let result = self.stream_blob(repo, digest, size, &url, &tx, progress, cancel).await;
         let downloaded = match result {
             Ok(n) => n,
             Err(e) => {
@@ -318,6 +340,7 @@ impl Client {
         url: &str,
         tx: &mpsc::Sender<Msg>,
         progress: &Option<ProgressFn>,
+        cancel: &AtomicBool,
     ) -> Result<u64> {
         let max_attempts = self.inner.config.resume_attempts + 1;
         let mut received = 0u64; // bytes the writer holds
@@ -400,6 +423,9 @@ impl Client {
             }
             let mut since_event = 0u64;
             let broke = loop {
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {
                         let n = chunk.len() as u64;

@@ -340,3 +340,207 @@ async fn method_not_allowed_on_delete_is_unsupported() {
         e => panic!("unexpected {e:?}"),
     }
 }
+
+/// How the hostile registry serves the layer blob.
+#[derive(Clone, Copy)]
+enum LayerMode {
+    /// Other bytes of the right length.
+    WrongDigest,
+    /// The right bytes plus more.
+    TooLong,
+    /// Content-Length says the whole size; half the bytes, then the connection closes
+    /// (the first time). A `Range` request gets 206 with the rest.
+    TruncatedThenRange,
+    /// Truncated once, and `Range` is ignored (200 with everything).
+    TruncatedRangeIgnored,
+    /// Truncated every time.
+    AlwaysTruncated,
+    /// Truncated, then a 206 whose Content-Range does not match what was asked, then
+    /// (asked without Range) the whole blob.
+    TruncatedBadRange,
+}
+
+struct Fake {
+    server: Hostile,
+    config_len: u64,
+    reference: wharf_image::Reference,
+    layer: Vec<u8>,
+    layer_digest: Digest,
+}
+
+async fn fake_registry(mode: LayerMode) -> Fake {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let (cd, ld) = (Digest::sha256(&config), Digest::sha256(&layer));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{ld}"}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let l = layer.clone();
+    let config_len = config.len() as u64;
+    let layer_gets = std::sync::atomic::AtomicUsize::new(0);
+    let server = Hostile::start(move |req, _| {
+        let len = l.len();
+        if req.path.contains("/manifests/") {
+            return Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], manifest.as_bytes()));
+        }
+        if req.path.ends_with(&cd.to_string()) {
+            return Reply::Raw(response(200, &[], &config));
+        }
+        let range_from = req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|r| r.parse::<usize>().ok());
+        let half = len / 2;
+        // Only the first download breaks, except in AlwaysTruncated mode.
+        let first = layer_gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let truncated = || {
+            let mut head = response(200, &[("Content-Length", &len.to_string())], b"");
+            head.extend_from_slice(&l[..half]);
+            Reply::Raw(head)
+        };
+        match (mode, range_from) {
+            (LayerMode::WrongDigest, _) => {
+                let mut other = l.clone();
+                other[1000] ^= 0xff;
+                Reply::Raw(response(200, &[], &other))
+            }
+            (LayerMode::TooLong, _) => {
+                let mut more = l.clone();
+                more.extend_from_slice(b"extra");
+                Reply::Raw(response(200, &[], &more))
+            }
+            (LayerMode::TruncatedThenRange, Some(from)) => Reply::Raw(response(
+                206,
+                &[("Content-Range", &format!("bytes {from}-{}/{len}", len - 1))],
+                &l[from..],
+            )),
+            (LayerMode::TruncatedRangeIgnored, Some(_)) => Reply::Raw(response(200, &[], &l)),
+            (LayerMode::TruncatedBadRange, Some(_)) => Reply::Raw(response(
+                206,
+                &[("Content-Range", &format!("bytes 0-{}/{len}", len - 1))],
+                &l,
+            )),
+            (LayerMode::AlwaysTruncated, _) => truncated(),
+            _ if first => truncated(),
+            _ => Reply::Raw(response(200, &[], &l)),
+        }
+    })
+    .await;
+    let reference = common::reference(&format!("{}/evil/repo:t", server.host()));
+    Fake {
+        server,
+        config_len,
+        reference,
+        layer,
+        layer_digest: ld,
+    }
+}
+
+fn store() -> (tempfile::TempDir, wharf_image::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = wharf_image::Store::open(dir.path().join("store")).unwrap();
+    (dir, s)
+}
+
+#[tokio::test]
+async fn pull_of_a_blob_with_the_wrong_digest_stores_nothing() {
+    let fake = fake_registry(LayerMode::WrongDigest).await;
+    let (_d, s) = store();
+    let c = common::default_client();
+    let err = c.pull(&fake.reference, &s, &Default::default()).await.unwrap_err();
+    match &err {
+        Error::DigestMismatch { expected, .. } => assert_eq!(expected, &fake.layer_digest),
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(!s.has_blob(&fake.layer_digest));
+    assert!(
+        common::store_temp_files(&s).is_empty(),
+        "{:?}",
+        common::store_temp_files(&s)
+    );
+    assert!(s.resolve(&fake.reference).is_err(), "a failed pull tagged the image");
+}
+
+#[tokio::test]
+async fn pull_of_a_blob_longer_than_its_descriptor_stores_nothing() {
+    let fake = fake_registry(LayerMode::TooLong).await;
+    let (_d, s) = store();
+    let c = common::default_client();
+    let err = c.pull(&fake.reference, &s, &Default::default()).await.unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
+    assert!(!s.has_blob(&fake.layer_digest));
+    assert!(common::store_temp_files(&s).is_empty());
+}
+
+#[tokio::test]
+async fn a_truncated_download_resumes_with_range() {
+    let fake = fake_registry(LayerMode::TruncatedThenRange).await;
+    let (_d, s) = store();
+    let c = common::default_client();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let opts = wharf_registry::PullOptions {
+        progress: Some(std::sync::Arc::new(move |e: &wharf_registry::Progress| {
+            ev.lock().unwrap().push(e.clone())
+        })),
+        ..Default::default()
+    };
+    let pulled = c.pull(&fake.reference, &s, &opts).await.unwrap();
+    assert_eq!(s.read_blob(&fake.layer_digest, 1 << 20).unwrap(), fake.layer);
+    let half = (fake.layer.len() / 2) as u64;
+    let ranges: Vec<String> = fake
+        .server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, [format!("bytes={half}-")]);
+    // Only the missing half was downloaded again.
+    assert_eq!(pulled.bytes, fake.layer.len() as u64 + fake.config_len);
+    assert!(events.lock().unwrap().contains(&wharf_registry::Progress::Resumed {
+        digest: fake.layer_digest.clone(),
+        offset: half
+    }));
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_makes_the_download_restart() {
+    for mode in [LayerMode::TruncatedRangeIgnored, LayerMode::TruncatedBadRange] {
+        let fake = fake_registry(mode).await;
+        let (_d, s) = store();
+        let c = common::default_client();
+        c.pull(&fake.reference, &s, &Default::default()).await.unwrap();
+        assert_eq!(s.read_blob(&fake.layer_digest, 1 << 20).unwrap(), fake.layer);
+        assert!(common::store_temp_files(&s).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_download_that_keeps_breaking_is_interrupted_after_bounded_attempts() {
+    let fake = fake_registry(LayerMode::AlwaysTruncated).await;
+    let (_d, s) = store();
+    let c = common::client(ClientConfig {
+        resume_attempts: 3,
+        ..ClientConfig::default()
+    });
+    let err = c.pull(&fake.reference, &s, &Default::default()).await.unwrap_err();
+    match &err {
+        Error::Interrupted { attempts, digest, .. } => {
+            assert_eq!(*attempts, 4);
+            assert_eq!(digest, &fake.layer_digest);
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(!s.has_blob(&fake.layer_digest));
+    assert!(common::store_temp_files(&s).is_empty());
+    let layer_gets = fake
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&fake.layer_digest.to_string()))
+        .count();
+    assert_eq!(layer_gets, 4);
+}
