@@ -74,6 +74,17 @@ enum Got {
     Skipped,
 }
 
+/// One blob download's parameters.
+#[derive(Clone, Copy)]
+struct Transfer<'a> {
+    repo: &'a Repository,
+    digest: &'a Digest,
+    size: u64,
+    url: &'a str,
+    progress: &'a Option<ProgressFn>,
+    cancel: &'a AtomicBool,
+}
+
 /// A message to the writer thread.
 enum Msg {
     Data(Bytes),
@@ -289,7 +300,19 @@ impl Client {
             Ok(None)
         });
 
-        let result = self.stream_blob(repo, digest, size, &url, &tx, progress, cancel).await;
+        let result = self
+            .stream_blob(
+                Transfer {
+                    repo,
+                    digest,
+                    size,
+                    url: &url,
+                    progress,
+                    cancel,
+                },
+                &tx,
+            )
+            .await;
         let downloaded = match result {
             Ok(n) => n,
             Err(e) => {
@@ -332,16 +355,15 @@ impl Client {
     }
 
     /// Streams the blob's bytes to the writer; returns the bytes downloaded.
-    async fn stream_blob(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        url: &str,
-        tx: &mpsc::Sender<Msg>,
-        progress: &Option<ProgressFn>,
-        cancel: &AtomicBool,
-    ) -> Result<u64> {
+    async fn stream_blob(&self, t: Transfer<'_>, tx: &mpsc::Sender<Msg>) -> Result<u64> {
+        let Transfer {
+            repo,
+            digest,
+            size,
+            url,
+            progress,
+            cancel,
+        } = t;
         let max_attempts = self.inner.config.resume_attempts + 1;
         let mut received = 0u64; // bytes the writer holds
         let mut downloaded = 0u64;
