@@ -50,4 +50,27 @@ fn runs_credential_helpers() {
 
     std::fs::write(&f, r#"{"credsStore":"wharf-no-such-helper"}"#).unwrap();
     assert!(matches!(lookup("x.example", &files), Err(Error::Credentials { .. })));
+
+    // $REGISTRY_AUTH_FILE comes first, then $DOCKER_CONFIG/config.json.
+    let podman = dir.path().join("auth.json");
+    std::fs::write(&podman, r#"{"auths":{"both.example":{"auth":"cDp4"}}}"#).unwrap();
+    let docker_dir = dir.path().join("docker");
+    std::fs::create_dir(&docker_dir).unwrap();
+    std::fs::write(
+        docker_dir.join("config.json"),
+        r#"{"auths":{"both.example":{"auth":"ZDp5"},"docker-only.example":{"auth":"ZDp5"}}}"#,
+    )
+    .unwrap();
+    // SAFETY: as above.
+    unsafe {
+        std::env::set_var("REGISTRY_AUTH_FILE", &podman);
+        std::env::set_var("DOCKER_CONFIG", &docker_dir);
+    }
+    let files = wharf_registry::credentials::default_files();
+    assert_eq!(files, [podman.clone(), docker_dir.join("config.json")]);
+    assert_eq!(lookup("both.example", &files).unwrap(), Credentials::basic("p", "x"));
+    assert_eq!(
+        lookup("docker-only.example", &files).unwrap(),
+        Credentials::basic("d", "y")
+    );
 }

@@ -544,3 +544,90 @@ async fn a_download_that_keeps_breaking_is_interrupted_after_bounded_attempts() 
         .count();
     assert_eq!(layer_gets, 4);
 }
+
+#[tokio::test]
+async fn insufficient_scope_reauthenticates_once_with_the_challenge_scope() {
+    // Tokens are the scopes they were issued for; the manifest needs a second repository's
+    // pull scope too, which only the insufficient_scope challenge announces.
+    let body = manifest_body();
+    let h = Hostile::start(move |req, _| {
+        if req.path.starts_with("/token") {
+            let q = req.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let scopes: Vec<&str> = q.split('&').filter_map(|kv| kv.strip_prefix("scope=")).collect();
+            let token = format!("tok[{}]", scopes.join("+"));
+            return Reply::Raw(response(
+                200,
+                &[("Content-Type", "application/json")],
+                serde_json::json!({"token": token, "expires_in": 300}).to_string().as_bytes(),
+            ));
+        }
+        let realm = format!("http://{}/token", req.header("host").unwrap());
+        let auth = req.header("authorization").unwrap_or("");
+        if req.path == "/v2/" {
+            if auth.starts_with("Bearer ") {
+                return Reply::Raw(response(200, &[], b"{}"));
+            }
+            let ch = format!(r#"Bearer realm="{realm}",service="evil""#);
+            return Reply::Raw(response(401, &[("WWW-Authenticate", &ch)], b""));
+        }
+        if auth.contains("evil%2Fextra%3Apull") {
+            return Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], &body));
+        }
+        let ch = format!(
+            r#"Bearer realm="{realm}",service="evil",scope="repository:evil/repo:pull repository:evil/extra:pull",error="insufficient_scope""#
+        );
+        Reply::Raw(response(
+            401,
+            &[("WWW-Authenticate", &ch), ("Content-Type", "application/json")],
+            br#"{"errors":[{"code":"DENIED","message":"insufficient scope"}]}"#,
+        ))
+    })
+    .await;
+    let c = common::default_client();
+    c.ping(&h.host()).await.unwrap();
+    let m = c
+        .get_manifest(&repo(&h), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(m.bytes, manifest_body());
+    let token_reqs: Vec<String> = h
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/token"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(token_reqs.len(), 3, "{token_reqs:#?}");
+    assert!(
+        token_reqs[2].contains("scope=repository%3Aevil%2Fextra%3Apull"),
+        "{token_reqs:#?}"
+    );
+    assert!(
+        token_reqs[2].contains("scope=repository%3Aevil%2Frepo%3Apull"),
+        "{token_reqs:#?}"
+    );
+
+    // A registry that still refuses after the one re-authentication: a typed error, and
+    // no endless token loop.
+    let h2 = Hostile::start(|req, _| {
+        if req.path.starts_with("/token") {
+            return Reply::Raw(response(200, &[], br#"{"token":"useless"}"#));
+        }
+        let realm = format!("http://{}/token", req.header("host").unwrap());
+        let ch = format!(r#"Bearer realm="{realm}",error="insufficient_scope""#);
+        Reply::Raw(response(
+            401,
+            &[("WWW-Authenticate", &ch)],
+            br#"{"errors":[{"code":"DENIED","message":"no"}]}"#,
+        ))
+    })
+    .await;
+    let err = c
+        .get_manifest(&repo(&h2), &ManifestRef::parse("t").unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Unauthorized { errors, .. } => assert!(errors.has("DENIED")),
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(h2.requests().len() <= 4, "{}", h2.requests().len());
+}
