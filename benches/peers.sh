@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Times wharf against the tools people use today (skopeo, umoci, runc) on the same work, on this
+# machine, in one run, and prints a table with wharf/peer ratios and whether issue 8's targets
+# are met. See README.md "## Benchmarks".
+#
+#   sudo benches/peers.sh            # RUNS=5 by default; the start benchmark runs max(RUNS, 20) times
+#
+# Environment:
+#   RUNS=N              timed runs per side (alternating wharf and peer; the median is reported)
+#   WHARF_BENCH_DIR=D   cache and scratch space (default /var/tmp/wharf-bench): the debootstrap tree
+#                       and the built image are kept there so reruns skip building them
+#   OPS="pull unpack pullunpack start assembly"   which benchmarks to run
+#   CARGO_TARGET_DIR    where the release examples are built (default: the repository's target/)
+#
+# Needs root (debootstrap, unpacking with owners and devices, namespaces, cgroups) and Debian
+# (peers are installed with apt-get). Any failure stops the script with a message: nothing is
+# silently skipped.
+set -euo pipefail
+
+RUNS=${RUNS:-5}
+BENCH_DIR=${WHARF_BENCH_DIR:-/var/tmp/wharf-bench}
+OPS=${OPS-"pull unpack pullunpack start assembly"}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+BIN=$CARGO_TARGET_DIR/release/examples
+HERE=$REPO/benches
+SUITE=debian:1 # repository bench/debian, tag 1
+
+die() {
+	echo "peers.sh: $*" >&2
+	exit 1
+}
+log() { echo "peers.sh: $*" >&2; }
+want() { [[ " $OPS " == *" $1 "* ]]; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, unpacking owners and device nodes, namespaces, cgroups)"
+[ "${RUNS}" -ge 5 ] 2>/dev/null || die "RUNS must be at least 5 (got '${RUNS}')"
+
+# --- peers, from Debian --------------------------------------------------------------------
+PKGS="curl debootstrap skopeo umoci runc docker-registry python3 jq busybox-static"
+missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
+if [ -n "$missing" ]; then
+	log "installing $(echo $missing)"
+	apt-get install -y $missing >/dev/null || die "apt-get install $missing failed"
+fi
+PY=/usr/bin/python3
+SECCOMP_PROFILE=$REPO/crates/sandbox/data/docker-seccomp-default.json
+[ -f "$SECCOMP_PROFILE" ] || die "$SECCOMP_PROFILE is missing"
+
+# --- wharf, built once in release mode -----------------------------------------------------
+log "building the release examples (wharf, unpack, sandbox) in $CARGO_TARGET_DIR"
+(cd "$REPO" && cargo build --quiet --release --example wharf --example unpack --example sandbox) ||
+	die "cargo build --release of the examples failed"
+"$BIN/wharf" --help | grep -qE '^\s+pull\b' || die "the wharf CLI ($BIN/wharf) has no 'pull' command yet"
+
+mkdir -p "$BENCH_DIR"
+RUN=$BENCH_DIR/run
+RESULTS=$BENCH_DIR/results.txt
+REGISTRY_PID=
+cleanup() {
+	[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+	rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# --- the test image: debootstrap minbase of Debian stable + a layer with whiteouts ----------
+ROOTFS=$BENCH_DIR/minbase
+if [ ! -d "$ROOTFS" ]; then
+	log "debootstrap --variant=minbase bookworm (cached in $ROOTFS)"
+	rm -rf "$ROOTFS.tmp"
+	debootstrap --variant=minbase bookworm "$ROOTFS.tmp" http://deb.debian.org/debian >"$BENCH_DIR/debootstrap.log" 2>&1 ||
+		die "debootstrap failed, see $BENCH_DIR/debootstrap.log"
+	mv "$ROOTFS.tmp" "$ROOTFS"
+fi
+LAYOUT=$BENCH_DIR/image # OCI layout, tag 1
+if [ ! -f "$LAYOUT/.complete" ]; then
+	log "building the image with umoci (cached in $LAYOUT)"
+	rm -rf "$LAYOUT" "$BENCH_DIR/build"
+	umoci init --layout "$LAYOUT"
+	umoci new --image "$LAYOUT:1"
+	umoci unpack --image "$LAYOUT:1" "$BENCH_DIR/build" >/dev/null
+	cp -a "$ROOTFS/." "$BENCH_DIR/build/rootfs/"
+	umoci repack --refresh-bundle --image "$LAYOUT:1" --history.created_by "debootstrap --variant=minbase bookworm" "$BENCH_DIR/build"
+	# Layer 2, like a Dockerfile's clean-up RUN: deletions become whiteouts (whole directories
+	# and single files), plus new and replaced files and a hardlink.
+	b=$BENCH_DIR/build/rootfs
+	rm -rf "$b"/usr/share/doc "$b"/usr/share/man "$b"/usr/share/info "$b"/var/cache/apt/*.bin "$b"/var/log/apt
+	find "$b"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'en*' -exec rm -rf {} +
+	rm -f "$b"/etc/motd "$b"/etc/issue.net
+	echo "deb http://deb.debian.org/debian bookworm main" >"$b"/etc/apt/sources.list
+	mkdir -p "$b"/opt/bench
+	head -c 1048576 /dev/urandom >"$b"/opt/bench/data
+	ln "$b"/opt/bench/data "$b"/opt/bench/data-link
+	umoci repack --image "$LAYOUT:1" --history.created_by "clean up docs, add /opt/bench" "$BENCH_DIR/build"
+	umoci config --image "$LAYOUT:1" --config.cmd /bin/bash
+	umoci gc --layout "$LAYOUT"
+	rm -rf "$BENCH_DIR/build"
+	touch "$LAYOUT/.complete"
+fi
+IMAGE_BYTES=$(du -sb "$ROOTFS" | cut -f1)
+IMAGE_FILES=$(find "$ROOTFS" | wc -l)
+
+# --- a loopback registry holding the image -------------------------------------------------
+rm -rf "$RUN"
+mkdir -p "$RUN"
+PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$RUN/registry.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $RUN/registry
+http:
+  addr: 127.0.0.1:$PORT
+EOF
+docker-registry serve "$RUN/registry.yml" >"$RUN/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 100); do
+	curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break
+	kill -0 "$REGISTRY_PID" 2>/dev/null || die "docker-registry exited: $(cat "$RUN/registry.log")"
+	sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null || die "docker-registry does not answer on 127.0.0.1:$PORT"
+REF=localhost:$PORT/bench/$SUITE
+skopeo copy --quiet --dest-tls-verify=false "oci:$LAYOUT:1" "docker://$REF" || die "skopeo could not push to $REF"
+log "image $REF: $((IMAGE_BYTES / 1000000)) MB, $IMAGE_FILES files in the base layer; 2 layers"
+
+# --- timing ------------------------------------------------------------------------------
+: >"$RESULTS"
+export MEASURE_LOG=$RUN/command.log
+measure() { # OP SIDE CMD...: one timed run, after the page cache's dirty data is written back
+	sync
+	$PY "$HERE/measure.py" run "$RESULTS" "$1" "$2" -- "${@:3}"
+}
+fresh() { rm -rf "$@" && sync; }
+
+# Each benchmark is PREP (untimed) + a timed command per side; the sides alternate, and which
+# goes first alternates too, so neither always runs with the other's leftovers in the caches.
+bench() { # OP RUNS
+	local op=$1 n=$2 i
+	log "$op: $n runs per side"
+	for i in $(seq "$n"); do
+		if [ $((i % 2)) = 1 ]; then
+			"${op}_wharf" "$i"
+			"${op}_peer" "$i"
+		else
+			"${op}_peer" "$i"
+			"${op}_wharf" "$i"
+		fi
+	done
+}
+
+pull_wharf() {
+	fresh "$RUN/store"
+	measure pull wharf "$BIN/wharf" --root "$RUN/store" pull "$REF"
+}
+pull_peer() {
+	fresh "$RUN/layout"
+	measure pull peer skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$RUN/layout:1"
+}
+
+unpack_wharf() {
+	fresh "$RUN/rootfs"
+	measure unpack wharf "$BIN/unpack" --root "$RUN/src-store" "$REF" "$RUN/rootfs"
+}
+unpack_peer() {
+	fresh "$RUN/bundle"
+	measure unpack peer umoci unpack --image "$RUN/src-layout:1" "$RUN/bundle"
+}
+
+pullunpack_wharf() {
+	fresh "$RUN/store" "$RUN/rootfs"
+	measure pullunpack wharf sh -c "'$BIN/wharf' --root '$RUN/store' pull '$REF' && '$BIN/unpack' --root '$RUN/store' '$REF' '$RUN/rootfs'"
+}
+pullunpack_peer() {
+	fresh "$RUN/layout" "$RUN/bundle"
+	measure pullunpack peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$RUN/layout:1' && umoci unpack --image '$RUN/layout:1' '$RUN/bundle'"
+}
+
+start_wharf() { measure start wharf "$BIN/sandbox" "$RUN/run-bundle"; }
+start_peer() { measure start peer runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-$1"; }
+
+if want unpack || want start; then
+	# Sources for unpack: the same blobs, in wharf's store and in an OCI layout for umoci.
+	"$BIN/wharf" --root "$RUN/src-store" pull "$REF" >/dev/null || die "wharf pull $REF failed"
+	skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$RUN/src-layout:1" || die "skopeo copy failed"
+fi
+want pull && bench pull "$RUNS"
+want unpack && bench unpack "$RUNS"
+want pullunpack && bench pullunpack "$RUNS"
+if want start; then
+	# One bundle for both runtimes: `runc spec` + bundle.py (Docker's caps and seccomp, limits).
+	mkdir -p "$RUN/run-bundle"
+	"$BIN/unpack" --root "$RUN/src-store" "$REF" "$RUN/run-bundle/rootfs" 2>/dev/null || die "unpack for the start bundle failed"
+	(cd "$RUN/run-bundle" && runc spec) || die "runc spec failed"
+	$PY "$HERE/bundle.py" "$RUN/run-bundle/config.json" "$SECCOMP_PROFILE"
+	runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-check" || die "runc cannot run the start bundle"
+	"$BIN/sandbox" "$RUN/run-bundle" || die "wharf's sandbox example cannot run the start bundle"
+	bench start "$((RUNS > 20 ? RUNS : 20))"
+fi
+
+DIVAN=
+if want assembly; then
+	log "second container: cargo bench --bench rootfs -- assemble"
+	DIVAN=$RUN/divan.txt
+	(cd "$REPO" && cargo bench --quiet --bench rootfs -- assemble) | tee "$DIVAN" || die "cargo bench --bench rootfs failed"
+fi
+
+echo
+echo "wharf vs peers — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -r)"
+echo "image: debootstrap --variant=minbase bookworm, $((IMAGE_BYTES / 1000000)) MB, $IMAGE_FILES files + a layer with whiteouts; registry: docker-registry on 127.0.0.1"
+echo "peers: $(skopeo --version), umoci $(umoci --version | awk '{print $3}'), $(runc --version | head -1)"
+echo
+$PY "$HERE/measure.py" report "$RESULTS" $DIVAN
