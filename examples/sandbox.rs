@@ -20,7 +20,10 @@ use wharf::sandbox::{Container, ExitStatus, StdioConfig};
 fn run(bundle: PathBuf) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     let config = bundle.join("config.json");
     let spec = Spec::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-    let root = spec.root().as_ref().map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
+    let root = spec
+        .root()
+        .as_ref()
+        .map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
     let mut container = Container::spawn(&spec, &bundle.join(root), StdioConfig::inherit())?;
     Ok(container.wait()?.status)
 }

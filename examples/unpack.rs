@@ -64,7 +64,11 @@ fn main() -> ExitCode {
     }
     match unpack(&args) {
         Ok(bytes) => {
-            eprintln!("unpacked {} ({bytes} bytes of layers) into {}", args.reference, args.dir.display());
+            eprintln!(
+                "unpacked {} ({bytes} bytes of layers) into {}",
+                args.reference,
+                args.dir.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
