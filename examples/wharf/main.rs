@@ -4,6 +4,7 @@
 //! non-zero.
 
 mod images;
+mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,12 +28,31 @@ struct Cli {
     /// Platform to choose from multi-platform images, as os/arch[/variant]
     #[arg(long, global = true)]
     platform: Option<Platform>,
+    /// Registries (host[:port]) to reach over plain http (localhost always is)
+    #[arg(long = "insecure-registry", global = true)]
+    insecure: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Pull an image from a registry into the store
+    Pull {
+        /// The image, e.g. busybox or localhost:5000/team/app:1
+        image: String,
+        /// Also list each layer's files
+        #[arg(long)]
+        files: bool,
+    },
+    /// Push an image from the store to its registry
+    Push {
+        /// The image
+        image: String,
+    },
+    /// Registry operations: catalog, tags, delete and restore
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// List images in the store
     Images,
     /// Remove images and the layers no other image uses
@@ -90,6 +110,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// List the repositories of a registry
+    Catalog {
+        /// host[:port]
+        host: String,
+    },
+    /// List the tags of a repository
+    Tags {
+        /// The repository, e.g. localhost:5000/team/app
+        image: String,
+    },
+    /// Delete a manifest on the registry, saving its body so it can be restored
+    Delete {
+        /// The image (tag or digest)
+        image: String,
+    },
+    /// Put back a manifest deleted with `registry delete`
+    Restore {
+        /// The image as it was deleted
+        image: String,
+    },
+}
+
 /// What every command gets: the store and the platform.
 pub struct Ctx {
     /// The image store.
@@ -107,7 +151,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         store,
         platform: cli.platform.unwrap_or_else(Platform::host),
     };
+    let insecure = &cli.insecure;
     match cli.command {
+        Command::Pull { image, files } => registry::pull(&ctx, &image, insecure, files)?,
+        Command::Push { image } => registry::push(&ctx, &image, insecure)?,
+        Command::Registry(RegistryCommand::Catalog { host }) => registry::catalog(&host, insecure)?,
+        Command::Registry(RegistryCommand::Tags { image }) => registry::tags(&image, insecure)?,
+        Command::Registry(RegistryCommand::Delete { image }) => registry::delete(&ctx, &image, insecure)?,
+        Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
         Command::Images => images::images(&ctx)?,
         Command::Rmi { images } => images::rmi(&ctx, &images)?,
         Command::Prune => images::prune(&ctx)?,
