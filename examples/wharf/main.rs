@@ -5,6 +5,7 @@
 
 mod images;
 mod registry;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,46 @@ enum Command {
     Push {
         /// The image
         image: String,
+    },
+    /// Run a command in a new container
+    Run(run::RunArgs),
+    /// List containers
+    Ps,
+    /// Show a detached container's output
+    Logs {
+        /// The container
+        name: String,
+    },
+    /// Stop a container: TERM, then KILL after 10 seconds
+    Stop {
+        /// The container
+        name: String,
+    },
+    /// Send a signal to a container's processes
+    Kill {
+        /// The container
+        name: String,
+        /// Signal name or number
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+    },
+    /// Remove a container
+    Rm {
+        /// The container
+        name: String,
+        /// Kill it first if it runs
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List a container's processes
+    Top {
+        /// The container
+        name: String,
+    },
+    /// Show a container's resource usage
+    Stats {
+        /// The container
+        name: String,
     },
     /// Registry operations: catalog, tags, delete and restore
     #[command(subcommand)]
@@ -159,6 +200,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry(RegistryCommand::Tags { image }) => registry::tags(&image, insecure)?,
         Command::Registry(RegistryCommand::Delete { image }) => registry::delete(&ctx, &image, insecure)?,
         Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
+        Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, args, insecure)?)),
+        Command::Ps => run::ps(&ctx)?,
+        Command::Logs { name } => run::logs(&ctx, &name)?,
+        Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,
+        Command::Kill { name, signal } => run::kill(&ctx, &name, &signal, false)?,
+        Command::Rm { name, force } => run::rm(&ctx, &name, force)?,
+        Command::Top { name } => run::top(&ctx, &name)?,
+        Command::Stats { name } => run::stats(&ctx, &name)?,
         Command::Images => images::images(&ctx)?,
         Command::Rmi { images } => images::rmi(&ctx, &images)?,
         Command::Prune => images::prune(&ctx)?,

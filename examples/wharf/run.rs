@@ -1,0 +1,442 @@
+//! Containers: run (foreground or detached), ps, logs, stop/kill, rm, top, stats.
+//!
+//! A container's files live under `ROOT/.wharf/containers/NAME/`: its rootfs (an overlay of the
+//! cached layers plus its own upper dir), its logs when detached, and `container.json`. The
+//! sandbox keeps its own state under `ROOT/.wharf/sandbox/`, so another invocation of this
+//! program can find, signal and delete it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wharf::image::oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, MountBuilder,
+    Spec,
+};
+use wharf::image::{Reference, RuntimeOverrides, runtime_spec};
+use wharf::rootfs::{ApplyOptions, LayerCache, Rootfs, RootfsOptions};
+use wharf::sandbox::{Container, ExitStatus, SpawnOptions, StateDir, Status, Stdio, StdioConfig};
+
+use crate::{Ctx, Result};
+
+/// The flags of `wharf run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container's name
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open and allocate a terminal (-it)
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Allocate a terminal
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Name of the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Environment variables, KEY=VALUE
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Bind mounts, HOST:CONTAINER[:ro]
+    #[arg(short, long)]
+    pub volume: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User (name, uid, uid:gid, name:group)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Hostname [default: the container's name]
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Memory limit, e.g. 64m, 1g
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// CPUs, e.g. 0.5
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Network: none (a private namespace, the default), host, or container:NAME
+    #[arg(long, default_value = "none")]
+    pub net: String,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Override the image's entrypoint
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Run a minimal init as pid 1 that reaps zombies and forwards signals
+    #[arg(long)]
+    pub init: bool,
+    /// The image
+    pub image: String,
+    /// Command and arguments [default: the image's]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// What this program remembers of a container, beside the sandbox's state.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    name: String,
+    image: String,
+    command: Vec<String>,
+    created: u64,
+    detached: bool,
+}
+
+fn wharf_dir(ctx: &Ctx) -> PathBuf {
+    ctx.store.root().join(".wharf")
+}
+
+fn containers_dir(ctx: &Ctx) -> PathBuf {
+    wharf_dir(ctx).join("containers")
+}
+
+fn state_dir(ctx: &Ctx) -> Result<StateDir> {
+    Ok(StateDir::new(wharf_dir(ctx).join("sandbox"))?)
+}
+
+fn layer_cache(ctx: &Ctx) -> Result<LayerCache> {
+    Ok(LayerCache::open(wharf_dir(ctx).join("layers"))?)
+}
+
+/// `64m` → bytes.
+fn parse_size(s: &str) -> Result<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.trim_end_matches('b').chars().last() {
+        Some('k') => (&s[..s.find('k').unwrap_or(0)], 1i64 << 10),
+        Some('m') => (&s[..s.find('m').unwrap_or(0)], 1 << 20),
+        Some('g') => (&s[..s.find('g').unwrap_or(0)], 1 << 30),
+        _ => (s.trim_end_matches('b'), 1),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?} (e.g. 64m, 1g)"))?;
+    if n <= 0.0 {
+        return Err(format!("invalid size {s:?}: must be positive").into());
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn new_name() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let d = wharf::image::Digest::sha256(format!("{nanos}-{}", std::process::id()).as_bytes());
+    d.hex()[..12].to_string()
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Finds the image locally, pulling it when missing.
+fn image_for(ctx: &Ctx, r: &Reference, insecure: &[String]) -> Result<wharf::image::store::Image> {
+    match ctx.store.image(r, &ctx.platform) {
+        Ok(img) => Ok(img),
+        Err(wharf::image::Error::ImageNotFound(_)) => {
+            eprintln!("Unable to find image '{}' locally", r.familiar());
+            crate::registry::pull_quiet(ctx, r, insecure, true)?;
+            Ok(ctx.store.image(r, &ctx.platform)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Builds the container's spec from the image config and the flags.
+fn build_spec(ctx: &Ctx, args: &RunArgs, config: &wharf::image::ImageConfig, rootfs: &Path, name: &str) -> Result<Spec> {
+    let overrides = RuntimeOverrides {
+        entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        cmd: (!args.command.is_empty()).then(|| args.command.clone()),
+        env: args.env.clone(),
+        working_dir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: Some(args.hostname.clone().unwrap_or_else(|| name.to_string())),
+        terminal: args.tty,
+        rootfs: Some(rootfs.to_path_buf()),
+        root_path: Some(rootfs.to_path_buf()),
+        readonly_rootfs: args.read_only,
+        ..Default::default()
+    };
+    let mut spec = runtime_spec(config, &overrides)?;
+    // Docker's default capability set, rather than the runtime-spec example's three.
+    if let Some(p) = spec.process_mut() {
+        p.set_capabilities(Some(wharf::sandbox::caps::docker_default()));
+    }
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(m) = &args.memory {
+        let limit = parse_size(m)?;
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).swap(limit).build()?);
+    }
+    if let Some(cpus) = args.cpus {
+        if cpus <= 0.0 {
+            return Err("--cpus must be positive".into());
+        }
+        let period = 100_000u64;
+        resources = resources.cpu(LinuxCpuBuilder::default().period(period).quota((cpus * period as f64) as i64).build()?);
+    }
+    if let Some(pids) = args.pids_limit {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
+    }
+    let resources = resources.build()?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for v in &args.volume {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (host, target, ro) = match parts.as_slice() {
+            [h, t] => (*h, *t, false),
+            [h, t, "ro"] => (*h, *t, true),
+            [h, t, "rw"] => (*h, *t, false),
+            _ => return Err(format!("invalid volume {v:?}: expected HOST:CONTAINER[:ro]").into()),
+        };
+        let host = std::fs::canonicalize(host).map_err(|e| format!("volume {v:?}: {host}: {e}"))?;
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        options.push(if ro { "ro" } else { "rw" }.to_string());
+        mounts.push(
+            MountBuilder::default()
+                .destination(target)
+                .typ("bind")
+                .source(host)
+                .options(options)
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    let net_path = match args.net.as_str() {
+        "none" | "" => None,
+        "host" => Some(None),
+        other => match other.strip_prefix("container:") {
+            Some(peer) => {
+                let state = state_dir(ctx)?.load(peer).map_err(|e| format!("--net container:{peer}: {e}"))?;
+                Some(Some(PathBuf::from(format!("/proc/{}/ns/net", state.pid))))
+            }
+            None => return Err(format!("invalid --net {other:?}: expected none, host or container:NAME").into()),
+        },
+    };
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_resources(Some(resources));
+        if let Some(net) = net_path {
+            let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+            namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+            if let Some(path) = net {
+                namespaces.push(
+                    wharf::image::oci_spec::runtime::LinuxNamespaceBuilder::default()
+                        .typ(LinuxNamespaceType::Network)
+                        .path(path)
+                        .build()?,
+                );
+            }
+            linux.set_namespaces(Some(namespaces));
+        }
+    }
+    Ok(spec)
+}
+
+/// `docker run`. Returns the container's exit code (128+signal when killed), as docker does.
+pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
+    let r: Reference = args.image.parse()?;
+    let image = image_for(ctx, &r, insecure)?;
+    let name = args.name.clone().unwrap_or_else(new_name);
+    let states = state_dir(ctx)?;
+    let dir = containers_dir(ctx).join(&name);
+    if dir.exists() {
+        return Err(format!("the container name {name:?} is already in use: remove it with `wharf rm {name}`").into());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> Result<u8> {
+        let cache = layer_cache(ctx)?;
+        let layers = cache.ensure_image(&ctx.store, &image, &ApplyOptions::default())?;
+        let rootfs = Rootfs::create(&cache, &layers, dir.join("fs"), &RootfsOptions::default())?;
+        if let Some(reason) = rootfs.fallback_reason() {
+            eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
+        }
+        let spec = build_spec(ctx, &args, &image.config, &rootfs.path(), &name)?;
+        let record = Record {
+            name: name.clone(),
+            image: r.to_string(),
+            command: spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default(),
+            created: now(),
+            detached: args.detach,
+        };
+        std::fs::write(dir.join("container.json"), serde_json::to_vec_pretty(&record)?)?;
+        let stdio = if args.detach {
+            StdioConfig {
+                stdin: Stdio::Null,
+                stdout: Stdio::from(File::create(dir.join("stdout.log"))?),
+                stderr: Stdio::from(File::create(dir.join("stderr.log"))?),
+                extra_fds: Vec::new(),
+            }
+        } else {
+            StdioConfig {
+                stdin: if args.interactive { Stdio::Inherit } else { Stdio::Null },
+                ..StdioConfig::inherit()
+            }
+        };
+        let opts = SpawnOptions {
+            id: Some(name.clone()),
+            state_dir: Some(wharf_dir(ctx).join("sandbox")),
+            init: args.init,
+            ..Default::default()
+        };
+        let mut container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;
+        if args.detach {
+            // The container outlives this process: keep its rootfs mounted until `wharf rm`.
+            std::mem::forget(rootfs);
+            container.detach();
+            println!("{name}");
+            return Ok(0);
+        }
+        let exit = container.wait()?;
+        drop(container);
+        if exit.oom_kills > 0 {
+            eprintln!("wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))", exit.oom_kills);
+        }
+        rootfs.close()?;
+        Ok(match exit.status {
+            ExitStatus::Exited(c) => (c & 0xff) as u8,
+            ExitStatus::Signaled(s) => (128 + s) as u8,
+        })
+    })();
+    if !args.detach || result.is_err() {
+        let _ = states.delete(&name, true);
+        if args.rm || result.is_err() {
+            let _ = Rootfs::cleanup_stale(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    result
+}
+
+fn records(ctx: &Ctx) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(containers_dir(ctx)) {
+        for e in entries.flatten() {
+            if let Ok(bytes) = std::fs::read(e.path().join("container.json"))
+                && let Ok(r) = serde_json::from_slice::<Record>(&bytes)
+            {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(out)
+}
+
+fn record(ctx: &Ctx, name: &str) -> Result<Record> {
+    let bytes = std::fs::read(containers_dir(ctx).join(name).join("container.json"))
+        .map_err(|_| format!("no such container: {name}"))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// `docker ps -a`.
+pub fn ps(ctx: &Ctx) -> Result<()> {
+    let states = state_dir(ctx)?;
+    println!("{:<16} {:<40} {:<30} {:<10} CREATED", "NAME", "IMAGE", "COMMAND", "STATUS");
+    for r in records(ctx)? {
+        let status = match states.status(&r.name) {
+            Ok(Status::Running) => "running",
+            Ok(Status::Created) => "created",
+            Ok(_) => "exited",
+            Err(_) => "exited",
+        };
+        let cmd: String = r.command.join(" ").chars().take(30).collect();
+        let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
+        println!("{:<16} {:<40} {:<30} {:<10} {}", r.name, image, cmd, status, wharf::image::import::rfc3339(r.created));
+    }
+    Ok(())
+}
+
+/// `docker logs`.
+pub fn logs(ctx: &Ctx, name: &str) -> Result<()> {
+    record(ctx, name)?;
+    let dir = containers_dir(ctx).join(name);
+    let out = std::fs::read(dir.join("stdout.log")).unwrap_or_default();
+    let err = std::fs::read(dir.join("stderr.log")).unwrap_or_default();
+    use std::io::Write;
+    std::io::stdout().write_all(&out)?;
+    std::io::stderr().write_all(&err)?;
+    Ok(())
+}
+
+fn signal_number(s: &str) -> Result<i32> {
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "TERM" => 15,
+        "KILL" => 9,
+        "INT" => 2,
+        "HUP" => 1,
+        "QUIT" => 3,
+        "USR1" => 10,
+        "USR2" => 12,
+        n => n.parse().map_err(|_| format!("unknown signal {s:?}"))?,
+    })
+}
+
+/// `docker kill` (and `stop`, which sends TERM and then KILL after a grace period).
+pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
+    record(ctx, name)?;
+    let states = state_dir(ctx)?;
+    let sig = signal_number(signal)?;
+    states.kill(name, sig, true)?;
+    if stop {
+        for _ in 0..100 {
+            if !matches!(states.status(name), Ok(Status::Running)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if matches!(states.status(name), Ok(Status::Running)) {
+            states.kill(name, 9, true)?;
+        }
+    }
+    println!("{name}");
+    Ok(())
+}
+
+/// `docker rm [-f]`.
+pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
+    record(ctx, name)?;
+    let states = state_dir(ctx)?;
+    if matches!(states.status(name), Ok(Status::Running)) && !force {
+        return Err(format!("container {name} is running: stop it first or use rm -f").into());
+    }
+    if states.load(name).is_ok() {
+        states.delete(name, force)?;
+    }
+    let dir = containers_dir(ctx).join(name);
+    Rootfs::cleanup_stale(&dir)?;
+    std::fs::remove_dir_all(&dir)?;
+    println!("{name}");
+    Ok(())
+}
+
+/// `docker top`: the container's processes, from its cgroup.
+pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
+    record(ctx, name)?;
+    let state = state_dir(ctx)?.load(name)?;
+    println!("{:<8} CMD", "PID");
+    for pid in state.cgroup.pids() {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd: Vec<String> = cmd.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into()).collect();
+        println!("{:<8} {}", pid, cmd.join(" "));
+    }
+    Ok(())
+}
+
+/// `docker stats --no-stream`.
+pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
+    record(ctx, name)?;
+    let state = state_dir(ctx)?.load(name)?;
+    let s = state.cgroup.stats();
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+        "name": name,
+        "memory_usage": s.memory_usage,
+        "memory_peak": s.memory_peak,
+        "memory_limit": s.memory_limit,
+        "cpu_usage_ns": s.cpu_usage_ns,
+        "pids": s.pids_current,
+        "oom_kills": s.oom_kills,
+    }))?);
+    Ok(())
+}
