@@ -51,6 +51,9 @@ pub(crate) struct ChunkReader {
     pos: usize,
     summary: Option<StreamSummary>,
     failed: bool,
+    /// The diff_id is computed here rather than on the decompressing thread, which is
+    /// the busier of the two.
+    hasher: Option<Hasher>,
 }
 
 impl Read for ChunkReader {
@@ -74,13 +77,21 @@ impl BufRead for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
+                    if let Some(h) = self.hasher.as_mut() {
+                        h.update(&v);
+                    }
                     let old = std::mem::replace(&mut self.cur, v);
                     self.pos = 0;
                     if old.capacity() >= CHUNK {
                         let _ = self.recycle.send(old);
                     }
                 }
-                Ok(Msg::Done(s)) => self.summary = Some(s),
+                Ok(Msg::Done(mut s)) => {
+                    if let Some(h) = self.hasher.take() {
+                        s.diff_id = h.finish();
+                    }
+                    self.summary = Some(s);
+                }
                 Ok(Msg::Failed(e)) => {
                     self.failed = true;
                     return Err(Carried::io(e));
@@ -143,6 +154,7 @@ where
             pos: 0,
             summary: None,
             failed: false,
+            hasher: Some(Hasher::new(Algorithm::Sha256)),
         };
         let value = consume(&mut reader)?;
         // The consumer stops at the tar trailer; make sure the producer reached the end.
@@ -225,7 +237,6 @@ fn produce_inner<R: Read>(
             Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| decode_err(e, Compression::Zstd))?)
         }
     };
-    let mut hasher = Hasher::new(Algorithm::Sha256);
     let mut total: u64 = 0;
     loop {
         let mut buf = match recycle.try_recv() {
@@ -246,7 +257,6 @@ fn produce_inner<R: Read>(
             break;
         }
         buf.truncate(filled);
-        hasher.update(&buf);
         total += filled as u64;
         if total > limits.max_layer_bytes {
             return Err(Error::LimitExceeded {
@@ -279,7 +289,8 @@ fn produce_inner<R: Read>(
     }
     drop(decoder);
     Ok(StreamSummary {
-        diff_id: hasher.finish(),
+        // Filled in by the consumer, which hashes what it receives.
+        diff_id: Digest::sha256(b""),
         uncompressed: total,
         compressed: count.get(),
         compression,
