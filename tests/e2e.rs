@@ -1,0 +1,276 @@
+//! End to end, across the crates, through the example CLI as a user runs it: a real registry on
+//! 127.0.0.1, real overlayfs, real namespaces and cgroups. Needs root, Debian's docker-registry
+//! and busybox-static (scripts/test-deps.sh installs them).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The example CLI, built once for this test binary.
+fn wharf_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "wharf"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo must be runnable to build the wharf example");
+        assert!(status.success(), "building examples/wharf failed");
+        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let bin = profile_dir.join("examples/wharf");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "these tests need root (namespaces, cgroups, overlayfs); run them as root"
+    );
+}
+
+/// One store (and its containers) per test.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        require_root();
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn wharf(&self, args: &[&str]) -> Output {
+        Command::new(wharf_bin())
+            .arg("--root")
+            .arg(self.store())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.wharf(args);
+        assert!(
+            out.status.success(),
+            "wharf {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A busybox root filesystem imported as `name`.
+    fn busybox_image(&self, name: &str, release: &str) {
+        let root = self.dir.path().join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
+        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static is required (apt-get install busybox-static)");
+        for cmd in ["sh", "cat", "echo", "ls", "hostname", "id", "sleep", "touch", "readlink", "ip"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
+        }
+        std::fs::write(root.join("etc/release"), release).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        self.ok(&["import", root.to_str().unwrap(), name, "--cmd", "/bin/sh"]);
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Stop anything a failed test left running, so its mounts and cgroups go too.
+        if let Ok(entries) = std::fs::read_dir(self.store().join(".wharf/containers")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let _ = self.wharf(&["rm", "-f", &name]);
+            }
+        }
+    }
+}
+
+/// Debian's docker-registry on a free loopback port, with deletion enabled.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is required (apt-get install docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn image(&self, path: &str) -> String {
+        format!("localhost:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_remove_pull_run_shows_output_and_exit_code() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let name = reg.image("e2e/busybox:1");
+    env.busybox_image(&name, "e2e release 1\n");
+    env.ok(&["push", &name]);
+    env.ok(&["rmi", &name]);
+    assert!(!env.ok(&["images"]).contains("e2e/busybox"));
+    let pulled = env.ok(&["pull", &name]);
+    assert!(pulled.contains("Digest: sha256:"), "{pulled}");
+
+    let out = env.wharf(&[
+        "run", "--rm", "--memory", "64m", "--pids-limit", "32", "--hostname", "e2e", &name, "sh", "-c",
+        "cat /etc/release; hostname; echo pid=$$; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "e2e release 1\ne2e\npid=1\n");
+    // --rm leaves no container, no mount.
+    assert!(!env.ok(&["ps"]).contains("e2e"));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.store().to_str().unwrap()), "a mount was left behind");
+}
+
+#[test]
+fn save_load_round_trip_then_run() {
+    let env = Env::new();
+    env.busybox_image("saved/busybox:1", "saved\n");
+    let archive = env.dir.path().join("saved.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), "saved/busybox:1"]);
+    env.ok(&["rmi", "saved/busybox:1"]);
+    let loaded = env.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(loaded.trim(), "Loaded image: saved/busybox:1");
+    let out = env.ok(&["run", "--rm", "saved/busybox:1", "cat", "/etc/release"]);
+    assert_eq!(out, "saved\n");
+}
+
+#[test]
+fn two_containers_from_one_image_do_not_see_each_others_writes() {
+    let env = Env::new();
+    env.busybox_image("shared/busybox:1", "shared\n");
+    env.ok(&["run", "-d", "--name", "a", "shared/busybox:1", "sh", "-c", "echo from-a > /data/f; sleep 60"]);
+    env.ok(&["run", "-d", "--name", "b", "shared/busybox:1", "sh", "-c", "echo from-b > /data/f; sleep 60"]);
+    // Each sees its own write, and a third container sees neither.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = |name: &str| {
+        let dir = env.store().join(".wharf/containers").join(name).join("fs/rootfs/data/f");
+        std::fs::read_to_string(dir).unwrap_or_default()
+    };
+    while (read("a").is_empty() || read("b").is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read("a"), "from-a\n");
+    assert_eq!(read("b"), "from-b\n");
+    let out = env.wharf(&["run", "--rm", "shared/busybox:1", "cat", "/data/f"]);
+    assert_ne!(out.status.code(), Some(0), "a fresh container saw another's write");
+    env.ok(&["rm", "-f", "a"]);
+    env.ok(&["rm", "-f", "b"]);
+}
+
+#[test]
+fn net_container_shares_the_network_namespace_and_none_does_not() {
+    let env = Env::new();
+    env.busybox_image("net/busybox:1", "net\n");
+    env.ok(&["run", "-d", "--name", "db", "net/busybox:1", "sleep", "60"]);
+    let ns = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["net/busybox:1", "readlink", "/proc/self/ns/net"]);
+        env.ok(&all).trim().to_string()
+    };
+    let shared = ns(&["--net", "container:db"]);
+    let pid = std::fs::read_to_string(env.store().join(".wharf/sandbox/db/state.json")).unwrap();
+    let pid: serde_json::Value = serde_json::from_str(&pid).unwrap();
+    let db_ns = std::fs::read_link(format!("/proc/{}/ns/net", pid["pid"])).unwrap();
+    assert_eq!(shared, db_ns.to_string_lossy());
+    let private = ns(&[]);
+    assert_ne!(private, shared);
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(private, host.to_string_lossy());
+    assert_eq!(ns(&["--net", "host"]), host.to_string_lossy());
+    env.ok(&["rm", "-f", "db"]);
+}
+
+#[test]
+fn registry_delete_and_restore_bring_back_the_same_digest() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let name = reg.image("e2e/deleted:1");
+    env.busybox_image(&name, "deleted\n");
+    let pushed = env.ok(&["push", &name]);
+    assert!(env.ok(&["registry", "tags", &reg.image("e2e/deleted")]).contains('1'));
+    env.ok(&["registry", "delete", &name]);
+    assert!(!env.ok(&["registry", "tags", &reg.image("e2e/deleted")]).contains('1'));
+    let restored = env.ok(&["registry", "restore", &name]);
+    let digest = pushed.split("digest: ").nth(1).unwrap().split(' ').next().unwrap();
+    assert!(restored.contains(digest), "restored {restored:?}, pushed {pushed:?}");
+    assert!(env.ok(&["registry", "tags", &reg.image("e2e/deleted")]).contains('1'));
+}
+
+#[test]
+fn errors_are_one_line_with_a_non_zero_exit_code() {
+    let env = Env::new();
+    let unreachable = format!("127.0.0.1:{}/x/y:1", TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    for (args, needle) in [
+        (vec!["inspect", "missing/image:1"], "not found"),
+        (vec!["run", "--rm", "Bad//Reference"], "invalid reference"),
+        (vec!["pull", unreachable.as_str()], "127.0.0.1"),
+        (vec!["rm", "nosuch"], "no such container"),
+    ] {
+        let out = env.wharf(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let last = lines.last().copied().unwrap_or_default();
+        assert!(last.starts_with("wharf: "), "{args:?}: {err}");
+        assert!(last.to_lowercase().contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Backtrace"), "{args:?}: {err}");
+    }
+}
