@@ -167,6 +167,11 @@ pub struct ApplyOptions {
     pub privileged: bool,
     /// Shared per-image byte count. Default: a fresh one.
     pub image_budget: ImageBudget,
+    /// Overlay format only: the overlay-format directories of the layers below, top first.
+    /// A hardlink whose target is in one of them copies the target up into this layer and
+    /// links to the copy, as overlayfs does for `link(2)` on a lower file. Without them such
+    /// a link is [`Error::LinkOutsideLayer`]. Default: empty.
+    pub lower_layers: Vec<std::path::PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -180,6 +185,7 @@ impl Default for ApplyOptions {
             ownership: if root { Ownership::Preserve } else { Ownership::Ignore },
             privileged: root,
             image_budget: ImageBudget::new(),
+            lower_layers: Vec::new(),
         }
     }
 }
@@ -291,6 +297,8 @@ enum Seen {
     Implicit,
     Whiteout,
     Opaque,
+    /// Copied up from a lower layer as the target of a hardlink; a later entry replaces it.
+    CopiedUp,
 }
 
 enum Parent<'a> {
@@ -628,6 +636,7 @@ impl<'a> Applier<'a> {
             // A whiteout in overlay format left a 0/0 device here; the entry replaces it.
             Some(Seen::Whiteout) if self.opts.format == LayerFormat::Overlay => {}
             Some(Seen::Whiteout) => {}
+            Some(Seen::CopiedUp) => {}
             _ => return Err(Error::Duplicate { entry: name }),
         }
         let was_whited = self.seen.get(&key) == Some(&Seen::Whiteout);
@@ -821,11 +830,17 @@ impl<'a> Applier<'a> {
                 reason: "hardlink to itself",
             });
         }
-        if self.opts.format == LayerFormat::Overlay && !matches!(self.seen.get(&tkey), Some(Seen::Entry(_))) {
-            return Err(Error::LinkOutsideLayer {
-                entry: name.to_string(),
-                target: target_name,
-            });
+        if self.opts.format == LayerFormat::Overlay
+            && !matches!(self.seen.get(&tkey), Some(Seen::Entry(_) | Seen::CopiedUp))
+        {
+            if !self.copy_up(name, &tcomps)? {
+                return Err(Error::LinkOutsideLayer {
+                    entry: name.to_string(),
+                    target: target_name,
+                });
+            }
+            self.seen.insert(tkey.clone(), Seen::CopiedUp);
+            self.mark_touched(&tcomps);
         }
         let (tbase, tparent) = tcomps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
         let tdir = match self.parent(name, tparent, false)? {
@@ -978,6 +993,142 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Finds `comps` in the lower layers as overlayfs would (top first, stopping at
+    /// whiteouts, opaque directories and non-directories) and copies it, with its parent
+    /// directories' metadata, into this layer. False when no lower layer has it.
+    fn copy_up(&mut self, name: &str, comps: &[&[u8]]) -> Result<bool> {
+        let Some(found) = self.find_lower(name, comps)? else {
+            return Ok(false);
+        };
+        let (base, parents) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
+        // Parents: create missing ones with the lower directory's owner and mode.
+        for i in 0..parents.len() {
+            let key = join(&comps[..=i]);
+            match fsutil::open_dir_beneath(self.root, &key) {
+                Ok(_) => continue,
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(self.resolve_err(name, &key, e)),
+            }
+            let parent = self
+                .parent(name, &comps[..i], true)?
+                .ok_or_else(|| Error::entry(name, "copy up")(Errno::NOENT))?;
+            let st = rustix::fs::statat(&found, key.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(Error::entry(name, "copy up: stat lower directory"))?;
+            rustix::fs::mkdirat(parent.fd(), comps[i], Mode::from_raw_mode(0o700))
+                .map_err(Error::entry(name, "copy up: mkdir"))?;
+            let d = fsutil::open_subdir(parent.fd(), comps[i]).map_err(Error::entry(name, "copy up: open"))?;
+            rustix::fs::fchown(&d, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+                .map_err(Error::entry(name, "copy up: chown"))?;
+            rustix::fs::fchmod(&d, Mode::from_raw_mode(st.st_mode & 0o7777))
+                .map_err(Error::entry(name, "copy up: chmod"))?;
+            self.seen.entry(key).or_insert(Seen::Implicit);
+        }
+        let key = join(comps);
+        let parent = self
+            .parent(name, parents, true)?
+            .ok_or_else(|| Error::entry(name, "copy up")(Errno::NOENT))?;
+        let src = rustix::fs::openat2(
+            &found,
+            key.as_slice(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            fsutil::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(Error::entry(name, "copy up: open lower file"))?;
+        let st = rustix::fs::fstat(&src).map_err(Error::entry(name, "copy up: stat"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::Unsupported {
+                entry: name.to_string(),
+                what: "hardlink to a non-regular file of a lower layer".into(),
+            });
+        }
+        let dst = rustix::fs::openat(
+            parent.fd(),
+            base,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(Error::entry(name, "copy up: create"))?;
+        if rustix::fs::ioctl_ficlone(&dst, &src).is_err() {
+            let mut left = st.st_size as u64;
+            while left > 0 {
+                match rustix::fs::copy_file_range(&src, None, &dst, None, left.min(1 << 30) as usize) {
+                    Ok(0) => break,
+                    Ok(n) => left -= n as u64,
+                    Err(e) => return Err(Error::entry(name, "copy up: copy")(e)),
+                }
+            }
+        }
+        rustix::fs::fchown(&dst, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+            .map_err(Error::entry(name, "copy up: chown"))?;
+        rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777))
+            .map_err(Error::entry(name, "copy up: chmod"))?;
+        let mut names = vec![0u8; 64 * 1024];
+        if let Ok(n) = rustix::fs::flistxattr(&src, &mut names) {
+            for x in names[..n].split(|&b| b == 0).filter(|x| !x.is_empty()) {
+                if x.starts_with(b"trusted.overlay.") {
+                    continue;
+                }
+                let mut v = vec![0u8; 64 * 1024];
+                if let Ok(len) = rustix::fs::fgetxattr(&src, x, &mut v) {
+                    rustix::fs::fsetxattr(&dst, x, &v[..len], rustix::fs::XattrFlags::empty())
+                        .map_err(Error::entry(name, "copy up: setxattr"))?;
+                }
+            }
+        }
+        let t = Timestamps {
+            last_access: Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        };
+        rustix::fs::futimens(&dst, &t).map_err(Error::entry(name, "copy up: set times"))?;
+        Ok(true)
+    }
+
+    /// The root fd of the lower layer where overlayfs would find `comps`.
+    fn find_lower(&self, name: &str, comps: &[&[u8]]) -> Result<Option<OwnedFd>> {
+        for lower in &self.opts.lower_layers {
+            let root = rustix::fs::open(lower, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::io("open lower layer", lower)(e.into()))?;
+            let mut stop_below = false;
+            for i in 0..comps.len() {
+                let key = join(&comps[..=i]);
+                let last = i + 1 == comps.len();
+                match rustix::fs::statat(&root, key.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Err(Errno::NOENT) | Err(Errno::NOTDIR) => break,
+                    Err(e) => return Err(Error::entry(name, "copy up: look up lower layer")(e)),
+                    Ok(st) => {
+                        let ft = FileType::from_raw_mode(st.st_mode);
+                        if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                            return Ok(None); // whited out here
+                        }
+                        if last {
+                            return Ok(Some(root));
+                        }
+                        if ft != FileType::Directory {
+                            return Ok(None); // a file hides the rest of the path
+                        }
+                        let d = fsutil::open_subdir(root.as_fd(), &key)
+                            .map_err(Error::entry(name, "copy up: open lower directory"))?;
+                        let mut v = [0u8; 8];
+                        if matches!(rustix::fs::fgetxattr(&d, OVERLAY_OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y') {
+                            stop_below = true;
+                        }
+                    }
+                }
+            }
+            if stop_below {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     fn finish(&mut self) -> Result<()> {

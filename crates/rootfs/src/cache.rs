@@ -261,26 +261,43 @@ impl LayerCache {
             .max(2);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let errors = std::sync::Mutex::new(Vec::new());
+        let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             for _ in 0..workers.min(work.len()) {
                 s.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((idx, desc, diff_id)) = work.get(i) else { break };
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
                         if let Err(e) = self.ensure(store, desc, diff_id, &opts) {
+                            // A link into a lower layer is retried below; anything else ends the work.
+                            if !matches!(e, Error::LinkOutsideLayer { .. }) {
+                                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
                             if let Ok(mut errs) = errors.lock() {
                                 errs.push((*idx, e));
                             }
-                            break;
                         }
                     }
                 });
             }
         });
         let mut errs = errors.into_inner().unwrap_or_default();
-        errs.sort_by_key(|(i, _)| *i);
-        if let Some((_, e)) = errs.into_iter().next() {
-            return Err(e);
+        errs.sort_by_key(|(i, e)| (matches!(e, Error::LinkOutsideLayer { .. }), *i));
+        // Layers with hardlinks into lower layers need those extracted first: redo them in
+        // order, bottom up, now that the others are done.
+        for (idx, e) in errs {
+            if !matches!(e, Error::LinkOutsideLayer { .. }) {
+                return Err(e);
+            }
+            let lowers = diff_ids[..idx].iter().rev().map(|d| self.layer_path(d)).collect();
+            let opts = ApplyOptions {
+                lower_layers: lowers,
+                ..opts.clone()
+            };
+            self.ensure(store, &layers[idx], &diff_ids[idx], &opts)?;
         }
         Ok(diff_ids
             .into_iter()

@@ -254,8 +254,8 @@ fn wharf_flatten_and_overlay_match_umoci_unpack() {
 }
 
 #[test]
-fn hardlink_to_a_lower_layer_matches_umoci_when_flattening() {
-    require_root("umoci unpack with owners and devices");
+fn hardlink_to_a_lower_layer_matches_umoci_flattened_and_in_overlay() {
+    require_root("umoci unpack with owners and devices, overlayfs");
     let tmp = tempfile::Builder::new().prefix("wharf-umoci").tempdir().unwrap();
     let ls = layers(true);
     let layout = tmp.path().join("layout");
@@ -267,4 +267,17 @@ fn hardlink_to_a_lower_layer_matches_umoci_when_flattening() {
         common::apply(&flat, &gzip(l), &ApplyOptions::default()).unwrap();
     }
     compare(&umoci_root, &flat, "flatten with a link to a lower layer");
+    assert!(tree(&umoci_root)["usr/bin/busybox-link"].contains("links=2"));
+
+    // Overlay-format layers extracted in parallel: the layer linking into its lower one is
+    // redone after it, copying the target up as overlayfs would.
+    let store = wharf_image::Store::open(tmp.path().join("store")).unwrap();
+    let image = common::store_image(&store, "wharf-test/umoci-link:1", &ls);
+    let cache = LayerCache::open(tmp.path().join("cache")).unwrap();
+    let cached = cache.ensure_image(&store, &image, &ApplyOptions::default()).unwrap();
+    assert!(cached[1].path.join("bin/busybox").exists(), "target not copied up");
+    assert!(cached[0].path.join("bin/busybox").exists());
+    let o = Rootfs::create(&cache, &cached, tmp.path().join("ovl"), &RootfsOptions::default()).unwrap();
+    assert_eq!(o.mode(), MountMode::Overlay);
+    compare(&umoci_root, &o.path(), "overlay with a link to a lower layer");
 }
