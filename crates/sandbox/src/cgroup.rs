@@ -28,6 +28,22 @@ pub enum CgroupVersion {
     V2,
 }
 
+/// Device rules every container gets on top of the spec's (cgroup v1), as runc allows them: mknod of anything,
+/// and use of null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+const DEFAULT_ALLOWED_DEVICES: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
 /// The controllers this crate manages on v1.
 const V1_CONTROLLERS: [&str; 8] = [
     "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
@@ -221,11 +237,19 @@ impl Cgroup {
             version: driver.version,
             dirs,
         };
-        if let Some(r) = resources {
-            if let Err(e) = cg.update(r) {
-                let _ = cg.delete();
-                return Err(e);
+        let applied = (|| {
+            if cg.version == CgroupVersion::V1 && cg.dir("devices").is_some() {
+                let rules = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
+                cg.apply_devices(&rules)?;
             }
+            match resources {
+                Some(r) => cg.update(r),
+                None => Ok(()),
+            }
+        })();
+        if let Err(e) = applied {
+            let _ = cg.delete();
+            return Err(e);
         }
         Ok(cg)
     }
@@ -399,23 +423,48 @@ impl Cgroup {
             }
         }
         if v1 {
-            if let Some(devs) = r.devices() {
-                let dir = self.need("devices", "devices.deny")?;
-                let dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-                for d in devs {
-                    let typ = d.typ().map_or_else(|| "a".to_owned(), |t| t.as_str().to_owned());
-                    let major = d.major().map_or("*".to_owned(), |m| m.to_string());
-                    let minor = d.minor().map_or("*".to_owned(), |m| m.to_string());
-                    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
-                    let rule = if typ == "a" {
-                        "a".to_owned()
-                    } else {
-                        format!("{typ} {major}:{minor} {access}")
-                    };
-                    let file = if d.allow() { "devices.allow" } else { "devices.deny" };
-                    write(&dir.join(file), &rule, "device rule")?;
-                }
+            if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+                self.apply_devices(devs)?;
             }
+        } else if let Some(unified) = r.unified() {
+            let dir = self.need("", "cgroup.procs")?;
+            let dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut keys: Vec<_> = unified.iter().collect();
+            keys.sort();
+            for (k, v) in keys {
+                if k.contains('/') || k.starts_with('.') || !k.contains('.') {
+                    return Err(Error::CgroupUnavailable {
+                        controller: k.clone(),
+                        reason: "not a cgroup file name".into(),
+                    });
+                }
+                write(&dir.join(k), v, "unified resource")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// cgroup v1 device access: deny everything, then the spec's rules, then the nodes every container gets (as
+    /// runc and Docker do; without this a container with CAP_MKNOD could open the host's disks).
+    fn apply_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        let deny = self.need("devices", "devices.deny")?;
+        let dir = deny.parent().map(Path::to_path_buf).unwrap_or_default();
+        write(&deny, "a", "device rule")?;
+        for d in rules {
+            let typ = d.typ().map_or_else(|| "a".to_owned(), |t| t.as_str().to_owned());
+            let major = d.major().map_or("*".to_owned(), |m| m.to_string());
+            let minor = d.minor().map_or("*".to_owned(), |m| m.to_string());
+            let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+            let rule = if typ == "a" {
+                "a".to_owned()
+            } else {
+                format!("{typ} {major}:{minor} {access}")
+            };
+            let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+            write(&dir.join(file), &rule, "device rule")?;
+        }
+        for rule in DEFAULT_ALLOWED_DEVICES {
+            write(&dir.join("devices.allow"), rule, "device rule")?;
         }
         Ok(())
     }
@@ -508,6 +557,8 @@ impl Cgroup {
                 // SAFETY: plain kill(2) on a pid read from the cgroup.
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }
+            // A frozen task cannot die: thaw (best effort; there may be no freezer).
+            let _ = self.freeze(false);
             std::thread::sleep(Duration::from_millis(5));
         }
     }

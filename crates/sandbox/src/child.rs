@@ -50,7 +50,8 @@ pub(crate) enum Stage {
     NoNewPrivs,
     Init,
     Hold,
-    Oom,
+    Sysctl,
+    Console,
     ExecNotFound,
     Exec,
     /// Not an error: the container is set up and waits to be started.
@@ -60,7 +61,7 @@ pub(crate) enum Stage {
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 35] = [
+        const ALL: [Stage; 36] = [
             Sync,
             Setns,
             Unshare,
@@ -92,7 +93,8 @@ impl Stage {
             NoNewPrivs,
             Init,
             Hold,
-            Oom,
+            Sysctl,
+            Console,
             ExecNotFound,
             Exec,
             Ready,
@@ -173,6 +175,14 @@ pub(crate) struct FsPlan {
     pub root_readonly: bool,
     pub hostname: Option<CString>,
     pub domainname: Option<CString>,
+    /// `(proc/sys/net/ipv4/ip_forward, "1")`: written after the mounts, before /proc/sys turns read-only.
+    pub sysctl: Vec<(CString, CString)>,
+    /// Bind the pty slave (this fd, or -1 for none) over /dev/console.
+    pub console: RawFd,
+    pub console_path: InPath,
+    /// The pty slave's host path (`/dev/pts/N`), reopened inside the new mount namespace (a bind mount cannot take
+    /// its source from a mount of another namespace) and checked to be the same device as `console`.
+    pub console_host: CString,
 }
 
 /// Everything the child needs, prepared by the parent.
@@ -206,7 +216,6 @@ pub(crate) struct Plan {
     pub init: bool,
     /// A FIFO opened read-write: the child blocks reading one byte from it before exec (create/start split).
     pub hold_fifo: RawFd,
-    pub oom_score_adj: Option<CString>,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -516,6 +525,53 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
                 close(dev);
             }
         }
+        for (i, (path, value)) in fs.sysctl.iter().enumerate() {
+            let f = open_in_root(root, path, libc::O_WRONLY);
+            check(plan, f, Stage::Sysctl, i);
+            let n = value.as_bytes().len();
+            if libc::write(f, value.as_ptr().cast(), n) != n as isize {
+                fail(plan, Stage::Sysctl, i, errno());
+            }
+            close(f);
+        }
+        if fs.console >= 0 {
+            // The console is bound from the pty fd we were handed, onto a target opened without following a
+            // final symlink and checked to be a regular file (CVE-2025-52565).
+            match make_target(root, &fs.console_path, true) {
+                Ok(fd) => close(fd),
+                Err(e) => fail(plan, Stage::Console, 0, e),
+            }
+            let t = open_in_root(root, c"dev/console", libc::O_PATH | libc::O_NOFOLLOW);
+            check(plan, t, Stage::Console, 0);
+            let mut st: libc::stat = std::mem::zeroed();
+            check(plan, libc::fstat(t, &mut st), Stage::Console, 0);
+            let kind = st.st_mode & libc::S_IFMT;
+            if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+                fail(plan, Stage::Console, 0, libc::EINVAL);
+            }
+            let src = libc::open(
+                fs.console_host.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            );
+            check(plan, src, Stage::Console, 1);
+            let mut a: libc::stat = std::mem::zeroed();
+            let mut b: libc::stat = std::mem::zeroed();
+            check(plan, libc::fstat(src, &mut a), Stage::Console, 1);
+            check(plan, libc::fstat(fs.console, &mut b), Stage::Console, 1);
+            if a.st_mode & libc::S_IFMT != libc::S_IFCHR || a.st_rdev != b.st_rdev {
+                fail(plan, Stage::Console, 1, libc::EINVAL);
+            }
+            let r = libc::mount(
+                fd_path(src, &mut sbuf),
+                fd_path(t, &mut tbuf),
+                null,
+                libc::MS_BIND,
+                null.cast(),
+            );
+            close(src);
+            check(plan, r, Stage::Console, 0);
+            close(t);
+        }
         // A verified /dev/null to mask files with: opened once, checked to be the null device, then only ever used
         // through its fd (CVE-2025-31133: never re-resolve a path the container could swap for a symlink).
         let mut devnull = open_in_root(root, c"dev/null", libc::O_PATH | libc::O_NOFOLLOW);
@@ -693,15 +749,6 @@ pub(crate) fn run(plan: &Plan) -> ! {
         }
         if let Some(fs) = &plan.fs {
             setup_fs(plan, fs);
-        }
-        if let Some(adj) = &plan.oom_score_adj {
-            let f = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            check(plan, f, Stage::Oom, 0);
-            let n = adj.as_bytes().len();
-            if libc::write(f, adj.as_ptr().cast(), n) != n as isize {
-                fail(plan, Stage::Oom, 0, errno());
-            }
-            close(f);
         }
         for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
             let r = libc::syscall(

@@ -440,6 +440,7 @@ struct StdioSetup {
     sources: [RawFd; 3],
     extra: Vec<RawFd>,
     pty_slave: RawFd,
+    pty_path: Option<std::ffi::CString>,
     parent_ends: [Option<File>; 3],
     pty_master: Option<File>,
 }
@@ -455,6 +456,7 @@ fn setup_stdio(
         sources: [-1; 3],
         extra: Vec::new(),
         pty_slave: -1,
+        pty_path: None,
         parent_ends: [None, None, None],
         pty_master: None,
     };
@@ -523,6 +525,7 @@ fn setup_stdio(
                 libc::ioctl(m, libc::TIOCSWINSZ, &ws);
             }
             out.pty_slave = fds.keep(high(slave.as_raw_fd(), base)?);
+            out.pty_path = Some(std::ffi::CStr::from_ptr(name.as_ptr()).to_owned());
             out.pty_master = Some(master);
         }
     }
@@ -660,7 +663,8 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::NoNewPrivs => "no_new_privs",
         Stage::Init => "init process",
         Stage::Hold => "wait for start",
-        Stage::Oom => "oom_score_adj",
+        Stage::Sysctl => "write sysctl",
+        Stage::Console => "bind /dev/console",
         _ => "setup",
     }
 }
@@ -719,6 +723,12 @@ impl Container {
         let mut seen = 0;
         for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
             let flag = ns_flag(ns.typ());
+            if ns.typ() == LinuxNamespaceType::Time {
+                return Err(Error::spec(
+                    &format!("linux.namespaces[{i}]"),
+                    "time namespaces are not supported",
+                ));
+            }
             if seen & flag != 0 {
                 return Err(Error::spec(
                     &format!("linux.namespaces[{i}]"),
@@ -761,7 +771,8 @@ impl Container {
         }
 
         let driver = CgroupDriver::detect()?;
-        let fs = prepare::fs_plan(spec, &rootfs, driver.version, unshare & libc::CLONE_NEWUTS != 0)?;
+        prepare::check_supported(spec, driver.version)?;
+        let fs = prepare::fs_plan(spec, &rootfs, driver.version, unshare)?;
         let seccomp = resolve_seccomp(spec, opts.default_seccomp)?;
 
         let state_dir = opts.state_dir.as_ref().map(StateDir::new).transpose()?;
@@ -837,7 +848,7 @@ impl Container {
         spec: &Spec,
         id: &str,
         pp: ProcPlan,
-        fs: child::FsPlan,
+        mut fs: child::FsPlan,
         seccomp: Option<SeccompProgram>,
         stdio: StdioConfig,
         opts: &SpawnOptions,
@@ -851,6 +862,8 @@ impl Container {
         let terminal = process.terminal().unwrap_or(false);
         let console = process.console_size().map(|b| (b.height(), b.width()));
         let io = setup_stdio(stdio, terminal, console, &mut fds)?;
+        fs.console = io.pty_slave;
+        fs.console_host = io.pty_path.clone().unwrap_or_default();
         let base = 3 + io.extra.len() as RawFd;
         let (sync_r, sync_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
@@ -920,7 +933,6 @@ impl Container {
             envp,
             init: opts.init,
             hold_fifo,
-            oom_score_adj: None,
         };
         drop((sync_r, err_w));
         let (pid, pidfd) = clone_child(&plan, ns.clone_flags, ns.pid_ns.as_ref())?;
@@ -950,6 +962,11 @@ impl Container {
                     &map(linux.uid_mappings()),
                     "write uid_map",
                 )?;
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } != 0 {
+                    // An unprivileged caller may write a gid map only once setgroups is disabled (rootless).
+                    write_file(&format!("/proc/{pid}/setgroups"), "deny", "write setgroups")?;
+                }
                 write_file(
                     &format!("/proc/{pid}/gid_map"),
                     &map(linux.gid_mappings()),
@@ -1191,6 +1208,7 @@ impl Container {
         if process.capabilities().is_none() {
             process.set_capabilities(self.spec.process().as_ref().and_then(|p| p.capabilities().clone()));
         }
+        prepare::check_process_supported(&process)?;
         let pp = prepare::proc_plan(&process)?;
         let pid = self.process.pid;
         let target = pid.to_string();
@@ -1249,7 +1267,6 @@ impl Container {
             envp,
             init: false,
             hold_fifo: -1,
-            oom_score_adj: None,
         };
         drop((sync_r, err_w));
         let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
@@ -1293,6 +1310,8 @@ impl Drop for Container {
         }
         if self.exit.is_none() {
             let _ = self.process.kill(libc::SIGKILL);
+            // A frozen container cannot die until thawed.
+            let _ = self.cgroup.freeze(false);
             let _ = self.wait();
         }
     }

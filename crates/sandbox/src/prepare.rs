@@ -233,7 +233,31 @@ fn device_op(
 }
 
 /// The mount-namespace part of the plan.
-pub(crate) fn fs_plan(spec: &Spec, rootfs: &Path, cgroup_version: CgroupVersion, new_uts: bool) -> Result<FsPlan> {
+/// Whether sysctl `k` belongs to a namespace the container has its own of (runc's rule): anything else would
+/// change the host.
+fn sysctl_is_namespaced(k: &str, ns: libc::c_int) -> bool {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    (ns & libc::CLONE_NEWIPC != 0 && (ipc.contains(&k) || k.starts_with("fs.mqueue.")))
+        || (ns & libc::CLONE_NEWNET != 0 && k.starts_with("net."))
+        || (ns & libc::CLONE_NEWUTS != 0 && (k == "kernel.hostname" || k == "kernel.domainname"))
+}
+
+pub(crate) fn fs_plan(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup_version: CgroupVersion,
+    unshare_flags: libc::c_int,
+) -> Result<FsPlan> {
+    let new_uts = unshare_flags & libc::CLONE_NEWUTS != 0;
     let linux = spec.linux().clone().unwrap_or_default();
     let mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
     let ops = mounts
@@ -303,6 +327,25 @@ pub(crate) fn fs_plan(spec: &Spec, rootfs: &Path, cgroup_version: CgroupVersion,
         Some("runbindable") | Some("unbindable") => libc::MS_UNBINDABLE,
         Some(o) => return Err(Error::spec("linux.rootfsPropagation", format!("unknown value {o:?}"))),
     };
+    let mut sysctl = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (k, v) in keys {
+        let field = format!("linux.sysctl[{k:?}]");
+        if !sysctl_is_namespaced(k, unshare_flags) {
+            return Err(Error::spec(
+                &field,
+                "not a sysctl of a namespace this container has its own of",
+            ));
+        }
+        if k.contains('/') || k.split('.').any(|c| c.is_empty() || c == "..") {
+            return Err(Error::spec(&field, "invalid name"));
+        }
+        sysctl.push((
+            cstring(&field, format!("proc/sys/{}", k.replace('.', "/")))?,
+            cstring(&field, v)?,
+        ));
+    }
     let hostname = spec.hostname().as_ref().filter(|h| !h.is_empty());
     let domainname = spec.domainname().as_ref().filter(|h| !h.is_empty());
     if (hostname.is_some() || domainname.is_some()) && !new_uts {
@@ -319,6 +362,10 @@ pub(crate) fn fs_plan(spec: &Spec, rootfs: &Path, cgroup_version: CgroupVersion,
         root_readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         hostname: hostname.map(|h| cstring("hostname", h)).transpose()?,
         domainname: domainname.map(|h| cstring("domainname", h)).transpose()?,
+        sysctl,
+        console: -1,
+        console_host: CString::default(),
+        console_path: in_path("console", Path::new("/dev/console"))?,
     })
 }
 
@@ -416,6 +463,116 @@ pub(crate) fn proc_plan(p: &Process) -> Result<ProcPlan> {
     })
 }
 
+fn refuse(field: &str, set: bool) -> Result<()> {
+    if set {
+        Err(Error::spec(
+            field,
+            "not supported by wharf-sandbox (refused rather than ignored)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuse process fields this crate does not implement.
+pub(crate) fn check_process_supported(p: &Process) -> Result<()> {
+    refuse(
+        "process.apparmorProfile",
+        p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()),
+    )?;
+    refuse(
+        "process.selinuxLabel",
+        p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
+    )?;
+    refuse("process.ioPriority", p.io_priority().is_some())?;
+    refuse("process.scheduler", p.scheduler().is_some())?;
+    refuse("process.execCPUAffinity", p.exec_cpu_affinity().is_some())
+}
+
+/// Refuse spec fields this crate does not implement, so nothing is silently ignored.
+pub(crate) fn check_supported(spec: &Spec, cgroup_version: CgroupVersion) -> Result<()> {
+    if let Some(p) = spec.process() {
+        check_process_supported(p)?;
+    }
+    refuse(
+        "hooks (run them in the runtime that drives the sandbox)",
+        spec.hooks().as_ref().is_some_and(|h| {
+            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+                || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+                || h.poststart().as_ref().is_some_and(|v| !v.is_empty())
+                || h.poststop().as_ref().is_some_and(|v| !v.is_empty())
+        }),
+    )?;
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    refuse("linux.intelRdt", linux.intel_rdt().is_some())?;
+    refuse("linux.personality", linux.personality().is_some())?;
+    refuse(
+        "linux.timeOffsets",
+        linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
+    )?;
+    refuse("linux.memoryPolicy", linux.memory_policy().is_some())?;
+    refuse(
+        "linux.netDevices",
+        linux.net_devices().as_ref().is_some_and(|t| !t.is_empty()),
+    )?;
+    refuse(
+        "linux.mountLabel",
+        linux.mount_label().as_deref().is_some_and(|s| !s.is_empty()),
+    )?;
+    if let Some(p) = linux.cgroups_path() {
+        refuse(
+            "linux.cgroupsPath (with '..')",
+            p.components().any(|c| matches!(c, Component::ParentDir)),
+        )?;
+    }
+    let Some(r) = linux.resources() else { return Ok(()) };
+    refuse(
+        "linux.resources.hugepageLimits",
+        r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
+    )?;
+    refuse("linux.resources.network", r.network().is_some())?;
+    refuse("linux.resources.rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty()))?;
+    refuse(
+        "linux.resources.unified (cgroup v2 only; this host uses v1)",
+        cgroup_version == CgroupVersion::V1 && r.unified().as_ref().is_some_and(|v| !v.is_empty()),
+    )?;
+    if let Some(m) = r.memory() {
+        refuse("linux.resources.memory.kernel", m.kernel().is_some())?;
+        refuse("linux.resources.memory.kernelTCP", m.kernel_tcp().is_some())?;
+        refuse(
+            "linux.resources.memory.disableOOMKiller",
+            m.disable_oom_killer() == Some(true),
+        )?;
+    }
+    if let Some(c) = r.cpu() {
+        refuse("linux.resources.cpu.realtimeRuntime", c.realtime_runtime().is_some())?;
+        refuse("linux.resources.cpu.realtimePeriod", c.realtime_period().is_some())?;
+        refuse("linux.resources.cpu.idle", c.idle().is_some())?;
+        refuse("linux.resources.cpu.burst", c.burst().is_some())?;
+    }
+    if let Some(b) = r.block_io() {
+        refuse("linux.resources.blockIO.leafWeight", b.leaf_weight().is_some())?;
+        refuse(
+            "linux.resources.blockIO.weightDevice",
+            b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
+        )?;
+        refuse(
+            "linux.resources.blockIO.throttle*",
+            [
+                b.throttle_read_bps_device(),
+                b.throttle_write_bps_device(),
+                b.throttle_read_iops_device(),
+                b.throttle_write_iops_device(),
+            ]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty())),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -443,6 +600,27 @@ mod tests {
         assert_eq!(prop, libc::MS_SLAVE | libc::MS_REC);
         assert_eq!(data, vec!["mode=755".to_owned()]);
         assert!(bind && rbind);
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_not_ignored() {
+        let mut spec = Spec::default();
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_apparmor_profile(Some("docker-default".into()));
+        let e = check_supported(&spec, CgroupVersion::V1).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidSpec { field, .. } if field == "process.apparmorProfile"),
+            "{e:?}"
+        );
+        let mut spec = Spec::default();
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_cgroups_path(Some("/a/../../b".into()));
+        assert!(check_supported(&spec, CgroupVersion::V1).is_err());
+        assert!(check_supported(&Spec::default(), CgroupVersion::V1).is_ok());
     }
 
     #[test]

@@ -125,6 +125,24 @@ fn init_reaps_and_forwards_signals() {
     assert_eq!(&b, b"2\n");
     let ps = c.processes();
     assert_eq!(ps[0].container_pid, 1);
+    // pid 1 runs host code (it never executes anything): it is non-dumpable, so the container cannot open or
+    // read the host binary through /proc/1/exe (CVE-2019-5736).
+    let mut p = c
+        .exec(
+            &process(&[
+                "sh",
+                "-c",
+                "readlink /proc/1/exe; cat /proc/1/exe > /dev/null; echo rc=$?",
+            ]),
+            StdioConfig::piped(),
+        )
+        .unwrap();
+    let (mut o, mut e) = (String::new(), String::new());
+    p.stdout.take().unwrap().read_to_string(&mut o).unwrap();
+    p.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+    p.wait().unwrap();
+    assert_eq!(o, "rc=1\n", "{e}");
+    assert!(e.contains("Permission denied"), "{e}");
     // Without an init, pid 1 ignores SIGTERM; the init forwards it and exits with 128+15.
     c.kill(libc::SIGTERM).unwrap();
     assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(128 + libc::SIGTERM));
@@ -133,15 +151,21 @@ fn init_reaps_and_forwards_signals() {
 #[test]
 fn terminal_gives_a_pty() {
     let root = rootfs();
-    let mut s = sh("[ -t 0 ] && [ -t 1 ] && echo is-a-tty");
+    let mut s = sh("[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stat -c %t /dev/console");
     s.process_mut().as_mut().unwrap().set_terminal(Some(true));
     let mut c = Container::spawn(&s, root.path(), StdioConfig::inherit()).unwrap();
     let mut master = c.take_pty_master().unwrap();
     let exit = c.wait().unwrap();
     assert_eq!(exit.status, ExitStatus::Exited(0));
     let mut buf = [0u8; 64];
-    let n = master.read(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"is-a-tty\r\n");
+    let mut got = Vec::new();
+    while !got.ends_with(b"88\r\n") {
+        let n = master.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    // /dev/console is the pty (major 136 = 0x88).
+    assert_eq!(got, b"is-a-tty\r\n88\r\n");
 }
 
 #[test]
@@ -225,4 +249,87 @@ fn duplicate_id_is_refused() {
     assert!(matches!(e, wharf_sandbox::Error::AlreadyExists(_)), "{e:?}");
     a.kill(libc::SIGKILL).unwrap();
     a.wait().unwrap();
+}
+
+#[test]
+fn pause_and_resume() {
+    let root = rootfs();
+    let mut c = Container::spawn(
+        &sh("read x; echo got $x"),
+        root.path(),
+        StdioConfig {
+            stdin: wharf_sandbox::Stdio::Piped,
+            ..StdioConfig::piped()
+        },
+    )
+    .unwrap();
+    c.pause(true).unwrap();
+    let state = |c: &Container| {
+        let (name, dir) = c
+            .cgroup()
+            .dirs
+            .iter()
+            .find(|(n, _)| n == "freezer" || n.is_empty())
+            .unwrap();
+        let file = if name.is_empty() {
+            "cgroup.freeze"
+        } else {
+            "freezer.state"
+        };
+        std::fs::read_to_string(dir.join(file)).unwrap().trim().to_owned()
+    };
+    // FREEZING until every task has stopped.
+    let mut st = state(&c);
+    for _ in 0..500 {
+        if st != "FREEZING" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        st = state(&c);
+    }
+    assert!(["FROZEN", "1"].contains(&st.as_str()), "{st}");
+    c.pause(false).unwrap();
+    assert!(["THAWED", "0"].contains(&state(&c).as_str()));
+    std::io::Write::write_all(&mut c.take_stdin().unwrap(), b"it\n").unwrap();
+    let (out, _) = common::read_all(&mut c);
+    assert_eq!(out, "got it\n");
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+}
+
+#[test]
+fn spawning_from_many_threads_at_once_is_safe() {
+    // Fork safety: other threads allocate and hold locks while containers are cloned.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+                    std::hint::black_box(v);
+                }
+            })
+        })
+        .collect();
+    let root = rootfs();
+    let path = root.path().to_owned();
+    let spawners: Vec<_> = (0..4)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    let (exit, out, err) = common::run(&sh(&format!("echo {t}-{i}")), &path);
+                    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+                    assert_eq!(out, format!("{t}-{i}\n"));
+                }
+            })
+        })
+        .collect();
+    for s in spawners {
+        s.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in churn {
+        c.join().unwrap();
+    }
 }

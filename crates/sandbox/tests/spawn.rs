@@ -22,11 +22,117 @@ fn sees_itself_as_pid_1_and_only_its_own_processes() {
 }
 
 #[test]
-fn hostname_is_the_specs() {
+fn hostname_domainname_and_oom_score_adj_are_the_specs() {
     let root = rootfs();
-    let (exit, out, err) = run(&spec(&["hostname"]), root.path());
+    let mut s = sh("hostname; cat /proc/sys/kernel/domainname /proc/self/oom_score_adj");
+    s.set_domainname(Some("example.test".into()));
+    s.process_mut().as_mut().unwrap().set_oom_score_adj(Some(500));
+    let (exit, out, err) = run(&s, root.path());
     assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
-    assert_eq!(out.trim(), "wharf-test");
+    assert_eq!(out, "wharf-test\nexample.test\n500\n");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        "wharf-test"
+    );
+}
+
+#[test]
+fn namespaced_sysctls_are_written_and_host_ones_refused() {
+    let root = rootfs();
+    let mut s = sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni");
+    let sysctl = [
+        ("net.ipv4.ip_forward".to_owned(), "1".to_owned()),
+        ("kernel.shmmni".to_owned(), "1234".to_owned()),
+    ];
+    s.linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_sysctl(Some(sysctl.into_iter().collect()));
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "1\n1234\n");
+    let mut s = spec(&["true"]);
+    s.linux_mut().as_mut().unwrap().set_sysctl(Some(
+        [("kernel.panic".to_owned(), "1".to_owned())].into_iter().collect(),
+    ));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidSpec { field, .. } if field.contains("kernel.panic")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unsupported_fields_are_refused() {
+    let root = rootfs();
+    let mut s = spec(&["true"]);
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    let mut time = LinuxNamespace::default();
+    time.set_typ(LinuxNamespaceType::Time);
+    nss.push(time);
+    linux.set_namespaces(Some(nss));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::InvalidSpec { .. }), "{e:?}");
+    let mut s = spec(&["true"]);
+    s.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_selinux_label(Some("system_u:system_r:container_t".into()));
+    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidSpec { field, .. } if field == "process.selinuxLabel"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn devices_cgroup_denies_nodes_outside_the_default_set() {
+    let root = rootfs();
+    let (exit, out, err) = run(
+        &sh("mknod /dev/loopx b 7 0 && head -c1 /dev/loopx; echo rc=$?; head -c1 /dev/zero | wc -c"),
+        root.path(),
+    );
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out, "rc=1\n1\n", "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn cgroup_mount_is_read_only() {
+    let root = rootfs();
+    let mut s = sh(
+        "mkdir /sys/fs/cgroup/x 2>/dev/null || echo RO; cut -d' ' -f5,6 /proc/self/mountinfo | grep '^/sys/fs/cgroup '",
+    );
+    let mut mounts = s.mounts().clone().unwrap();
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from("/sys/fs/cgroup"));
+    m.set_typ(Some("cgroup".into()));
+    m.set_source(Some(PathBuf::from("cgroup")));
+    m.set_options(Some(vec![
+        "nosuid".into(),
+        "noexec".into(),
+        "nodev".into(),
+        "relatime".into(),
+        "ro".into(),
+    ]));
+    mounts.push(m);
+    s.set_mounts(Some(mounts));
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("RO"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{out}"
+    );
 }
 
 #[test]
