@@ -6,7 +6,7 @@
 //! directories, devices) that claim data, several extended headers for one entry, metadata
 //! records larger than a budget, non-zero bytes after the end-of-archive marker. It reads
 //! POSIX ustar, PAX (`x` records; `g` records are skipped), GNU long names/links (`L`/`K`)
-//! and old GNU sparse files (`S`). File data is handed out as slices of the reader's own
+//! and sparse files (old GNU `S` entries and GNU's PAX formats 0.0, 0.1 and 1.0). File data is handed out as slices of the reader's own
 //! buffer ([`TarReader::data`]), so it goes from the decompressor to `write(2)` without
 //! another copy.
 
@@ -394,11 +394,19 @@ impl<R: BufRead> TarReader<R> {
             }
             size = s;
         }
-        if pax.sparse {
-            return Err(Error::Unsupported {
-                entry: name_for_errors,
-                what: "PAX (GNU.sparse.*) sparse files".into(),
-            });
+        if pax.sparse.any {
+            if let Some(n) = &pax.sparse.name {
+                path = n.clone();
+            }
+            if !matches!(
+                (pax.sparse.major, pax.sparse.minor),
+                (None | Some(0), _) | (Some(1), Some(0) | None)
+            ) {
+                return Err(Error::Unsupported {
+                    entry: name_for_errors,
+                    what: "GNU sparse format version".into(),
+                });
+            }
         }
         let mut kind = match h.typeflag {
             b'0' | 0 | b'7' | b'S' => EntryKind::File,
@@ -439,6 +447,41 @@ impl<R: BufRead> TarReader<R> {
         let mtime = pax.mtime.unwrap_or((h.mtime, 0));
         self.remaining = size;
         self.padding = pad(size);
+        if pax.sparse.any {
+            if kind != EntryKind::File {
+                return Err(self.malformed(at, format!("sparse entry {name_for_errors:?} is not a file")));
+            }
+            let real =
+                pax.sparse.realsize.or(pax.sparse.size).ok_or_else(|| {
+                    self.malformed(at, format!("sparse entry {name_for_errors:?} without a real size"))
+                })?;
+            let map = if pax.sparse.major == Some(1) {
+                self.read_sparse_map(at, &name_for_errors)?
+            } else {
+                pax.sparse.map.clone()
+            };
+            if map.len() % 2 != 0 {
+                return Err(self.malformed(at, format!("sparse entry {name_for_errors:?}: odd sparse map")));
+            }
+            let chunks: Vec<(u64, u64)> = map.chunks(2).map(|c| (c[0], c[1])).collect();
+            let (mut end, mut stored) = (0u64, 0u64);
+            for &(off, len) in &chunks {
+                let next = off.checked_add(len);
+                match next {
+                    Some(n) if off >= end => end = n,
+                    _ => return Err(self.malformed(at, format!("sparse entry {name_for_errors:?}: bad chunk map"))),
+                }
+                stored = stored.saturating_add(len);
+            }
+            if end > real || stored != self.remaining {
+                return Err(self.malformed(
+                    at,
+                    format!("sparse entry {name_for_errors:?}: chunks do not match the stored and real sizes"),
+                ));
+            }
+            sparse = Some(chunks);
+            real_size = real;
+        }
         Ok(Entry {
             path,
             link,
@@ -509,6 +552,68 @@ impl<R: BufRead> TarReader<R> {
             return Err(bad("chunks do not match the stored and real sizes"));
         }
         Ok((chunks, real))
+    }
+
+    /// Reads the decimal sparse map that starts the data of a GNU 1.0 sparse file, and the
+    /// padding after it.
+    fn read_sparse_map(&mut self, at: u64, name: &str) -> Result<Vec<u64>> {
+        let start = self.remaining;
+        let mut numbers = Vec::new();
+        let mut cur: Option<u64> = None;
+        let mut expected: Option<u64> = None;
+        loop {
+            if start - self.remaining > self.limits.max_metadata {
+                return Err(Error::LimitExceeded {
+                    limit: Limit::MetadataBytes,
+                    max: self.limits.max_metadata,
+                    entry: Some(name.to_string()),
+                });
+            }
+            let buf = self.data()?;
+            let Some(&b) = buf.first() else {
+                return Err(self.malformed(at, format!("sparse entry {name:?}: map truncated")));
+            };
+            self.consume(1);
+            match b {
+                b'0'..=b'9' => {
+                    let v = cur
+                        .unwrap_or(0)
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u64::from(b - b'0')));
+                    cur =
+                        Some(v.ok_or_else(|| self.malformed(at, format!("sparse entry {name:?}: number overflows")))?);
+                }
+                b'\n' => {
+                    let v = cur
+                        .take()
+                        .ok_or_else(|| self.malformed(at, format!("sparse entry {name:?}: empty map line")))?;
+                    match expected {
+                        None => {
+                            if v > 1 << 20 {
+                                return Err(self.malformed(at, format!("sparse entry {name:?}: too many chunks")));
+                            }
+                            expected = Some(v * 2);
+                        }
+                        Some(_) => numbers.push(v),
+                    }
+                    if expected == Some(numbers.len() as u64) {
+                        break;
+                    }
+                }
+                _ => return Err(self.malformed(at, format!("sparse entry {name:?}: bad map byte"))),
+            }
+        }
+        let used = start - self.remaining;
+        let mut skip = pad(used);
+        while skip > 0 {
+            let n = (self.data()?.len() as u64).min(skip) as usize;
+            if n == 0 {
+                return Err(self.malformed(at, format!("sparse entry {name:?}: map truncated")));
+            }
+            self.consume(n);
+            skip -= n as u64;
+        }
+        Ok(numbers)
     }
 
     /// After the first zero block: the rest of the stream must be zeros.
@@ -662,7 +767,20 @@ struct Pax {
     mtime: Option<(i64, u32)>,
     atime: Option<(i64, u32)>,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    sparse: bool,
+    sparse: PaxSparse,
+}
+
+/// GNU's PAX sparse records (formats 0.0, 0.1 and 1.0).
+#[derive(Default)]
+struct PaxSparse {
+    any: bool,
+    major: Option<u64>,
+    minor: Option<u64>,
+    name: Option<Vec<u8>>,
+    realsize: Option<u64>,
+    size: Option<u64>,
+    /// offset, length, offset, length… (0.0 and 0.1)
+    map: Vec<u64>,
 }
 
 enum PaxErr {
@@ -726,7 +844,29 @@ impl Pax {
                     }
                     p.xattrs.push((name.to_vec(), v.to_vec()));
                 }
-                _ if k.starts_with(b"GNU.sparse.") => p.sparse = true,
+                _ if k.starts_with(b"GNU.sparse.") => {
+                    p.sparse.any = true;
+                    match &k[b"GNU.sparse.".len()..] {
+                        b"major" => p.sparse.major = Some(num(v, "GNU.sparse.major")?),
+                        b"minor" => p.sparse.minor = Some(num(v, "GNU.sparse.minor")?),
+                        b"name" => p.sparse.name = Some(v.to_vec()),
+                        b"realsize" => p.sparse.realsize = Some(num(v, "GNU.sparse.realsize")?),
+                        b"size" => p.sparse.size = Some(num(v, "GNU.sparse.size")?),
+                        b"numblocks" => {}
+                        b"offset" | b"numbytes" => {
+                            if p.sparse.map.len() > 1 << 21 {
+                                return Err(bad("sparse map too long"));
+                            }
+                            p.sparse.map.push(num(v, "GNU.sparse offset")?);
+                        }
+                        b"map" => {
+                            for n in v.split(|&b| b == b',').filter(|n| !n.is_empty()) {
+                                p.sparse.map.push(num(n, "GNU.sparse.map")?);
+                            }
+                        }
+                        _ => return Err(bad("unknown GNU.sparse record")),
+                    }
+                }
                 _ => {}
             }
         }

@@ -264,3 +264,21 @@ fn stale_mount_of_a_dead_process_is_cleaned_up() {
     assert!(!stale_dir.exists());
     assert!(live.path().join("etc/hostname").exists());
 }
+
+#[test]
+fn prune_removes_layers_no_image_needs() {
+    let e = env();
+    let ls = layers();
+    let keep = store_image(&e.store, "wharf-test/keep:1", &ls[..2]);
+    let gone = store_image(&e.store, "wharf-test/gone:1", &ls);
+    e.cache.ensure_image(&e.store, &keep, &ApplyOptions::default()).unwrap();
+    let cached = e.cache.ensure_image(&e.store, &gone, &ApplyOptions::default()).unwrap();
+    assert_eq!(e.cache.list().unwrap().len(), 3);
+    // Nothing to prune while both images exist.
+    assert!(e.cache.prune(&e.store).unwrap().is_empty());
+    e.store.untag(&"wharf-test/gone:1".parse().unwrap()).unwrap();
+    let removed = e.cache.prune(&e.store).unwrap();
+    assert_eq!(removed, vec![cached[2].diff_id.clone()]);
+    assert!(e.cache.contains(&cached[0].diff_id) && e.cache.contains(&cached[1].diff_id));
+    assert!(!cached[2].path.exists());
+}
