@@ -91,7 +91,25 @@ impl LayerCache {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
         }
-        Ok(LayerCache { root })
+        let cache = LayerCache { root };
+        cache.remove_stale_temps();
+        Ok(cache)
+    }
+
+    /// Removes temporary directories left by processes that died mid-extraction (their
+    /// names end in `-<pid>`).
+    fn remove_stale_temps(&self) {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fsutil::remove_tree(&e.path());
+            }
+        }
     }
 
     /// The cache root.

@@ -102,6 +102,12 @@ pub(crate) fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target:
     }
     set("upperdir", upper)?;
     set("workdir", work)?;
+    // Renamed directories and metadata-only copy-ups would make the upper dir an
+    // incomplete record of the container's changes, which diff() relies on; ask for full
+    // copy-ups (kernels without these options do neither).
+    for (k, v) in [("redirect_dir", "off"), ("metacopy", "off")] {
+        let _ = rustix::mount::fsconfig_set_string(&fs_fd, k, v);
+    }
     rustix::mount::fsconfig_create(&fs_fd).map_err(|e| mount_err("fsconfig create", target, Some(fs_fd.as_fd()), e))?;
     let mnt = rustix::mount::fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| mount_err("fsmount", target, Some(fs_fd.as_fd()), e))?;

@@ -6,9 +6,9 @@
 //! directories, devices) that claim data, several extended headers for one entry, metadata
 //! records larger than a budget, non-zero bytes after the end-of-archive marker. It reads
 //! POSIX ustar, PAX (`x` records; `g` records are skipped), GNU long names/links (`L`/`K`)
-//! and sparse files (old GNU `S` entries and GNU's PAX formats 0.0, 0.1 and 1.0). File data is handed out as slices of the reader's own
-//! buffer ([`TarReader::data`]), so it goes from the decompressor to `write(2)` without
-//! another copy.
+//! and sparse files (old GNU `S` entries and GNU's PAX formats 0.0, 0.1 and 1.0). File data
+//! is handed out as slices of the reader's own buffer ([`TarReader::data`]), so it goes from
+//! the decompressor to `write(2)` without another copy.
 
 use std::io::{self, BufRead};
 

@@ -22,7 +22,12 @@ fn base_layers() -> Vec<Vec<u8>> {
         .dir("opt/sub/", 0o755)
         .file("opt/sub/x", b"x", 0o644)
         .dir("usr/", 0o755)
-        .file("usr/keep", b"keep", 0o644);
+        .file("usr/keep", b"keep", 0o644)
+        .dir("srv/", 0o755)
+        .dir("srv/data/", 0o750)
+        .file("srv/data/a", b"a", 0o644)
+        .dir("srv/data/deep/", 0o755)
+        .file("srv/data/deep/b", b"b", 0o600);
     let mut l2 = Tar::new();
     l2.dir("etc/", 0o755)
         .file("etc/.wh.deleted", b"", 0o644)
@@ -61,6 +66,14 @@ fn change(root: &std::path::Path) {
     rustix::fs::setxattr(root.join("usr/a"), "user.note", b"v", rustix::fs::XattrFlags::empty()).unwrap();
     let deep = root.join(format!("usr/{}", "l".repeat(150)));
     std::fs::write(deep, b"long name").unwrap();
+    // A renamed lower directory (mv copies when overlayfs refuses the rename).
+    let st = std::process::Command::new("mv")
+        .arg(root.join("srv/data"))
+        .arg(root.join("srv/moved"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(root.join("srv/moved/deep/b").exists() && !root.join("srv/data").exists());
 }
 
 #[test]
@@ -187,7 +200,7 @@ fn image_layers_are_listed_with_sizes_without_extracting() {
     let l1 = &listings[0].1;
     let host = l1.entries.iter().find(|e| e.path == "etc/hostname").unwrap();
     assert_eq!((host.kind, host.size, host.mode), (EntryKind::File, 4, 0o644));
-    assert_eq!(l1.files_size, 4 + 9 + 3 + 1 + 4);
+    assert_eq!(l1.files_size, 4 + 9 + 3 + 1 + 4 + 1 + 1);
     let l2 = &listings[1].1;
     assert!(l2.entries.iter().any(|e| e.path == "etc/.wh.deleted" && e.whiteout));
     assert!(e.cache.list().unwrap().is_empty(), "listing extracted something");

@@ -282,3 +282,22 @@ fn prune_removes_layers_no_image_needs() {
     assert!(e.cache.contains(&cached[0].diff_id) && e.cache.contains(&cached[1].diff_id));
     assert!(!cached[2].path.exists());
 }
+
+#[test]
+fn temporary_extractions_of_dead_processes_are_removed_on_open() {
+    let e = env();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = e.cache.root().join("tmp").join(format!("{}-{dead}", "a".repeat(64)));
+    std::fs::create_dir_all(stale.join("fs/half")).unwrap();
+    let mine = e
+        .cache
+        .root()
+        .join("tmp")
+        .join(format!("{}-{}", "b".repeat(64), std::process::id()));
+    std::fs::create_dir_all(&mine).unwrap();
+    LayerCache::open(e.cache.root()).unwrap();
+    assert!(!stale.exists());
+    assert!(mine.exists(), "a live process's extraction was removed");
+}
