@@ -177,6 +177,17 @@ impl FetchedManifest {
     }
 }
 
+/// What a `HEAD` of a manifest tells, as far as the registry sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`.
+    pub digest: Option<Digest>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+}
+
 /// One page of a tag list or catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -255,12 +266,12 @@ impl Client {
         })
     }
 
-    /// `HEAD` a manifest: its digest (from `Docker-Content-Digest`, if the registry sends
-    /// it), or `None` when the registry does not have it.
+    /// `HEAD` a manifest: what the registry says about it, or `None` when it does not
+    /// have it.
     ///
     /// # Errors
     /// Transport, auth and status errors other than 404.
-    pub async fn head_manifest(&self, repo: &Repository, reference: &ManifestRef) -> Result<Option<Option<Digest>>> {
+    pub async fn head_manifest(&self, repo: &Repository, reference: &ManifestRef) -> Result<Option<ManifestHead>> {
         let url = self.repo_url(repo, &format!("manifests/{reference}"))?;
         let req = Req::new(
             Method::HEAD,
@@ -276,7 +287,16 @@ impl Client {
         if !resp.status().is_success() {
             return Err(status_error(&Method::HEAD, resp).await);
         }
-        Ok(Some(header_digest(resp.headers(), &url)?))
+        let size = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Ok(Some(ManifestHead {
+            digest: header_digest(resp.headers(), &url)?,
+            size,
+            media_type: content_type(resp.headers()),
+        }))
     }
 
     /// `PUT` a manifest under a tag or digest; returns its digest. The registry's

@@ -14,6 +14,20 @@
 //! - [`Client::delete`] / [`Client::restore`]: delete a manifest and put it back.
 //! - [`Error`]: one enum; registry JSON error bodies are decoded into [`RegistryErrors`].
 //!
+//! # Examples
+//! ```no_run
+//! use wharf_registry::{Client, ClientConfig, PullOptions, PushOptions};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = wharf_image::Store::open("/var/lib/wharf")?;
+//! let client = Client::new(ClientConfig::default())?;
+//! let image: wharf_image::Reference = "docker.io/library/busybox:latest".parse()?;
+//! let pulled = client.pull(&image, &store, &PullOptions::default()).await?;
+//! println!("{} -> {}", pulled.reference, pulled.manifest_digest);
+//! let copy: wharf_image::Reference = "localhost:5000/busybox:mine".parse()?;
+//! client.push(&store, &image, &copy, &PushOptions::default()).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Why not oci-client
 //! `oci-client` lacks DELETE, `Link` pagination, retries, docker credentials, re-auth on a
 //! missing scope, resumable downloads and progress, and holds whole layers in memory. It is
@@ -36,7 +50,7 @@ mod upload;
 
 pub use auth::Credentials;
 pub use client::{Client, ClientConfig};
-pub use endpoints::{FetchedManifest, MAX_PAGES, ManifestRef, Page, Repository};
+pub use endpoints::{FetchedManifest, MAX_PAGES, ManifestHead, ManifestRef, Page, Repository};
 pub use error::{Error, RegistryError, RegistryErrors, Result};
 pub use progress::{Progress, ProgressFn};
 pub use pull::{PullOptions, Pulled};

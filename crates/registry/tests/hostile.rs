@@ -631,3 +631,74 @@ async fn insufficient_scope_reauthenticates_once_with_the_challenge_scope() {
     }
     assert!(h2.requests().len() <= 4, "{}", h2.requests().len());
 }
+
+#[tokio::test]
+async fn chunked_uploads_honour_oci_chunk_min_length() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let got = received.clone();
+    let h = Hostile::start(move |req, _| match req.method.as_str() {
+        "HEAD" => Reply::Raw(response(404, &[], b"")),
+        "POST" => Reply::Raw(response(
+            202,
+            &[
+                ("Location", "/v2/evil/repo/blobs/uploads/u1?state=0"),
+                ("OCI-Chunk-Min-Length", "2000"),
+            ],
+            b"",
+        )),
+        "PATCH" => {
+            let mut all = got.lock().unwrap();
+            all.extend_from_slice(&req.body);
+            let range = format!("0-{}", all.len() - 1);
+            Reply::Raw(response(
+                202,
+                &[
+                    ("Location", "/v2/evil/repo/blobs/uploads/u1?state=1"),
+                    ("Range", &range),
+                ],
+                b"",
+            ))
+        }
+        "PUT" => Reply::Raw(response(201, &[], b"")),
+        _ => Reply::Raw(response(400, &[], b"")),
+    })
+    .await;
+    let c = common::client(ClientConfig {
+        upload_chunk_size: Some(1000),
+        ..ClientConfig::default()
+    });
+    let data: Vec<u8> = (0..4500u32).map(|i| (i % 241) as u8).collect();
+    let d = Digest::sha256(&data);
+    let up = c
+        .push_blob(
+            &repo(&h),
+            &d,
+            4500,
+            &wharf_registry::BlobSource::Bytes(std::sync::Arc::new(data.clone())),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(up, wharf_registry::Uploaded::Chunked(3));
+    let reqs = h.requests();
+    let patches: Vec<(usize, String)> = reqs
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| (r.body.len(), r.header("content-range").unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            (2000, "0-1999".to_string()),
+            (2000, "2000-3999".into()),
+            (500, "4000-4499".into())
+        ]
+    );
+    assert_eq!(*received.lock().unwrap(), data);
+    let put = reqs.iter().find(|r| r.method == "PUT").unwrap();
+    assert!(
+        put.path.contains("state=1") && put.path.contains(&format!("digest={}", d).replace(':', "%3A")),
+        "{}",
+        put.path
+    );
+}

@@ -55,7 +55,10 @@ async fn manifests_round_trip_byte_identical_oci_and_docker() {
             .await
             .unwrap();
         assert_eq!(by_digest.bytes, bytes);
-        assert_eq!(c.head_manifest(&repo, &tag).await.unwrap(), Some(Some(digest.clone())));
+        let head = c.head_manifest(&repo, &tag).await.unwrap().unwrap();
+        assert_eq!(head.digest, Some(digest.clone()));
+        assert_eq!(head.size, Some(bytes.len() as u64));
+        assert_eq!(head.media_type.as_deref(), Some(mt.as_str()));
         assert_eq!(by_tag.descriptor().size(), bytes.len() as u64);
 
         // Config blob comes back verified.

@@ -59,6 +59,17 @@ async fn push_then_pull_round_trips_oci_and_docker_gzip_and_zstd() {
         assert_eq!(image.config_digest, built.config);
         assert_eq!(image.manifest.layers().len(), 3);
 
+        // By digest, into another store: nothing is tagged, the digest resolves.
+        let third = Store::open(_d.path().join(format!("by-digest-{docker}"))).unwrap();
+        let by_digest = reference(&format!("{}/{name}@{}", reg.host, built.digest));
+        let p = c.pull(&by_digest, &third, &PullOptions::default()).await.unwrap();
+        assert_eq!(p.digest, built.digest);
+        assert_eq!(
+            Digest::from_oci(third.resolve(&by_digest).unwrap().digest()).unwrap(),
+            built.digest
+        );
+        assert!(third.list().unwrap().is_empty(), "a pull by digest tagged something");
+
         // Again: everything is already there.
         let again = c.pull(&target, &dst, &PullOptions::default()).await.unwrap();
         assert_eq!((again.fetched, again.skipped), (0, 4));
