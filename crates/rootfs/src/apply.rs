@@ -225,6 +225,30 @@ pub struct ApplyReport {
 ///
 /// # Errors
 /// Any [`Error`]: hostile paths, malformed tar, exceeded budgets, a diff_id mismatch, IO.
+///
+/// # Examples
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A one-file layer.
+/// let mut b = tar::Builder::new(Vec::new());
+/// let mut h = tar::Header::new_ustar();
+/// h.set_size(5);
+/// h.set_mode(0o644);
+/// b.append_data(&mut h, "hello.txt", &b"hello"[..])?;
+/// let layer = b.into_inner()?;
+///
+/// let dir = tempfile::tempdir()?;
+/// let root = std::fs::File::open(dir.path())?;
+/// let opts = wharf_rootfs::ApplyOptions {
+///     ownership: wharf_rootfs::Ownership::Ignore,
+///     ..Default::default()
+/// };
+/// let report = wharf_rootfs::apply_layer(&root, &layer[..], &opts)?;
+/// assert_eq!(report.diff_id, wharf_image::Digest::sha256(&layer));
+/// assert_eq!(std::fs::read(dir.path().join("hello.txt"))?, b"hello");
+/// # Ok(())
+/// # }
+/// ```
 pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions) -> Result<ApplyReport> {
     let root = root.as_fd();
     let limits = StreamLimits {
@@ -282,6 +306,72 @@ pub fn extract_layer<R: Read + Send>(dest: &std::path::Path, blob: R, opts: &App
         let report = apply_layer(&dir, blob, opts)?;
         std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
         Ok(report)
+    })();
+    if result.is_err() {
+        let _ = fsutil::remove_tree(&tmp);
+    }
+    result
+}
+
+/// Unpacks every layer of `image` from `store`, flattened, into the new directory `dest`
+/// (like `umoci unpack`'s rootfs): each layer's diff_id is verified, one [`ImageBudget`]
+/// covers the image, and `dest` appears only once everything applied (a temporary sibling
+/// is removed on failure). Returns one report per layer.
+///
+/// # Ambient authority
+/// Creates `dest` and a temporary sibling in the process's view of the filesystem.
+///
+/// # Errors
+/// Store errors, [`Error::Invalid`] when manifest and config disagree on the layers, any
+/// [`apply_layer`] error.
+pub fn unpack_image(
+    store: &wharf_image::Store,
+    image: &wharf_image::store::Image,
+    dest: &std::path::Path,
+    opts: &ApplyOptions,
+) -> Result<Vec<ApplyReport>> {
+    let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
+    let layers = image.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Invalid {
+            what: "image",
+            reason: format!(
+                "{}: manifest has {} layers but config has {} diff_ids",
+                image.reference,
+                layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let tmp = crate::cache::temp_sibling(dest);
+    std::fs::create_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
+    let budget = ImageBudget::new();
+    let result = (|| {
+        let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open", &tmp)(e.into()))?;
+        let mut reports = Vec::with_capacity(layers.len());
+        for (desc, diff_id) in layers.iter().zip(diff_ids) {
+            let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
+            let blob = store.open_blob(&digest)?;
+            let compression = match wharf_image::media::kind(desc.media_type()) {
+                wharf_image::media::Kind::Layer(c) => Some(c),
+                _ => None,
+            };
+            let layer_opts = ApplyOptions {
+                format: LayerFormat::Flatten,
+                compression,
+                diff_id: Some(diff_id),
+                image_budget: budget.clone(),
+                ..opts.clone()
+            };
+            reports.push(apply_layer(
+                &dir,
+                std::io::BufReader::with_capacity(1 << 20, blob),
+                &layer_opts,
+            )?);
+        }
+        std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
+        Ok(reports)
     })();
     if result.is_err() {
         let _ = fsutil::remove_tree(&tmp);

@@ -1,6 +1,6 @@
 //! Root filesystems from image layers.
 //!
-//! - [`apply_layer`] / [`extract_layer`]: stream a layer blob (tar, gzip or zstd) onto a
+//! - [`apply_layer`] / [`extract_layer`] / [`unpack_image`]: stream a layer blob (tar, gzip or zstd) onto a
 //!   directory through a strict tar reader ([`tar`]), flattening whiteouts or producing an
 //!   overlay-format layer directory ([`LayerFormat`]), within budgets ([`Limits`]) and
 //!   verifying the diff_id while extracting.
@@ -39,7 +39,7 @@ pub mod tar;
 
 pub use apply::{
     ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
-    Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer,
+    Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer, unpack_image,
 };
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use diff::{CommitOptions, LayerDigests, LayerListing, ListedEntry, list_image_layers, list_layer};

@@ -241,6 +241,11 @@ fn wharf_flatten_and_overlay_match_umoci_unpack() {
     let o = Rootfs::create(&cache, &cached, tmp.path().join("ovl"), &RootfsOptions::default()).unwrap();
     assert_eq!(o.mode(), MountMode::Overlay);
     compare(&umoci_root, &o.path(), "overlay");
+    // unpack_image: the store's image flattened into a new directory, like umoci.
+    let unpacked = tmp.path().join("unpacked");
+    let reports = wharf_rootfs::unpack_image(&store, &image, &unpacked, &ApplyOptions::default()).unwrap();
+    assert_eq!(reports.len(), 2);
+    compare(&umoci_root, &unpacked, "unpack_image");
     let c = Rootfs::create(
         &cache,
         &cached,
