@@ -312,6 +312,59 @@ impl Client {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest> {
+        let (digest, subject_handled) = self.put_manifest_once(repo, reference, bytes, media_type).await?;
+        if !subject_handled && let Some((subject, entry)) = referrer_entry(bytes, media_type, &digest) {
+            self.add_referrer(repo, &subject, entry).await?;
+        }
+        Ok(digest)
+    }
+
+    /// Adds `entry` to the referrers tag schema index of `subject` (`sha256-<hex>`), for
+    /// registries without the referrers API [end-12b].
+    async fn add_referrer(&self, repo: &Repository, subject: &Digest, entry: serde_json::Value) -> Result<()> {
+        let tag = ManifestRef::Tag(format!("{}-{}", subject.algorithm(), subject.hex()));
+        let mut index = match self.get_manifest(repo, &tag).await {
+            Ok(f) => serde_json::from_slice::<serde_json::Value>(&f.bytes).map_err(|e| Error::Protocol {
+                url: self
+                    .repo_url(repo, &format!("manifests/{tag}"))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                reason: format!("referrers index is not JSON: {e}"),
+            })?,
+            Err(e) if e.is_not_found() => serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": INDEX_MEDIA_TYPE,
+                "manifests": [],
+            }),
+            Err(e) => return Err(e),
+        };
+        let Some(list) = index.get_mut("manifests").and_then(|m| m.as_array_mut()) else {
+            return Err(Error::Protocol {
+                url: self.repo_url(repo, &format!("manifests/{tag}"))?.to_string(),
+                reason: "referrers index has no manifests list".into(),
+            });
+        };
+        if list.iter().any(|d| d.get("digest") == entry.get("digest")) {
+            return Ok(());
+        }
+        list.push(entry);
+        let bytes = serde_json::to_vec(&index).map_err(|e| Error::Protocol {
+            url: String::new(),
+            reason: e.to_string(),
+        })?;
+        self.put_manifest_once(repo, &tag, &bytes, INDEX_MEDIA_TYPE).await?;
+        Ok(())
+    }
+
+    /// One `PUT`; returns the digest and whether the registry handled the `subject`
+    /// itself (`OCI-Subject` header).
+    async fn put_manifest_once(
+        &self,
+        repo: &Repository,
+        reference: &ManifestRef,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(Digest, bool)> {
         let url = self.repo_url(repo, &format!("manifests/{reference}"))?;
         if bytes.len() > MAX_MANIFEST_SIZE {
             return Err(Error::ManifestTooLarge {
@@ -353,7 +406,7 @@ impl Client {
                 });
             }
         }
-        Ok(digest)
+        Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 
     /// `DELETE` a manifest by digest (registries refuse deletion by tag).
@@ -636,6 +689,31 @@ impl Client {
         }
         Ok(index)
     }
+}
+
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// For a manifest with a `subject`: the subject's digest and the descriptor that lists
+/// this manifest among its referrers (artifact type and annotations included).
+fn referrer_entry(bytes: &[u8], media_type: &str, digest: &Digest) -> Option<(Digest, serde_json::Value)> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let subject: Digest = v.get("subject")?.get("digest")?.as_str()?.parse().ok()?;
+    let artifact_type = v
+        .get("artifactType")
+        .or_else(|| v.get("config").and_then(|c| c.get("mediaType")))
+        .cloned();
+    let mut entry = serde_json::json!({
+        "mediaType": media_type,
+        "digest": digest.to_string(),
+        "size": bytes.len(),
+    });
+    if let Some(t) = artifact_type {
+        entry["artifactType"] = t;
+    }
+    if let Some(a) = v.get("annotations") {
+        entry["annotations"] = a.clone();
+    }
+    Some((subject, entry))
 }
 
 fn empty_index() -> ImageIndex {

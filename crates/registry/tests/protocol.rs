@@ -324,3 +324,52 @@ async fn referrers_fall_back_to_the_tag_schema() {
     assert_eq!(sigs.manifests().len(), 1);
     assert_eq!(sigs.manifests()[0].digest().to_string(), sig.to_string());
 }
+
+#[tokio::test]
+async fn pushing_a_manifest_with_a_subject_maintains_the_referrers_tag() {
+    let reg = Registry::start(Auth::None);
+    let c = default_client();
+    let repo = Repository::new(&reg.host, "wharf/subject").unwrap();
+    let (bytes, mt) = push_image(&c, &repo, false, "subject").await;
+    let subject = c
+        .put_manifest(&repo, &ManifestRef::parse("v1").unwrap(), &bytes, &mt)
+        .await
+        .unwrap();
+
+    // An artifact: empty config, one blob, `subject` pointing at the image.
+    let empty = c.push_blob_bytes(&repo, b"{}".to_vec()).await.unwrap();
+    let sig = c.push_blob_bytes(&repo, b"signature bytes".to_vec()).await.unwrap();
+    let artifact = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"{empty}"}},"layers":[{{"mediaType":"application/octet-stream","size":15,"digest":"{sig}"}}],"subject":{{"mediaType":"{mt}","size":{},"digest":"{subject}"}},"annotations":{{"org.example":"yes"}}}}"#,
+        bytes.len()
+    );
+    let ad = c
+        .put_manifest(
+            &repo,
+            &ManifestRef::Digest(Digest::sha256(artifact.as_bytes())),
+            artifact.as_bytes(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .unwrap();
+    let refs = c.referrers(&repo, &subject, None).await.unwrap();
+    assert_eq!(refs.manifests().len(), 1);
+    let d = &refs.manifests()[0];
+    assert_eq!(d.digest().to_string(), ad.to_string());
+    assert_eq!(d.size(), artifact.len() as u64);
+    assert_eq!(
+        d.artifact_type().as_ref().unwrap().to_string(),
+        "application/vnd.example.sig"
+    );
+    assert_eq!(d.annotations().as_ref().unwrap()["org.example"], "yes");
+    // Pushing it again does not duplicate the entry.
+    c.put_manifest(
+        &repo,
+        &ManifestRef::parse("sig").unwrap(),
+        artifact.as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.referrers(&repo, &subject, None).await.unwrap().manifests().len(), 1);
+}
