@@ -146,6 +146,70 @@ impl ImageBudget {
     }
 }
 
+/// Something worth telling a user while layers are read: emitted to a [`Progress`]
+/// callback (the caller renders it, e.g. as progress bars).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProgressEvent<'a> {
+    /// The layer is already in the cache: nothing to do.
+    Cached {
+        /// The layer.
+        diff_id: &'a Digest,
+    },
+    /// Extraction of a layer starts.
+    Started {
+        /// The layer.
+        diff_id: &'a Digest,
+        /// Size of its blob.
+        compressed_size: u64,
+    },
+    /// Bytes of the blob read so far (emitted about every 512 KiB of uncompressed data).
+    Read {
+        /// The layer, when known (from [`ApplyOptions::diff_id`]).
+        diff_id: Option<&'a Digest>,
+        /// Blob bytes read.
+        compressed_read: u64,
+        /// Uncompressed bytes produced.
+        uncompressed: u64,
+    },
+    /// The layer is extracted.
+    Done {
+        /// The layer.
+        diff_id: &'a Digest,
+        /// What extraction reported.
+        report: &'a ApplyReport,
+    },
+}
+
+type ProgressFn = dyn Fn(&ProgressEvent<'_>) + Send + Sync;
+
+/// A progress callback; the default reports nothing. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<ProgressFn>>);
+
+impl Progress {
+    /// Calls `f` for every event (from several threads when layers extract in parallel).
+    pub fn new(f: impl Fn(&ProgressEvent<'_>) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn emit(&self, e: &ProgressEvent<'_>) {
+        if let Some(f) = &self.0 {
+            f(e);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(callback)"
+        } else {
+            "Progress(none)"
+        })
+    }
+}
+
 /// How to apply a layer.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -172,6 +236,8 @@ pub struct ApplyOptions {
     /// links to the copy, as overlayfs does for `link(2)` on a lower file. Without them such
     /// a link is [`Error::LinkOutsideLayer`]. Default: empty.
     pub lower_layers: Vec<std::path::PathBuf>,
+    /// Progress callback. Default: none.
+    pub progress: Progress,
 }
 
 impl Default for ApplyOptions {
@@ -186,6 +252,7 @@ impl Default for ApplyOptions {
             privileged: root,
             image_budget: ImageBudget::new(),
             lower_layers: Vec::new(),
+            progress: Progress::default(),
         }
     }
 }
@@ -256,6 +323,8 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         max_image_bytes: opts.limits.max_image_bytes,
         max_ratio: opts.limits.max_compression_ratio,
         image_used: opts.image_budget.0.clone(),
+        progress: opts.progress.clone(),
+        label: opts.diff_id.clone(),
     };
     let reader_limits = ReaderLimits {
         max_metadata: opts.limits.max_metadata_bytes,

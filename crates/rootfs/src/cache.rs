@@ -25,7 +25,7 @@ use wharf_image::oci_spec::image::Descriptor;
 use wharf_image::store::Image;
 use wharf_image::{Digest, Store};
 
-use crate::apply::{ApplyOptions, ImageBudget, LayerFormat, Skipped, extract_layer};
+use crate::apply::{ApplyOptions, ImageBudget, LayerFormat, ProgressEvent, Skipped, extract_layer};
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -188,14 +188,21 @@ impl LayerCache {
             path: self.layer_path(diff_id),
         };
         if self.contains(diff_id) {
+            opts.progress.emit(&ProgressEvent::Cached { diff_id });
             return Ok(done);
         }
         let _lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
         if self.contains(diff_id) {
-            return Ok(done); // another process did it while we waited
+            // Another process did it while we waited.
+            opts.progress.emit(&ProgressEvent::Cached { diff_id });
+            return Ok(done);
         }
         let blob_digest = Digest::from_oci(descriptor.digest()).map_err(wharf_image::Error::from)?;
         let blob = store.open_blob(&blob_digest)?;
+        opts.progress.emit(&ProgressEvent::Started {
+            diff_id,
+            compressed_size: blob.metadata().map_or(0, |m| m.len()),
+        });
         let compression = match media::kind(descriptor.media_type()) {
             Kind::Layer(c) => Some(c),
             _ => None,
@@ -232,7 +239,12 @@ impl LayerCache {
             })?;
             let p = tmp.join("layer.json");
             fs::write(&p, json).map_err(Error::io("write", &p))?;
-            fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))
+            fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))?;
+            opts.progress.emit(&ProgressEvent::Done {
+                diff_id,
+                report: &report,
+            });
+            Ok(())
         })();
         if result.is_err() {
             let _ = fsutil::remove_tree(&tmp);
@@ -269,7 +281,13 @@ impl LayerCache {
             .iter()
             .zip(&diff_ids)
             .enumerate()
-            .filter(|(_, (_, d))| !self.contains(d))
+            .filter(|(_, (_, d))| {
+                let cached = self.contains(d);
+                if cached {
+                    opts.progress.emit(&ProgressEvent::Cached { diff_id: d });
+                }
+                !cached
+            })
             .map(|(i, (l, d))| (i, l, d))
             .collect();
         // Each extraction already uses two threads (decompress, write).

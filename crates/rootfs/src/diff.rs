@@ -648,6 +648,8 @@ pub fn list_layer<R: Read + Send>(blob: R, compression: Option<Compression>, lim
         max_image_bytes: u64::MAX,
         max_ratio: limits.max_compression_ratio,
         image_used: Default::default(),
+        progress: Default::default(),
+        label: None,
     };
     let rl = ReaderLimits {
         max_metadata: limits.max_metadata_bytes,

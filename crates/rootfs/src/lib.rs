@@ -39,7 +39,7 @@ pub mod tar;
 
 pub use apply::{
     ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
-    Ownership, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer, unpack_image,
+    Ownership, Progress, ProgressEvent, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer, unpack_image,
 };
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use diff::{CommitOptions, LayerDigests, LayerListing, ListedEntry, list_image_layers, list_layer};

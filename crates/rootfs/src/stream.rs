@@ -26,6 +26,8 @@ pub(crate) struct StreamLimits {
     pub max_image_bytes: u64,
     pub max_ratio: u64,
     pub image_used: Arc<AtomicU64>,
+    pub progress: crate::apply::Progress,
+    pub label: Option<Digest>,
 }
 
 /// What the producer measured once the stream ended.
@@ -282,6 +284,11 @@ fn produce_inner<R: Read>(
                 entry: None,
             });
         }
+        limits.progress.emit(&crate::apply::ProgressEvent::Read {
+            diff_id: limits.label.as_ref(),
+            compressed_read: count.get(),
+            uncompressed: total,
+        });
         if tx.send(Msg::Data(buf)).is_err() {
             // The consumer gave up (it failed); nothing more to do.
             return Err(Error::Read(io::Error::other("consumer ended")));

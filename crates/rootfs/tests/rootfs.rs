@@ -301,3 +301,43 @@ fn temporary_extractions_of_dead_processes_are_removed_on_open() {
     assert!(!stale.exists());
     assert!(mine.exists(), "a live process's extraction was removed");
 }
+
+#[test]
+fn progress_reports_extraction_and_cache_hits() {
+    use std::sync::{Arc, Mutex};
+    use wharf_rootfs::{Progress, ProgressEvent};
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/progress:1", &layers());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let opts = ApplyOptions {
+        progress: Progress::new(move |ev| {
+            let s = match ev {
+                ProgressEvent::Cached { .. } => "cached",
+                ProgressEvent::Started { compressed_size, .. } => {
+                    assert!(*compressed_size > 0);
+                    "started"
+                }
+                ProgressEvent::Read { diff_id, .. } => {
+                    assert!(diff_id.is_some());
+                    "read"
+                }
+                ProgressEvent::Done { report, .. } => {
+                    assert!(report.entries > 0);
+                    "done"
+                }
+                _ => "other",
+            };
+            log.lock().unwrap().push(s);
+        }),
+        ..ApplyOptions::default()
+    };
+    e.cache.ensure_image(&e.store, &image, &opts).unwrap();
+    let count = |v: &[&str], k: &str| v.iter().filter(|s| **s == k).count();
+    let first = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!((count(&first, "started"), count(&first, "done")), (3, 3), "{first:?}");
+    assert!(count(&first, "read") >= 3, "{first:?}");
+    e.cache.ensure_image(&e.store, &image, &opts).unwrap();
+    let second = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(second, vec!["cached"; 3]);
+}
