@@ -90,6 +90,12 @@ impl Registry {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    // Someone else may own the port (our child then fails to bind and
+                    // exits): make sure ours is the one still running.
+                    std::thread::sleep(Duration::from_millis(150));
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
                     return Registry {
                         child,
                         dir,
