@@ -578,7 +578,7 @@ impl Cgroup {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                     // Tasks that were just killed leave the cgroup asynchronously.
-                    Err(_) if start.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) if start.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(1)),
                     Err(source) => {
                         return Err(Error::Cgroup {
                             path: d.clone(),

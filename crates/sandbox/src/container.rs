@@ -536,9 +536,29 @@ fn write_file(path: &str, data: &str, what: &'static str) -> Result<()> {
     std::fs::write(path, data).map_err(Error::io(what, path))
 }
 
+/// Compiled filters by profile: compiling Docker's profile with libseccomp takes milliseconds (hundreds of names on
+/// three architectures), far more than the rest of a spawn, and the same few profiles are used over and over.
+static SECCOMP_CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, SeccompProgram>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn cached(key: String, build: impl FnOnce() -> Result<SeccompProgram>) -> Result<SeccompProgram> {
+    let lock = || SECCOMP_CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = lock().get(&key) {
+        return Ok(p.clone());
+    }
+    let p = build()?;
+    let mut cache = lock();
+    if cache.len() >= 32 {
+        cache.clear();
+    }
+    cache.insert(key, p.clone());
+    Ok(p)
+}
+
 fn resolve_seccomp(spec: &Spec, default: DefaultSeccomp) -> Result<Option<SeccompProgram>> {
     if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        return seccomp::compile(profile).map(Some);
+        let key = serde_json::to_string(profile).map_err(|e| Error::Seccomp { reason: e.to_string() })?;
+        return cached(key, || seccomp::compile(profile)).map(Some);
     }
     match default {
         DefaultSeccomp::Unconfined => Ok(None),
@@ -552,7 +572,8 @@ fn resolve_seccomp(spec: &Spec, default: DefaultSeccomp) -> Result<Option<Seccom
                 .clone()
                 .unwrap_or_default();
             let kernel = KernelVersion::running().unwrap_or(KernelVersion(0, 0));
-            seccomp::compile(&seccomp::docker_default(&bounding, kernel)?).map(Some)
+            let key = format!("docker:{:x}:{}.{}", caps::mask(Some(&bounding)), kernel.0, kernel.1);
+            cached(key, || seccomp::compile(&seccomp::docker_default(&bounding, kernel)?)).map(Some)
         }
     }
 }
