@@ -702,3 +702,43 @@ async fn chunked_uploads_honour_oci_chunk_min_length() {
         put.path
     );
 }
+
+#[tokio::test]
+async fn referrers_api_answers_are_filtered_by_artifact_type() {
+    // A registry with the referrers API that does not apply the artifactType filter itself.
+    let (a, b) = (Digest::sha256(b"sig"), Digest::sha256(b"sbom"));
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{OCI_MANIFEST}","size":1,"digest":"{a}","artifactType":"application/vnd.example.sig"}},{{"mediaType":"{OCI_MANIFEST}","size":2,"digest":"{b}","artifactType":"application/vnd.example.sbom"}}]}}"#
+    );
+    let h = Hostile::start(move |req, _| {
+        if req.path.contains("/referrers/") {
+            Reply::Raw(response(
+                200,
+                &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+                index.as_bytes(),
+            ))
+        } else {
+            Reply::Raw(response(404, &[], b""))
+        }
+    })
+    .await;
+    let c = common::default_client();
+    let subject = Digest::sha256(b"subject");
+    assert_eq!(
+        c.referrers(&repo(&h), &subject, None).await.unwrap().manifests().len(),
+        2
+    );
+    let sbom = c
+        .referrers(&repo(&h), &subject, Some("application/vnd.example.sbom"))
+        .await
+        .unwrap();
+    assert_eq!(sbom.manifests().len(), 1);
+    assert_eq!(sbom.manifests()[0].digest().to_string(), b.to_string());
+    let reqs = h.requests();
+    assert_eq!(reqs[0].path, format!("/v2/evil/repo/referrers/{subject}"));
+    assert!(
+        reqs[1].path.ends_with("?artifactType=application%2Fvnd.example.sbom"),
+        "{}",
+        reqs[1].path
+    );
+}
