@@ -287,6 +287,10 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
             println!("{name}");
             return Ok(0);
         }
+        if args.tty {
+            let master = container.take_pty_master().ok_or("the sandbox gave no terminal")?;
+            proxy_terminal(master, args.interactive)?;
+        }
         let exit = container.wait()?;
         drop(container);
         if exit.oom_kills > 0 {
@@ -438,5 +442,65 @@ pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
         "pids": s.pids_current,
         "oom_kills": s.oom_kills,
     }))?);
+    Ok(())
+}
+
+/// Restores the host terminal's settings when dropped.
+struct RawMode {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawMode {
+    fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            raw.make_raw();
+            let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
+        }
+        RawMode { saved }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
+        }
+    }
+}
+
+/// Copies between the caller's terminal and the container's pty until the container closes it.
+fn proxy_terminal(master: File, interactive: bool) -> Result<()> {
+    use std::io::{Read, Write};
+    if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(&master, size);
+    }
+    let _raw = RawMode::enter();
+    if interactive {
+        let mut to_container = master.try_clone()?;
+        // Ends with the process: a blocked read of stdin must not keep the container waiting.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || to_container.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut from_container = master;
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    // EIO from the master means the container's side closed.
+    while let Ok(n) = from_container.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        stdout.write_all(&buf[..n])?;
+        stdout.flush()?;
+    }
     Ok(())
 }
