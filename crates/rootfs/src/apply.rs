@@ -54,7 +54,8 @@ pub struct Limits {
     /// Uncompressed bytes of all layers of an image (shared through
     /// [`ApplyOptions::image_budget`]). Default: 128 GiB.
     pub max_image_bytes: u64,
-    /// Entries in one layer. Default: 4 million.
+    /// Entries in one layer. Default: 1 million (the applier remembers every path of the
+    /// layer, so this also bounds its memory).
     pub max_entries: u64,
     /// Uncompressed / compressed size, judged once more than 1 MiB was read. Default: 1200
     /// (gzip's best case is about 1030:1; zstd's is far higher, which is what bombs use).
@@ -72,7 +73,7 @@ impl Default for Limits {
         Limits {
             max_layer_bytes: 64 << 30,
             max_image_bytes: 128 << 30,
-            max_entries: 4_000_000,
+            max_entries: 1_000_000,
             max_compression_ratio: 1200,
             max_path_depth: 256,
             max_xattr_bytes: 256 << 10,
@@ -482,7 +483,8 @@ struct Applier<'a> {
     seen: HashMap<Vec<u8>, Seen>,
     /// Every path that is an entry of this layer or an ancestor of one.
     touched: HashSet<Vec<u8>>,
-    dir_times: Vec<(Vec<u8>, Timestamps)>,
+    /// Directories whose times (and, when unprivileged, restrictive modes) are set last.
+    dir_times: Vec<(Vec<u8>, Timestamps, Option<u32>)>,
     entries: u64,
     skipped: Vec<Skipped>,
     euid: u64,
@@ -832,7 +834,7 @@ impl<'a> Applier<'a> {
         }
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
         self.set_xattrs(name, e, fd.as_fd())?;
-        self.dir_times.push((Vec::new(), Self::times(e)));
+        self.dir_times.push((Vec::new(), Self::times(e), None));
         Ok(())
     }
 
@@ -906,7 +908,11 @@ impl<'a> Applier<'a> {
 
     fn dir(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
         let dir = parent.fd();
-        let mode = Mode::from_raw_mode(e.mode & 0o777);
+        // Without CAP_DAC_OVERRIDE a directory like 0555 could not be filled: keep it
+        // writable while the layer applies and set its mode at the end.
+        let deferred = (self.euid != 0 && e.mode & 0o700 != 0o700).then_some(e.mode);
+        let now_mode = if deferred.is_some() { e.mode | 0o700 } else { e.mode };
+        let mode = Mode::from_raw_mode(now_mode & 0o777);
         let mut created = true;
         match rustix::fs::mkdirat(dir, base, mode) {
             Ok(()) => {}
@@ -926,18 +932,18 @@ impl<'a> Applier<'a> {
             Err(err) => return Err(Error::entry(name, "mkdir")(err)),
         }
         let owner = self.owner(name, e)?;
-        if !created || owner.is_some() || self.needs_chmod(e.mode) || !e.xattrs.is_empty() {
+        if !created || owner.is_some() || self.needs_chmod(now_mode) || !e.xattrs.is_empty() {
             let dir = parent.fd();
             let fd = fsutil::open_subdir(dir, base).map_err(Error::entry(name, "open directory"))?;
             if let Some((u, g)) = owner {
                 rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
             }
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(now_mode)).map_err(Error::entry(name, "chmod"))?;
             if !e.xattrs.is_empty() {
                 self.set_xattrs(name, e, fd.as_fd())?;
             }
         }
-        self.dir_times.push((key.to_vec(), Self::times(e)));
+        self.dir_times.push((key.to_vec(), Self::times(e), deferred));
         Ok(())
     }
 
@@ -1294,7 +1300,7 @@ impl<'a> Applier<'a> {
         // Directory times last: creating their children changed them.
         self.cache = None;
         let times = std::mem::take(&mut self.dir_times);
-        for (key, t) in times.iter().rev() {
+        for (key, t, mode) in times.iter().rev() {
             if key.is_empty() {
                 rustix::fs::utimensat(self.root, ".", t, AtFlags::empty()).map_err(Error::entry("/", "set times"))?;
                 continue;
@@ -1303,6 +1309,10 @@ impl<'a> Applier<'a> {
             let (base, parent) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
             let name = String::from_utf8_lossy(key).into_owned();
             if let Some(p) = self.parent(&name, parent, false)? {
+                if let Some(m) = mode {
+                    let fd = fsutil::open_subdir(p.fd(), base).map_err(Error::entry(&name, "open directory"))?;
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(*m)).map_err(Error::entry(&name, "chmod"))?;
+                }
                 match rustix::fs::utimensat(p.fd(), base, t, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(()) | Err(Errno::NOENT) => {}
                     Err(err) => return Err(Error::entry(&name, "set times")(err)),

@@ -407,13 +407,16 @@ fn copy_meta(
     ft: &FileType,
 ) -> std::result::Result<(), Errno> {
     let st = rustix::fs::statat(src, sname, AtFlags::SYMLINK_NOFOLLOW)?;
-    rustix::fs::chownat(
-        dst,
-        dname,
-        Some(rustix::fs::Uid::from_raw(st.st_uid)),
-        Some(rustix::fs::Gid::from_raw(st.st_gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?;
+    // Unprivileged, everything stays the caller's.
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::chownat(
+            dst,
+            dname,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
     if *ft != FileType::Symlink {
         let (s, d) = if *ft == FileType::Directory || *ft == FileType::RegularFile {
             (

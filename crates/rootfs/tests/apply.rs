@@ -374,3 +374,60 @@ fn gnu_tar_pax_sparse_files_of_every_version_are_restored() {
         assert!(blocks * 512 < 1 << 20, "{version}: not sparse ({blocks} blocks)");
     }
 }
+
+#[test]
+fn unprivileged_apply_fills_read_only_directories_and_skips_devices() {
+    use std::os::unix::process::CommandExt;
+    require_root("to run the unpack as an unprivileged user (uid 65534)");
+    let s = Scratch::new();
+    std::fs::set_permissions(s.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&s.root, Some(65534), Some(65534)).unwrap();
+    let mut t = Tar::new();
+    t.dir("ro/", 0o555)
+        .file("ro/f", b"inside a read-only dir", 0o444)
+        .dir("ro/sub/", 0o500)
+        .file("ro/sub/g", b"g", 0o600)
+        .node("dev-null", b'3', 1, 3)
+        .file_owned("owned", b"", 0o644, 1000, 1000);
+    let layer = s.tmp.path().join("layer.tar");
+    std::fs::write(&layer, t.end()).unwrap();
+    std::fs::set_permissions(&layer, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "unprivileged_child", "--ignored", "--nocapture"])
+        .env("WHARF_CHILD_LAYER", &layer)
+        .env("WHARF_CHILD_ROOT", &s.root)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "unprivileged child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "the child did not run its test:\n{stdout}");
+    let mode = |p: &str| std::fs::symlink_metadata(s.root.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("ro"), 0o555);
+    assert_eq!(mode("ro/sub"), 0o500);
+    assert_eq!(std::fs::read(s.root.join("ro/f")).unwrap(), b"inside a read-only dir");
+    assert_eq!(std::fs::read(s.root.join("ro/sub/g")).unwrap(), b"g");
+    assert!(!s.root.join("dev-null").exists());
+    assert_eq!(std::fs::metadata(s.root.join("owned")).unwrap().uid(), 65534);
+}
+
+/// Run by the test above as uid 65534; needs its environment.
+#[test]
+#[ignore = "helper: run as an unprivileged user by unprivileged_apply_fills_read_only_directories_and_skips_devices"]
+fn unprivileged_child() {
+    let layer = std::env::var("WHARF_CHILD_LAYER").expect("WHARF_CHILD_LAYER: run through the parent test");
+    let root = std::env::var("WHARF_CHILD_ROOT").expect("WHARF_CHILD_ROOT: run through the parent test");
+    assert!(!rustix::process::geteuid().is_root());
+    let opts = ApplyOptions::default();
+    assert!(!opts.privileged && opts.ownership == Ownership::Ignore);
+    let blob = std::fs::read(layer).unwrap();
+    let report = apply(std::path::Path::new(&root), &blob, &opts).unwrap();
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert_eq!(report.skipped[0].entry, "dev-null");
+}
