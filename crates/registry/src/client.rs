@@ -131,15 +131,20 @@ pub(crate) fn repo_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
 }
 
+/// `localhost` or a loopback address (`127.0.0.0/8`, `::1`), with or without a port.
 fn is_local(host: &str) -> bool {
     let h = host_only(host);
-    h == "localhost" || h == "127.0.0.1" || h == "[::1]" || h == "::1" || h.starts_with("127.")
+    let bare = h.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `host:port` → `host` (keeping `[v6]` brackets).
 fn host_only(host: &str) -> &str {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host; // a bare IPv6 address
+    }
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host.find(']').map_or(host, |end| &host[..=end]);
     }
     host.split(':').next().unwrap_or(host)
 }
@@ -640,6 +645,22 @@ mod tests {
         for bad in ["a/b", "x@y", "", "host:notaport"] {
             assert!(matches!(c.base_url(bad), Err(Error::Invalid { .. })), "{bad}");
         }
+        for (host, local) in [
+            ("localhost", true),
+            ("LOCALHOST:5000", true),
+            ("127.0.0.1", true),
+            ("127.1.2.3:80", true),
+            ("[::1]:5000", true),
+            ("::1", true),
+            ("127.example.com", false),
+            ("localhost.example.com", false),
+            ("10.0.0.1:5000", false),
+        ] {
+            assert_eq!(is_local(host), local, "{host}");
+        }
+        // Malformed: no panic, and no URL either.
+        let _ = is_local("[::1");
+        assert!(c.base_url("[::1").is_err());
         let http = Url::parse("http://evil.example/token").unwrap();
         assert!(matches!(c.check_scheme(&http, "ghcr.io"), Err(Error::Insecure { .. })));
         assert!(c.check_scheme(&http, "reg.lan:5000").is_ok());
