@@ -178,3 +178,46 @@ async fn expired_tokens_are_renewed() {
     );
     assert!(issuer.requests.lock().unwrap().len() > mid, "expired token was reused");
 }
+
+#[tokio::test]
+async fn bearer_push_mount_and_pull_through_the_store() {
+    let issuer = TokenIssuer::start(users(), 300).await;
+    let reg = Registry::start(Auth::Token(issuer.clone()));
+    let c = client_with(&reg.host, Some(Credentials::basic("alice", "s3cret")));
+    let dir = tempfile::tempdir().unwrap();
+    let src = wharf_image::Store::open(dir.path().join("src")).unwrap();
+    let dst = wharf_image::Store::open(dir.path().join("dst")).unwrap();
+    let built = common::build_image(
+        &src,
+        ("linux", "amd64"),
+        &[(&common::tar_of(&[("f", b"behind a token")]), "gzip")],
+        false,
+    );
+    let local = common::reference("local.test/tok:v1");
+    src.tag(&local, &src.resolve(&local.with_digest(built.digest.clone())).unwrap())
+        .unwrap();
+    let a = common::reference(&format!("{}/team/a:v1", reg.host));
+    let b = common::reference(&format!("{}/team/b:v1", reg.host));
+    c.push(&src, &local, &a, &Default::default()).await.unwrap();
+    let opts = wharf_registry::PushOptions {
+        mount_from: Some(Repository::of(&a).unwrap()),
+        ..Default::default()
+    };
+    let pushed = c.push(&src, &local, &b, &opts).await.unwrap();
+    assert_eq!(pushed.mounted, 2);
+    let pulled = c.pull(&b, &dst, &Default::default()).await.unwrap();
+    assert_eq!(pulled.digest, built.digest);
+    assert_eq!(
+        dst.read_blob(&built.layers[0], 1 << 20).unwrap(),
+        src.read_blob(&built.layers[0], 1 << 20).unwrap()
+    );
+    // The mount asked for push on the target and pull on the source in one token.
+    let requests = issuer.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|q| q.contains("scope=repository%3Ateam%2Fa%3Apull&")
+                && q.contains("scope=repository%3Ateam%2Fb%3Apull%2Cpush")),
+        "{requests:#?}"
+    );
+}
