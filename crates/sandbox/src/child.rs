@@ -183,6 +183,8 @@ pub(crate) struct FsPlan {
     /// The pty slave's host path (`/dev/pts/N`), reopened inside the new mount namespace (a bind mount cannot take
     /// its source from a mount of another namespace) and checked to be the same device as `console`.
     pub console_host: CString,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
 }
 
 /// Everything the child needs, prepared by the parent.
@@ -656,13 +658,27 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
         }
         // pivot_root(".", "."): the old root ends up stacked on the new one and is detached right away.
         check(plan, libc::fchdir(root), Stage::Pivot, 0);
-        check(
-            plan,
-            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int,
-            Stage::Pivot,
-            0,
-        );
-        check(plan, libc::umount2(c".".as_ptr(), libc::MNT_DETACH), Stage::Pivot, 1);
+        let pivoted = !fs.no_pivot && {
+            let r = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr());
+            // EINVAL: the current root cannot be pivoted away from (it is the initramfs): fall back to chroot.
+            if r < 0 && errno() != libc::EINVAL {
+                fail(plan, Stage::Pivot, 0, errno());
+            }
+            r == 0
+        };
+        if pivoted {
+            check(plan, libc::umount2(c".".as_ptr(), libc::MNT_DETACH), Stage::Pivot, 1);
+        } else {
+            // Fallback (documented as weaker: a process with CAP_SYS_CHROOT can escape a chroot): move the rootfs
+            // mount over / and chroot into it.
+            check(
+                plan,
+                libc::mount(c".".as_ptr(), c"/".as_ptr(), null, libc::MS_MOVE, null.cast()),
+                Stage::Pivot,
+                3,
+            );
+            check(plan, libc::chroot(c".".as_ptr()), Stage::Pivot, 4);
+        }
         check(plan, libc::chdir(c"/".as_ptr()), Stage::Pivot, 2);
         close(root);
         if fs.root_readonly {

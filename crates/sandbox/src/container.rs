@@ -133,6 +133,10 @@ pub struct SpawnOptions {
     pub created_only: bool,
     /// Seccomp when the spec has none (default: Docker's profile).
     pub default_seccomp: DefaultSeccomp,
+    /// Enter the rootfs with `MS_MOVE` + `chroot` instead of `pivot_root` (runc's `--no-pivot`), for roots that
+    /// cannot be pivoted (a ramfs). Weaker: a process with `CAP_SYS_CHROOT` can escape a chroot. Used
+    /// automatically when `pivot_root` says `EINVAL`.
+    pub no_pivot: bool,
 }
 
 /// A process that runs in the container (its first process or one added with [`Container::exec`]).
@@ -851,7 +855,13 @@ impl Container {
                             .map(|d| d.as_secs())
                             .unwrap_or(0),
                         annotations: spec.annotations().clone().unwrap_or_default(),
+                        seccomp_unconfined: opts.default_seccomp == DefaultSeccomp::Unconfined,
                     };
+                    let cfg = sd.dir(&id).join("config.json");
+                    spec.save(&cfg).map_err(|e| Error::State {
+                        id: id.clone(),
+                        reason: format!("{}: {e}", cfg.display()),
+                    })?;
                     sd.save(&st)?;
                 }
                 Ok(c)
@@ -884,6 +894,7 @@ impl Container {
         let console = process.console_size().map(|b| (b.height(), b.width()));
         let io = setup_stdio(stdio, terminal, console, &mut fds)?;
         fs.console = io.pty_slave;
+        fs.no_pivot = opts.no_pivot;
         fs.console_host = io.pty_path.clone().unwrap_or_default();
         let base = 3 + io.extra.len() as RawFd;
         let (sync_r, sync_w) = pipe()?;
@@ -1225,92 +1236,15 @@ impl Container {
         if self.exit.is_some() {
             return Err(Error::NotRunning { id: self.id.clone() });
         }
-        let mut process = process.clone();
-        if process.capabilities().is_none() {
-            process.set_capabilities(self.spec.process().as_ref().and_then(|p| p.capabilities().clone()));
-        }
-        prepare::check_process_supported(&process)?;
-        let pp = prepare::proc_plan(&process)?;
-        let pid = self.process.pid;
-        let target = pid.to_string();
-        let mut flags = 0;
-        for flag in [
-            libc::CLONE_NEWUSER,
-            libc::CLONE_NEWNS,
-            libc::CLONE_NEWNET,
-            libc::CLONE_NEWIPC,
-            libc::CLONE_NEWUTS,
-            libc::CLONE_NEWCGROUP,
-        ] {
-            let name = ns_name(flag);
-            if ns_inode("self", name) != ns_inode(&target, name) {
-                flags |= flag;
-            }
-        }
-        let pid_ns = if ns_inode("self", "pid") != ns_inode(&target, "pid") {
-            let p = format!("/proc/{pid}/ns/pid");
-            Some(OwnedFd::from(File::open(&p).map_err(Error::io("open namespace", &p))?))
-        } else {
-            None
-        };
-        let mut fds = ChildFds::default();
-        let io = setup_stdio(stdio, process.terminal().unwrap_or(false), None, &mut fds)?;
-        let base = 3 + io.extra.len() as RawFd;
-        let (sync_r, sync_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let mut argv: Vec<*const libc::c_char> = pp.args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = pp.env.iter().map(|a| a.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        let join = vec![(fds.keep(high(self.process.pidfd.as_raw_fd(), base)?), flags)];
-        let plan = Plan {
-            sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
-            err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
-            stdio: io.sources,
-            extra: io.extra,
-            pty_slave: io.pty_slave,
-            join,
-            unshare: 0,
-            new_userns: false,
-            fs: None,
-            rlimits: pp.rlimits.clone(),
-            uid: pp.uid,
-            gid: pp.gid,
-            groups: pp.groups.clone(),
-            caps: pp.caps,
-            last_cap: caps::last_cap(),
-            no_new_privs: pp.no_new_privs,
-            umask: pp.umask,
-            seccomp: self.seccomp.clone(),
-            cwd: prepare::in_path("process.cwd", process.cwd())?,
-            exec_paths: pp.exec_paths.clone(),
-            argv,
-            envp,
-            init: false,
-            hold_fifo: -1,
-        };
-        drop((sync_r, err_w));
-        let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
-        drop(fds);
-        let [i, o, e] = io.parent_ends;
-        let mut handle = ProcessHandle {
-            pid: cpid,
-            pidfd,
-            status: None,
-            stdin: i,
-            stdout: o,
-            stderr: e,
-            pty_master: io.pty_master,
-        };
-        self.cgroup.attach(cpid)?;
-        let mut sync_w = File::from(sync_w);
-        std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
-        drop(sync_w);
-        if let Some(r) = read_report(&mut File::from(err_r))? {
-            let _ = handle.wait();
-            return Err(report_error(r, &self.spec, &pp));
-        }
-        Ok(handle)
+        exec_into(
+            self.process.pid,
+            &self.process.pidfd,
+            &self.cgroup,
+            &self.spec,
+            self.seccomp.clone(),
+            process,
+            stdio,
+        )
     }
 
     /// The program the container runs (`process.args[0]`).
@@ -1345,4 +1279,135 @@ struct LaunchNs {
     join_other: Vec<(OwnedFd, libc::c_int)>,
     pid_ns: Option<OwnedFd>,
     new_userns: bool,
+}
+
+/// `exec` into the container whose first process is `pid` (`pidfd`): see [`Container::exec`].
+fn exec_into(
+    pid: i32,
+    pidfd: &OwnedFd,
+    cgroup: &Cgroup,
+    spec: &Spec,
+    seccomp: Option<SeccompProgram>,
+    process: &Process,
+    stdio: StdioConfig,
+) -> Result<ProcessHandle> {
+    let mut process = process.clone();
+    if process.capabilities().is_none() {
+        process.set_capabilities(spec.process().as_ref().and_then(|p| p.capabilities().clone()));
+    }
+    prepare::check_process_supported(&process)?;
+    let pp = prepare::proc_plan(&process)?;
+    let target = pid.to_string();
+    let mut flags = 0;
+    for flag in [
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWCGROUP,
+    ] {
+        let name = ns_name(flag);
+        if ns_inode("self", name) != ns_inode(&target, name) {
+            flags |= flag;
+        }
+    }
+    let pid_ns = if ns_inode("self", "pid") != ns_inode(&target, "pid") {
+        let p = format!("/proc/{pid}/ns/pid");
+        Some(OwnedFd::from(File::open(&p).map_err(Error::io("open namespace", &p))?))
+    } else {
+        None
+    };
+    let mut fds = ChildFds::default();
+    let io = setup_stdio(stdio, process.terminal().unwrap_or(false), None, &mut fds)?;
+    let base = 3 + io.extra.len() as RawFd;
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let mut argv: Vec<*const libc::c_char> = pp.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = pp.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let join = vec![(fds.keep(high(pidfd.as_raw_fd(), base)?), flags)];
+    let plan = Plan {
+        sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
+        err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
+        stdio: io.sources,
+        extra: io.extra,
+        pty_slave: io.pty_slave,
+        join,
+        unshare: 0,
+        new_userns: false,
+        fs: None,
+        rlimits: pp.rlimits.clone(),
+        uid: pp.uid,
+        gid: pp.gid,
+        groups: pp.groups.clone(),
+        caps: pp.caps,
+        last_cap: caps::last_cap(),
+        no_new_privs: pp.no_new_privs,
+        umask: pp.umask,
+        seccomp,
+        cwd: prepare::in_path("process.cwd", process.cwd())?,
+        exec_paths: pp.exec_paths.clone(),
+        argv,
+        envp,
+        init: false,
+        hold_fifo: -1,
+    };
+    drop((sync_r, err_w));
+    let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
+    drop(fds);
+    let [i, o, e] = io.parent_ends;
+    let mut handle = ProcessHandle {
+        pid: cpid,
+        pidfd,
+        status: None,
+        stdin: i,
+        stdout: o,
+        stderr: e,
+        pty_master: io.pty_master,
+    };
+    cgroup.attach(cpid)?;
+    let mut sync_w = File::from(sync_w);
+    std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
+    drop(sync_w);
+    if let Some(r) = read_report(&mut File::from(err_r))? {
+        let _ = handle.wait();
+        return Err(report_error(r, spec, &pp));
+    }
+    Ok(handle)
+}
+
+impl StateDir {
+    /// Run another process in container `id` from any process (like `runc exec`): the container's spec and seccomp
+    /// choice are read from the state directory; the new process is a child of the caller.
+    ///
+    /// # Errors
+    /// [`Error::NotRunning`] if its first process is gone (or its pid was reused); as [`Container::exec`].
+    pub fn exec(&self, id: &str, process: &Process, stdio: StdioConfig) -> Result<ProcessHandle> {
+        let st = self.load(id)?;
+        let spec_path = self.dir(id).join("config.json");
+        let spec = Spec::load(&spec_path).map_err(|e| Error::State {
+            id: id.to_owned(),
+            reason: format!("{}: {e}", spec_path.display()),
+        })?;
+        // SAFETY: pidfd_open has no memory arguments.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, st.pid, 0) };
+        if fd < 0 {
+            return Err(Error::NotRunning { id: id.to_owned() });
+        }
+        // SAFETY: a new fd owned by us.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // Checked after opening the pidfd: if the start time still matches, the pidfd names our process.
+        if state::pid_start_time(st.pid) != Some(st.pid_start_time) {
+            return Err(Error::NotRunning { id: id.to_owned() });
+        }
+        let default = if st.seccomp_unconfined {
+            DefaultSeccomp::Unconfined
+        } else {
+            DefaultSeccomp::Docker
+        };
+        let seccomp = resolve_seccomp(&spec, default)?;
+        exec_into(st.pid, &pidfd, &st.cgroup, &spec, seccomp, process, stdio)
+    }
 }

@@ -365,6 +365,7 @@ pub(crate) fn fs_plan(
         sysctl,
         console: -1,
         console_host: CString::default(),
+        no_pivot: false,
         console_path: in_path("console", Path::new("/dev/console"))?,
     })
 }

@@ -46,6 +46,9 @@ pub struct ContainerState {
     /// The spec's annotations.
     #[serde(default)]
     pub annotations: std::collections::HashMap<String, String>,
+    /// The container was spawned without the default seccomp filter (its spec had none either).
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
 }
 
 /// Validate a container id: it names a directory.

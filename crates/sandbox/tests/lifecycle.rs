@@ -212,6 +212,16 @@ fn detached_container_is_deleted_by_id() {
     c.detach();
     let sd = StateDir::new(states.path()).unwrap();
     assert_eq!(sd.status(&id).unwrap(), Status::Running);
+    // Another handle (as a runtime CLI invoked again would) runs a process in it.
+    let mut p = sd
+        .exec(&id, &process(&["sh", "-c", "hostname; echo $$"]), StdioConfig::piped())
+        .unwrap();
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "wharf-test");
+    assert!(lines[1].parse::<i32>().unwrap() > 1, "{out}");
     assert!(
         sd.delete(&id, false).is_err(),
         "deleting a running container needs force"

@@ -448,3 +448,16 @@ fn missing_rootfs_is_a_typed_error() {
     let e = Container::spawn(&spec(&["true"]), Path::new("/nonexistent/rootfs"), StdioConfig::piped()).unwrap_err();
     assert!(matches!(e, Error::Rootfs { .. }), "{e:?}");
 }
+
+#[test]
+fn no_pivot_falls_back_to_move_and_chroot() {
+    let root = rootfs();
+    std::fs::write(root.path().join("etc/marker"), "inside\n").unwrap();
+    let opts = wharf_sandbox::SpawnOptions {
+        no_pivot: true,
+        ..Default::default()
+    };
+    let (exit, out, err) = common::run_with(&sh("cat /etc/marker; hostname; echo $$"), root.path(), opts);
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out, "inside\nwharf-test\n1\n");
+}
