@@ -274,3 +274,51 @@ fn errors_are_one_line_with_a_non_zero_exit_code() {
         assert!(!err.contains("panicked") && !err.contains("Backtrace"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn run_with_a_terminal_gives_the_container_a_tty_of_the_callers_size() {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let env = Env::new();
+    env.busybox_image("tty/busybox:1", "tty\n");
+    // The CLI's terminal is a pty this test holds the master of.
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let slave_name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(slave_name.to_str().unwrap())
+        .unwrap();
+    let size = rustix::termios::Winsize {
+        ws_row: 33,
+        ws_col: 77,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, size).unwrap();
+    let mut child = Command::new(wharf_bin())
+        .arg("--root")
+        .arg(env.store())
+        .args(["run", "--rm", "-t", "tty/busybox:1", "sh", "-c", "test -t 1 && echo is-a-tty; stty size; exit 5"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    drop(slave);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The slave is closed on our side and the child's: read what is buffered, then EIO.
+    while let Ok(n) = rustix::io::read(&master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("is-a-tty"), "{out:?}");
+    assert!(out.contains("33 77"), "{out:?}");
+}
