@@ -44,5 +44,5 @@ pub use apply::{
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use diff::{CommitOptions, LayerDigests, LayerListing, ListedEntry, list_image_layers, list_layer};
 pub use error::{Error, Limit, Result};
-pub use rootfs::{MAX_OVERLAY_LAYERS, MountMode, Rootfs, RootfsOptions};
+pub use rootfs::{KernelMounter, MAX_OVERLAY_LAYERS, MountMode, Mounter, Rootfs, RootfsOptions};
 pub use wharf_image;

@@ -45,11 +45,52 @@ pub enum MountMode {
     Copy,
 }
 
+/// The privileged operations a [`Rootfs`] needs, behind one narrow interface so their
+/// sequence can be checked without root (tests inject a recording double) while the real
+/// kernel path runs in the root-only integration tests.
+pub trait Mounter: std::fmt::Debug + Send + Sync {
+    /// Mounts overlayfs on `target` with `lowers` (top first), `upper` and `work`.
+    ///
+    /// # Errors
+    /// [`Error::Mount`] naming the failed step.
+    fn mount_overlay(&self, lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()>;
+    /// Unmounts `target` (lazily if busy); not mounted is fine.
+    ///
+    /// # Errors
+    /// [`Error::Mount`].
+    fn unmount(&self, target: &Path) -> Result<()>;
+}
+
+/// The real kernel: the new mount API (`fsopen`/`fsconfig`/`fsmount`/`move_mount`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelMounter;
+
+impl Mounter for KernelMounter {
+    fn mount_overlay(&self, lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+        mount_overlay(lowers, upper, work, target)
+    }
+
+    fn unmount(&self, target: &Path) -> Result<()> {
+        unmount(target)
+    }
+}
+
 /// How to assemble a [`Rootfs`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RootfsOptions {
     /// Force a mode; `None` (the default) tries overlay and falls back to a copy.
     pub mode: Option<MountMode>,
+    /// Who performs mounts. Default: [`KernelMounter`].
+    pub mounter: std::sync::Arc<dyn Mounter>,
+}
+
+impl Default for RootfsOptions {
+    fn default() -> Self {
+        RootfsOptions {
+            mode: None,
+            mounter: std::sync::Arc::new(KernelMounter),
+        }
+    }
 }
 
 /// A container's root filesystem. Unmounted and removed on drop or [`Rootfs::close`].
@@ -61,6 +102,7 @@ pub struct Rootfs {
     fallback_reason: Option<String>,
     active: bool,
     _holds: Vec<LayerLock>,
+    mounter: std::sync::Arc<dyn Mounter>,
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -191,6 +233,7 @@ impl Rootfs {
             fallback_reason: None,
             active: true,
             _holds: Vec::new(),
+            mounter: opts.mounter.clone(),
         };
         for l in layers {
             if !cache.contains(&l.diff_id) {
@@ -246,9 +289,12 @@ impl Rootfs {
             // overlayfs needs a lower; an image without layers is an empty directory.
             let empty = self.dir.join("empty");
             fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
-            return mount_overlay(&[&empty], &upper, &work, &self.dir.join("rootfs"));
+            return self
+                .mounter
+                .mount_overlay(&[&empty], &upper, &work, &self.dir.join("rootfs"));
         }
-        mount_overlay(&lowers, &upper, &work, &self.dir.join("rootfs"))
+        self.mounter
+            .mount_overlay(&lowers, &upper, &work, &self.dir.join("rootfs"))
     }
 
     /// The root filesystem's path (the merged view).
@@ -296,7 +342,7 @@ impl Rootfs {
         }
         let merged = self.path();
         if self.mode == MountMode::Overlay {
-            unmount(&merged)?;
+            self.mounter.unmount(&merged)?;
         }
         self.active = false;
         fsutil::remove_tree(&self.dir).map_err(Error::io("remove", &self.dir))
@@ -571,4 +617,133 @@ fn merge_dir(
         copy_meta(src, &name, dst, &name, &ft).map_err(|e| fail(rel, &name, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records calls instead of mounting.
+    #[derive(Debug, Default)]
+    struct Recording {
+        calls: Mutex<Vec<String>>,
+        fail: bool,
+    }
+
+    impl Mounter for Recording {
+        fn mount_overlay(&self, lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+            let name = |p: &Path| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let lowers: Vec<String> = lowers
+                .iter()
+                .map(|l| l.parent().map(name).unwrap_or_default())
+                .collect();
+            self.calls.lock().unwrap().push(format!(
+                "mount lowers={} upper={} work={} target={}",
+                lowers.join(","),
+                name(upper),
+                name(work),
+                name(target)
+            ));
+            if self.fail {
+                return Err(Error::Mount {
+                    op: "fsopen overlay".into(),
+                    target: target.to_path_buf(),
+                    source: std::io::Error::from_raw_os_error(19),
+                });
+            }
+            Ok(())
+        }
+
+        fn unmount(&self, target: &Path) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("unmount {}", target.file_name().unwrap().to_string_lossy()));
+            Ok(())
+        }
+    }
+
+    fn fake_cache(dir: &Path, n: usize) -> (LayerCache, Vec<CachedLayer>) {
+        let cache = LayerCache::open(dir.join("cache")).unwrap();
+        let mut layers = Vec::new();
+        for i in 0..n {
+            let d = wharf_image::Digest::sha256(format!("layer {i}").as_bytes());
+            let path = cache.layer_path(&d);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(path.join(format!("from-{i}")), b"").unwrap();
+            std::fs::write(path.parent().unwrap().join("layer.json"), b"{}").unwrap();
+            layers.push(CachedLayer { diff_id: d, path });
+        }
+        (cache, layers)
+    }
+
+    #[test]
+    fn mounts_lowers_top_first_and_unmounts_on_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, layers) = fake_cache(tmp.path(), 3);
+        let rec = Arc::new(Recording::default());
+        let opts = RootfsOptions {
+            mode: None,
+            mounter: rec.clone(),
+        };
+        let r = Rootfs::create(&cache, &layers, tmp.path().join("c"), &opts).unwrap();
+        assert_eq!(r.mode(), MountMode::Overlay);
+        let hex = |i: usize| layers[i].diff_id.hex().to_string();
+        drop(r);
+        let calls = rec.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec![
+                format!(
+                    "mount lowers={},{},{} upper=upper work=work target=rootfs",
+                    hex(2),
+                    hex(1),
+                    hex(0)
+                ),
+                "unmount rootfs".to_string(),
+            ]
+        );
+        assert!(!tmp.path().join("c").exists());
+    }
+
+    #[test]
+    fn failed_mount_falls_back_to_a_copy_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cache, layers) = fake_cache(tmp.path(), 2);
+        let rec = Arc::new(Recording {
+            fail: true,
+            ..Recording::default()
+        });
+        let opts = RootfsOptions {
+            mode: None,
+            mounter: rec.clone(),
+        };
+        let r = Rootfs::create(&cache, &layers, tmp.path().join("c"), &opts).unwrap();
+        assert_eq!(r.mode(), MountMode::Copy);
+        assert!(
+            r.fallback_reason().unwrap().contains("fsopen overlay"),
+            "{:?}",
+            r.fallback_reason()
+        );
+        assert!(r.path().join("from-0").exists() && r.path().join("from-1").exists());
+        assert!(r.upper().is_none());
+        drop(r);
+        // A copy is never unmounted.
+        assert_eq!(rec.calls.lock().unwrap().len(), 1);
+        // Forcing overlay reports the failure instead.
+        let forced = RootfsOptions {
+            mode: Some(MountMode::Overlay),
+            mounter: rec,
+        };
+        let err = Rootfs::create(&cache, &layers, tmp.path().join("d"), &forced).unwrap_err();
+        assert!(matches!(err, Error::Mount { .. }), "{err}");
+        assert!(!tmp.path().join("d").exists());
+    }
 }
