@@ -382,12 +382,14 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// clone3 the child (in a helper thread that first joined `pid_ns`, when given). Returns (pid, pidfd).
-fn clone_child(plan: &Plan, flags: u64, pid_ns: Option<&OwnedFd>) -> Result<(i32, OwnedFd)> {
+/// clone3 the child; with `thread_joins`, from a helper thread that first joined those namespaces (pid, net, ipc,
+/// uts and cgroup namespaces belong to a thread, so joining them there leaves the caller's threads alone, and the
+/// child starts in them before it creates any new user namespace). Returns (pid, pidfd).
+fn clone_child(plan: &Plan, flags: u64, thread_joins: &[(&OwnedFd, libc::c_int)]) -> Result<(i32, OwnedFd)> {
     let go = || -> std::result::Result<(i32, RawFd), std::io::Error> {
-        if let Some(ns) = pid_ns {
-            // SAFETY: setns on a valid namespace fd; affects only this helper thread's future children.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+        for (ns, flag) in thread_joins {
+            // SAFETY: setns on a valid namespace fd; affects only this helper thread (and its future children).
+            if unsafe { libc::setns(ns.as_raw_fd(), *flag) } < 0 {
                 return Err(std::io::Error::last_os_error());
             }
         }
@@ -415,7 +417,7 @@ fn clone_child(plan: &Plan, flags: u64, pid_ns: Option<&OwnedFd>) -> Result<(i32
         }
         Ok((r as i32, pidfd))
     };
-    let res = if pid_ns.is_some() {
+    let res = if !thread_joins.is_empty() {
         std::thread::scope(|s| s.spawn(go).join()).map_err(|_| Error::Os {
             what: "clone helper thread",
             source: std::io::ErrorKind::Other.into(),
@@ -903,8 +905,15 @@ impl Container {
         if let Some(u) = &ns.join_user {
             join.push((fds.keep(high(u.as_raw_fd(), base)?), libc::CLONE_NEWUSER));
         }
+        let mut thread_joins: Vec<(&OwnedFd, libc::c_int)> =
+            ns.pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
         for (fd, flag) in &ns.join_other {
-            join.push((fds.keep(high(fd.as_raw_fd(), base)?), *flag));
+            if ns.join_user.is_none() {
+                thread_joins.push((fd, *flag));
+            } else {
+                // Inside a joined user namespace: join after it, in the child.
+                join.push((fds.keep(high(fd.as_raw_fd(), base)?), *flag));
+            }
         }
         // The start gate: a FIFO in the state dir (so another process can start us), or a pipe.
         let mut start_pipe = None;
@@ -967,7 +976,7 @@ impl Container {
             hold_fifo,
         };
         drop((sync_r, err_w));
-        let (pid, pidfd) = clone_child(&plan, ns.clone_flags, ns.pid_ns.as_ref())?;
+        let (pid, pidfd) = clone_child(&plan, ns.clone_flags, &thread_joins)?;
         drop(fds);
         let mut handle = ProcessHandle {
             pid,
@@ -1355,7 +1364,8 @@ fn exec_into(
         hold_fifo: -1,
     };
     drop((sync_r, err_w));
-    let (cpid, pidfd) = clone_child(&plan, 0, pid_ns.as_ref())?;
+    let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
+    let (cpid, pidfd) = clone_child(&plan, 0, &thread_joins)?;
     drop(fds);
     let [i, o, e] = io.parent_ends;
     let mut handle = ProcessHandle {

@@ -461,3 +461,35 @@ fn no_pivot_falls_back_to_move_and_chroot() {
     assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
     assert_eq!(out, "inside\nwharf-test\n1\n");
 }
+
+#[test]
+fn user_namespaced_container_joins_another_containers_net_namespace() {
+    let root = rootfs();
+    let mut a = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let a_net = ns_of(a.pid(), "net");
+    let mut s = spec(&["readlink", "/proc/self/ns/net"]);
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    for ns in nss.iter_mut() {
+        if ns.typ() == LinuxNamespaceType::Network {
+            ns.set_path(Some(PathBuf::from(format!("/proc/{}/ns/net", a.pid()))));
+        }
+    }
+    let mut user = LinuxNamespace::default();
+    user.set_typ(LinuxNamespaceType::User);
+    nss.push(user);
+    linux.set_namespaces(Some(nss));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(400000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out.trim(), a_net.to_string_lossy());
+    a.kill(libc::SIGKILL).unwrap();
+    a.wait().unwrap();
+}
