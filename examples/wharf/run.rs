@@ -346,7 +346,7 @@ pub fn ps(ctx: &Ctx) -> Result<()> {
         };
         let cmd: String = r.command.join(" ").chars().take(30).collect();
         let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
-        println!("{:<16} {:<40} {:<30} {:<10} {}", r.name, image, cmd, status, wharf::image::import::rfc3339(r.created));
+        println!("{:<16} {:<40} {:<30} {:<10} {}", r.name, image, cmd, status, wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created)));
     }
     Ok(())
 }

@@ -206,7 +206,10 @@ pub fn import_dir(store: &Store, dir: &Path, reference: &Reference, opts: &Impor
 
 fn finish(store: &Store, sink: LayerSink, reference: &Reference, opts: &ImportOptions) -> Result<Image> {
     let (diff_id, digest, size, media_type) = sink.finish()?;
-    let created = opts.created.clone().unwrap_or_else(rfc3339_now);
+    let created = opts
+        .created
+        .clone()
+        .unwrap_or_else(|| crate::config::rfc3339(std::time::SystemTime::now()));
     let c = &opts.config;
     let mut container = serde_json::Map::new();
     let mut set = |k: &str, v: serde_json::Value| {
@@ -262,48 +265,4 @@ fn finish(store: &Store, sink: LayerSink, reference: &Reference, opts: &ImportOp
     let (desc, _) = store.put_manifest(&manifest, Some("application/vnd.oci.image.manifest.v1+json"))?;
     store.tag(reference, &desc)?;
     store.image(reference, &opts.platform)
-}
-
-/// The current time as RFC 3339 UTC (`2024-01-02T03:04:05Z`).
-pub fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_704_164_645), "2024-01-02T03:04:05Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 }
