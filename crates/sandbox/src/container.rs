@@ -1210,29 +1210,7 @@ impl Container {
 
     /// The container's processes with their host and container pids (like `docker top`).
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        let mut out: Vec<ProcessInfo> = self
-            .cgroup
-            .pids()
-            .into_iter()
-            .filter_map(|host_pid| {
-                let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
-                let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-                let container_pid = nspid.split_whitespace().last()?.parse().ok()?;
-                let cmd = std::fs::read(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
-                let cmdline = cmd
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect();
-                Some(ProcessInfo {
-                    host_pid,
-                    container_pid,
-                    cmdline,
-                })
-            })
-            .collect();
-        out.sort_by_key(|p| p.container_pid);
-        out
+        processes_of(&self.cgroup)
     }
 
     /// Run another process in the running container: in its namespaces and cgroup, with the security settings of
@@ -1419,5 +1397,41 @@ impl StateDir {
         };
         let seccomp = resolve_seccomp(&spec, default)?;
         exec_into(st.pid, &pidfd, &st.cgroup, &spec, seccomp, process, stdio)
+    }
+}
+
+/// The processes in `cgroup`, with their pids on the host and in their own pid namespace, first process first.
+pub(crate) fn processes_of(cgroup: &Cgroup) -> Vec<ProcessInfo> {
+    let mut out: Vec<ProcessInfo> = cgroup
+        .pids()
+        .into_iter()
+        .filter_map(|host_pid| {
+            let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let container_pid = nspid.split_whitespace().last()?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
+            let cmdline = cmd
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            Some(ProcessInfo {
+                host_pid,
+                container_pid,
+                cmdline,
+            })
+        })
+        .collect();
+    out.sort_by_key(|p| p.container_pid);
+    out
+}
+
+impl StateDir {
+    /// The processes of container `id` (like `runc ps` / `docker top`).
+    ///
+    /// # Errors
+    /// As [`StateDir::load`].
+    pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>> {
+        Ok(processes_of(&self.load(id)?.cgroup))
     }
 }

@@ -9,23 +9,53 @@
 //! # Design
 //! - **One forked child, no helper binary.** The parent prepares everything that allocates — C strings, the mount
 //!   list, the compiled seccomp BPF program — and then `clone3`s a child with `CLONE_PIDFD` (plus
-//!   `CLONE_NEWPID`/`CLONE_NEWUSER` when asked). The child only makes raw system calls until `execve`, so spawning is
-//!   safe from a multithreaded or async program. The pidfd is the handle: signals and waits can never hit a
-//!   recycled pid.
-//! - **Typed spawn errors.** The child reports a failed step (exec not found, bad cwd, bad user, a mount) as a
-//!   fixed-size record over a close-on-exec pipe; the parent turns it into an [`Error`] variant with context.
-//! - **Filesystem.** Mounts are made relative to an fd of the rootfs with `openat2(RESOLVE_IN_ROOT)`, through
-//!   `/proc/self/fd/N`, so a symlink in the rootfs cannot redirect a mount outside it; masked paths are covered with
-//!   a `/dev/null` that was opened once and verified to be the null device (CVE-2025-31133). Then `pivot_root`.
-//!   All mounts live in the container's mount namespace and vanish with it.
-//! - **Cgroups** go through a small in-crate layer ([`cgroup`]) that handles v1, v2 and hybrid hosts; the module
-//!   docs say why not `cgroups-rs`.
-//! - **Seccomp**: Docker's default profile ships with the crate and is resolved for the container's capabilities,
-//!   architecture and kernel ([`seccomp::docker_default`]), then compiled with libseccomp.
-//! - **CVE defences**: the child is non-dumpable until `execve` and never re-executes the host binary
-//!   (CVE-2019-5736); every inherited fd is marked close-on-exec and the working directory is resolved inside the
-//!   root and checked with `getcwd` (CVE-2024-21626).
+//!   `CLONE_NEWPID`/`CLONE_NEWUSER` when asked). The child only makes raw system calls until `execve` (no
+//!   allocation, no locks, no glibc `setuid`-family wrappers, which would signal the parent's other threads), so
+//!   spawning is safe from a multithreaded or async program. The pidfd is the handle: signals and waits can never
+//!   hit a recycled pid. Namespaces joined by path (`--net=container:x`) are joined by a short-lived helper thread
+//!   just before the clone, so the caller's threads are untouched and the child starts inside them.
+//! - **Typed spawn errors.** The child reports a failed step (exec not found, permission, bad cwd, bad user, a
+//!   mount) as a fixed-size record over a close-on-exec pipe; the parent turns it into an [`Error`] variant with
+//!   context. A clean EOF on that pipe means `execve` succeeded.
+//! - **Filesystem.** Mount propagation is made private, the rootfs is bind-mounted onto itself, and every mount
+//!   target is opened relative to an fd of the rootfs with `openat2(RESOLVE_IN_ROOT)` and mounted through
+//!   `/proc/self/fd/N`, so a symlink in the rootfs cannot redirect a mount outside it. Masked paths get a
+//!   `/dev/null` that was opened once and checked to be the null device, or an empty read-only tmpfs; read-only
+//!   paths are bind-remounted keeping their locked flags; `/dev/console` is bound from a reopened pty checked to
+//!   be the same device (CVE-2025-31133, CVE-2025-52565). Then `pivot_root(".", ".")` (or, where that is
+//!   impossible or [`SpawnOptions::no_pivot`] asks, `MS_MOVE` + `chroot`, which a process with
+//!   `CAP_SYS_CHROOT` can escape). All mounts live in the container's mount namespace and vanish with it.
+//! - **Cgroups** go through a small in-crate layer ([`cgroup`]) for v1, v2 and hybrid hosts; its docs say why not
+//!   `cgroups-rs`. The process is attached before it runs anything of its own; the cgroup is removed (killing
+//!   stragglers) when the container is waited for.
+//! - **Seccomp**: Docker's default profile ships with the crate and is resolved for the container's bounding
+//!   capabilities, architecture and kernel ([`seccomp::docker_default`]), then compiled with libseccomp (once per
+//!   profile: compiled programs are cached). A spec's own `linux.seccomp` replaces it.
+//! - **Capabilities**: bounding set dropped, then `setgroups`/`setresgid`/`setresuid` with keep-caps, then
+//!   `capset` and the ambient set; Docker's 14 by default ([`caps::docker_default`]).
+//! - **CVE defences**: the child is non-dumpable until `execve` and never re-executes the host binary, so no
+//!   container process can open it through `/proc/PID/exe` (CVE-2019-5736); every inherited fd is marked
+//!   close-on-exec and the working directory is resolved inside the root (magic links refused) and checked with
+//!   `getcwd` (CVE-2024-21626).
+//! - **Create/start split and state**: with [`SpawnOptions::created_only`] the child waits on a FIFO in the state
+//!   directory just before `execve`; [`StateDir`] lets any process start, signal, exec into, list and delete a
+//!   container by id — what an OCI runtime CLI (runc's command line) needs.
 //!
+//! # Not supported (refused with [`Error::InvalidSpec`], never ignored)
+//! Hooks (the runtime driving the sandbox runs them), AppArmor and SELinux labels, time namespaces, personality,
+//! Intel RDT, memory policy, net devices, hugetlb/network/RDMA limits, block IO throttling and per-device weights,
+//! kernel memory limits, realtime CPU, `disableOOMKiller`, sysctls outside the container's own namespaces, and
+//! seccomp user notification.
+//!
+//! # Known limits
+//! - The cgroup v2 code path is written but this project's machines only have v1 controllers, so it is not
+//!   exercised by the tests; on v2 the device rules of `linux.resources.devices` are not enforced (that needs an
+//!   eBPF program).
+//! - Rootless use (a non-root caller with a user namespace) writes `setgroups deny` as required, but is untested
+//!   and still needs write access to a cgroup.
+//! - The `init` reaper is this crate's code running as pid 1 in the container (non-dumpable); it exits with the
+//!   program's code or 128+signal.
+
 //! # Example
 //! ```no_run
 //! use wharf_sandbox::{Container, StdioConfig, oci_spec::runtime::Spec};

@@ -212,6 +212,9 @@ fn detached_container_is_deleted_by_id() {
     c.detach();
     let sd = StateDir::new(states.path()).unwrap();
     assert_eq!(sd.status(&id).unwrap(), Status::Running);
+    let ps = sd.processes(&id).unwrap();
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].container_pid, 1);
     // Another handle (as a runtime CLI invoked again would) runs a process in it.
     let mut p = sd
         .exec(&id, &process(&["sh", "-c", "hostname; echo $$"]), StdioConfig::piped())
