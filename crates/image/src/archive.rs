@@ -697,13 +697,7 @@ fn copy_blob(store: &Store, d: &Digest, dest: &Path) -> Result<()> {
         let out = File::create(&temp).map_err(Error::io("create", &temp))?;
         let mut w = VerifyingWriter::new(io::BufWriter::new(out), d.algorithm(), Some(d.clone()), None);
         io::copy(&mut BufReader::new(src), &mut w).map_err(Error::io("copy", &temp))?;
-        let (buf, _, _) = w.finish().map_err(|e| match crate::DigestError::from_io(&e) {
-            Some(de) => Error::Corrupt {
-                digest: d.clone(),
-                source: de.clone(),
-            },
-            None => Error::io("write", &temp)(e),
-        })?;
+        let (buf, _, _) = w.finish().map_err(|e| Error::verification(e, d, "write", &temp))?;
         let f = buf
             .into_inner()
             .map_err(|e| Error::io("write", &temp)(e.into_error()))?;
@@ -918,13 +912,9 @@ fn append_layer<W: Write>(
         let out = File::create(&temp).map_err(Error::io("create", &temp))?;
         let mut w = VerifyingWriter::new(io::BufWriter::new(out), Algorithm::Sha256, Some(diff_id.clone()), None);
         io::copy(&mut reader, &mut w).map_err(Error::io("decompress", store.blob_path(&digest)))?;
-        let (_, _, size) = w.finish().map_err(|e| match crate::DigestError::from_io(&e) {
-            Some(de) => Error::Corrupt {
-                digest: diff_id.clone(),
-                source: de.clone(),
-            },
-            None => Error::io("write", &temp)(e),
-        })?;
+        let (_, _, size) = w
+            .finish()
+            .map_err(|e| Error::verification(e, diff_id, "write", &temp))?;
         if written.insert(diff_id.clone()) {
             let mut h = file_header(size);
             let f = File::open(&temp).map_err(Error::io("open", &temp))?;

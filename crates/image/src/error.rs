@@ -83,6 +83,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error of a verifying read or write: [`Error::Corrupt`] when the content did not match
+    /// `digest` (the verification failure travels inside the `io::Error`), else an IO error on `path`.
+    pub fn verification(e: io::Error, digest: &Digest, op: &'static str, path: impl Into<PathBuf>) -> Error {
+        match DigestError::from_io(&e) {
+            Some(source) => Error::Corrupt {
+                digest: digest.clone(),
+                source: source.clone(),
+            },
+            None => Error::io(op, path)(e),
+        }
+    }
+
     /// An IO error with its operation and path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();

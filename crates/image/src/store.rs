@@ -168,17 +168,13 @@ impl BlobWriter {
     }
 
     fn verification_error(&self, e: io::Error) -> Error {
-        match DigestError::from_io(&e) {
-            Some(d) => Error::Corrupt {
-                digest: match d {
-                    DigestError::Mismatch { expected, .. } => expected.clone(),
-                    DigestError::SizeMismatch { digest, .. } => digest.clone(),
-                    _ => Digest::sha256(b""),
-                },
-                source: d.clone(),
-            },
-            None => Error::io("write", &self.temp)(e),
-        }
+        // The digest the content was expected to have is named by the failure itself.
+        let expected = match DigestError::from_io(&e) {
+            Some(DigestError::Mismatch { expected, .. }) => expected.clone(),
+            Some(DigestError::SizeMismatch { digest, .. }) => digest.clone(),
+            _ => Digest::sha256(b""),
+        };
+        Error::verification(e, &expected, "write", &self.temp)
     }
 }
 
