@@ -625,6 +625,54 @@ mod tests {
     }
 
     #[test]
+    fn default_spec_plan() {
+        let mut spec = Spec::default();
+        spec.set_hostname(Some("h".into()));
+        let ns = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
+        let plan = fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, ns).unwrap();
+        assert_eq!(plan.propagation, libc::MS_PRIVATE);
+        assert_eq!(plan.mounts.len(), spec.mounts().as_ref().unwrap().len());
+        assert_eq!(plan.mounts[0].target.rel.as_bytes(), b"proc");
+        // The default device nodes are created in the tmpfs /dev, with the /dev/fd... symlinks.
+        let devs: Vec<&[u8]> = plan.devices.iter().map(|d| d.path.rel.as_bytes()).collect();
+        assert_eq!(
+            devs,
+            [
+                &b"dev/null"[..],
+                b"dev/zero",
+                b"dev/full",
+                b"dev/random",
+                b"dev/urandom",
+                b"dev/tty"
+            ]
+        );
+        assert!(
+            plan.devices
+                .iter()
+                .all(|d| d.name.as_bytes() == &d.path.rel.as_bytes()[4..])
+        );
+        assert!(plan.dev_symlinks);
+        assert!(plan.masked.iter().any(|m| m.rel.as_bytes() == b"proc/kcore"));
+        assert!(plan.readonly.iter().any(|m| m.rel.as_bytes() == b"proc/sys"));
+        // A hostname needs a UTS namespace of its own.
+        assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWNS).is_err());
+    }
+
+    #[test]
+    fn relative_and_typeless_mounts_are_refused() {
+        let mut spec = Spec::default();
+        let mut m = Mount::default();
+        m.set_destination("relative".into());
+        m.set_typ(Some("tmpfs".into()));
+        spec.set_mounts(Some(vec![m.clone()]));
+        assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWUTS).is_err());
+        m.set_destination("/x".into());
+        m.set_typ(None);
+        spec.set_mounts(Some(vec![m]));
+        assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWUTS).is_err());
+    }
+
+    #[test]
     fn empty_args_are_refused() {
         let mut p = Process::default();
         p.set_args(Some(vec![]));

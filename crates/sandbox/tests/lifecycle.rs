@@ -346,3 +346,23 @@ fn spawning_from_many_threads_at_once_is_safe() {
         c.join().unwrap();
     }
 }
+
+#[test]
+fn stdio_to_and_from_files() {
+    let root = rootfs();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in"), "line from a file\n").unwrap();
+    let stdio = StdioConfig {
+        stdin: std::fs::File::open(dir.path().join("in")).unwrap().into(),
+        stdout: std::fs::File::create(dir.path().join("out")).unwrap().into(),
+        stderr: std::fs::File::create(dir.path().join("err")).unwrap().into(),
+        extra_fds: Vec::new(),
+    };
+    let mut c = Container::spawn(&sh("read l; echo \"got $l\"; echo oops >&2"), root.path(), stdio).unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out")).unwrap(),
+        "got line from a file\n"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("err")).unwrap(), "oops\n");
+}
