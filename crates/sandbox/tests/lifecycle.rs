@@ -366,3 +366,42 @@ fn stdio_to_and_from_files() {
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("err")).unwrap(), "oops\n");
 }
+
+#[test]
+fn exec_into_a_user_namespaced_container() {
+    use wharf_sandbox::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType};
+    let root = rootfs();
+    let mut s = spec(&["sleep", "100"]);
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    let mut user = LinuxNamespace::default();
+    user.set_typ(LinuxNamespaceType::User);
+    nss.push(user);
+    linux.set_namespaces(Some(nss));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(500000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    let mut c = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap();
+    let mut p = c
+        .exec(
+            &process(&["sh", "-c", "id -u; cat /proc/self/uid_map"]),
+            StdioConfig::piped(),
+        )
+        .unwrap();
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "500000", "65536"]
+    );
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().unwrap();
+}
