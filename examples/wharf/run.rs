@@ -296,18 +296,21 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         if exit.oom_kills > 0 {
             eprintln!("wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))", exit.oom_kills);
         }
-        rootfs.close()?;
+        if args.rm {
+            rootfs.close()?;
+        } else {
+            // A stopped container keeps its filesystem until `wharf rm`, as docker's do.
+            std::mem::forget(rootfs);
+        }
         Ok(match exit.status {
             ExitStatus::Exited(c) => (c & 0xff) as u8,
             ExitStatus::Signaled(s) => (128 + s) as u8,
         })
     })();
-    if !args.detach || result.is_err() {
+    if args.rm || result.is_err() {
         let _ = states.delete(&name, true);
-        if args.rm || result.is_err() {
-            let _ = Rootfs::cleanup_stale(&dir);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        let _ = Rootfs::cleanup_stale(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
