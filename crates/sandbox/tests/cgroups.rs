@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use common::{rootfs, sh, spec};
@@ -173,4 +174,41 @@ fn cpu_usage_is_counted() {
     }
     c.kill(libc::SIGKILL).unwrap();
     c.wait().unwrap();
+}
+
+/// The v2 code path on this host's controller-less cgroup2 mount: create, attach, list, kill, delete work; a
+/// limit whose controller is missing is a clear error.
+#[test]
+fn v2_hierarchy_create_attach_kill_delete() {
+    use wharf_sandbox::cgroup::{Cgroup, CgroupDriver};
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let driver = CgroupDriver {
+        version: CgroupVersion::V2,
+        mounts: vec![(String::new(), mount.into())],
+    };
+    let rel = std::path::PathBuf::from(format!("wharf-v2-test/{}", std::process::id()));
+    let cg = Cgroup::create(&driver, &rel, None).unwrap();
+    assert!(cg.exists());
+    let mut child = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    cg.attach(child.id() as i32).unwrap();
+    assert_eq!(cg.pids(), vec![child.id() as i32]);
+    let mut mem = LinuxMemory::default();
+    mem.set_limit(Some(1 << 20));
+    let mut r = LinuxResources::default();
+    r.set_memory(Some(mem));
+    let available = std::fs::read_to_string(std::path::Path::new(mount).join("cgroup.controllers")).unwrap();
+    if !available.split_whitespace().any(|c| c == "memory") {
+        let e = cg.update(&r).unwrap_err();
+        assert!(matches!(e, wharf_sandbox::Error::CgroupUnavailable { .. }), "{e:?}");
+    }
+    cg.kill_all(Duration::from_secs(5));
+    assert!(child.wait().unwrap().signal().is_some());
+    cg.delete().unwrap();
+    assert!(!cg.exists());
+    let _ = std::fs::remove_dir(std::path::Path::new(mount).join("wharf-v2-test"));
 }
