@@ -1125,12 +1125,10 @@ impl Container {
     /// # Errors
     /// [`Error::Os`] if waiting fails; cgroup removal errors.
     pub fn wait(&mut self) -> Result<Exit> {
-        self.wait_timeout(None).map(|e| {
-            e.unwrap_or(Exit {
-                status: ExitStatus::Signaled(0),
-                oom_kills: 0,
-                timed_out: false,
-            })
+        // Without a timeout, waiting only ends with an exit.
+        self.wait_timeout(None)?.ok_or_else(|| Error::Os {
+            what: "waitid",
+            source: std::io::ErrorKind::Other.into(),
         })
     }
 
@@ -1433,5 +1431,18 @@ impl StateDir {
     /// As [`StateDir::load`].
     pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>> {
         Ok(processes_of(&self.load(id)?.cgroup))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Container>();
+        send_sync::<ProcessHandle>();
+        send_sync::<StateDir>();
     }
 }
