@@ -1,0 +1,96 @@
+//! The runtime's error type: one line per failure, naming what failed and on which input.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything a runtime command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sandbox refused or failed (its message names the spec field, path or step).
+    #[error(transparent)]
+    Sandbox(#[from] wharf::sandbox::Error),
+    /// The bundle or its `config.json` cannot be used.
+    #[error("bundle {path}: {reason}")]
+    Bundle {
+        /// The bundle directory or its config.json.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `config.json` field this runtime does not support.
+    #[error("config.json field {field} is not supported by this runtime: {reason}")]
+    Unsupported {
+        /// The JSON path of the field.
+        field: String,
+        /// Why, or what would be needed.
+        reason: String,
+    },
+    /// No container with this id in the state directory.
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    /// The container is in the wrong state for the command.
+    #[error("container {id:?} is {status}: {reason}")]
+    BadState {
+        /// The container id.
+        id: String,
+        /// Its current status.
+        status: String,
+        /// What the command needed.
+        reason: &'static str,
+    },
+    /// A signal name or number that does not exist.
+    #[error("unknown signal {0:?}")]
+    Signal(String),
+    /// A command-line value that does not parse.
+    #[error("invalid {flag} value {value:?}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Handing the pty master over the console socket failed.
+    #[error("console socket {path}: {source}")]
+    Console {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A lifecycle hook failed.
+    #[error("{kind} hook {path}: {reason}")]
+    Hook {
+        /// prestart, createRuntime, ...
+        kind: &'static str,
+        /// The hook's executable.
+        path: PathBuf,
+        /// Exit status, timeout or spawn error.
+        reason: String,
+    },
+    /// A combination of flags and config that cannot work.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// A closure turning an `io::Error` into [`Error::Io`] for `path`.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}
+
+/// The runtime's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
