@@ -76,21 +76,10 @@ impl Mounter for KernelMounter {
 }
 
 /// How to assemble a [`Rootfs`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RootfsOptions {
     /// Force a mode; `None` (the default) tries overlay and falls back to a copy.
     pub mode: Option<MountMode>,
-    /// Who performs mounts. Default: [`KernelMounter`].
-    pub mounter: std::sync::Arc<dyn Mounter>,
-}
-
-impl Default for RootfsOptions {
-    fn default() -> Self {
-        RootfsOptions {
-            mode: None,
-            mounter: std::sync::Arc::new(KernelMounter),
-        }
-    }
 }
 
 /// A container's root filesystem. Unmounted and removed on drop or [`Rootfs::close`].
@@ -223,6 +212,24 @@ impl Rootfs {
         dir: impl AsRef<Path>,
         opts: &RootfsOptions,
     ) -> Result<Rootfs> {
+        Rootfs::create_with(cache, layers, dir, opts, std::sync::Arc::new(KernelMounter))
+    }
+
+    /// As [`Rootfs::create`], with mounts made by `mounter` (a test double, or a mounter
+    /// that works inside another mount namespace).
+    ///
+    /// # Ambient authority
+    /// Creates `dir`.
+    ///
+    /// # Errors
+    /// As [`Rootfs::create`].
+    pub fn create_with(
+        cache: &LayerCache,
+        layers: &[CachedLayer],
+        dir: impl AsRef<Path>,
+        opts: &RootfsOptions,
+        mounter: std::sync::Arc<dyn Mounter>,
+    ) -> Result<Rootfs> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir(&dir).map_err(Error::io("create", &dir))?;
         let mut holds = Vec::with_capacity(layers.len());
@@ -233,7 +240,7 @@ impl Rootfs {
             fallback_reason: None,
             active: true,
             _holds: Vec::new(),
-            mounter: opts.mounter.clone(),
+            mounter,
         };
         for l in layers {
             if !cache.contains(&l.diff_id) {
@@ -689,11 +696,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (cache, layers) = fake_cache(tmp.path(), 3);
         let rec = Arc::new(Recording::default());
-        let opts = RootfsOptions {
-            mode: None,
-            mounter: rec.clone(),
-        };
-        let r = Rootfs::create(&cache, &layers, tmp.path().join("c"), &opts).unwrap();
+        let r = Rootfs::create_with(
+            &cache,
+            &layers,
+            tmp.path().join("c"),
+            &RootfsOptions::default(),
+            rec.clone(),
+        )
+        .unwrap();
         assert_eq!(r.mode(), MountMode::Overlay);
         let hex = |i: usize| layers[i].diff_id.hex().to_string();
         drop(r);
@@ -721,11 +731,14 @@ mod tests {
             fail: true,
             ..Recording::default()
         });
-        let opts = RootfsOptions {
-            mode: None,
-            mounter: rec.clone(),
-        };
-        let r = Rootfs::create(&cache, &layers, tmp.path().join("c"), &opts).unwrap();
+        let r = Rootfs::create_with(
+            &cache,
+            &layers,
+            tmp.path().join("c"),
+            &RootfsOptions::default(),
+            rec.clone(),
+        )
+        .unwrap();
         assert_eq!(r.mode(), MountMode::Copy);
         assert!(
             r.fallback_reason().unwrap().contains("fsopen overlay"),
@@ -740,9 +753,8 @@ mod tests {
         // Forcing overlay reports the failure instead.
         let forced = RootfsOptions {
             mode: Some(MountMode::Overlay),
-            mounter: rec,
         };
-        let err = Rootfs::create(&cache, &layers, tmp.path().join("d"), &forced).unwrap_err();
+        let err = Rootfs::create_with(&cache, &layers, tmp.path().join("d"), &forced, rec).unwrap_err();
         assert!(matches!(err, Error::Mount { .. }), "{err}");
         assert!(!tmp.path().join("d").exists());
     }

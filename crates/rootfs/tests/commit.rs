@@ -184,7 +184,6 @@ fn export_is_the_merged_tree_as_one_tar() {
         e.tmp.path().join("copy"),
         &RootfsOptions {
             mode: Some(MountMode::Copy),
-            ..RootfsOptions::default()
         },
     )
     .unwrap();

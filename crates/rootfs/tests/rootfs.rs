@@ -185,7 +185,6 @@ fn copy_fallback_gives_the_same_tree_as_overlay() {
         e.containers.join("c"),
         &RootfsOptions {
             mode: Some(MountMode::Copy),
-            ..RootfsOptions::default()
         },
     )
     .unwrap();

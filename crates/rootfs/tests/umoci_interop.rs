@@ -252,7 +252,6 @@ fn wharf_flatten_and_overlay_match_umoci_unpack() {
         tmp.path().join("copy"),
         &RootfsOptions {
             mode: Some(MountMode::Copy),
-            ..RootfsOptions::default()
         },
     )
     .unwrap();
