@@ -517,3 +517,48 @@ fn a_reader_error_is_reported_as_such() {
     assert!(matches!(err, Error::Read(_)), "{err:?}");
     let _ = std::io::sink().write(b"");
 }
+
+#[test]
+fn swapping_a_directory_for_a_symlink_during_extraction_never_redirects_writes() {
+    // The CVE-2018-15664 class: while a layer is written, something else keeps exchanging
+    // the directory `a` with a symlink to the host directory.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = Scratch::new();
+    std::fs::create_dir(s.root.join("a")).unwrap();
+    std::os::unix::fs::symlink("../host", s.root.join("a-link")).unwrap();
+    let mut t = Tar::new();
+    for i in 0..3000 {
+        t.file(&format!("a/f{i}"), b"x", 0o644);
+    }
+    let layer = t.end();
+    let done = AtomicBool::new(false);
+    let swaps = std::thread::scope(|sc| {
+        let swapper = sc.spawn(|| {
+            let root = std::fs::File::open(&s.root).unwrap();
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(&root, "a", &root, "a-link", rustix::fs::RenameFlags::EXCHANGE).unwrap();
+                n += 1;
+            }
+            n
+        });
+        let result = apply(&s.root, &layer, &ApplyOptions::default());
+        done.store(true, Ordering::Relaxed);
+        if let Err(e) = &result {
+            // Refusing is fine (the path led outside at that moment); writing outside is not.
+            assert!(matches!(e, Error::Escape { .. } | Error::Entry { .. }), "{e}");
+        }
+        swapper.join().unwrap()
+    });
+    assert!(swaps > 10, "the race did not happen ({swaps} swaps)");
+    s.assert_host_untouched();
+    // Whatever was written is inside the root, in the real directory.
+    let real = if std::fs::symlink_metadata(s.root.join("a")).unwrap().is_dir() {
+        "a"
+    } else {
+        "a-link"
+    };
+    for e in std::fs::read_dir(s.root.join(real)).unwrap() {
+        assert!(e.unwrap().file_name().to_string_lossy().starts_with('f'));
+    }
+}
