@@ -1,9 +1,9 @@
 //! Root filesystems from image layers.
 //!
-//! - [`apply_layer`] / [`extract_layer`] / [`unpack_image`]: stream a layer blob (tar, gzip or zstd) onto a
-//!   directory through a strict tar reader ([`tar`]), flattening whiteouts or producing an
-//!   overlay-format layer directory ([`LayerFormat`]), within budgets ([`Limits`]) and
-//!   verifying the diff_id while extracting.
+//! - [`apply_layer`] / [`extract_layer`] / [`unpack_image`]: stream a layer blob (tar, gzip
+//!   or zstd) onto a directory through a strict tar reader ([`tar`]), flattening whiteouts
+//!   or producing an overlay-format layer directory ([`LayerFormat`]), within budgets
+//!   ([`Limits`]) and verifying the diff_id while extracting.
 //! - [`LayerCache`]: layers extracted once, by diff_id, in overlay format, in parallel,
 //!   atomically and safely across processes.
 //! - [`Rootfs`]: a container's root filesystem: an overlay of cached layers with its own
@@ -23,10 +23,25 @@
 //!   entry, not a silent re-rooting.
 //! - **Strict parsing.** A layer that two tar implementations could read differently is
 //!   refused (see [`tar`]).
-//! - **Streaming on two threads.** Decompression and hashing run on a helper thread that
-//!   hands 512 KiB chunks to the thread writing files; file data goes from those chunks to
-//!   `write(2)` without another copy, and a regular file costs `openat`, `write`s,
-//!   `futimens` and `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed).
+//! - **Streaming on two threads.** Decompression runs on a helper thread that hands 512 KiB
+//!   chunks to the thread hashing them (the diff_id) and writing files; file data goes from
+//!   those chunks to `write(2)` without another copy, and a regular file costs `openat`,
+//!   `write`s, `futimens` and `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed).
+//! - **Layers apart, in overlay form.** The cache extracts each layer into its own
+//!   directory with overlayfs whiteouts, so an image's layers extract in parallel and a
+//!   container costs one mount. A hardlink into a lower layer is the exception: that layer
+//!   is redone once its lowers exist, copying the target up as overlayfs does.
+//! - **Privileged calls behind [`Mounter`]**, so the mount sequence is unit-tested with a
+//!   recording double while root-only integration tests run the real kernel path.
+//!
+//! ## Deliberate differences from Docker and umoci
+//! - Entry names that are absolute or contain `..` are refused ([`Error::UnsafePath`]);
+//!   Docker and umoci re-root them. Only the root's own aliases (`/`, `.`, `./`) pass.
+//! - A symlink in an entry's parent path is followed only while it stays beneath the root;
+//!   an absolute symlink or one climbing out is refused ([`Error::Escape`]) rather than
+//!   resolved as if the root were `/`.
+//! - Overlay-format extraction (the cache) needs privilege: whiteouts are device nodes and
+//!   opaque markers `trusted.*` xattrs.
 
 mod apply;
 mod cache;
