@@ -238,8 +238,8 @@ impl Cgroup {
             dirs,
         };
         let applied = (|| {
-            if cg.version == CgroupVersion::V1 && cg.dir("devices").is_some() {
-                let rules = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
+            let rules = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
+            if cg.version == CgroupVersion::V2 || cg.dir("devices").is_some() {
                 cg.apply_devices(&rules)?;
             }
             match resources {
@@ -422,11 +422,10 @@ impl Cgroup {
                 write(&self.need("io", file)?, &v.to_string(), "io weight")?;
             }
         }
-        if v1 {
-            if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
-                self.apply_devices(devs)?;
-            }
-        } else if let Some(unified) = r.unified() {
+        if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+            self.apply_devices(devs)?;
+        }
+        if let (CgroupVersion::V2, Some(unified)) = (self.version, r.unified()) {
             let dir = self.need("", "cgroup.procs")?;
             let dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
             let mut keys: Vec<_> = unified.iter().collect();
@@ -444,9 +443,30 @@ impl Cgroup {
         Ok(())
     }
 
-    /// cgroup v1 device access: deny everything, then the spec's rules, then the nodes every container gets (as
-    /// runc and Docker do; without this a container with CAP_MKNOD could open the host's disks).
+    /// Device access: deny everything, then the spec's rules, then the nodes every container gets (as runc and
+    /// Docker do; without this a container with CAP_MKNOD could open the host's disks). v1 writes
+    /// `devices.deny`/`devices.allow`; v2 attaches an eBPF program ([`crate::devices`]).
     fn apply_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        if self.version == CgroupVersion::V2 {
+            let dir = self.dir("").ok_or_else(|| Error::CgroupUnavailable {
+                controller: "devices".into(),
+                reason: "no cgroup directory".into(),
+            })?;
+            let mut all = vec![crate::devices::Rule {
+                allow: false,
+                typ: 'a',
+                major: None,
+                minor: None,
+                access: 7,
+            }];
+            all.extend(rules.iter().map(crate::devices::Rule::from_spec));
+            all.extend(
+                DEFAULT_ALLOWED_DEVICES
+                    .iter()
+                    .filter_map(|r| crate::devices::Rule::parse_allow(r)),
+            );
+            return crate::devices::attach(dir, &all);
+        }
         let deny = self.need("devices", "devices.deny")?;
         let dir = deny.parent().map(Path::to_path_buf).unwrap_or_default();
         write(&deny, "a", "device rule")?;

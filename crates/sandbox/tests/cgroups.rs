@@ -212,3 +212,46 @@ fn v2_hierarchy_create_attach_kill_delete() {
     assert!(!cg.exists());
     let _ = std::fs::remove_dir(std::path::Path::new(mount).join("wharf-v2-test"));
 }
+
+/// The cgroup v2 device filter (an eBPF program) on the host's cgroup2 mount: a process in the cgroup may use
+/// /dev/zero and /dev/null but not a block device, and may mknod anything.
+#[test]
+fn v2_device_filter_denies_nodes_outside_the_default_set() {
+    use std::io::{Read, Write};
+    use wharf_sandbox::cgroup::{Cgroup, CgroupDriver};
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let driver = CgroupDriver {
+        version: CgroupVersion::V2,
+        mounts: vec![(String::new(), mount.into())],
+    };
+    let rel = std::path::PathBuf::from(format!("wharf-v2-dev-test/{}", std::process::id()));
+    let cg = Cgroup::create(&driver, &rel, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "read go; head -c1 /dev/zero | wc -c; head -c1 /dev/loop0; echo loop=$?; mknod {0}/blk b 7 0 && echo mknod-ok; head -c1 {0}/blk; echo blk=$?",
+        dir.path().display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cg.attach(child.id() as i32).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child.wait().unwrap();
+    cg.delete().unwrap();
+    let _ = std::fs::remove_dir(std::path::Path::new(mount).join("wharf-v2-dev-test"));
+    assert_eq!(out, "1\nloop=1\nmknod-ok\nblk=1\n", "{err}");
+    assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+}
