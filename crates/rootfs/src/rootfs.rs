@@ -255,6 +255,12 @@ impl Rootfs {
         let me = std::process::id();
         let owner = format!("{me} {}\n", start_time(me).unwrap_or(0));
         fs::write(dir.join("owner"), owner).map_err(Error::io("write", dir.join("owner")))?;
+        let ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+        let json = serde_json::to_vec(&ids).map_err(|e| Error::Invalid {
+            what: "layer list",
+            reason: e.to_string(),
+        })?;
+        fs::write(dir.join("layers.json"), json).map_err(Error::io("write", dir.join("layers.json")))?;
         let merged = dir.join("rootfs");
         fs::create_dir(&merged).map_err(Error::io("create", &merged))?;
         let want_overlay = opts.mode != Some(MountMode::Copy);
@@ -343,6 +349,91 @@ impl Rootfs {
         self.teardown()
     }
 
+    /// Keeps the rootfs (mounted, with its upper dir) after this handle is gone: for a
+    /// container that outlives the process, or a stopped one kept until it is removed.
+    /// [`Rootfs::cleanup_stale`] leaves it alone; [`Rootfs::attach`] gets a handle back.
+    /// Returns the container directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] recording it (the rootfs then stays owned by this process).
+    pub fn persist(mut self) -> Result<PathBuf> {
+        let owner = self.dir.join("owner");
+        fs::write(&owner, "persistent\n").map_err(Error::io("write", &owner))?;
+        self.active = false;
+        Ok(self.dir.clone())
+    }
+
+    /// A handle on a rootfs made by [`Rootfs::create`] (possibly by another process, and
+    /// [persisted](Rootfs::persist)): holds its layers again and, in overlay mode, mounts it
+    /// again if it is not mounted (after a reboot). Dropping the handle unmounts and removes
+    /// it, as for a new one, unless it is persisted again.
+    ///
+    /// # Ambient authority
+    /// Reads `dir`; mounts on `dir/rootfs`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `dir` is not a rootfs directory or a layer left the cache;
+    /// mount errors.
+    pub fn attach(cache: &LayerCache, dir: impl AsRef<Path>) -> Result<Rootfs> {
+        Rootfs::attach_with(cache, dir, std::sync::Arc::new(KernelMounter))
+    }
+
+    /// As [`Rootfs::attach`], with mounts made by `mounter`.
+    ///
+    /// # Errors
+    /// As [`Rootfs::attach`].
+    pub fn attach_with(
+        cache: &LayerCache,
+        dir: impl AsRef<Path>,
+        mounter: std::sync::Arc<dyn Mounter>,
+    ) -> Result<Rootfs> {
+        let dir = dir.as_ref().to_path_buf();
+        let list = dir.join("layers.json");
+        let bytes = fs::read(&list).map_err(Error::io("read", &list))?;
+        let ids: Vec<wharf_image::Digest> = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+            what: "rootfs directory",
+            reason: format!("{}: {e}", list.display()),
+        })?;
+        let mut holds = Vec::with_capacity(ids.len());
+        let mut layers = Vec::with_capacity(ids.len());
+        for d in ids {
+            if !cache.contains(&d) {
+                return Err(Error::Invalid {
+                    what: "layer",
+                    reason: format!("{d} is no longer in the layer cache"),
+                });
+            }
+            holds.push(cache.hold(&d)?);
+            layers.push(CachedLayer {
+                path: cache.layer_path(&d),
+                diff_id: d,
+            });
+        }
+        let mode = if dir.join("upper").is_dir() {
+            MountMode::Overlay
+        } else {
+            MountMode::Copy
+        };
+        let rootfs = Rootfs {
+            dir,
+            mode,
+            layers,
+            fallback_reason: None,
+            active: true,
+            _holds: holds,
+            mounter,
+        };
+        if mode == MountMode::Overlay && !is_mounted(&rootfs.path()) {
+            let mut r = rootfs;
+            if let Err(e) = r.try_overlay() {
+                r.active = false; // not ours to delete: the caller decides
+                return Err(e);
+            }
+            return Ok(r);
+        }
+        Ok(rootfs)
+    }
+
     fn teardown(&mut self) -> Result<()> {
         if !self.active {
             return Ok(());
@@ -376,6 +467,9 @@ impl Rootfs {
             let Ok(owner) = fs::read_to_string(dir.join("owner")) else {
                 continue;
             };
+            if owner.trim() == "persistent" {
+                continue;
+            }
             let mut it = owner.split_whitespace();
             let (Some(pid), Some(start)) = (
                 it.next().and_then(|p| p.parse::<u32>().ok()),

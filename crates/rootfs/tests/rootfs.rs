@@ -341,3 +341,41 @@ fn progress_reports_extraction_and_cache_hits() {
     let second = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(second, vec!["cached"; 3]);
 }
+
+#[test]
+fn persisted_rootfs_outlives_its_handle_and_can_be_attached_again() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/persist:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let r = Rootfs::create(&e.cache, &cached, e.containers.join("p"), &RootfsOptions::default()).unwrap();
+    std::fs::write(r.path().join("etc/written"), b"by the container").unwrap();
+    let dir = r.persist().unwrap();
+    assert!(mounted(&dir.join("rootfs")));
+    assert!(Rootfs::cleanup_stale(&e.containers).unwrap().is_empty());
+    assert!(mounted(&dir.join("rootfs")));
+
+    // Another handle (as another process would get): diff sees the container's change.
+    let a = Rootfs::attach(&e.cache, &dir).unwrap();
+    assert_eq!(a.mode(), MountMode::Overlay);
+    assert_eq!(a.layers(), &cached[..]);
+    let mut blob = Vec::new();
+    a.diff(&mut blob, wharf_image::media::Compression::None).unwrap();
+    let listing = wharf_rootfs::list_layer(&blob[..], None, &wharf_rootfs::Limits::default()).unwrap();
+    assert!(listing.entries.iter().any(|x| x.path == "etc/written"));
+    let dir = a.persist().unwrap();
+
+    // After a reboot the mount is gone; attaching mounts it again with the same upper dir.
+    rustix::mount::unmount(dir.join("rootfs"), rustix::mount::UnmountFlags::empty()).unwrap();
+    assert!(!mounted(&dir.join("rootfs")));
+    let b = Rootfs::attach(&e.cache, &dir).unwrap();
+    assert!(mounted(&dir.join("rootfs")));
+    assert_eq!(
+        std::fs::read(b.path().join("etc/written")).unwrap(),
+        b"by the container"
+    );
+    b.close().unwrap();
+    assert!(!dir.exists() && !mounted(&dir.join("rootfs")));
+}
