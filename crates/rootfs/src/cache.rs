@@ -394,7 +394,16 @@ impl LayerCache {
     /// # Errors
     /// Store and IO errors.
     pub fn prune(&self, store: &Store) -> Result<Vec<Digest>> {
-        let mut needed = HashSet::new();
+        self.prune_keeping(store, &HashSet::new())
+    }
+
+    /// As [`LayerCache::prune`], also keeping `keep` (for example the layers of persisted
+    /// container filesystems, from [`Rootfs::layers_in_use`](crate::Rootfs::layers_in_use)).
+    ///
+    /// # Errors
+    /// Store and IO errors.
+    pub fn prune_keeping(&self, store: &Store, keep: &HashSet<Digest>) -> Result<Vec<Digest>> {
+        let mut needed = keep.clone();
         let platform = wharf_image::Platform::host();
         for summary in store.list()? {
             if let Ok(image) = store.image(&summary.reference, &platform)

@@ -446,6 +446,32 @@ impl Rootfs {
         fsutil::remove_tree(&self.dir).map_err(Error::io("remove", &self.dir))
     }
 
+    /// The layers used by the container filesystems under `base` (live or persisted),
+    /// which the layer cache must keep.
+    ///
+    /// # Ambient authority
+    /// Reads `base`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] reading `base`.
+    pub fn layers_in_use(base: impl AsRef<Path>) -> Result<std::collections::HashSet<wharf_image::Digest>> {
+        let base = base.as_ref();
+        let mut out = std::collections::HashSet::new();
+        let entries = match fs::read_dir(base) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read", base)(e)),
+        };
+        for e in entries.flatten() {
+            if let Ok(bytes) = fs::read(e.path().join("layers.json"))
+                && let Ok(ids) = serde_json::from_slice::<Vec<wharf_image::Digest>>(&bytes)
+            {
+                out.extend(ids);
+            }
+        }
+        Ok(out)
+    }
+
     /// Finds container directories under `base` whose owning process is gone, unmounts
     /// their rootfs if still mounted, and removes them. Returns the directories removed.
     ///

@@ -356,6 +356,11 @@ fn persisted_rootfs_outlives_its_handle_and_can_be_attached_again() {
     assert!(mounted(&dir.join("rootfs")));
     assert!(Rootfs::cleanup_stale(&e.containers).unwrap().is_empty());
     assert!(mounted(&dir.join("rootfs")));
+    // Its layers survive pruning even once the image is gone.
+    e.store.untag(&"wharf-test/persist:1".parse().unwrap()).unwrap();
+    let in_use = Rootfs::layers_in_use(&e.containers).unwrap();
+    assert_eq!(in_use.len(), 3);
+    assert!(e.cache.prune_keeping(&e.store, &in_use).unwrap().is_empty());
 
     // Another handle (as another process would get): diff sees the container's change.
     let a = Rootfs::attach(&e.cache, &dir).unwrap();
