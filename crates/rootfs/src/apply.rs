@@ -282,6 +282,9 @@ pub struct ApplyReport {
     pub entries: u64,
     /// What was skipped (device nodes when unprivileged, xattrs wharf does not apply).
     pub skipped: Vec<Skipped>,
+    /// Whether the layer had an entry for its root directory (whose mode, owner and times
+    /// were then applied to the root).
+    pub root_entry: bool,
 }
 
 /// Applies a layer blob onto the directory `root`.
@@ -331,14 +334,15 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         max_metadata: opts.limits.max_metadata_bytes,
         max_xattr_bytes: opts.limits.max_xattr_bytes,
     };
-    let ((entries, skipped), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
+    let ((entries, skipped, root_entry), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
         let mut tar = TarReader::new(chunks, reader_limits);
         let mut applier = Applier::new(root, opts);
         while let Some(entry) = tar.next_entry()? {
             applier.apply(&entry, &mut tar)?;
         }
         applier.finish()?;
-        Ok((applier.entries, applier.skipped))
+        let root_entry = applier.seen.contains_key(&Vec::new());
+        Ok((applier.entries, applier.skipped, root_entry))
     })?;
     if let Some(expected) = &opts.diff_id
         && *expected != summary.diff_id
@@ -355,7 +359,18 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         compression: summary.compression,
         entries,
         skipped,
+        root_entry,
     })
+}
+
+/// A directory made private while a layer is written into it gets the conventional root
+/// mode at the end unless a layer said otherwise.
+fn open_up_root(dir: &std::path::Path, root_entry: bool) -> Result<()> {
+    if !root_entry {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(Error::io("chmod", dir))?;
+    }
+    Ok(())
 }
 
 /// Extracts a layer into a new directory `dest`, which must not exist: the layer is
@@ -369,11 +384,12 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
 /// As [`apply_layer`], plus IO errors creating or renaming the directory.
 pub fn extract_layer<R: Read + Send>(dest: &std::path::Path, blob: R, opts: &ApplyOptions) -> Result<ApplyReport> {
     let tmp = crate::cache::temp_sibling(dest);
-    std::fs::create_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
+    fsutil::create_private_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
     let result = (|| {
         let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", &tmp)(e.into()))?;
         let report = apply_layer(&dir, blob, opts)?;
+        open_up_root(&tmp, report.root_entry)?;
         std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
         Ok(report)
     })();
@@ -414,7 +430,7 @@ pub fn unpack_image(
         });
     }
     let tmp = crate::cache::temp_sibling(dest);
-    std::fs::create_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
+    fsutil::create_private_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
     let budget = ImageBudget::new();
     let result = (|| {
         let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
@@ -440,6 +456,7 @@ pub fn unpack_image(
                 &layer_opts,
             )?);
         }
+        open_up_root(&tmp, reports.iter().any(|r| r.root_entry))?;
         std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
         Ok(reports)
     })();

@@ -87,6 +87,10 @@ impl LayerCache {
     /// [`Error::Io`] when the directories cannot be created.
     pub fn open(root: impl AsRef<Path>) -> Result<LayerCache> {
         let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+        // Layers hold images' set-uid binaries and device nodes: keep other users out.
+        fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(Error::io("chmod", &root))?;
         for sub in ["layers/sha256", "locks", "tmp"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
@@ -219,7 +223,7 @@ impl LayerCache {
             .join("tmp")
             .join(format!("{}-{}", diff_id.hex(), std::process::id()));
         let _ = fsutil::remove_tree(&tmp);
-        fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
+        fsutil::create_private_dir(&tmp).map_err(Error::io("create", &tmp))?;
         let result = (|| {
             let report = extract_layer(&tmp.join("fs"), std::io::BufReader::with_capacity(1 << 20, blob), &opts)?;
             let info = LayerInfo {

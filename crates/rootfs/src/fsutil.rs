@@ -105,3 +105,16 @@ pub(crate) fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
     remove_all_at(parent.as_fd(), name.as_bytes())?;
     Ok(())
 }
+
+/// Creates a directory only its owner can enter: what lies below (set-uid binaries and
+/// device nodes from images) must not be reachable by other host users.
+///
+/// # Ambient authority
+/// Creates `path` as given.
+pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path)?;
+    // The umask may have removed nothing we need; make the mode exact anyway.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}

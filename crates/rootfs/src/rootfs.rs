@@ -231,7 +231,8 @@ impl Rootfs {
         mounter: std::sync::Arc<dyn Mounter>,
     ) -> Result<Rootfs> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir(&dir).map_err(Error::io("create", &dir))?;
+        // Private: the merged view holds the image's set-uid binaries and device nodes.
+        fsutil::create_private_dir(&dir).map_err(Error::io("create", &dir))?;
         let mut holds = Vec::with_capacity(layers.len());
         let mut rootfs = Rootfs {
             dir: dir.clone(),
@@ -297,7 +298,11 @@ impl Rootfs {
                 fs::create_dir(d).map_err(Error::io("create", d))?;
             }
         }
-        let lowers: Vec<&Path> = self.layers.iter().rev().map(|l| l.path.as_path()).collect();
+        let lowers: Vec<&Path> = visible_layers(&self.layers)
+            .iter()
+            .rev()
+            .map(|l| l.path.as_path())
+            .collect();
         if lowers.is_empty() {
             // overlayfs needs a lower; an image without layers is an empty directory.
             let empty = self.dir.join("empty");
@@ -535,9 +540,25 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io("open", path)(e.into()))
 }
 
+/// The layers from the topmost one whose root is opaque (`/.wh..wh..opq`) upwards:
+/// overlayfs does not consult the opaque mark on a layer's root, so the layers it hides are
+/// left out instead.
+fn visible_layers(layers: &[CachedLayer]) -> &[CachedLayer] {
+    let opaque = |l: &CachedLayer| {
+        open_dir(&l.path)
+            .ok()
+            .and_then(|fd| get_xattr(fd.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()))
+            .is_some_and(|v| v == b"y")
+    };
+    match layers.iter().rposition(opaque) {
+        Some(i) => &layers[i..],
+        None => layers,
+    }
+}
+
 fn copy_layers(layers: &[CachedLayer], dest: &Path) -> Result<()> {
     let dst = open_dir(dest)?;
-    for l in layers {
+    for l in visible_layers(layers) {
         let src = open_dir(&l.path)?;
         let mut links = std::collections::HashMap::new();
         merge_dir(src.as_fd(), dst.as_fd(), dst.as_fd(), &mut Vec::new(), &mut links)

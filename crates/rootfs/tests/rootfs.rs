@@ -384,3 +384,67 @@ fn persisted_rootfs_outlives_its_handle_and_can_be_attached_again() {
     b.close().unwrap();
     assert!(!dir.exists() && !mounted(&dir.join("rootfs")));
 }
+
+#[test]
+fn private_directories_and_a_usable_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/modes:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    // Other host users cannot reach the images' set-uid binaries and devices.
+    assert_eq!(mode(e.cache.root()), 0o700);
+    for copy in [false, true] {
+        let opts = RootfsOptions {
+            mode: copy.then_some(MountMode::Copy),
+        };
+        let r = Rootfs::create(&e.cache, &cached, e.containers.join(format!("m{copy}")), &opts).unwrap();
+        assert_eq!(mode(r.dir()), 0o700);
+        // But the container's own / is traversable by its non-root users.
+        assert_eq!(mode(&r.path()), 0o755, "copy={copy}");
+    }
+    // A layer without a root entry extracts to a 0755 directory; one with it, to its mode.
+    let mut t = Tar::new();
+    t.file("f", b"", 0o644);
+    let d = e.containers.join("plain");
+    wharf_rootfs::extract_layer(&d, &t.end()[..], &ApplyOptions::default()).unwrap();
+    assert_eq!(mode(&d), 0o755);
+    let mut t = Tar::new();
+    t.dir("./", 0o750).file("f", b"", 0o644);
+    let d = e.containers.join("rooted");
+    wharf_rootfs::extract_layer(&d, &t.end()[..], &ApplyOptions::default()).unwrap();
+    assert_eq!(mode(&d), 0o750);
+}
+
+#[test]
+fn an_opaque_root_hides_every_lower_layer() {
+    let e = env();
+    let mut l2 = Tar::new();
+    l2.file(".wh..wh..opq", b"", 0o644)
+        .dir("only/", 0o755)
+        .file("only/this", b"x", 0o644);
+    let mut ls = layers();
+    ls.push(l2.end());
+    let image = store_image(&e.store, "wharf-test/opaque-root:1", &ls);
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let flat = e.containers.join("flat");
+    wharf_rootfs::unpack_image(&e.store, &image, &flat, &ApplyOptions::default()).unwrap();
+    let mut want = tree(&flat);
+    want.remove("");
+    assert_eq!(want.keys().collect::<Vec<_>>(), ["only", "only/this"]);
+    for copy in [false, true] {
+        let opts = RootfsOptions {
+            mode: copy.then_some(MountMode::Copy),
+        };
+        let r = Rootfs::create(&e.cache, &cached, e.containers.join(format!("o{copy}")), &opts).unwrap();
+        let mut got = tree(&r.path());
+        got.remove("");
+        assert_eq!(got, want, "copy={copy}");
+    }
+}
