@@ -322,3 +322,29 @@ fn run_with_a_terminal_gives_the_container_a_tty_of_the_callers_size() {
     assert!(out.contains("is-a-tty"), "{out:?}");
     assert!(out.contains("33 77"), "{out:?}");
 }
+
+#[test]
+fn exec_top_and_logs_reach_a_detached_container() {
+    let env = Env::new();
+    env.busybox_image("exec/busybox:1", "exec\n");
+    env.ok(&["run", "-d", "--name", "svc", "exec/busybox:1", "sh", "-c", "echo started; exec sleep 60"]);
+    let out = env.wharf(&["exec", "-e", "FOO=bar", "svc", "sh", "-c", "echo FOO=$FOO host=$(hostname); exit 9"]);
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "FOO=bar host=svc\n");
+    let top = env.ok(&["top", "svc"]);
+    let row = top.lines().find(|l| l.ends_with("sleep 60")).unwrap_or_else(|| panic!("{top}"));
+    assert_eq!(row.split_whitespace().nth(1), Some("1"), "sleep is pid 1 inside: {top}");
+    // The first process's output went to the container's log.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.ok(&["logs", "svc"]).contains("started") {
+        assert!(Instant::now() < deadline, "no log output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let missing = env.wharf(&["exec", "svc", "/no/such/binary"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    env.ok(&["stop", "svc"]);
+    assert!(env.ok(&["ps"]).contains("exited"));
+    env.ok(&["rm", "svc"]);
+    assert!(!env.ok(&["ps"]).contains("svc"));
+}

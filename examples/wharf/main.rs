@@ -81,6 +81,20 @@ enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Run a command in a running container
+    Exec {
+        /// Allocate a terminal
+        #[arg(short = 't', long = "tty")]
+        tty: bool,
+        /// Extra environment, KEY=VALUE
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// The container
+        name: String,
+        /// Command and arguments
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// List a container's processes
     Top {
         /// The container
@@ -206,6 +220,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,
         Command::Kill { name, signal } => run::kill(&ctx, &name, &signal, false)?,
         Command::Rm { name, force } => run::rm(&ctx, &name, force)?,
+        Command::Exec {
+            tty,
+            env,
+            name,
+            command,
+        } => return Ok(ExitCode::from(run::exec(&ctx, &name, command, env, tty)?)),
         Command::Top { name } => run::top(&ctx, &name)?,
         Command::Stats { name } => run::stats(&ctx, &name)?,
         Command::Images => images::images(&ctx)?,

@@ -418,17 +418,40 @@ pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `docker top`: the container's processes, from its cgroup.
+/// `docker top`: the container's processes, with their pids on the host and inside.
 pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
     record(ctx, name)?;
-    let state = state_dir(ctx)?.load(name)?;
-    println!("{:<8} CMD", "PID");
-    for pid in state.cgroup.pids() {
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd: Vec<String> = cmd.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into()).collect();
-        println!("{:<8} {}", pid, cmd.join(" "));
+    println!("{:<10} {:<10} CMD", "PID", "CTR PID");
+    for p in state_dir(ctx)?.processes(name)? {
+        println!("{:<10} {:<10} {}", p.host_pid, p.container_pid, p.cmdline.join(" "));
     }
     Ok(())
+}
+
+/// `docker exec`: another process in a running container, with the container's environment,
+/// user and security settings; returns its exit code.
+pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: bool) -> Result<u8> {
+    record(ctx, name)?;
+    let states = state_dir(ctx)?;
+    let spec = Spec::load(states.dir(name).join("config.json"))?;
+    let mut process = spec.process().clone().ok_or("the container's spec has no process")?;
+    process.set_args(Some(command));
+    process.set_terminal(Some(tty));
+    let mut all_env = process.env().clone().unwrap_or_default();
+    for e in env {
+        let key = e.split('=').next().unwrap_or_default().to_string();
+        all_env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        all_env.push(e);
+    }
+    process.set_env(Some(all_env));
+    let mut handle = states.exec(name, &process, StdioConfig::inherit())?;
+    if tty && let Some(master) = handle.pty_master.take() {
+        proxy_terminal(master, true)?;
+    }
+    Ok(match handle.wait()? {
+        ExitStatus::Exited(c) => (c & 0xff) as u8,
+        ExitStatus::Signaled(s) => (128 + s) as u8,
+    })
 }
 
 /// `docker stats --no-stream`.
