@@ -59,7 +59,8 @@ RESULTS=$BENCH_DIR/results.txt
 REGISTRY_PID=
 cleanup() {
 	[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
-	rm -rf "$RUN"
+	mountpoint -q "$RUN/scratch" && umount "$RUN/scratch"
+	rm -rf "$RUN" "$BENCH_DIR/scratch.img"
 }
 trap cleanup EXIT
 
@@ -130,58 +131,60 @@ log "image $REF: $((IMAGE_BYTES / 1000000)) MB, $IMAGE_FILES files in the base l
 
 # --- timing ------------------------------------------------------------------------------
 : >"$RESULTS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 export MEASURE_LOG=$RUN/command.log
 measure() { # OP SIDE CMD...: one timed run, after the page cache's dirty data is written back
 	sync
 	$PY "$HERE/measure.py" run "$RESULTS" "$1" "$2" -- "${@:3}"
 }
-fresh() { rm -rf "$@" && sync; }
+# Every benchmark writes into a freshly made ext4 filesystem (a loop device), and no output is
+# deleted while it runs: creating files right after deleting thousands of others makes ext4 scan
+# its inode tables for "recently deleted" inodes (a kernel cost that profiled as ~45% of an
+# unpack), which would measure the benchmark's own clean-up rather than either tool.
+SCRATCH=$RUN/scratch
+SCRATCH_IMG=$BENCH_DIR/scratch.img
+scratch_fs() {
+	if mountpoint -q "$SCRATCH"; then umount "$SCRATCH"; fi
+	mkdir -p "$SCRATCH"
+	rm -f "$SCRATCH_IMG"
+	truncate -s 32G "$SCRATCH_IMG"
+	mkfs.ext4 -q -F "$SCRATCH_IMG" || die "mkfs.ext4 $SCRATCH_IMG failed"
+	mount -o loop "$SCRATCH_IMG" "$SCRATCH" || die "cannot loop-mount $SCRATCH_IMG (needs loop devices)"
+}
 
-# Each benchmark is PREP (untimed) + a timed command per side; the sides alternate, and which
-# goes first alternates too, so neither always runs with the other's leftovers in the caches.
+# Each benchmark runs a timed command per side, each run writing to a new directory; the sides
+# alternate, and which goes first alternates too, so neither always runs with the other's
+# leftovers in the caches.
 bench() { # OP RUNS
 	local op=$1 n=$2 i
 	log "$op: $n runs per side"
+	scratch_fs
 	for i in $(seq "$n"); do
 		if [ $((i % 2)) = 1 ]; then
-			"${op}_wharf" "$i"
-			"${op}_peer" "$i"
+			"${op}_wharf" "$SCRATCH/wharf-$i"
+			"${op}_peer" "$SCRATCH/peer-$i"
 		else
-			"${op}_peer" "$i"
-			"${op}_wharf" "$i"
+			"${op}_peer" "$SCRATCH/peer-$i"
+			"${op}_wharf" "$SCRATCH/wharf-$i"
 		fi
 	done
 }
 
-pull_wharf() {
-	fresh "$RUN/store"
-	measure pull wharf "$BIN/wharf" --root "$RUN/store" pull "$REF"
-}
-pull_peer() {
-	fresh "$RUN/layout"
-	measure pull peer skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$RUN/layout:1"
-}
+pull_wharf() { measure pull wharf "$BIN/wharf" --root "$1/store" pull "$REF"; }
+pull_peer() { measure pull peer skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$1/layout:1"; }
 
-unpack_wharf() {
-	fresh "$RUN/rootfs"
-	measure unpack wharf "$BIN/unpack" --root "$RUN/src-store" "$REF" "$RUN/rootfs"
-}
-unpack_peer() {
-	fresh "$RUN/bundle"
-	measure unpack peer umoci unpack --image "$RUN/src-layout:1" "$RUN/bundle"
-}
+unpack_wharf() { measure unpack wharf "$BIN/unpack" --root "$RUN/src-store" "$REF" "$1"; }
+unpack_peer() { measure unpack peer umoci unpack --image "$RUN/src-layout:1" "$1"; }
 
 pullunpack_wharf() {
-	fresh "$RUN/store" "$RUN/rootfs"
-	measure pullunpack wharf sh -c "'$BIN/wharf' --root '$RUN/store' pull '$REF' && '$BIN/unpack' --root '$RUN/store' '$REF' '$RUN/rootfs'"
+	measure pullunpack wharf sh -c "'$BIN/wharf' --root '$1/store' pull '$REF' && '$BIN/unpack' --root '$1/store' '$REF' '$1/rootfs'"
 }
 pullunpack_peer() {
-	fresh "$RUN/layout" "$RUN/bundle"
-	measure pullunpack peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$RUN/layout:1' && umoci unpack --image '$RUN/layout:1' '$RUN/bundle'"
+	measure pullunpack peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$1/layout:1' && umoci unpack --image '$1/layout:1' '$1/bundle'"
 }
 
 start_wharf() { measure start wharf "$BIN/sandbox" "$RUN/run-bundle"; }
-start_peer() { measure start peer runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-$1"; }
+start_peer() { measure start peer runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
 
 if want unpack || want start; then
 	# Sources for unpack: the same blobs, in wharf's store and in an OCI layout for umoci.
@@ -212,6 +215,7 @@ fi
 echo
 echo "wharf vs peers — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -r)"
 echo "image: debootstrap --variant=minbase bookworm, $((IMAGE_BYTES / 1000000)) MB, $IMAGE_FILES files + a layer with whiteouts; registry: docker-registry on 127.0.0.1"
+echo "load average (1/5/15 min) before timing: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "peers: $(skopeo --version), umoci $(umoci --version | awk '{print $3}'), $(runc --version | head -1)"
 echo
 $PY "$HERE/measure.py" report "$RESULTS" $DIVAN
