@@ -330,6 +330,18 @@ impl Rootfs {
         (self.mode == MountMode::Overlay).then(|| self.dir.join("upper"))
     }
 
+    /// Lets members of group `gid` pass through the (otherwise owner-only) container
+    /// directory to reach the rootfs: for a container in a user namespace, whose root is
+    /// an unprivileged host id. Sets the directory's group to `gid` and its mode to 0710.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn grant_traverse(&self, gid: u32) -> Result<()> {
+        std::os::unix::fs::chown(&self.dir, None, Some(gid)).map_err(Error::io("chown", &self.dir))?;
+        fs::set_permissions(&self.dir, std::os::unix::fs::PermissionsExt::from_mode(0o710))
+            .map_err(Error::io("chmod", &self.dir))
+    }
+
     /// How it was assembled.
     pub fn mode(&self) -> MountMode {
         self.mode

@@ -405,6 +405,13 @@ fn private_directories_and_a_usable_root() {
         assert_eq!(mode(r.dir()), 0o700);
         // But the container's own / is traversable by its non-root users.
         assert_eq!(mode(&r.path()), 0o755, "copy={copy}");
+        // A user-namespaced container's root group may be let through.
+        r.grant_traverse(100_000).unwrap();
+        assert_eq!(mode(r.dir()), 0o710);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(r.dir()).unwrap()),
+            100_000
+        );
     }
     // A layer without a root entry extracts to a 0755 directory; one with it, to its mode.
     let mut t = Tar::new();
