@@ -76,13 +76,18 @@ impl Env {
 
     /// A busybox root filesystem imported as `name`.
     fn busybox_image(&self, name: &str, release: &str) {
-        let root = self.dir.path().join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
+        let root = self
+            .dir
+            .path()
+            .join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
         for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", root.join("bin/busybox"))
             .expect("busybox-static is required (apt-get install busybox-static)");
-        for cmd in ["sh", "cat", "echo", "ls", "hostname", "id", "sleep", "touch", "readlink", "ip"] {
+        for cmd in [
+            "sh", "cat", "echo", "ls", "hostname", "id", "sleep", "touch", "readlink", "ip",
+        ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
         }
         std::fs::write(root.join("etc/release"), release).unwrap();
@@ -132,14 +137,13 @@ impl Registry {
             .expect("docker-registry is required (apt-get install docker-registry)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Registry {
-            child,
-            port,
-            _dir: dir,
-        }
+        Registry { child, port, _dir: dir }
     }
 
     fn image(&self, path: &str) -> String {
@@ -167,7 +171,17 @@ fn push_remove_pull_run_shows_output_and_exit_code() {
     assert!(pulled.contains("Digest: sha256:"), "{pulled}");
 
     let out = env.wharf(&[
-        "run", "--rm", "--memory", "64m", "--pids-limit", "32", "--hostname", "e2e", &name, "sh", "-c",
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "32",
+        "--hostname",
+        "e2e",
+        &name,
+        "sh",
+        "-c",
         "cat /etc/release; hostname; echo pid=$$; exit 7",
     ]);
     assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
@@ -175,7 +189,10 @@ fn push_remove_pull_run_shows_output_and_exit_code() {
     // --rm leaves no container, no mount.
     assert!(!env.ok(&["ps"]).contains("e2e"));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(env.store().to_str().unwrap()), "a mount was left behind");
+    assert!(
+        !mounts.contains(env.store().to_str().unwrap()),
+        "a mount was left behind"
+    );
 }
 
 #[test]
@@ -195,12 +212,34 @@ fn save_load_round_trip_then_run() {
 fn two_containers_from_one_image_do_not_see_each_others_writes() {
     let env = Env::new();
     env.busybox_image("shared/busybox:1", "shared\n");
-    env.ok(&["run", "-d", "--name", "a", "shared/busybox:1", "sh", "-c", "echo from-a > /data/f; sleep 60"]);
-    env.ok(&["run", "-d", "--name", "b", "shared/busybox:1", "sh", "-c", "echo from-b > /data/f; sleep 60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "shared/busybox:1",
+        "sh",
+        "-c",
+        "echo from-a > /data/f; sleep 60",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "shared/busybox:1",
+        "sh",
+        "-c",
+        "echo from-b > /data/f; sleep 60",
+    ]);
     // Each sees its own write, and a third container sees neither.
     let deadline = Instant::now() + Duration::from_secs(10);
     let read = |name: &str| {
-        let dir = env.store().join(".wharf/containers").join(name).join("fs/rootfs/data/f");
+        let dir = env
+            .store()
+            .join(".wharf/containers")
+            .join(name)
+            .join("fs/rootfs/data/f");
         std::fs::read_to_string(dir).unwrap_or_default()
     };
     while (read("a").is_empty() || read("b").is_empty()) && Instant::now() < deadline {
@@ -257,7 +296,10 @@ fn registry_delete_and_restore_bring_back_the_same_digest() {
 #[test]
 fn errors_are_one_line_with_a_non_zero_exit_code() {
     let env = Env::new();
-    let unreachable = format!("127.0.0.1:{}/x/y:1", TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let unreachable = format!(
+        "127.0.0.1:{}/x/y:1",
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
     for (args, needle) in [
         (vec!["inspect", "missing/image:1"], "not found"),
         (vec!["run", "--rm", "Bad//Reference"], "invalid reference"),
@@ -271,7 +313,10 @@ fn errors_are_one_line_with_a_non_zero_exit_code() {
         let last = lines.last().copied().unwrap_or_default();
         assert!(last.starts_with("wharf: "), "{args:?}: {err}");
         assert!(last.to_lowercase().contains(needle), "{args:?}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("Backtrace"), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Backtrace"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -300,7 +345,15 @@ fn run_with_a_terminal_gives_the_container_a_tty_of_the_callers_size() {
     let mut child = Command::new(wharf_bin())
         .arg("--root")
         .arg(env.store())
-        .args(["run", "--rm", "-t", "tty/busybox:1", "sh", "-c", "test -t 1 && echo is-a-tty; stty size; exit 5"])
+        .args([
+            "run",
+            "--rm",
+            "-t",
+            "tty/busybox:1",
+            "sh",
+            "-c",
+            "test -t 1 && echo is-a-tty; stty size; exit 5",
+        ])
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(Stdio::inherit())
@@ -327,12 +380,32 @@ fn run_with_a_terminal_gives_the_container_a_tty_of_the_callers_size() {
 fn exec_top_and_logs_reach_a_detached_container() {
     let env = Env::new();
     env.busybox_image("exec/busybox:1", "exec\n");
-    env.ok(&["run", "-d", "--name", "svc", "exec/busybox:1", "sh", "-c", "echo started; exec sleep 60"]);
-    let out = env.wharf(&["exec", "-e", "FOO=bar", "svc", "sh", "-c", "echo FOO=$FOO host=$(hostname); exit 9"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "exec/busybox:1",
+        "sh",
+        "-c",
+        "echo started; exec sleep 60",
+    ]);
+    let out = env.wharf(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "svc",
+        "sh",
+        "-c",
+        "echo FOO=$FOO host=$(hostname); exit 9",
+    ]);
     assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "FOO=bar host=svc\n");
     let top = env.ok(&["top", "svc"]);
-    let row = top.lines().find(|l| l.ends_with("sleep 60")).unwrap_or_else(|| panic!("{top}"));
+    let row = top
+        .lines()
+        .find(|l| l.ends_with("sleep 60"))
+        .unwrap_or_else(|| panic!("{top}"));
     assert_eq!(row.split_whitespace().nth(1), Some("1"), "sleep is pid 1 inside: {top}");
     // The first process's output went to the container's log.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -149,6 +149,7 @@ pub fn of(hooks: &Hooks, kind: &str) -> Vec<Hook> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

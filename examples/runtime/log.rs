@@ -110,6 +110,7 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn rfc3339_known_dates() {

@@ -167,6 +167,7 @@ pub fn stats_event(id: &str, s: &Stats) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse_bytes;
 

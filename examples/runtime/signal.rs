@@ -78,6 +78,7 @@ pub fn parse(s: &str) -> Result<i32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse;
 

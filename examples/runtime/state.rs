@@ -79,8 +79,10 @@ pub struct OciState {
 pub fn load(sd: &StateDir, id: &str) -> Result<ContainerState> {
     if !sd.dir(id).join("state.json").is_file() {
         // Let the sandbox refuse a malformed id with its own message.
-        sd.load(id)?;
-        return Err(Error::NotFound(id.to_owned()));
+        return Err(match sd.load(id) {
+            Err(e @ wharf::sandbox::Error::InvalidId(_)) => e.into(),
+            _ => Error::NotFound(id.to_owned()),
+        });
     }
     Ok(sd.load(id)?)
 }

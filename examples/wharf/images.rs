@@ -37,7 +37,7 @@ fn short(d: &Digest) -> String {
 /// `docker images`.
 pub fn images(ctx: &Ctx) -> Result<()> {
     let mut rows = ctx.store.list()?;
-    rows.sort_by(|a, b| a.reference.familiar().cmp(&b.reference.familiar()));
+    rows.sort_by_key(|row| row.reference.familiar());
     println!(
         "{:<40} {:<16} {:<14} {:<22} SIZE",
         "REPOSITORY", "TAG", "IMAGE ID", "CREATED"

@@ -52,7 +52,7 @@ enum Command {
         image: String,
     },
     /// Run a command in a new container
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List containers
     Ps,
     /// Show a detached container's output
@@ -214,7 +214,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry(RegistryCommand::Tags { image }) => registry::tags(&image, insecure)?,
         Command::Registry(RegistryCommand::Delete { image }) => registry::delete(&ctx, &image, insecure)?,
         Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
-        Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, args, insecure)?)),
+        Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, *args, insecure)?)),
         Command::Ps => run::ps(&ctx)?,
         Command::Logs { name } => run::logs(&ctx, &name)?,
         Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,

@@ -45,9 +45,11 @@ impl Bars {
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new(size));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix} {msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix} {msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(digest.hex()[..12].to_string());
                 bar.set_message(self.verb);
@@ -73,7 +75,9 @@ impl Bars {
                 bar.finish_with_message("done");
             }
             Progress::Skipped { digest, size } => self.bar(digest, *size).finish_with_message("exists"),
-            Progress::Failed { digest, reason } => self.bar(digest, 0).abandon_with_message(format!("failed: {reason}")),
+            Progress::Failed { digest, reason } => {
+                self.bar(digest, 0).abandon_with_message(format!("failed: {reason}"))
+            }
             _ => {}
         }
     }
@@ -89,7 +93,12 @@ pub fn pull(ctx: &Ctx, image: &str, insecure: &[String], files: bool) -> Result<
     }
     if files {
         for (desc, listing) in list_image_layers(&ctx.store, &img, &Limits::default())? {
-            println!("\n{} ({} files, {})", desc.digest(), listing.entries.len(), human(listing.files_size));
+            println!(
+                "\n{} ({} files, {})",
+                desc.digest(),
+                listing.entries.len(),
+                human(listing.files_size)
+            );
             for e in &listing.entries {
                 match &e.link {
                     Some(target) => println!("  {:>10}  {} -> {}", e.size, e.path, target),
@@ -99,7 +108,12 @@ pub fn pull(ctx: &Ctx, image: &str, insecure: &[String], files: bool) -> Result<
         }
     }
     println!("Digest: {}", pulled.digest);
-    println!("Status: downloaded {} ({} blobs fetched, {} already present)", r.familiar(), pulled.fetched, pulled.skipped);
+    println!(
+        "Status: downloaded {} ({} blobs fetched, {} already present)",
+        r.familiar(),
+        pulled.fetched,
+        pulled.skipped
+    );
     Ok(())
 }
 
@@ -183,7 +197,12 @@ pub fn delete(ctx: &Ctx, image: &str, insecure: &[String]) -> Result<()> {
         "digest": saved.digest.to_string(),
     });
     std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
-    println!("Deleted {} ({}); saved for restore in {}", r.familiar(), saved.digest, dir.display());
+    println!(
+        "Deleted {} ({}); saved for restore in {}",
+        r.familiar(),
+        saved.digest,
+        dir.display()
+    );
     Ok(())
 }
 
@@ -192,7 +211,8 @@ pub fn restore(ctx: &Ctx, image: &str, insecure: &[String]) -> Result<()> {
     let r: Reference = image.parse()?;
     let dir = saved_path(ctx, &r);
     let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("meta.json")).map_err(|_| format!("nothing saved for {}: delete it first", r.familiar()))?,
+        &std::fs::read(dir.join("meta.json"))
+            .map_err(|_| format!("nothing saved for {}: delete it first", r.familiar()))?,
     )?;
     let bytes = std::fs::read(dir.join("manifest"))?;
     let media_type = meta["mediaType"].as_str().unwrap_or_default().to_string();

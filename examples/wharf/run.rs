@@ -146,7 +146,13 @@ fn image_for(ctx: &Ctx, r: &Reference, insecure: &[String]) -> Result<wharf::ima
 }
 
 /// Builds the container's spec from the image config and the flags.
-fn build_spec(ctx: &Ctx, args: &RunArgs, config: &wharf::image::ImageConfig, rootfs: &Path, name: &str) -> Result<Spec> {
+fn build_spec(
+    ctx: &Ctx,
+    args: &RunArgs,
+    config: &wharf::image::ImageConfig,
+    rootfs: &Path,
+    name: &str,
+) -> Result<Spec> {
     let overrides = RuntimeOverrides {
         entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
         cmd: (!args.command.is_empty()).then(|| args.command.clone()),
@@ -175,7 +181,12 @@ fn build_spec(ctx: &Ctx, args: &RunArgs, config: &wharf::image::ImageConfig, roo
             return Err("--cpus must be positive".into());
         }
         let period = 100_000u64;
-        resources = resources.cpu(LinuxCpuBuilder::default().period(period).quota((cpus * period as f64) as i64).build()?);
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota((cpus * period as f64) as i64)
+                .build()?,
+        );
     }
     if let Some(pids) = args.pids_limit {
         resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
@@ -208,7 +219,9 @@ fn build_spec(ctx: &Ctx, args: &RunArgs, config: &wharf::image::ImageConfig, roo
         "host" => Some(None),
         other => match other.strip_prefix("container:") {
             Some(peer) => {
-                let state = state_dir(ctx)?.load(peer).map_err(|e| format!("--net container:{peer}: {e}"))?;
+                let state = state_dir(ctx)?
+                    .load(peer)
+                    .map_err(|e| format!("--net container:{peer}: {e}"))?;
                 Some(Some(PathBuf::from(format!("/proc/{}/ns/net", state.pid))))
             }
             None => return Err(format!("invalid --net {other:?}: expected none, host or container:NAME").into()),
@@ -255,7 +268,11 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         let record = Record {
             name: name.clone(),
             image: r.to_string(),
-            command: spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default(),
+            command: spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.args().clone())
+                .unwrap_or_default(),
             created: now(),
             detached: args.detach,
         };
@@ -294,7 +311,10 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         let exit = container.wait()?;
         drop(container);
         if exit.oom_kills > 0 {
-            eprintln!("wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))", exit.oom_kills);
+            eprintln!(
+                "wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))",
+                exit.oom_kills
+            );
         }
         if args.rm {
             rootfs.close()?;
@@ -326,7 +346,7 @@ fn records(ctx: &Ctx) -> Result<Vec<Record>> {
             }
         }
     }
-    out.sort_by(|a, b| b.created.cmp(&a.created));
+    out.sort_by_key(|r| std::cmp::Reverse(r.created));
     Ok(out)
 }
 
@@ -339,7 +359,10 @@ fn record(ctx: &Ctx, name: &str) -> Result<Record> {
 /// `docker ps -a`.
 pub fn ps(ctx: &Ctx) -> Result<()> {
     let states = state_dir(ctx)?;
-    println!("{:<16} {:<40} {:<30} {:<10} CREATED", "NAME", "IMAGE", "COMMAND", "STATUS");
+    println!(
+        "{:<16} {:<40} {:<30} {:<10} CREATED",
+        "NAME", "IMAGE", "COMMAND", "STATUS"
+    );
     for r in records(ctx)? {
         let status = match states.status(&r.name) {
             Ok(Status::Running) => "running",
@@ -349,7 +372,14 @@ pub fn ps(ctx: &Ctx) -> Result<()> {
         };
         let cmd: String = r.command.join(" ").chars().take(30).collect();
         let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
-        println!("{:<16} {:<40} {:<30} {:<10} {}", r.name, image, cmd, status, wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created)));
+        println!(
+            "{:<16} {:<40} {:<30} {:<10} {}",
+            r.name,
+            image,
+            cmd,
+            status,
+            wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created))
+        );
     }
     Ok(())
 }
@@ -459,15 +489,18 @@ pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
     record(ctx, name)?;
     let state = state_dir(ctx)?.load(name)?;
     let s = state.cgroup.stats();
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-        "name": name,
-        "memory_usage": s.memory_usage,
-        "memory_peak": s.memory_peak,
-        "memory_limit": s.memory_limit,
-        "cpu_usage_ns": s.cpu_usage_ns,
-        "pids": s.pids_current,
-        "oom_kills": s.oom_kills,
-    }))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "name": name,
+            "memory_usage": s.memory_usage,
+            "memory_peak": s.memory_peak,
+            "memory_limit": s.memory_limit,
+            "cpu_usage_ns": s.cpu_usage_ns,
+            "pids": s.pids_current,
+            "oom_kills": s.oom_kills,
+        }))?
+    );
     Ok(())
 }
 
