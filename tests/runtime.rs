@@ -1,0 +1,803 @@
+//! The runc-compatible runtime example (`examples/runtime`) driven as containerd drives runc: separate invocations
+//! for create, start, state, kill and delete, sharing state under `--root`. Bundles are built here from Debian's
+//! busybox-static with a `config.json` from `oci_spec`'s default spec; the same bundle also goes through Debian's
+//! `runc` to compare `state` field by field. Needs root, busybox-static and runc (scripts/test-deps.sh).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{IoSliceMut, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wharf::sandbox::oci_spec::runtime::{HookBuilder, HooksBuilder, RootBuilder, Spec};
+
+/// The runtime example, built once for this test binary.
+fn runtime_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "runtime"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo must be runnable to build the runtime example");
+        assert!(status.success(), "building examples/runtime failed");
+        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let bin = profile_dir.join("examples/runtime");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// What one invocation printed.
+struct Out {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// A state directory and bundles, unique to one test.
+struct Env {
+    dir: tempfile::TempDir,
+    calls: AtomicUsize,
+}
+
+impl Env {
+    fn new() -> Env {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "these tests need root (namespaces, cgroups, pivot_root); run them as root"
+        );
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Run `bin` with `args`, its output going to files (a created container inherits them and may outlive the
+    /// call: pipes would keep a reader waiting).
+    fn call(&self, bin: &Path, args: &[&str]) -> Out {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (o, e) = (
+            self.dir.path().join(format!("out.{n}")),
+            self.dir.path().join(format!("err.{n}")),
+        );
+        let status = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", bin.display()));
+        Out {
+            status,
+            stdout: std::fs::read_to_string(&o).unwrap(),
+            stderr: std::fs::read_to_string(&e).unwrap(),
+        }
+    }
+
+    /// The runtime with `--root` set.
+    fn rt(&self, args: &[&str]) -> Out {
+        let root = self.root();
+        let mut all = vec!["--root", root.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.call(runtime_bin(), &all)
+    }
+
+    /// The runtime; the call must succeed. Returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.rt(args);
+        assert!(
+            out.status.success(),
+            "runtime {args:?} failed ({}): {}",
+            out.status,
+            out.stderr
+        );
+        out.stdout
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// Wait (bounded) until `id` reports `status`.
+    fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st = self.state(id);
+            if st["status"] == status {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "{id} never became {status}: {st}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A bundle `name` whose process runs `args`, its spec edited by `edit`.
+    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Spec)) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let root = b.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static is required (apt-get install busybox-static)");
+        for cmd in ["sh", "cat", "echo", "sleep", "true", "tty", "id", "ls"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
+        }
+        let mut spec = Spec::default();
+        let mut p = spec.process().clone().unwrap();
+        p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        spec.set_process(Some(p));
+        edit(&mut spec);
+        spec.save(b.join("config.json")).unwrap();
+        b
+    }
+
+    fn bundle_json(&self, b: &Path, edit: impl FnOnce(&mut Value)) {
+        let p = b.join("config.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Whatever a failed test left behind goes (its cgroup and process too).
+        let root = self.root();
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.rt(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
+fn runc() -> &'static str {
+    assert!(
+        Path::new("/usr/sbin/runc").is_file(),
+        "Debian's runc is required to compare with (apt-get install runc)"
+    );
+    "/usr/sbin/runc"
+}
+
+#[test]
+fn create_start_kill_delete_across_invocations() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let pid_file = env.dir.path().join("pid");
+    env.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "c1",
+    ]);
+    let st = env.state("c1");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], "c1");
+    assert_eq!(st["bundle"], b.to_str().unwrap());
+    assert_eq!(st["rootfs"], b.join("rootfs").to_str().unwrap());
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // Created: the process exists but has not executed sleep yet.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!cmdline.starts_with(b"sleep"), "the program ran before start");
+
+    let list = env.ok(&["list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["id"], "c1");
+    assert_eq!(list[0]["status"], "created");
+    assert_eq!(env.ok(&["list", "-q"]).trim(), "c1");
+
+    // Starting twice: the second is refused.
+    env.ok(&["start", "c1"]);
+    let st = env.wait_status("c1", "running");
+    assert_eq!(st["pid"].as_i64().unwrap(), pid);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .starts_with(b"sleep\0")
+    {
+        assert!(Instant::now() < deadline, "sleep never ran after start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let again = env.rt(&["start", "c1"]);
+    assert!(!again.status.success());
+    assert!(
+        again.stderr.contains("only a created container can be started"),
+        "{}",
+        again.stderr
+    );
+
+    // A running container is not deleted without --force.
+    let del = env.rt(&["delete", "c1"]);
+    assert!(!del.status.success());
+    assert!(del.stderr.contains("--force"), "{}", del.stderr);
+
+    let sandbox_state: Value =
+        serde_json::from_slice(&std::fs::read(env.root().join("c1/state.json")).unwrap()).unwrap();
+    let cgroup_dirs: Vec<PathBuf> = sandbox_state["cgroup"]["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| PathBuf::from(d[1].as_str().unwrap()))
+        .collect();
+    assert!(cgroup_dirs.iter().all(|d| d.is_dir()));
+
+    env.ok(&["kill", "c1"]); // default TERM: pid 1 of a pid namespace ignores it without a handler...
+    // ...so the container still runs; KILL by name ends it.
+    env.ok(&["kill", "c1", "SIGKILL"]);
+    let st = env.wait_status("c1", "stopped");
+    assert_eq!(st["pid"], 0);
+    let k = env.rt(&["kill", "c1", "9"]);
+    assert!(!k.status.success(), "killing a stopped container must fail");
+
+    env.ok(&["delete", "c1"]);
+    let gone = env.rt(&["state", "c1"]);
+    assert!(!gone.status.success());
+    assert!(gone.stderr.contains("does not exist"), "{}", gone.stderr);
+    assert!(!env.root().join("c1").exists(), "state left behind");
+    for d in &cgroup_dirs {
+        assert!(!d.exists(), "cgroup {} left behind", d.display());
+    }
+    assert_eq!(env.ok(&["list", "-q"]), "");
+    // Deleting what does not exist: an error, unless forced.
+    assert!(!env.rt(&["delete", "c1"]).status.success());
+    env.ok(&["delete", "--force", "c1"]);
+}
+
+#[test]
+fn delete_of_created_container_kills_it() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    env.ok(&["create", "--bundle", b.to_str().unwrap(), "c2"]);
+    let pid = env.state("c2")["pid"].as_i64().unwrap();
+    env.ok(&["delete", "c2"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'));
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the created container's process survived delete"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!env.root().join("c2").exists());
+}
+
+#[test]
+fn run_returns_the_exit_code_and_output() {
+    let env = Env::new();
+    let b = env.bundle(
+        "b",
+        &["sh", "-c", "echo hello from $(cat /etc/hostname-test); exit 7"],
+        |_| {},
+    );
+    std::fs::write(b.join("rootfs/etc/hostname-test"), "busybox").unwrap();
+    let out = env.rt(&["run", "--bundle", b.to_str().unwrap(), "r1"]);
+    assert_eq!(out.code(), 7, "{}", out.stderr);
+    assert_eq!(out.stdout, "hello from busybox\n");
+    assert!(
+        !env.root().join("r1").exists(),
+        "run must delete the container after it exits"
+    );
+
+    // Killed from another invocation while `run` waits for it: 128 + signal, as runc.
+    let b = env.bundle("k", &["sleep", "1000"], |_| {});
+    let root = env.root();
+    let mut run = Command::new(runtime_bin())
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.to_str().unwrap(),
+            "r2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.rt(&["state", "r2"]).stdout.find("running").is_none() {
+        assert!(Instant::now() < deadline, "r2 never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.ok(&["kill", "r2", "KILL"]);
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9), "a container killed by SIGKILL exits 137");
+    assert!(
+        !env.root().join("r2").exists(),
+        "run must delete the container after it was killed"
+    );
+
+    // A program that does not exist fails the run with the sandbox's typed error.
+    let b = env.bundle("n", &["/no/such/program"], |_| {});
+    let out = env.rt(&["run", "--bundle", b.to_str().unwrap(), "r3"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("/no/such/program"), "{}", out.stderr);
+    assert!(!env.root().join("r3").exists(), "a failed run left state behind");
+}
+
+#[test]
+fn run_detached_then_kill_all() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sh", "-c", "sleep 1000 & sleep 1000 & wait"], |_| {});
+    env.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), "d1"]);
+    env.wait_status("d1", "running");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pids = loop {
+        let pids: Vec<i64> = serde_json::from_str(&env.ok(&["ps", "--format", "json", "d1"])).unwrap();
+        if pids.len() == 3 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "expected sh and two sleeps, got {pids:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let table = env.ok(&["ps", "d1"]);
+    assert!(table.starts_with("UID"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.ends_with(" sleep 1000")).count(),
+        2,
+        "{table}"
+    );
+    env.ok(&["kill", "--all", "d1", "KILL"]);
+    env.wait_status("d1", "stopped");
+    for p in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
+            "pid {p} survived kill --all"
+        );
+    }
+    env.ok(&["delete", "d1"]);
+}
+
+#[test]
+fn unsupported_config_fields_are_refused_by_name() {
+    let env = Env::new();
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "unknown",
+            Box::new(|v| v["linux"]["fancyIsolation"] = serde_json::json!({"level": 3})),
+            "linux.fancyIsolation",
+        ),
+        (
+            "rdt",
+            Box::new(|v| v["linux"]["intelRdt"] = serde_json::json!({"closID": "x"})),
+            "linux.intelRdt",
+        ),
+        (
+            "version",
+            Box::new(|v| v["ociVersion"] = serde_json::json!("2.0.0")),
+            "ociVersion",
+        ),
+        (
+            "hook",
+            Box::new(|v| v["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})),
+            "hooks.createContainer",
+        ),
+        (
+            "windows",
+            Box::new(|v| v["windows"] = serde_json::json!({"layerFolders": ["C:\\x"]})),
+            "windows",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let b = env.bundle(name, &["true"], |_| {});
+        env.bundle_json(&b, edit);
+        let out = env.rt(&["create", "--bundle", b.to_str().unwrap(), name]);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(
+            out.stderr.contains(field),
+            "{name}: error does not name {field}: {}",
+            out.stderr
+        );
+        assert!(!env.root().join(name).exists(), "{name}: state left behind");
+    }
+    // The terminal needs a console socket to go to.
+    let b = env.bundle("tty", &["true"], |s| {
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        s.set_process(Some(p));
+    });
+    let out = env.rt(&["create", "--bundle", b.to_str().unwrap(), "tty"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--console-socket"), "{}", out.stderr);
+    // systemd cgroups are refused, not ignored.
+    let out = env.rt(&["--systemd-cgroup", "create", "--bundle", b.to_str().unwrap(), "sd"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--systemd-cgroup"), "{}", out.stderr);
+    assert_eq!(env.ok(&["list", "-q"]), "");
+}
+
+#[test]
+fn state_matches_runc_field_by_field() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |s| {
+        s.set_annotations(Some([("org.example.key".to_owned(), "value".to_owned())].into()));
+    });
+    let runc_root = env.dir.path().join("runc-state");
+    let runc_root = runc_root.to_str().unwrap();
+    let runc_state = |id: &str| -> Value {
+        let out = env.call(Path::new(runc()), &["--root", runc_root, "state", id]);
+        assert!(out.status.success(), "runc state: {}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let bs = b.to_str().unwrap();
+    let id = format!("cmp-{}", std::process::id());
+    let out = env.call(Path::new(runc()), &["--root", runc_root, "create", "--bundle", bs, &id]);
+    assert!(out.status.success(), "runc create: {}", out.stderr);
+    env.ok(&["create", "--bundle", bs, &id]);
+
+    let compare = |ours: &Value, theirs: &Value| {
+        let (o, t) = (ours.as_object().unwrap(), theirs.as_object().unwrap());
+        let mut ok: Vec<&String> = o.keys().collect();
+        let mut tk: Vec<&String> = t.keys().collect();
+        ok.sort();
+        tk.sort();
+        assert_eq!(ok, tk, "state keys differ: ours {ours} runc {theirs}");
+        for k in ["id", "status", "bundle", "rootfs", "annotations", "owner"] {
+            assert_eq!(o[k], t[k], "field {k}: ours {ours} runc {theirs}");
+        }
+        for v in [ours, theirs] {
+            let created = v["created"].as_str().unwrap();
+            assert!(
+                created.len() >= 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+                "created is not RFC 3339 UTC: {created}"
+            );
+            assert!(v["ociVersion"].as_str().unwrap().starts_with("1.0."), "{v}");
+        }
+        assert_eq!(
+            o["pid"].as_i64().unwrap() > 0,
+            t["pid"].as_i64().unwrap() > 0,
+            "pid: {ours} {theirs}"
+        );
+    };
+    compare(&env.state(&id), &runc_state(&id));
+
+    assert!(
+        env.call(Path::new(runc()), &["--root", runc_root, "start", &id])
+            .status
+            .success()
+    );
+    env.ok(&["start", &id]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runc_state(&id)["status"] != "running" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.wait_status(&id, "running");
+    compare(&env.state(&id), &runc_state(&id));
+
+    assert!(
+        env.call(Path::new(runc()), &["--root", runc_root, "pause", &id])
+            .status
+            .success()
+    );
+    env.ok(&["pause", &id]);
+    compare(&env.state(&id), &runc_state(&id));
+    assert!(
+        env.call(Path::new(runc()), &["--root", runc_root, "resume", &id])
+            .status
+            .success()
+    );
+    env.ok(&["resume", &id]);
+
+    assert!(
+        env.call(Path::new(runc()), &["--root", runc_root, "kill", &id, "KILL"])
+            .status
+            .success()
+    );
+    env.ok(&["kill", &id, "KILL"]);
+    while runc_state(&id)["status"] != "stopped" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.wait_status(&id, "stopped");
+    compare(&env.state(&id), &runc_state(&id));
+    assert!(
+        env.call(Path::new(runc()), &["--root", runc_root, "delete", &id])
+            .status
+            .success()
+    );
+    env.ok(&["delete", &id]);
+}
+
+#[test]
+fn features_have_runc_shape() {
+    let env = Env::new();
+    let ours: Value = serde_json::from_str(&env.ok(&["features"])).unwrap();
+    let out = env.call(Path::new(runc()), &["features"]);
+    assert!(out.status.success(), "runc features: {}", out.stderr);
+    let theirs: Value = serde_json::from_str(&out.stdout).unwrap();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&ours), keys(&theirs));
+    assert_eq!(keys(&ours["linux"]), keys(&theirs["linux"]));
+    assert_eq!(keys(&ours["linux"]["cgroup"]), keys(&theirs["linux"]["cgroup"]));
+    assert_eq!(ours["linux"]["namespaces"], theirs["linux"]["namespaces"]);
+    assert_eq!(ours["linux"]["cgroup"]["systemd"], false, "systemd cgroups are refused");
+    // Every capability we claim, runc knows.
+    for c in ours["linux"]["capabilities"].as_array().unwrap() {
+        assert!(theirs["linux"]["capabilities"].as_array().unwrap().contains(c), "{c}");
+    }
+    let version = env.ok(&["--version"]);
+    assert!(version.starts_with("runtime version "), "{version}");
+    assert!(version.contains("spec: 1.0"), "{version}");
+}
+
+#[test]
+fn json_log_records_the_error() {
+    let env = Env::new();
+    let log = env.dir.path().join("log.json");
+    let out = env.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nosuch",
+    ]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("\"nosuch\" does not exist"), "{}", out.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("does not exist"), "{line}");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+}
+
+#[test]
+fn exec_update_pause_resume_and_stats() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    env.ok(&["run", "-d", "--bundle", b.to_str().unwrap(), "e1"]);
+    env.wait_status("e1", "running");
+
+    // exec runs in the container (its pid namespace: sleep is pid 1) and returns the exit code.
+    let out = env.rt(&["exec", "e1", "sh", "-c", "cat /proc/1/cmdline; echo; exit 3"]);
+    assert_eq!(out.code(), 3, "{}", out.stderr);
+    assert_eq!(out.stdout.replace('\0', " "), "sleep 1000 \n");
+    // ... with the flags applied.
+    let out = env.rt(&[
+        "exec",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "GREETING=hi",
+        "-u",
+        "1000:1000",
+        "e1",
+        "sh",
+        "-c",
+        "echo $PWD $GREETING $(id -u):$(id -g)",
+    ]);
+    assert_eq!(out.stdout, "/tmp hi 1000:1000\n", "{}", out.stderr);
+    // ... and from a process.json.
+    let pj = env.dir.path().join("process.json");
+    let mut p = Spec::default().process().clone().unwrap();
+    p.set_args(Some(vec!["sh".into(), "-c".into(), "exit 5".into()]));
+    std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+    assert_eq!(env.rt(&["exec", "--process", pj.to_str().unwrap(), "e1"]).code(), 5);
+    // Detached, with a pid file: the process shows up in ps.
+    let pid_file = env.dir.path().join("exec.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "e1",
+        "sleep",
+        "999",
+    ]);
+    let exec_pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let pids: Vec<i64> = serde_json::from_str(&env.ok(&["ps", "-f", "json", "e1"])).unwrap();
+    assert!(pids.contains(&exec_pid), "{pids:?} lacks {exec_pid}");
+
+    env.ok(&["update", "--memory", "64m", "--pids-limit", "20", "e1"]);
+    let ev: Value = serde_json::from_str(&env.ok(&["events", "--stats", "e1"])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], "e1");
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 64 << 20, "{ev}");
+    assert_eq!(ev["data"]["pids"]["current"], 2, "{ev}");
+    assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{ev}");
+    let bad = env.rt(&["update", "--memory", "12x", "e1"]);
+    assert!(!bad.status.success());
+    assert!(bad.stderr.contains("--memory"), "{}", bad.stderr);
+
+    env.ok(&["pause", "e1"]);
+    assert_eq!(env.state("e1")["status"], "paused");
+    assert!(!env.rt(&["pause", "e1"]).status.success(), "pausing twice");
+    env.ok(&["resume", "e1"]);
+    assert_eq!(env.state("e1")["status"], "running");
+    assert!(
+        !env.rt(&["resume", "e1"]).status.success(),
+        "resuming a running container"
+    );
+
+    env.ok(&["delete", "--force", "e1"]);
+    assert!(!env.root().join("e1").exists());
+}
+
+/// Accept one connection on `listener` and receive the fd sent with SCM_RIGHTS, and the message text.
+fn receive_fd(listener: &UnixListener) -> (OwnedFd, String) {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 256];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(
+        &conn,
+        &mut [IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::empty(),
+    )
+    .unwrap();
+    let name = String::from_utf8_lossy(&buf[..msg.bytes]).into_owned();
+    let fd = control
+        .drain()
+        .find_map(|m| match m {
+            RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+            _ => None,
+        })
+        .expect("no fd came over the console socket");
+    (fd, name)
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sh", "-c", "tty; echo from-the-pty; sleep 1000"], |s| {
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        s.set_process(Some(p));
+    });
+    let sock = env.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_fd(&listener));
+    env.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "t1",
+    ]);
+    let (master, name) = receiver.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "the message names the pty: {name:?}");
+    env.ok(&["start", "t1"]);
+    let mut master = std::fs::File::from(master);
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while !seen.contains("from-the-pty") {
+        let n = master.read(&mut buf).unwrap();
+        assert!(n > 0, "pty closed before the output came: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("/dev/console") || seen.contains("/dev/pts/"),
+        "tty printed {seen:?}"
+    );
+    env.ok(&["delete", "--force", "t1"]);
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    let env = Env::new();
+    let out = env.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let host_hook = |name: &str| {
+        let file = out.join(name);
+        HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!(
+                    "cat > {}; echo {name} >> {}",
+                    file.display(),
+                    out.join("order").display()
+                ),
+            ])
+            .build()
+            .unwrap()
+    };
+    let hooks = HooksBuilder::default()
+        .create_runtime(vec![host_hook("createRuntime")])
+        .prestart(vec![host_hook("prestart")])
+        .poststart(vec![host_hook("poststart")])
+        .poststop(vec![host_hook("poststop")])
+        // In the container: its own /bin/sh, writing into its rootfs.
+        .start_container(vec![
+            HookBuilder::default()
+                .path("/bin/sh")
+                .args(vec![
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    "cat > /tmp/startContainer".to_string(),
+                ])
+                .build()
+                .unwrap(),
+        ])
+        .build()
+        .unwrap();
+    let b = env.bundle("b", &["sleep", "1000"], |s| {
+        s.set_hooks(Some(hooks));
+        // Writable, for the startContainer hook.
+        s.set_root(Some(
+            RootBuilder::default().path("rootfs").readonly(false).build().unwrap(),
+        ));
+    });
+    env.ok(&["create", "--bundle", b.to_str().unwrap(), "h1"]);
+    let read = |p: PathBuf| -> Value {
+        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    };
+    for h in ["createRuntime", "prestart"] {
+        let st = read(out.join(h));
+        assert_eq!(st["id"], "h1", "{h}");
+        assert_eq!(st["status"], "created", "{h}");
+        assert_eq!(st["bundle"], b.to_str().unwrap(), "{h}");
+        assert!(st["pid"].as_i64().unwrap() > 0, "{h}");
+    }
+    assert!(!out.join("poststart").exists(), "poststart ran at create");
+    env.ok(&["start", "h1"]);
+    let st = read(b.join("rootfs/tmp/startContainer"));
+    assert_eq!(st["status"], "created", "startContainer runs before the program");
+    let st = read(out.join("poststart"));
+    assert_eq!(st["status"], "running");
+    env.ok(&["kill", "h1", "KILL"]);
+    env.wait_status("h1", "stopped");
+    assert!(!out.join("poststop").exists(), "poststop ran before delete");
+    env.ok(&["delete", "h1"]);
+    let st = read(out.join("poststop"));
+    assert_eq!(st["status"], "stopped");
+    assert_eq!(st["id"], "h1");
+    let order = std::fs::read_to_string(out.join("order")).unwrap();
+    assert_eq!(order, "prestart\ncreateRuntime\npoststart\npoststop\n");
+}
+
+#[test]
+fn failing_prestart_hook_fails_create_and_cleans_up() {
+    let env = Env::new();
+    let hooks = HooksBuilder::default()
+        .prestart(vec![HookBuilder::default().path("/bin/false").build().unwrap()])
+        .build()
+        .unwrap();
+    let b = env.bundle("b", &["sleep", "1000"], |s| {
+        s.set_hooks(Some(hooks));
+    });
+    let out = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f1"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("prestart hook /bin/false"), "{}", out.stderr);
+    assert!(!env.root().join("f1").exists(), "state left behind");
+}
