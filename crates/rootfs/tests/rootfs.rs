@@ -455,3 +455,33 @@ fn an_opaque_root_hides_every_lower_layer() {
         assert_eq!(got, want, "copy={copy}");
     }
 }
+
+#[test]
+fn layers_of_every_media_type_are_extracted() {
+    let e = env();
+    let ls = layers();
+    let kinds = [
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.v1.tar",
+    ];
+    let i = std::sync::atomic::AtomicUsize::new(0);
+    let image = common::store_image_with(&e.store, "wharf-test/media:1", &ls, |tar| {
+        let k = kinds[i.fetch_add(1, std::sync::atomic::Ordering::Relaxed)];
+        let blob = match k {
+            _ if k.ends_with("gzip") => common::gzip(tar),
+            _ if k.ends_with("zstd") => common::zstd(tar),
+            _ => tar.to_vec(),
+        };
+        (blob, k)
+    });
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let r = Rootfs::create(&e.cache, &cached, e.containers.join("m"), &RootfsOptions::default()).unwrap();
+    assert_eq!(std::fs::read(r.path().join("etc/hostname")).unwrap(), b"second");
+    assert_eq!(std::fs::read(r.path().join("var/log")).unwrap(), b"log");
+    let listed = wharf_rootfs::list_image_layers(&e.store, &image, &wharf_rootfs::Limits::default()).unwrap();
+    assert_eq!(listed.len(), 3);
+}
