@@ -168,7 +168,7 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 1 && b.len() >= i + 4 {
+        if b[i] == b'\\' && i + 4 <= b.len() {
             if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
                 out.push(v);
                 i += 4;
@@ -910,5 +910,18 @@ mod tests {
         let err = Rootfs::create_with(&cache, &layers, tmp.path().join("d"), &forced, rec).unwrap_err();
         assert!(matches!(err, Error::Mount { .. }), "{err}");
         assert!(!tmp.path().join("d").exists());
+    }
+}
+
+#[cfg(test)]
+mod mountinfo_tests {
+    use super::unescape;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape(r"/var/lib/a\040b"), b"/var/lib/a b");
+        assert_eq!(unescape(r"/x\134y"), b"/x\\y");
+        assert_eq!(unescape(r"/plain"), b"/plain");
+        assert_eq!(unescape(r"/trailing\04"), b"/trailing\\04");
     }
 }
