@@ -169,7 +169,10 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -923,5 +926,6 @@ mod mountinfo_tests {
         assert_eq!(unescape(r"/x\134y"), b"/x\\y");
         assert_eq!(unescape(r"/plain"), b"/plain");
         assert_eq!(unescape(r"/trailing\04"), b"/trailing\\04");
+        assert_eq!(unescape("/\\abé"), "/\\abé".as_bytes());
     }
 }
