@@ -1,0 +1,273 @@
+//! A real client drives the runtime example: Debian's containerd 1.6, started here on a private socket, state and
+//! root directory, runs a busybox image (built here and written with `wharf_image::archive::save`) through
+//! `ctr run --runc-binary <examples/runtime>` with the io.containerd.runc.v2 shim. Needs root, containerd (with
+//! ctr and containerd-shim-runc-v2) and busybox-static (scripts/test-deps.sh).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use wharf::image::Reference;
+use wharf::image::import::{ImportOptions, import_dir};
+use wharf::image::store::Store;
+
+/// The runtime example, built once for this test binary.
+fn runtime_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "runtime"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo must be runnable to build the runtime example");
+        assert!(status.success(), "building examples/runtime failed");
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let bin = profile_dir.join("examples/runtime");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+const IMAGE: &str = "docker.io/library/busybox:wharf-runtime-test";
+
+/// A private containerd with the busybox image imported, in its own ctr namespace.
+struct Containerd {
+    dir: tempfile::TempDir,
+    child: Child,
+    namespace: String,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "these tests need root (containerd runs containers)"
+        );
+        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
+            assert!(
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success(),
+                "{tool} is required (apt-get install containerd)"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let config = d.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                root = d.join("root").display(),
+                state = d.join("state").display(),
+                sock = d.join("containerd.sock").display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(d.join("containerd.log")).unwrap())
+            .stderr(std::fs::File::create(d.join("containerd.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            child,
+            namespace: format!("wharf-test-{}", std::process::id()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up: {}",
+                std::fs::read_to_string(c.dir.path().join("containerd.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let archive = c.busybox_archive();
+        c.ok(&["image", "import", archive.to_str().unwrap()]);
+        c
+    }
+
+    /// A busybox image written as a docker archive by wharf-image.
+    fn busybox_archive(&self) -> PathBuf {
+        let rootfs = self.dir.path().join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("busybox-static is required (apt-get install busybox-static)");
+        for cmd in ["sh", "cat", "echo", "sleep", "true", "id", "hostname"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(cmd)).unwrap();
+        }
+        let store = Store::open(self.dir.path().join("store")).unwrap();
+        let reference: Reference = IMAGE.parse().unwrap();
+        import_dir(&store, &rootfs, &reference, &ImportOptions::default()).unwrap();
+        let out = self.dir.path().join("busybox.tar");
+        let f = std::fs::File::create(&out).unwrap();
+        wharf::image::archive::save(&store, &[reference], &wharf::image::Platform::host(), f).unwrap();
+        out
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("containerd.sock"))
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The runtime's state directory for this namespace (the shim's default runc root).
+    fn runtime_root(&self) -> PathBuf {
+        Path::new("/run/containerd/runc").join(&self.namespace)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Whatever a failed test left running goes, then containerd.
+        let tasks = String::from_utf8_lossy(&self.ctr(&["task", "ls", "-q"]).stdout).into_owned();
+        for t in tasks.lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "KILL", t]);
+            let _ = self.ctr(&["task", "rm", "-f", t]);
+        }
+        let containers = String::from_utf8_lossy(&self.ctr(&["c", "ls", "-q"]).stdout).into_owned();
+        for c in containers.lines() {
+            let _ = self.ctr(&["c", "rm", c]);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(self.runtime_root());
+    }
+}
+
+#[test]
+fn ctr_run_brings_back_output_and_exit_code() {
+    let c = Containerd::start();
+    let rt = runtime_bin().to_str().unwrap();
+    let out = c.ctr(&[
+        "run",
+        "--runc-binary",
+        rt,
+        "--rm",
+        IMAGE,
+        "r1",
+        "sh",
+        "-c",
+        "echo hello from pid $$; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from pid 1\n");
+    let out = c.ctr(&["run", "--runc-binary", rt, "--rm", IMAGE, "r2", "true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(c.ok(&["c", "ls", "-q"]), "", "--rm left a container");
+    assert!(!c.runtime_root().join("r1").exists(), "runtime state of r1 left behind");
+}
+
+#[test]
+fn ctr_task_kill_exec_ps_metrics_and_cleanup() {
+    let c = Containerd::start();
+    let rt = runtime_bin().to_str().unwrap();
+    c.ok(&["run", "-d", "--runc-binary", rt, IMAGE, "t1", "sleep", "1000"]);
+    let ls = c.ok(&["task", "ls"]);
+    let line = ls
+        .lines()
+        .find(|l| l.starts_with("t1 "))
+        .unwrap_or_else(|| panic!("no t1 in {ls}"));
+    assert!(line.ends_with("RUNNING"), "{line}");
+    let pid: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // The runtime's own view agrees.
+    let root = c.runtime_root();
+    let st = Command::new(rt)
+        .args(["--root", root.to_str().unwrap(), "state", "t1"])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["pid"], pid);
+    let cgroups: Vec<PathBuf> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let ctrl = ctrl.split(',').find(|c| !c.starts_with("name="))?;
+            Some(
+                Path::new("/sys/fs/cgroup")
+                    .join(ctrl)
+                    .join(path.trim_start_matches('/')),
+            )
+        })
+        .filter(|p| p.is_dir() && p.ends_with("t1"))
+        .collect();
+    assert!(!cgroups.is_empty(), "no cgroup of t1 found");
+
+    // exec: output and exit code come back.
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "t1",
+        "sh",
+        "-c",
+        "echo in-exec; cat /proc/1/cmdline; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace('\0', " "),
+        "in-exec\nsleep 1000 "
+    );
+
+    let ps = c.ok(&["task", "ps", "t1"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{ps}"
+    );
+
+    let metrics = c.ok(&["task", "metrics", "t1"]);
+    assert!(metrics.contains("pids.current"), "{metrics}");
+
+    c.ok(&["task", "pause", "t1"]);
+    assert!(c.ok(&["task", "ls"]).contains("PAUSED"));
+    c.ok(&["task", "resume", "t1"]);
+
+    c.ok(&["task", "kill", "-s", "KILL", "t1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.ok(&["task", "ls"]).contains("STOPPED") {
+        assert!(Instant::now() < deadline, "t1 never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.ok(&["task", "rm", "t1"]);
+    c.ok(&["c", "rm", "t1"]);
+    assert_eq!(c.ok(&["c", "ls", "-q"]), "");
+    assert!(!root.join("t1").exists(), "runtime state left behind");
+    for cg in &cgroups {
+        assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+    }
+}
