@@ -801,3 +801,88 @@ fn failing_prestart_hook_fails_create_and_cleans_up() {
     assert!(out.stderr.contains("prestart hook /bin/false"), "{}", out.stderr);
     assert!(!env.root().join("f1").exists(), "state left behind");
 }
+
+#[test]
+fn run_in_the_foreground_proxies_the_terminal() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sh", "-c", "tty; echo proxied; exit 6"], |s| {
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        s.set_process(Some(p));
+    });
+    let out = env.rt(&["run", "--bundle", b.to_str().unwrap(), "p1"]);
+    assert_eq!(out.code(), 6, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("proxied\r\n"),
+        "the pty's output (with its CR LF) comes back: {:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.starts_with("/dev/"),
+        "tty names a terminal: {:?}",
+        out.stdout
+    );
+    // exec -t in the foreground proxies too.
+    let b = env.bundle("e", &["sleep", "1000"], |_| {});
+    env.ok(&["run", "-d", "--bundle", b.to_str().unwrap(), "p2"]);
+    // (`tty` would say "not a tty": the sandbox allocates an exec's pty on the host's devpts, which the container's
+    // /dev/pts does not show, so ttyname(3) fails; runc opens it inside the container.)
+    let out = env.rt(&[
+        "exec",
+        "-t",
+        "p2",
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo terminal; exit 2",
+    ]);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert_eq!(out.stdout, "terminal\r\n");
+    let out = env.rt(&["exec", "-t", "-d", "p2", "true"]);
+    assert!(!out.status.success(), "a detached terminal needs a console socket");
+    assert!(out.stderr.contains("--console-socket"), "{}", out.stderr);
+    env.ok(&["delete", "-f", "p2"]);
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let env = Env::new();
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+        |_| {},
+    );
+    let out_file = env.dir.path().join("fwd.out");
+    let root = env.root();
+    let mut run = Command::new(runtime_bin())
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.to_str().unwrap(),
+            "s1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&out_file).unwrap().contains("ready") {
+        assert!(Instant::now() < deadline, "the container never got ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The runtime blocks the signals it forwards right after start; `ready` is printed after that.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(run.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(42), "the container's trap did not run");
+    assert!(std::fs::read_to_string(&out_file).unwrap().contains("got-term"));
+    assert!(!root.join("s1").exists());
+}

@@ -38,3 +38,61 @@ pub fn send(socket: &Path, master: &File) -> Result<()> {
     .map_err(|e| err(e.into()))?;
     Ok(())
 }
+
+/// The host terminal in raw mode while a container's pty is proxied; restored on drop.
+struct RawMode(Option<rustix::termios::Termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            raw.make_raw();
+            let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
+        }
+        RawMode(saved)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
+        }
+    }
+}
+
+/// A pty proxied to this process's stdin and stdout (`run` or `exec` in the foreground without a console socket,
+/// as runc does). [`Proxy::finish`] waits for the output to drain once the process ended.
+pub struct Proxy {
+    output: std::thread::JoinHandle<()>,
+    _raw: RawMode,
+}
+
+impl Proxy {
+    /// Start copying: stdin to the master, the master to stdout. The host terminal (if stdin is one) goes raw and
+    /// lends its window size.
+    pub fn start(master: File) -> std::io::Result<Proxy> {
+        if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+            let _ = rustix::termios::tcsetwinsize(&master, size);
+        }
+        let raw = RawMode::enter();
+        let mut to_master = master.try_clone()?;
+        // Never joined: it blocks on stdin; it ends with the process.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut to_master);
+        });
+        let mut from_master = master;
+        let output = std::thread::spawn(move || {
+            // EIO once every slave fd is closed: the normal end.
+            let _ = std::io::copy(&mut from_master, &mut std::io::stdout());
+        });
+        Ok(Proxy { output, _raw: raw })
+    }
+
+    /// Wait for the rest of the output.
+    pub fn finish(self) {
+        let _ = self.output.join();
+    }
+}

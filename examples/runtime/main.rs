@@ -264,7 +264,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     log::debug(&format!("{cmd:?}"));
     match cmd {
         Cmd::Create(a) => {
-            let c = create(&sd, &a)?;
+            let c = create(&sd, &a, false)?;
             c.detach();
         }
         Cmd::Start { id } => start(&sd, &id, None)?,
@@ -345,13 +345,15 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// Everything of `create`: the container waits before `execve` when this returns. Dropping the result (on a later
 /// error) kills and removes it.
-fn create(sd: &StateDir, a: &CreateArgs) -> Result<Container> {
+fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> {
     let b = bundle::load(&a.bundle)?;
     let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     match (terminal, &a.console_socket) {
-        (true, None) => {
+        (true, None) if !foreground => {
             return Err(Error::Usage(
-                "process.terminal is true: pass --console-socket to receive the pty master".into(),
+                "process.terminal is true: pass --console-socket to receive the pty master (or use run without \
+             --detach)"
+                    .into(),
             ));
         }
         (false, Some(_)) => {
@@ -438,19 +440,67 @@ fn exit_code(s: ExitStatus) -> ExitCode {
 }
 
 fn run_container(sd: &StateDir, a: &CreateArgs, detach: bool) -> Result<ExitCode> {
-    let mut c = create(sd, a)?;
+    let mut c = create(sd, a, !detach)?;
+    // Foreground with a terminal and no console socket: this process proxies the pty.
+    let proxy = match c.take_pty_master() {
+        Some(m) => Some(console::Proxy::start(m).map_err(Error::io("proxy terminal", "pty"))?),
+        None => None,
+    };
     start(sd, &a.id, Some(&mut c))?;
     if detach {
         c.detach();
         return Ok(ExitCode::SUCCESS);
     }
+    forward_signals(sd, &a.id);
     let meta = Meta::load(sd, &a.id);
     let mut final_state = state::oci_state(sd, &a.id)?;
     let exit = c.wait()?;
+    if let Some(p) = proxy {
+        p.finish();
+    }
     final_state.status = "stopped".into();
     final_state.pid = 0;
     poststop(&meta, &final_state);
     Ok(exit_code(exit.status))
+}
+
+/// Signals this process gets while `run` waits in the foreground go to the container's process, as runc forwards
+/// them. They are blocked only now: the container's process was spawned with the caller's mask.
+fn forward_signals(sd: &StateDir, id: &str) {
+    const FORWARDED: [libc::c_int; 7] = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ];
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the mask change affects this thread, and the
+    // forwarding thread inherits it before sigwait.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    let (sd, id) = (sd.clone(), id.to_owned());
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: a valid, initialised set and out-parameter.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            log::debug(&format!("forwarding signal {sig} to {id}"));
+            let _ = sd.kill(&id, sig, false);
+        }
+    });
 }
 
 fn poststop(meta: &Meta, st: &state::OciState) {
@@ -589,11 +639,16 @@ fn parse_interval(s: &str) -> Result<Duration> {
 
 fn events(sd: &StateDir, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_interval(interval)?;
+    let mut printed = false;
     loop {
         let (st, status) = state::status(sd, id)?;
         if status == "stopped" {
+            if printed {
+                return Ok(());
+            }
             return Err(bad_state(id, status, "no events from a stopped container"));
         }
+        printed = true;
         println!("{}", resources::stats_event(id, &st.cgroup.stats()));
         if once {
             return Ok(());
@@ -686,9 +741,9 @@ fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
     let process = exec_process(sd, a)?;
     let terminal = process.terminal().unwrap_or(false);
     match (terminal, &a.console_socket) {
-        (true, None) => {
+        (true, None) if a.detach => {
             return Err(Error::Usage(
-                "a terminal was asked for: pass --console-socket to receive the pty master".into(),
+                "a terminal was asked for with --detach: pass --console-socket to receive the pty master".into(),
             ));
         }
         (false, Some(_)) => {
@@ -710,6 +765,10 @@ fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
             .ok_or_else(|| Error::Usage("the sandbox allocated no pty for the terminal".into()))?;
         console::send(sock, &master)?;
     }
+    let proxy = match h.pty_master.take() {
+        Some(m) => Some(console::Proxy::start(m).map_err(Error::io("proxy terminal", "pty"))?),
+        None => None,
+    };
     if let Some(p) = &a.pid_file {
         write_pid_file(p, h.pid())?;
     }
@@ -719,5 +778,9 @@ fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
         std::mem::forget(h);
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(exit_code(h.wait()?))
+    let status = h.wait()?;
+    if let Some(p) = proxy {
+        p.finish();
+    }
+    Ok(exit_code(status))
 }
