@@ -9,7 +9,7 @@
 #   RUNS=N              timed runs per side (alternating wharf and peer; the median is reported)
 #   WHARF_BENCH_DIR=D   cache and scratch space (default /var/tmp/wharf-bench): the debootstrap tree
 #                       and the built image are kept there so reruns skip building them
-#   OPS="pull unpack pullunpack start assembly"   which benchmarks to run
+#   OPS="pull unpack pullunpack start assembly spawn"   which benchmarks to run
 #   CARGO_TARGET_DIR    where the release examples are built (default: the repository's target/)
 #
 # Needs root (debootstrap, unpacking with owners and devices, namespaces, cgroups) and Debian
@@ -19,7 +19,7 @@ set -euo pipefail
 
 RUNS=${RUNS:-5}
 BENCH_DIR=${WHARF_BENCH_DIR:-/var/tmp/wharf-bench}
-OPS=${OPS-"pull unpack pullunpack start assembly"}
+OPS=${OPS-"pull unpack pullunpack start assembly spawn"}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$CARGO_TARGET_DIR/release/examples
@@ -170,16 +170,18 @@ bench() { # OP RUNS
 	done
 }
 
-pull_wharf() { measure pull wharf "$BIN/wharf" --root "$1/store" pull "$REF"; }
-pull_peer() { measure pull peer skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$1/layout:1"; }
+pull_wharf() { mkdir "$1" && measure pull wharf "$BIN/wharf" --root "$1/store" pull "$REF"; }
+pull_peer() { mkdir "$1" && measure pull peer skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$1/layout:1"; }
 
 unpack_wharf() { measure unpack wharf "$BIN/unpack" --root "$RUN/src-store" "$REF" "$1"; }
 unpack_peer() { measure unpack peer umoci unpack --image "$RUN/src-layout:1" "$1"; }
 
 pullunpack_wharf() {
+	mkdir "$1"
 	measure pullunpack wharf sh -c "'$BIN/wharf' --root '$1/store' pull '$REF' && '$BIN/unpack' --root '$1/store' '$REF' '$1/rootfs'"
 }
 pullunpack_peer() {
+	mkdir "$1"
 	measure pullunpack peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$1/layout:1' && umoci unpack --image '$1/layout:1' '$1/bundle'"
 }
 
@@ -210,6 +212,11 @@ if want assembly; then
 	log "second container: cargo bench --bench rootfs -- assemble"
 	DIVAN=$RUN/divan.txt
 	(cd "$REPO" && cargo bench --quiet --bench rootfs -- assemble) | tee "$DIVAN" || die "cargo bench --bench rootfs failed"
+fi
+if want spawn; then
+	# In-process spawn-to-exit, without the process start-up of either CLI.
+	log "spawn to exit in process: cargo bench --bench sandbox"
+	(cd "$REPO" && cargo bench --quiet --bench sandbox) || die "cargo bench --bench sandbox failed"
 fi
 
 echo
