@@ -58,8 +58,12 @@ RUN=$BENCH_DIR/run
 RESULTS=$BENCH_DIR/results.txt
 REGISTRY_PID=
 cleanup() {
-	[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
-	mountpoint -q "$RUN/scratch" && umount "$RUN/scratch"
+	set +e
+	if [ -n "$REGISTRY_PID" ]; then
+		kill "$REGISTRY_PID" 2>/dev/null
+		wait "$REGISTRY_PID" 2>/dev/null
+	fi
+	if mountpoint -q "$RUN/scratch"; then umount "$RUN/scratch"; fi
 	rm -rf "$RUN" "$BENCH_DIR/scratch.img"
 }
 trap cleanup EXIT
@@ -102,6 +106,7 @@ IMAGE_BYTES=$(du -sb "$ROOTFS" | cut -f1)
 IMAGE_FILES=$(find "$ROOTFS" | wc -l)
 
 # --- a loopback registry holding the image -------------------------------------------------
+if mountpoint -q "$RUN/scratch"; then umount "$RUN/scratch"; fi # left by a killed run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
