@@ -235,11 +235,7 @@ fn two_containers_from_one_image_do_not_see_each_others_writes() {
     // Each sees its own write, and a third container sees neither.
     let deadline = Instant::now() + Duration::from_secs(10);
     let read = |name: &str| {
-        let dir = env
-            .store()
-            .join(".wharf/containers")
-            .join(name)
-            .join("fs/rootfs/data/f");
+        let dir = env.store().join(".wharf/rootfs").join(name).join("rootfs/data/f");
         std::fs::read_to_string(dir).unwrap_or_default()
     };
     while (read("a").is_empty() || read("b").is_empty()) && Instant::now() < deadline {
@@ -420,4 +416,52 @@ fn exec_top_and_logs_reach_a_detached_container() {
     assert!(env.ok(&["ps"]).contains("exited"));
     env.ok(&["rm", "svc"]);
     assert!(!env.ok(&["ps"]).contains("svc"));
+}
+
+#[test]
+fn commit_makes_an_image_with_the_containers_changes_and_export_writes_its_tree() {
+    let env = Env::new();
+    env.busybox_image("base/busybox:1", "base\n");
+    env.ok(&[
+        "run",
+        "--name",
+        "builder",
+        "base/busybox:1",
+        "sh",
+        "-c",
+        "echo built > /data/artifact; rm /etc/release",
+    ]);
+    env.ok(&["commit", "builder", "derived/busybox:1"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "derived/busybox:1",
+        "sh",
+        "-c",
+        "cat /data/artifact; ls /etc",
+    ]);
+    assert_eq!(
+        out, "built\npasswd\n",
+        "the new file is there and the deleted one is gone"
+    );
+    assert_eq!(
+        env.ok(&["history", "derived/busybox:1"]).lines().count(),
+        3,
+        "header + import + commit"
+    );
+
+    let tar = env.dir.path().join("exported.tar");
+    env.ok(&["export", "builder", "-o", tar.to_str().unwrap()]);
+    let listing = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "data/artifact"),
+        "{names}"
+    );
+    assert!(
+        !names.lines().any(|l| l.trim_start_matches("./") == "etc/release"),
+        "{names}"
+    );
+    env.ok(&["rm", "builder"]);
+    assert!(!env.store().join(".wharf/rootfs/builder").exists());
 }

@@ -76,9 +76,13 @@ pub fn rmi(ctx: &Ctx, images: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `docker image prune`.
+/// `docker image prune`: blobs no image references, and cached layers no image or container needs.
 pub fn prune(ctx: &Ctx) -> Result<()> {
     let report = ctx.store.gc()?;
+    let in_use = wharf::rootfs::Rootfs::layers_in_use(crate::run::rootfs_base(ctx))?;
+    for diff_id in crate::run::layer_cache(ctx)?.prune_keeping(&ctx.store, &in_use)? {
+        println!("deleted cached layer {diff_id}");
+    }
     for (d, size) in &report.removed {
         println!("deleted {d} ({})", human(*size));
     }

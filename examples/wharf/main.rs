@@ -81,6 +81,21 @@ enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Create a new image from a container's changes
+    Commit {
+        /// The container
+        name: String,
+        /// Name of the new image
+        image: String,
+    },
+    /// Export a container's filesystem as a tar archive
+    Export {
+        /// The container
+        name: String,
+        /// Output file
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Run a command in a running container
     Exec {
         /// Allocate a terminal
@@ -226,6 +241,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             command,
         } => return Ok(ExitCode::from(run::exec(&ctx, &name, command, env, tty)?)),
+        Command::Commit { name, image } => run::commit(&ctx, &name, &image)?,
+        Command::Export { name, output } => run::export(&ctx, &name, &output)?,
         Command::Top { name } => run::top(&ctx, &name)?,
         Command::Stats { name } => run::stats(&ctx, &name)?,
         Command::Images => images::images(&ctx)?,

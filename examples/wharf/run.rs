@@ -1,7 +1,8 @@
 //! Containers: run (foreground or detached), ps, logs, stop/kill, rm, top, stats.
 //!
-//! A container's files live under `ROOT/.wharf/containers/NAME/`: its rootfs (an overlay of the
-//! cached layers plus its own upper dir), its logs when detached, and `container.json`. The
+//! A container's files live under `ROOT/.wharf/containers/NAME/` (its logs when detached, and
+//! `container.json`) and `ROOT/.wharf/rootfs/NAME/` (an overlay of the cached layers plus its own
+//! upper dir, kept with `Rootfs::persist` while the container exists). The
 //! sandbox keeps its own state under `ROOT/.wharf/sandbox/`, so another invocation of this
 //! program can find, signal and delete it.
 
@@ -98,11 +99,17 @@ fn containers_dir(ctx: &Ctx) -> PathBuf {
     wharf_dir(ctx).join("containers")
 }
 
+/// Where container filesystems live: one rootfs directory per container, the layout
+/// `Rootfs::layers_in_use` and `Rootfs::cleanup_stale` read.
+pub fn rootfs_base(ctx: &Ctx) -> PathBuf {
+    wharf_dir(ctx).join("rootfs")
+}
+
 fn state_dir(ctx: &Ctx) -> Result<StateDir> {
     Ok(StateDir::new(wharf_dir(ctx).join("sandbox"))?)
 }
 
-fn layer_cache(ctx: &Ctx) -> Result<LayerCache> {
+pub fn layer_cache(ctx: &Ctx) -> Result<LayerCache> {
     Ok(LayerCache::open(wharf_dir(ctx).join("layers"))?)
 }
 
@@ -167,6 +174,18 @@ fn build_spec(
         ..Default::default()
     };
     let mut spec = runtime_spec(config, &overrides)?;
+    // The pty gets the caller's window size when it is made, before the process can ask for it.
+    if args.tty
+        && let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin())
+        && let Some(p) = spec.process_mut()
+    {
+        p.set_console_size(Some(
+            wharf::image::oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(size.ws_row))
+                .width(u64::from(size.ws_col))
+                .build()?,
+        ));
+    }
     // Docker's default capability set, rather than the runtime-spec example's three.
     if let Some(p) = spec.process_mut() {
         p.set_capabilities(Some(wharf::sandbox::caps::docker_default()));
@@ -257,10 +276,12 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         return Err(format!("the container name {name:?} is already in use: remove it with `wharf rm {name}`").into());
     }
     std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(rootfs_base(ctx))?;
+    let fs_dir = rootfs_base(ctx).join(&name);
     let result = (|| -> Result<u8> {
         let cache = layer_cache(ctx)?;
         let layers = cache.ensure_image(&ctx.store, &image, &ApplyOptions::default())?;
-        let rootfs = Rootfs::create(&cache, &layers, dir.join("fs"), &RootfsOptions::default())?;
+        let rootfs = Rootfs::create(&cache, &layers, &fs_dir, &RootfsOptions::default())?;
         if let Some(reason) = rootfs.fallback_reason() {
             eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
         }
@@ -286,7 +307,13 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
             }
         } else {
             StdioConfig {
-                stdin: if args.interactive { Stdio::Inherit } else { Stdio::Null },
+                // With a terminal, Inherit means the pty (-t alone still gives the container a tty
+                // on stdin, as docker does); -i decides whether the caller's input is forwarded.
+                stdin: if args.interactive || args.tty {
+                    Stdio::Inherit
+                } else {
+                    Stdio::Null
+                },
                 ..StdioConfig::inherit()
             }
         };
@@ -299,7 +326,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         let mut container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;
         if args.detach {
             // The container outlives this process: keep its rootfs mounted until `wharf rm`.
-            std::mem::forget(rootfs);
+            rootfs.persist()?;
             container.detach();
             println!("{name}");
             return Ok(0);
@@ -320,7 +347,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
             rootfs.close()?;
         } else {
             // A stopped container keeps its filesystem until `wharf rm`, as docker's do.
-            std::mem::forget(rootfs);
+            rootfs.persist()?;
         }
         Ok(match exit.status {
             ExitStatus::Exited(c) => (c & 0xff) as u8,
@@ -329,7 +356,8 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     })();
     if args.rm || result.is_err() {
         let _ = states.delete(&name, true);
-        let _ = Rootfs::cleanup_stale(&dir);
+        // The rootfs handle unmounted on drop or close; remove what is left of both directories.
+        let _ = std::fs::remove_dir_all(&fs_dir);
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
@@ -441,11 +469,55 @@ pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
     if states.load(name).is_ok() {
         states.delete(name, force)?;
     }
-    let dir = containers_dir(ctx).join(name);
-    Rootfs::cleanup_stale(&dir)?;
-    std::fs::remove_dir_all(&dir)?;
+    let fs_dir = rootfs_base(ctx).join(name);
+    if fs_dir.exists() {
+        Rootfs::attach(&layer_cache(ctx)?, &fs_dir)?.close()?;
+    }
+    std::fs::remove_dir_all(containers_dir(ctx).join(name))?;
     println!("{name}");
     Ok(())
+}
+
+/// A handle on a container's filesystem for `f`, kept mounted afterwards.
+fn with_rootfs<T>(ctx: &Ctx, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
+    record(ctx, name)?;
+    let rootfs = Rootfs::attach(&layer_cache(ctx)?, rootfs_base(ctx).join(name))?;
+    let out = f(&rootfs);
+    rootfs.persist()?;
+    out
+}
+
+/// `docker commit`: the container's changes as a new layer on top of its image.
+pub fn commit(ctx: &Ctx, name: &str, target: &str) -> Result<()> {
+    let target: Reference = target.parse()?;
+    let base: Reference = record(ctx, name)?.image.parse()?;
+    let image = ctx.store.image(&base, &ctx.platform)?;
+    let committed = with_rootfs(ctx, name, |rootfs| {
+        let opts = wharf::rootfs::CommitOptions {
+            created_by: format!("wharf commit {name}"),
+            ..Default::default()
+        };
+        Ok(rootfs.commit(&ctx.store, &image, &target, &opts)?)
+    })?;
+    println!("{}", committed.config_digest);
+    Ok(())
+}
+
+/// `docker export`: the container's whole filesystem as one tar.
+pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
+    let temp = output.with_extension("partial");
+    let res = with_rootfs(ctx, name, |rootfs| {
+        let file = File::create(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        rootfs.export(&mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok(())
+    })
+    .and_then(|()| Ok(std::fs::rename(&temp, output)?));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    res
 }
 
 /// `docker top`: the container's processes, with their pids on the host and inside.
