@@ -465,3 +465,68 @@ fn commit_makes_an_image_with_the_containers_changes_and_export_writes_its_tree(
     env.ok(&["rm", "builder"]);
     assert!(!env.store().join(".wharf/rootfs/builder").exists());
 }
+
+#[test]
+fn run_flags_env_workdir_user_volumes_read_only_init_and_entrypoint() {
+    let env = Env::new();
+    env.busybox_image("flags/busybox:1", "flags\n");
+    let host = env.dir.path().join("volume");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from the host\n").unwrap();
+    let vol_ro = format!("{}:/mnt/ro:ro", host.display());
+    let vol_rw = format!("{}:/mnt/rw", host.display());
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp",
+        "-u",
+        "65534:65534",
+        "-v",
+        &vol_ro,
+        "-v",
+        &vol_rw,
+        "--read-only",
+        "--init",
+        "flags/busybox:1",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; cat /mnt/ro/in; touch /mnt/ro/x 2>/dev/null || echo ro-refused; \
+         touch /etc/x 2>/dev/null || echo root-refused; echo self=$$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..6],
+        ["hi", "/tmp", "65534", "from the host", "ro-refused", "root-refused"],
+        "{out}"
+    );
+    assert!(
+        !lines[6].contains("sh -c"),
+        "with --init, pid 1 is the init, not the command: {out}"
+    );
+    // The writable volume wrote through to the host.
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol_rw,
+        "flags/busybox:1",
+        "sh",
+        "-c",
+        "echo back > /mnt/rw/out",
+    ]);
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/echo",
+        "flags/busybox:1",
+        "replaced",
+    ]);
+    assert_eq!(out, "replaced\n");
+    let bad = env.wharf(&["run", "--rm", "--memory", "lots", "flags/busybox:1", "true"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid size"));
+}
