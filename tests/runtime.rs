@@ -886,3 +886,74 @@ fn run_forwards_signals_to_the_container() {
     assert!(std::fs::read_to_string(&out_file).unwrap().contains("got-term"));
     assert!(!root.join("s1").exists());
 }
+
+#[test]
+fn same_id_twice_is_refused_and_force_delete_thaws_a_paused_container() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    env.ok(&["run", "-d", "--bundle", b.to_str().unwrap(), "x1"]);
+    let pid = env.state("x1")["pid"].as_i64().unwrap();
+    let again = env.rt(&["create", "--bundle", b.to_str().unwrap(), "x1"]);
+    assert!(!again.status.success());
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    let st = env.state("x1");
+    assert_eq!(st["status"], "running", "the refused create disturbed the first: {st}");
+    assert_eq!(st["pid"].as_i64().unwrap(), pid);
+
+    // Resources from a JSON document on stdin, as containerd sends them.
+    let mut update = Command::new(runtime_bin())
+        .args([
+            "--root",
+            env.root().to_str().unwrap(),
+            "update",
+            "--resources",
+            "-",
+            "x1",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(update.stdin.as_mut().unwrap(), br#"{"pids":{"limit":7}}"#).unwrap();
+    drop(update.stdin.take());
+    assert!(update.wait().unwrap().success());
+    let sandbox_state: Value =
+        serde_json::from_slice(&std::fs::read(env.root().join("x1/state.json")).unwrap()).unwrap();
+    let dirs = sandbox_state["cgroup"]["dirs"].as_array().unwrap();
+    let pids_max = dirs
+        .iter()
+        .map(|d| Path::new(d[1].as_str().unwrap()).join("pids.max"))
+        .find(|p| p.exists())
+        .expect("no pids controller for the container");
+    assert_eq!(std::fs::read_to_string(pids_max).unwrap().trim(), "7");
+
+    env.ok(&["pause", "x1"]);
+    let table = env.ok(&["list"]);
+    assert!(
+        table.lines().any(|l| l.starts_with("x1 ") && l.contains("paused")),
+        "{table}"
+    );
+    env.ok(&["delete", "--force", "x1"]);
+    assert!(!env.root().join("x1").exists());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the paused container survived delete --force"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn text_log_format() {
+    let env = Env::new();
+    let log = env.dir.path().join("log.txt");
+    let out = env.rt(&["--log", log.to_str().unwrap(), "kill", "nosuch", "SIGNOPE"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("unknown signal \"SIGNOPE\""), "{}", out.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("time=\""), "{text}");
+    assert!(text.contains(" level=error msg=\"unknown signal"), "{text}");
+}

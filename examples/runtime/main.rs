@@ -13,6 +13,13 @@
 //!   `execve` (after its `pivot_root`, where runc runs them just before).
 //! - Fields of `config.json` the sandbox cannot honour are refused by it, naming the field.
 
+/// Print a line to stdout; a reader that went away (`runtime list | head -1`) is no reason to panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod bundle;
 mod console;
 mod error;
@@ -239,7 +246,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     if cli.version {
-        println!(
+        out!(
             "runtime version {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             state::OCI_VERSION
@@ -250,7 +257,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return Err(Error::Usage("no command given (see --help)".into()));
     };
     if let Cmd::Features = cmd {
-        println!("{:#}", features::document());
+        out!("{:#}", features::document());
         return Ok(ExitCode::SUCCESS);
     }
     if cli.systemd_cgroup {
@@ -271,7 +278,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Run { create: a, detach } => return run_container(&sd, &a, detach),
         Cmd::State { id } => {
             let st = state::oci_state(&sd, &id)?;
-            println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            out!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
         }
         Cmd::Kill { all, id, signal } => {
             let sig = signal::parse(signal.as_deref().unwrap_or("TERM"))?;
@@ -537,12 +544,12 @@ fn list(sd: &StateDir, format: &str, quiet: bool) -> Result<()> {
         .collect();
     if quiet {
         for s in &states {
-            println!("{}", s.id);
+            out!("{}", s.id);
         }
         return Ok(());
     }
     match format {
-        "json" => println!("{}", serde_json::to_string(&states).unwrap_or_default()),
+        "json" => out!("{}", serde_json::to_string(&states).unwrap_or_default()),
         "table" => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
@@ -577,7 +584,7 @@ fn ps(sd: &StateDir, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let st = state::load(sd, id)?;
     let pids = st.cgroup.pids();
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids).unwrap_or_default()),
+        "json" => out!("{}", serde_json::to_string(&pids).unwrap_or_default()),
         "table" => {
             // As runc: ps(1)'s own output, keeping the header and the lines of the container's pids.
             let args: Vec<String> = if ps_args.is_empty() {
@@ -596,11 +603,11 @@ fn ps(sd: &StateDir, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .ok_or_else(|| Error::Usage(format!("ps {}: no PID column in its output", args.join(" "))))?;
-            println!("{header}");
+            out!("{header}");
             for l in lines {
                 let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
-                    println!("{l}");
+                    out!("{l}");
                 }
             }
         }
@@ -649,7 +656,16 @@ fn events(sd: &StateDir, id: &str, once: bool, interval: &str) -> Result<()> {
             return Err(bad_state(id, status, "no events from a stopped container"));
         }
         printed = true;
-        println!("{}", resources::stats_event(id, &st.cgroup.stats()));
+        // A reader that went away ends the stream.
+        if writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            resources::stats_event(id, &st.cgroup.stats())
+        )
+        .is_err()
+        {
+            return Ok(());
+        }
         if once {
             return Ok(());
         }
