@@ -31,6 +31,8 @@ fn runtime_bin() -> &'static Path {
     })
 }
 
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 const IMAGE: &str = "docker.io/library/busybox:wharf-runtime-test";
 
 /// A private containerd with the busybox image imported, in its own ctr namespace.
@@ -82,7 +84,12 @@ impl Containerd {
         let c = Containerd {
             dir,
             child,
-            namespace: format!("wharf-test-{}", std::process::id()),
+            // Unique per test: the shim keeps the runtime's state under /run/containerd/runc/NAMESPACE.
+            namespace: format!(
+                "wharf-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !c.ctr(&["version"]).status.success() {
@@ -270,4 +277,28 @@ fn ctr_task_kill_exec_ps_metrics_and_cleanup() {
     for cg in &cgroups {
         assert!(!cg.exists(), "cgroup {} left behind", cg.display());
     }
+}
+
+#[test]
+fn ctr_run_with_a_terminal_gets_the_pty_through_the_console_socket() {
+    let c = Containerd::start();
+    let rt = runtime_bin().to_str().unwrap();
+    // ctr -t needs a terminal of its own: script(1) gives it one.
+    let ctr = format!(
+        "ctr --address {} --namespace {} run -t --runc-binary {rt} --rm {IMAGE} tty1 sh -c '[ -t 0 ] && echo via-console; exit 5'",
+        c.dir.path().join("containerd.sock").display(),
+        c.namespace
+    );
+    let out = Command::new("script")
+        .args(["-qec", &ctr, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) is required (Debian's bsdutils)");
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("via-console\r"),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(c.ok(&["c", "ls", "-q"]), "");
 }
