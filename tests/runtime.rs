@@ -957,3 +957,67 @@ fn text_log_format() {
     assert!(text.starts_with("time=\""), "{text}");
     assert!(text.contains(" level=error msg=\"unknown signal"), "{text}");
 }
+
+#[test]
+fn hook_timeout_fails_create() {
+    let env = Env::new();
+    let hooks = HooksBuilder::default()
+        .create_runtime(vec![
+            HookBuilder::default()
+                .path("/bin/sleep")
+                .args(vec!["sleep".to_string(), "60".to_string()])
+                .timeout(1)
+                .build()
+                .unwrap(),
+        ])
+        .build()
+        .unwrap();
+    let b = env.bundle("b", &["sleep", "1000"], |s| {
+        s.set_hooks(Some(hooks));
+    });
+    let out = env.rt(&["create", "--bundle", b.to_str().unwrap(), "t1"]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("createRuntime hook /bin/sleep: timed out after 1s"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.root().join("t1").exists(), "state left behind");
+}
+
+#[test]
+fn preserved_fds_reach_the_container() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let b = env.bundle("b", &["sh", "-c", "echo through-fd-3 >&3"], |_| {});
+    let target = env.dir.path().join("fd3.out");
+    let f = std::fs::File::create(&target).unwrap();
+    let raw = f.as_raw_fd();
+    let mut cmd = Command::new(runtime_bin());
+    cmd.args(["--root", env.root().to_str().unwrap(), "run", "--preserve-fds", "1"])
+        .args(["--bundle", b.to_str().unwrap(), "f1"])
+        .stdin(Stdio::null());
+    // SAFETY: dup2 and fcntl are async-signal-safe; they put the file at fd 3 of the runtime (without
+    // close-on-exec), as containerd passes fds.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "through-fd-3\n");
+    // Asking for more fds than were given is an error, not a silent drop.
+    let out = env.rt(&["run", "--preserve-fds", "40", "--bundle", b.to_str().unwrap(), "f2"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--preserve-fds 40"), "{}", out.stderr);
+}
