@@ -1021,3 +1021,24 @@ fn preserved_fds_reach_the_container() {
     assert!(!out.status.success());
     assert!(out.stderr.contains("--preserve-fds 40"), "{}", out.stderr);
 }
+
+#[test]
+fn unknown_fields_in_process_and_resources_documents_are_refused() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    env.ok(&["run", "-d", "--bundle", b.to_str().unwrap(), "u1"]);
+    let pj = env.dir.path().join("process.json");
+    let mut p = serde_json::to_value(Spec::default().process().clone().unwrap()).unwrap();
+    p["args"] = serde_json::json!(["true"]);
+    p["sandboxLevel"] = serde_json::json!("extreme");
+    std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+    let out = env.rt(&["exec", "--process", pj.to_str().unwrap(), "u1"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("sandboxLevel"), "{}", out.stderr);
+    let rj = env.dir.path().join("resources.json");
+    std::fs::write(&rj, br#"{"pids":{"limit":5,"burst":2}}"#).unwrap();
+    let out = env.rt(&["update", "--resources", rj.to_str().unwrap(), "u1"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("pids.burst"), "{}", out.stderr);
+    env.ok(&["delete", "-f", "u1"]);
+}

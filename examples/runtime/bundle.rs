@@ -97,6 +97,33 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     })
 }
 
+/// Parse a JSON document of the OCI runtime spec (a process for `exec --process`, resources for `update`),
+/// refusing fields the spec types do not know, as for `config.json`. `what` names the document in errors.
+///
+/// # Errors
+/// [`Error::Flag`] when it does not parse; [`Error::Unsupported`] for an unknown field.
+pub fn parse_checked<T: serde::de::DeserializeOwned + serde::Serialize>(
+    flag: &'static str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    let bad = |reason: String| Error::Flag {
+        flag,
+        value: what.to_owned(),
+        reason,
+    };
+    let raw: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let parsed: T = serde_json::from_value(raw.clone()).map_err(|e| bad(e.to_string()))?;
+    let known = serde_json::to_value(&parsed).map_err(|e| bad(e.to_string()))?;
+    if let Some(field) = unknown_field(&raw, &known, "") {
+        return Err(Error::Unsupported {
+            field: format!("{flag} {what}: {field}"),
+            reason: "not a field of the OCI runtime spec this runtime implements".into(),
+        });
+    }
+    Ok(parsed)
+}
+
 /// Whether a JSON value carries no information (a field holding it may be dropped on re-serialisation).
 fn is_empty(v: &Value) -> bool {
     match v {

@@ -680,11 +680,7 @@ fn exec_process(sd: &StateDir, a: &ExecArgs) -> Result<Process> {
             return Err(Error::Usage("give either --process or ARGS, not both".into()));
         }
         let bytes = std::fs::read(p).map_err(Error::io("read process", p))?;
-        return serde_json::from_slice(&bytes).map_err(|e| Error::Flag {
-            flag: "--process",
-            value: p.display().to_string(),
-            reason: e.to_string(),
-        });
+        return bundle::parse_checked("--process", &p.display().to_string(), &bytes);
     }
     if a.args.is_empty() {
         return Err(Error::Usage("exec needs a command (ARGS) or --process".into()));

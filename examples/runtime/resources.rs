@@ -90,11 +90,7 @@ pub fn from_args(args: &UpdateArgs) -> Result<LinuxResources> {
             } else {
                 std::fs::read(p).map_err(Error::io("read", p))?
             };
-            serde_json::from_slice(&bytes).map_err(|e| Error::Flag {
-                flag: "--resources",
-                value: p.display().to_string(),
-                reason: e.to_string(),
-            })?
+            crate::bundle::parse_checked("--resources", &p.display().to_string(), &bytes)?
         }
         None => LinuxResources::default(),
     };
