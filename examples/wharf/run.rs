@@ -445,14 +445,22 @@ pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
     let sig = signal_number(signal)?;
     states.kill(name, sig, true)?;
     if stop {
-        for _ in 0..100 {
-            if !matches!(states.status(name), Ok(Status::Running)) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if matches!(states.status(name), Ok(Status::Running)) {
+        // As docker stop: TERM, a grace period, then KILL; return once the container is gone.
+        // (A pid 1 without a TERM handler ignores TERM, so the KILL is often what ends it.)
+        let stopped = |tenths: u32| {
+            (0..tenths).any(|_| {
+                let running = matches!(states.status(name), Ok(Status::Running));
+                if running {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                !running
+            })
+        };
+        if !stopped(100) {
             states.kill(name, 9, true)?;
+            if !stopped(100) {
+                return Err(format!("container {name} did not stop after SIGKILL").into());
+            }
         }
     }
     println!("{name}");
