@@ -868,8 +868,11 @@ pub(crate) fn run(plan: &Plan) -> ! {
             0,
         );
         libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong, 0, 0, 0);
+        // The kernel raises an ambient capability only if it is permitted and inheritable; like runc,
+        // leave out the others instead of failing (`runc spec`'s own bundle asks for such ones).
+        let raisable = plan.caps.ambient & plan.caps.permitted & plan.caps.inheritable;
         for cap in 0..=plan.last_cap.min(63) {
-            if plan.caps.ambient & (1u64 << cap) != 0 {
+            if raisable & (1u64 << cap) != 0 {
                 let r = libc::prctl(
                     libc::PR_CAP_AMBIENT,
                     libc::PR_CAP_AMBIENT_RAISE as c_ulong,

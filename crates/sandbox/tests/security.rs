@@ -203,3 +203,23 @@ fn docker_profile_answers_enosys_for_clone3_and_eperm_for_blocked_calls() {
     );
     assert_eq!(probe(r, libc::SYS_getppid as u32, 0, 0, docker), ExitStatus::Exited(0));
 }
+
+#[test]
+fn ambient_capabilities_outside_the_inheritable_set_are_left_out_as_runc_does() {
+    // The capability sets `runc spec` writes: ambient caps that are not inheritable.
+    let root = rootfs();
+    let mut s = sh("cat /proc/self/status");
+    let three: std::collections::HashSet<Capability> =
+        [Capability::AuditWrite, Capability::Kill, Capability::NetBindService].into();
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(three.clone()));
+    caps.set_permitted(Some(three.clone()));
+    caps.set_effective(Some(three.clone()));
+    caps.set_inheritable(Some([Capability::Kill].into()));
+    caps.set_ambient(Some(three));
+    s.process_mut().as_mut().unwrap().set_capabilities(Some(caps));
+    let (exit, out, err) = run(&s, root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
+    // Only KILL (bit 5) is both inheritable and permitted, so only it is ambient.
+    assert_eq!(status_field(&out, "CapAmb:"), "0000000000000020");
+}
