@@ -894,6 +894,9 @@ pub(crate) fn run(plan: &Plan) -> ! {
         }
 
         if plan.hold_fifo >= 0 {
+            // Like runc, `create` fails when the program cannot be executed, rather than a
+            // later `start`: checked with the container's own credentials, already in place.
+            check_executable(plan);
             report(plan.err_w, Stage::Ready, 0, 0);
             let mut b = [0u8; 1];
             if libc::read(plan.hold_fifo, b.as_mut_ptr().cast(), 1) != 1 {
@@ -925,6 +928,25 @@ fn load_seccomp(plan: &Plan) {
         };
         check(plan, r as c_int, Stage::Seccomp, 0);
     }
+}
+
+/// Fails the way `exec` would when no candidate path is an executable the process may run.
+fn check_executable(plan: &Plan) {
+    let mut last = libc::ENOENT;
+    for p in &plan.exec_paths {
+        // SAFETY: a NUL-terminated path prepared before the fork.
+        if unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0 {
+            return;
+        }
+        let e = errno();
+        if e != libc::ENOENT && e != libc::ENOTDIR {
+            last = e;
+        }
+    }
+    if last == libc::ENOENT {
+        fail(plan, Stage::ExecNotFound, 0, last)
+    }
+    fail(plan, Stage::Exec, 0, last)
 }
 
 /// Reset signal handlers to default and unblock signals, then try each candidate path.

@@ -405,3 +405,23 @@ fn exec_into_a_user_namespaced_container() {
     c.kill(libc::SIGKILL).unwrap();
     c.wait().unwrap();
 }
+
+#[test]
+fn creating_a_container_whose_program_is_missing_fails_at_create_as_runc_does() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("missing-{}", std::process::id());
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        created_only: true,
+        ..Default::default()
+    };
+    let err = Container::spawn_with(&spec(&["/no/such/program"]), root.path(), StdioConfig::piped(), opts)
+        .expect_err("create must fail for a missing program");
+    assert!(matches!(err, wharf_sandbox::Error::ExecNotFound { .. }), "{err:?}");
+    assert!(
+        StateDir::new(states.path()).unwrap().list().is_empty(),
+        "no state is left"
+    );
+}
