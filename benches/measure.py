@@ -80,6 +80,8 @@ def report(results, divan=None):
     for op, (title, peer, target) in OPS.items():
         w, p = rows.get((op, "wharf")), rows.get((op, "peer"))
         if not w or not p:
+            if target is not None:
+                missed.append(f"{op} not measured")
             continue
         med = lambda xs, i: statistics.median(x[i] for x in xs)
         ww, pw, wc, pc = med(w, 0), med(p, 0), med(w, 1), med(p, 1)
@@ -99,7 +101,9 @@ def report(results, divan=None):
               f"{fmt_time(wc):>10} {fmt_time(pc):>10} {wc / pc:>5.2f}×  {wr:>6.1f} MiB {pr:>6.1f} MiB  "
               f"{'; '.join(verdicts) or '-'}")
     print("\nwall and cpu (user+system) are medians; rss is the highest peak over the runs.")
-    if divan:
+    if not divan:
+        missed.append("assembly not measured")
+    else:
         med = divan_medians(divan)
         if not med:
             missed.append("no rootfs assembly figures found in the divan output")
@@ -118,7 +122,7 @@ def report(results, divan=None):
                           f"{'met' if ok else 'MISSED'}")
                     if not ok:
                         missed.append(f"assembly with {layers} layer(s) not flat in image size ({big / small:.2f}×)")
-    print("\ntargets missed: " + ("; ".join(missed) if missed else "none"))
+    print("\ntargets missed or not measured: " + ("; ".join(missed) if missed else "none"))
 
 
 if __name__ == "__main__":

@@ -214,9 +214,9 @@ fi
 
 DIVAN=
 if want assembly; then
-	log "second container: cargo bench --bench rootfs -- assemble"
+	log "second container and layer unpack throughput: cargo bench --bench rootfs"
 	DIVAN=$RUN/divan.txt
-	(cd "$REPO" && cargo bench --quiet --bench rootfs -- assemble) | tee "$DIVAN" || die "cargo bench --bench rootfs failed"
+	(cd "$REPO" && cargo bench --quiet --bench rootfs) | tee "$DIVAN" || die "cargo bench --bench rootfs failed"
 fi
 if want spawn; then
 	# In-process spawn-to-exit, without the process start-up of either CLI.
