@@ -56,10 +56,11 @@ def divan_medians(path):
     units = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0}
     out = {}
     for line in open(path, errors="replace"):
-        cols = [c.strip() for c in line.split("│")]
+        # Tree drawing first ("│  ├─ 1x10MB  fastest │ slowest │ median …"), then the columns.
+        cols = [c.strip() for c in line.lstrip("│├╰─ ").split("│")]
         if len(cols) < 4:
             continue
-        words = cols[0].replace("├─", "").replace("╰─", "").split()
+        words = cols[0].split()
         if len(words) != 3 or "x" not in words[0] or not words[0].endswith("MB"):
             continue
         value, unit = cols[2].split()

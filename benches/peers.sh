@@ -37,7 +37,7 @@ want() { [[ " $OPS " == *" $1 "* ]]; }
 [ "${RUNS}" -ge 5 ] 2>/dev/null || die "RUNS must be at least 5 (got '${RUNS}')"
 
 # --- peers, from Debian --------------------------------------------------------------------
-PKGS="curl debootstrap skopeo umoci runc docker-registry python3 jq busybox-static"
+PKGS="curl debootstrap e2fsprogs skopeo umoci runc docker-registry python3 busybox-static"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
 	log "installing $(echo $missing)"
@@ -216,7 +216,9 @@ DIVAN=
 if want assembly; then
 	log "second container and layer unpack throughput: cargo bench --bench rootfs"
 	DIVAN=$RUN/divan.txt
-	(cd "$REPO" && cargo bench --quiet --bench rootfs) | tee "$DIVAN" || die "cargo bench --bench rootfs failed"
+	scratch_fs
+	(cd "$REPO" && WHARF_BENCH_TMP=$SCRATCH cargo bench --quiet --bench rootfs) | tee "$DIVAN" ||
+		die "cargo bench --bench rootfs failed"
 fi
 if want spawn; then
 	# In-process spawn-to-exit, without the process start-up of either CLI.

@@ -5,7 +5,8 @@
 //! `cargo bench --bench rootfs` as root (device nodes, trusted xattrs and overlay mounts need it);
 //! without root, overlayfs or disk space the benchmark panics saying what is missing. Scratch
 //! space is taken under `$WHARF_BENCH_TMP` (default `/var/tmp`), not a tmpfs, so that writes hit
-//! a real filesystem as they would in use.
+//! a real filesystem as they would in use; `benches/peers.sh` points it at a freshly made ext4,
+//! because recent mass deletions on the same filesystem slow down file creation.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt;
@@ -136,13 +137,20 @@ fn unpack(bencher: Bencher<'_, '_>, format: Format) {
         compression: Some(compression),
         ..ApplyOptions::default()
     };
+    // Outputs are kept until the benchmark ends: creating files right after deleting thousands
+    // makes ext4 scan for recently deleted inodes, which would time the clean-up, not the unpack.
+    let base = scratch("wharf-bench-unpack");
+    let mut n = 0;
     bencher
         .counter(BytesCount::new(layers.plain.len()))
-        .with_inputs(|| scratch("wharf-bench-unpack"))
-        .bench_values(|dir| {
-            let root = std::fs::File::open(dir.path()).unwrap();
+        .with_inputs(|| {
+            n += 1;
+            let dir = base.path().join(n.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::File::open(dir).unwrap()
+        })
+        .bench_local_values(|root| {
             apply_layer(&root, &blob[..], &opts).unwrap();
-            dir // removed after the sample, outside the timing
         });
 }
 
