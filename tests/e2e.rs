@@ -6,26 +6,13 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The example CLI, built once for this test binary.
+mod support;
+
+/// The example CLI.
 fn wharf_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "wharf"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo must be runnable to build the wharf example");
-        assert!(status.success(), "building examples/wharf failed");
-        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        let bin = profile_dir.join("examples/wharf");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    support::example_bin("wharf")
 }
 
 fn require_root() {

@@ -10,30 +10,17 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wharf::sandbox::oci_spec::runtime::{HookBuilder, HooksBuilder, RootBuilder, Spec};
 
-/// The runtime example, built once for this test binary.
+mod support;
+
+/// The runtime example.
 fn runtime_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "runtime"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo must be runnable to build the runtime example");
-        assert!(status.success(), "building examples/runtime failed");
-        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        let bin = profile_dir.join("examples/runtime");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    support::example_bin("runtime")
 }
 
 /// What one invocation printed.

@@ -6,29 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use wharf::image::Reference;
 use wharf::image::import::{ImportOptions, import_dir};
 use wharf::image::store::Store;
 
-/// The runtime example, built once for this test binary.
+mod support;
+
+/// The runtime example.
 fn runtime_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "runtime"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo must be runnable to build the runtime example");
-        assert!(status.success(), "building examples/runtime failed");
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        let bin = profile_dir.join("examples/runtime");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    support::example_bin("runtime")
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
