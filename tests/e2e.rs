@@ -288,6 +288,11 @@ fn errors_are_one_line_with_a_non_zero_exit_code() {
         (vec!["run", "--rm", "Bad//Reference"], "invalid reference"),
         (vec!["pull", unreachable.as_str()], "127.0.0.1"),
         (vec!["rm", "nosuch"], "no such container"),
+        (
+            vec!["run", "--rm", "--name", "../../escape", "missing/image:1", "true"],
+            "invalid container name",
+        ),
+        (vec!["rm", "../rootfs"], "invalid container name"),
     ] {
         let out = env.wharf(&args);
         assert!(!out.status.success(), "{args:?} succeeded");

@@ -129,6 +129,19 @@ fn parse_size(s: &str) -> Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
+/// Container names become directory names: only docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` is accepted.
+fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed").into())
+    }
+}
+
 fn new_name() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let d = wharf::image::Digest::sha256(format!("{nanos}-{}", std::process::id()).as_bytes());
@@ -267,6 +280,9 @@ fn build_spec(
 
 /// `docker run`. Returns the container's exit code (128+signal when killed), as docker does.
 pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
     let r: Reference = args.image.parse()?;
     let image = image_for(ctx, &r, insecure)?;
     let name = args.name.clone().unwrap_or_else(new_name);
@@ -379,6 +395,7 @@ fn records(ctx: &Ctx) -> Result<Vec<Record>> {
 }
 
 fn record(ctx: &Ctx, name: &str) -> Result<Record> {
+    check_name(name)?;
     let bytes = std::fs::read(containers_dir(ctx).join(name).join("container.json"))
         .map_err(|_| format!("no such container: {name}"))?;
     Ok(serde_json::from_slice(&bytes)?)
