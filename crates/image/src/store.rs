@@ -269,8 +269,9 @@ impl Store {
             Ok(mut entries) => {
                 if entries.next().is_some() {
                     store.check_layout().map_err(|e| match e {
-                        Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                            not_layout("no oci-layout file")
+                        Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound => {
+                            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                            not_layout(&format!("no {} file", name.as_deref().unwrap_or("oci-layout")))
                         }
                         other => other,
                     })?;

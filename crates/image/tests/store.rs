@@ -38,6 +38,12 @@ fn refuses_a_directory_that_is_not_a_layout_and_leaves_it_alone() {
     assert!(matches!(err, Error::NotALayout { .. }), "{err}");
     assert_eq!(snapshot(dir.path()), before);
 
+    std::fs::write(dir.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, Error::NotALayout { ref reason, .. } if reason == "no index.json file"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("oci-layout"), br#"{"imageLayoutVersion":"9.9"}"#).unwrap();
     assert!(matches!(Store::open(dir.path()), Err(Error::NotALayout { .. })));
 
