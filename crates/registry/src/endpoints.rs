@@ -266,6 +266,19 @@ impl Client {
         })
     }
 
+    /// Sends a `HEAD` request: `None` on 404, the response on success, the registry's
+    /// error otherwise.
+    async fn head(&self, req: &Req) -> Result<Option<Response>> {
+        let resp = self.execute(req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(status_error(&Method::HEAD, resp).await);
+        }
+        Ok(Some(resp))
+    }
+
     /// `HEAD` a manifest: what the registry says about it, or `None` when it does not
     /// have it.
     ///
@@ -280,21 +293,12 @@ impl Client {
             vec![repo_scope(repo.name(), "pull")],
         )
         .header(header::ACCEPT, &media::MANIFEST_MEDIA_TYPES.join(", "));
-        let resp = self.execute(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.head(&req).await? else {
             return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(status_error(&Method::HEAD, resp).await);
-        }
-        let size = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        };
         Ok(Some(ManifestHead {
             digest: header_digest(resp.headers(), &url)?,
-            size,
+            size: content_length(resp.headers()),
             media_type: content_type(resp.headers()),
         }))
     }
@@ -438,20 +442,10 @@ impl Client {
             repo.registry(),
             vec![repo_scope(repo.name(), "pull")],
         );
-        let resp = self.execute(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.head(&req).await? else {
             return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(status_error(&Method::HEAD, resp).await);
-        }
-        // Read the header itself: for HEAD the body length is 0 whatever it says.
-        let size = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        Ok(Some(size.unwrap_or(0)))
+        };
+        Ok(Some(content_length(resp.headers()).unwrap_or(0)))
     }
 
     /// `GET` a whole blob of at most `max` bytes into memory, verified. For configs and
@@ -760,6 +754,12 @@ fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
 }
 
 /// The `Content-Type` without parameters.
+/// The `Content-Length` header as sent. Read from the header itself: for `HEAD` the body
+/// length is 0 whatever it says.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
 pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let v = v.split(';').next().unwrap_or(v).trim();
