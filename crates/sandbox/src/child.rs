@@ -15,10 +15,25 @@ use libc::{c_char, c_int, c_ulong};
 use crate::caps::CapMasks;
 use crate::seccomp::SeccompProgram;
 
-/// Setup steps, as reported through the error pipe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Stage {
+/// Declares `Stage` and its conversion back from the number the child reports, from one list.
+macro_rules! stages {
+    ($($(#[$doc:meta])* $name:ident $(= $value:literal)?,)*) => {
+        /// Setup steps, as reported through the error pipe.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u32)]
+        pub(crate) enum Stage {
+            $($(#[$doc])* $name $(= $value)?,)*
+        }
+
+        impl Stage {
+            pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+                [$(Stage::$name),*].into_iter().find(|s| *s as u32 == v)
+            }
+        }
+    };
+}
+
+stages! {
     Sync = 1,
     Setns,
     Unshare,
@@ -56,51 +71,6 @@ pub(crate) enum Stage {
     Exec,
     /// Not an error: the container is set up and waits to be started.
     Ready = 99,
-}
-
-impl Stage {
-    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        const ALL: [Stage; 36] = [
-            Sync,
-            Setns,
-            Unshare,
-            UserRoot,
-            Propagation,
-            RootBind,
-            RootOpen,
-            MountTarget,
-            Mount,
-            MountRemount,
-            MountPropagation,
-            Device,
-            DevNull,
-            Mask,
-            Readonly,
-            Hostname,
-            Domainname,
-            Pivot,
-            RootReadonly,
-            Rlimit,
-            Tty,
-            Stdio,
-            Cwd,
-            User,
-            CapBounding,
-            Seccomp,
-            Capset,
-            Ambient,
-            NoNewPrivs,
-            Init,
-            Hold,
-            Sysctl,
-            Console,
-            ExecNotFound,
-            Exec,
-            Ready,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
-    }
 }
 
 /// The record the child writes on failure (or `Ready`).
@@ -1046,5 +1016,27 @@ fn reaper(plan: &Plan) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::Stage;
+
+    #[test]
+    fn reported_numbers_map_back_to_their_stage() {
+        for stage in [
+            Stage::Sync,
+            Stage::Ambient,
+            Stage::ExecNotFound,
+            Stage::Exec,
+            Stage::Ready,
+        ] {
+            assert_eq!(Stage::from_u32(stage as u32), Some(stage));
+        }
+        assert_eq!(Stage::Sync as u32, 1);
+        assert_eq!(Stage::Ready as u32, 99);
+        assert_eq!(Stage::from_u32(0), None);
+        assert_eq!(Stage::from_u32(Stage::Exec as u32 + 1), None);
     }
 }
