@@ -469,13 +469,7 @@ fn plan_docker(src: &StagedTar, plan: &mut Plan) -> Result<()> {
 }
 
 fn image_manifest(config: Descriptor, layers: Vec<Descriptor>) -> Result<Vec<u8>> {
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config,
-        "layers": layers,
-    });
-    serde_json::to_vec(&manifest).map_err(json_err("manifest"))
+    crate::manifest::oci_image(&config, &layers).map_err(json_err("manifest"))
 }
 
 /// Copies what an OCI layout's index references into the store; returns the named images

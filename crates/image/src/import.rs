@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::{Descriptor, HistoryBuilder, MediaType};
 
 use crate::error::{Error, Result};
 use crate::media::Compression;
 use crate::store::{BlobWriter, Image};
-use crate::{Algorithm, Digest, Hasher, Platform, Reference, Store};
+use crate::{Algorithm, Digest, Hasher, ImageConfig, Platform, Reference, Store};
 
 /// The container defaults recorded in an imported image's config (`docker import --change`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -211,58 +211,32 @@ fn finish(store: &Store, sink: LayerSink, reference: &Reference, opts: &ImportOp
         .clone()
         .unwrap_or_else(|| crate::config::rfc3339(std::time::SystemTime::now()));
     let c = &opts.config;
-    let mut container = serde_json::Map::new();
-    let mut set = |k: &str, v: serde_json::Value| {
-        container.insert(k.to_string(), v);
-    };
-    if !c.env.is_empty() {
-        set("Env", c.env.clone().into());
-    }
-    if !c.entrypoint.is_empty() {
-        set("Entrypoint", c.entrypoint.clone().into());
-    }
-    if !c.cmd.is_empty() {
-        set("Cmd", c.cmd.clone().into());
-    }
-    if let Some(w) = &c.working_dir {
-        set("WorkingDir", w.clone().into());
-    }
-    if let Some(u) = &c.user {
-        set("User", u.clone().into());
-    }
-    if !c.labels.is_empty() {
-        set("Labels", serde_json::to_value(&c.labels).unwrap_or_default());
-    }
-    let mut config = serde_json::json!({
-        "created": created,
-        "architecture": opts.platform.architecture(),
-        "os": opts.platform.os(),
-        "config": container,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-        "history": [{"created": created, "created_by": "wharf import"}],
-    });
-    if let Some(v) = opts.platform.variant() {
-        config["variant"] = v.into();
-    }
+    let mut container = oci_spec::image::Config::default();
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    container.set_env(non_empty(&c.env));
+    container.set_entrypoint(non_empty(&c.entrypoint));
+    container.set_cmd(non_empty(&c.cmd));
+    container.set_working_dir(c.working_dir.clone());
+    container.set_user(c.user.clone());
+    container.set_labels((!c.labels.is_empty()).then(|| c.labels.clone().into_iter().collect()));
+    let mut history = HistoryBuilder::default()
+        .created(created.clone())
+        .created_by("wharf import".to_string());
     if let Some(comment) = &opts.comment {
-        config["history"][0]["comment"] = comment.clone().into();
+        history = history.comment(comment.clone());
     }
-    let config = serde_json::to_vec(&config).map_err(|source| Error::Json {
-        what: "config".into(),
-        source,
+    let history = history.build().map_err(|e| Error::Invalid {
+        what: "history",
+        reason: e.to_string(),
     })?;
-    let config_digest = store.put_bytes(&config)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": Descriptor::new(MediaType::ImageConfig, config.len() as u64, config_digest.to_oci()),
-        "layers": [Descriptor::new(media_type, size, digest.to_oci())],
-    });
-    let manifest = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
-        what: "manifest".into(),
-        source,
-    })?;
-    let (desc, _) = store.put_manifest(&manifest, Some("application/vnd.oci.image.manifest.v1+json"))?;
+    let config = ImageConfig::builder(&opts.platform)
+        .created(created)
+        .config(container)
+        .layer(&diff_id)
+        .history(history)
+        .build()
+        .to_bytes()?;
+    let (desc, _) = store.put_image(&config, &[Descriptor::new(media_type, size, digest.to_oci())])?;
     store.tag(reference, &desc)?;
     store.image(reference, &opts.platform)
 }

@@ -170,6 +170,20 @@ impl Manifest {
     }
 }
 
+/// The bytes of a new OCI image manifest with this config and these layers (bottom first):
+/// what import, load and commit store.
+///
+/// # Errors
+/// Only if serialisation fails, which descriptors do not.
+pub fn oci_image(config: &Descriptor, layers: &[Descriptor]) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    }))
+}
+
 /// Digest of a descriptor, validated.
 ///
 /// # Errors

@@ -552,6 +552,21 @@ impl Store {
         Ok((desc, manifest))
     }
 
+    /// Stores a new single-platform image: its config bytes (an OCI config) and an OCI manifest
+    /// over `layers`, whose blobs must already be stored. Name it with [`Store::tag`].
+    ///
+    /// # Errors
+    /// [`Error::BlobNotFound`] for a missing layer; IO errors.
+    pub fn put_image(&self, config: &[u8], layers: &[Descriptor]) -> Result<(Descriptor, Manifest)> {
+        let config_digest = self.put_bytes(config)?;
+        let config = Descriptor::new(MediaType::ImageConfig, config.len() as u64, config_digest.to_oci());
+        let manifest = crate::manifest::oci_image(&config, layers).map_err(|source| Error::Json {
+            what: "manifest".into(),
+            source,
+        })?;
+        self.put_manifest(&manifest, Some(MediaType::ImageManifest.as_ref()))
+    }
+
     fn read_index(&self) -> Result<ImageIndex> {
         let path = self.root.join("index.json");
         let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
