@@ -475,32 +475,6 @@ impl Default for CommitOptions {
     }
 }
 
-/// RFC 3339 UTC time of now, for history and `created`.
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
 impl Rootfs {
     /// Writes the container's changes (its upper dir) as a layer tar to `out`, compressed
     /// as asked: overlay whiteout devices become `.wh.NAME` entries and opaque directories
@@ -552,7 +526,7 @@ impl Rootfs {
                 ),
             });
         }
-        let now = now_rfc3339();
+        let now = wharf_image::config::rfc3339(std::time::SystemTime::now());
         let mut hb = HistoryBuilder::default()
             .created(now)
             .created_by(opts.created_by.clone());
@@ -568,34 +542,13 @@ impl Rootfs {
         })?;
         let config = base.config.with_added_layer(&layer.diff_id, history);
         let config_bytes = config.to_bytes().map_err(wharf_image::Error::from)?;
-        let config_digest = store.put_bytes(&config_bytes)?;
-        let mut layers: Vec<serde_json::Value> = Vec::new();
-        for l in base.manifest.layers() {
-            layers.push(serde_json::to_value(l).map_err(|e| Error::Invalid {
-                what: "manifest",
-                reason: e.to_string(),
-            })?);
-        }
-        layers.push(serde_json::json!({
-            "mediaType": layer.media_type(),
-            "digest": layer.digest.to_string(),
-            "size": layer.size,
-        }));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest.to_string(),
-                "size": config_bytes.len(),
-            },
-            "layers": layers,
-        });
-        let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid {
-            what: "manifest",
-            reason: e.to_string(),
-        })?;
-        let (desc, _) = store.put_manifest(&bytes, None)?;
+        let mut layers = base.manifest.layers().clone();
+        layers.push(Descriptor::new(
+            wharf_image::media::parse(layer.media_type()),
+            layer.size,
+            layer.digest.to_oci(),
+        ));
+        let (desc, _) = store.put_image(&config_bytes, &layers)?;
         store.tag(name, &desc)?;
         Ok(store.image(name, &wharf_image::Platform::host())?)
     }
