@@ -35,6 +35,7 @@ macro_rules! stages {
 
 stages! {
     Sync = 1,
+    CgroupJoin,
     Setns,
     Unshare,
     UserRoot,
@@ -188,6 +189,9 @@ pub(crate) struct Plan {
     pub init: bool,
     /// A FIFO opened read-write: the child blocks reading one byte from it before exec (create/start split).
     pub hold_fifo: RawFd,
+    /// cgroup v1 `tasks` files of the container's cgroup, opened by the parent: the child moves itself by writing
+    /// `0` to each (see [`crate::cgroup::JoinFds`]).
+    pub cgroup_tasks: Vec<RawFd>,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -711,6 +715,16 @@ pub(crate) fn run(plan: &Plan) -> ! {
             libc::_exit(1);
         }
         close(plan.sync_r);
+
+        // Into the container's cgroup before anything else, so everything from here on is accounted and limited
+        // there, and before a new cgroup namespace is made (its root is the cgroup we are in).
+        for (i, fd) in plan.cgroup_tasks.iter().enumerate() {
+            let r = libc::write(*fd, b"0".as_ptr().cast(), 1);
+            if r != 1 {
+                fail(plan, Stage::CgroupJoin, i, if r < 0 { errno() } else { libc::EIO });
+            }
+            close(*fd);
+        }
 
         for (i, (fd, typ)) in plan.join.iter().enumerate() {
             check(plan, libc::setns(*fd, *typ), Stage::Setns, i);

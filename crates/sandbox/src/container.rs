@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
 use crate::caps;
-use crate::cgroup::{Cgroup, CgroupDriver, Stats};
+use crate::cgroup::{Cgroup, CgroupDriver, CgroupVersion, JoinFds, Stats};
 use crate::child::{self, Plan, REPORT_LEN, Report, Stage};
 use crate::error::{Error, Result};
 use crate::prepare::{self, ProcPlan};
@@ -137,6 +137,8 @@ pub struct SpawnOptions {
     /// cannot be pivoted (a ramfs). Weaker: a process with `CAP_SYS_CHROOT` can escape a chroot. Used
     /// automatically when `pivot_root` says `EINVAL`.
     pub no_pivot: bool,
+    /// The cgroup hierarchy to use (default: [`CgroupDriver::detect`]), e.g. a cgroup2 mount on a hybrid host.
+    pub cgroup_driver: Option<CgroupDriver>,
 }
 
 /// A process that runs in the container (its first process or one added with [`Container::exec`]).
@@ -366,6 +368,9 @@ fn ns_inode(pid: &str, name: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
+/// `CLONE_INTO_CGROUP` (Linux 5.7), not in every libc release.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {
@@ -385,8 +390,16 @@ struct CloneArgs {
 /// clone3 the child; with `thread_joins`, from a helper thread that first joined those namespaces (pid, net, ipc,
 /// uts and cgroup namespaces belong to a thread, so joining them there leaves the caller's threads alone, and the
 /// child starts in them before it creates any new user namespace). Returns (pid, pidfd).
-fn clone_child(plan: &Plan, flags: u64, thread_joins: &[(&OwnedFd, libc::c_int)]) -> Result<(i32, OwnedFd)> {
-    let go = || -> std::result::Result<(i32, RawFd), std::io::Error> {
+///
+/// With `into_cgroup` (a cgroup v2 directory) the child is created in that cgroup (`CLONE_INTO_CGROUP`); when the
+/// kernel refuses that, it is created where the caller is and the returned flag is false: the caller attaches it.
+fn clone_child(
+    plan: &Plan,
+    flags: u64,
+    thread_joins: &[(&OwnedFd, libc::c_int)],
+    into_cgroup: Option<&OwnedFd>,
+) -> Result<(i32, OwnedFd, bool)> {
+    let go = || -> std::result::Result<(i32, RawFd, bool), std::io::Error> {
         for (ns, flag) in thread_joins {
             // SAFETY: setns on a valid namespace fd; affects only this helper thread (and its future children).
             if unsafe { libc::setns(ns.as_raw_fd(), *flag) } < 0 {
@@ -394,28 +407,42 @@ fn clone_child(plan: &Plan, flags: u64, thread_joins: &[(&OwnedFd, libc::c_int)]
             }
         }
         let mut pidfd: libc::c_int = -1;
-        let args = CloneArgs {
+        let mut args = CloneArgs {
             flags: flags | libc::CLONE_PIDFD as u64,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
         };
-        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this thread's stack and
-        // continues here with 0. It only runs `child::run`, which never returns and does not allocate.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
+        let clone = |args: &CloneArgs| {
+            // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this thread's stack and
+            // continues here with 0. It only runs `child::run`, which never returns and does not allocate.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    args as *const CloneArgs,
+                    std::mem::size_of::<CloneArgs>(),
+                )
+            };
+            if r == 0 {
+                child::run(plan);
+            }
+            if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(r as i32)
+            }
         };
-        if r == 0 {
-            child::run(plan);
+        if let Some(cg) = into_cgroup {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = cg.as_raw_fd() as u64;
+            if let Ok(pid) = clone(&args) {
+                return Ok((pid, pidfd, true));
+            }
+            // An older kernel, or a cgroup this kernel will not create into: fork here, the caller attaches.
+            args.flags &= !CLONE_INTO_CGROUP;
+            args.cgroup = 0;
         }
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((r as i32, pidfd))
+        clone(&args).map(|pid| (pid, pidfd, false))
     };
     let res = if !thread_joins.is_empty() {
         std::thread::scope(|s| s.spawn(go).join()).map_err(|_| Error::Os {
@@ -425,9 +452,9 @@ fn clone_child(plan: &Plan, flags: u64, thread_joins: &[(&OwnedFd, libc::c_int)]
     } else {
         go()
     };
-    let (pid, pidfd) = res.map_err(Error::os("clone3"))?;
+    let (pid, pidfd, in_cgroup) = res.map_err(Error::os("clone3"))?;
     // SAFETY: clone3 returned a new pidfd owned by us.
-    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }, in_cgroup))
 }
 
 /// fds that must live until the clone and be closed in the parent right after.
@@ -614,7 +641,7 @@ fn read_report(pipe: &mut File) -> Result<Option<Report>> {
     }))
 }
 
-fn report_error(r: Report, spec: &Spec, pp: &ProcPlan) -> Error {
+fn report_error(r: Report, spec: &Spec, pp: &ProcPlan, cgroup: &JoinFds) -> Error {
     let source = std::io::Error::from_raw_os_error(r.errno);
     let i = r.index as usize;
     let linux = spec.linux().clone().unwrap_or_default();
@@ -654,6 +681,11 @@ fn report_error(r: Report, spec: &Spec, pp: &ProcPlan) -> Error {
         Some(Stage::MountPropagation) => mount_target("set propagation", &mounts),
         Some(Stage::Mask) => mount_target("mask path", &masked),
         Some(Stage::Readonly) => mount_target("make path read-only", &ro),
+        Some(Stage::CgroupJoin) => Error::Cgroup {
+            path: cgroup.tasks.get(i).map(|(p, _)| p.clone()).unwrap_or_default(),
+            what: "attach process",
+            source,
+        },
         Some(s) => Error::Setup {
             step: stage_name(s),
             source,
@@ -668,6 +700,7 @@ fn report_error(r: Report, spec: &Spec, pp: &ProcPlan) -> Error {
 fn stage_name(s: Stage) -> &'static str {
     match s {
         Stage::Sync => "sync",
+        Stage::CgroupJoin => "join cgroup",
         Stage::Setns => "setns",
         Stage::Unshare => "unshare",
         Stage::UserRoot => "become root in user namespace",
@@ -797,7 +830,10 @@ impl Container {
             ));
         }
 
-        let driver = CgroupDriver::detect()?;
+        let driver = match &opts.cgroup_driver {
+            Some(d) => d.clone(),
+            None => CgroupDriver::detect()?,
+        };
         prepare::check_supported(spec, driver.version)?;
         let fs = prepare::fs_plan(spec, &rootfs, driver.version, unshare)?;
         let seccomp = resolve_seccomp(spec, opts.default_seccomp)?;
@@ -943,6 +979,11 @@ impl Container {
         } else {
             -1
         };
+        let cg_join = cgroup.join_fds()?;
+        let mut cgroup_tasks = Vec::new();
+        for (_, fd) in &cg_join.tasks {
+            cgroup_tasks.push(fds.keep(high(fd.as_raw_fd(), base)?));
+        }
         let argv_c = pp.args;
         let env_c = pp.env;
         let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
@@ -974,9 +1015,10 @@ impl Container {
             envp,
             init: opts.init,
             hold_fifo,
+            cgroup_tasks,
         };
         drop((sync_r, err_w));
-        let (pid, pidfd) = clone_child(&plan, ns.clone_flags, &thread_joins)?;
+        let (pid, pidfd, in_cgroup) = clone_child(&plan, ns.clone_flags, &thread_joins, cg_join.v2_dir.as_ref())?;
         drop(fds);
         let mut handle = ProcessHandle {
             pid,
@@ -1014,7 +1056,9 @@ impl Container {
                     "write gid_map",
                 )?;
             }
-            cgroup.attach(pid)?;
+            if cgroup.version == CgroupVersion::V2 && !in_cgroup {
+                cgroup.attach(pid)?;
+            }
             if let Some(adj) = process.oom_score_adj() {
                 write_file(
                     &format!("/proc/{pid}/oom_score_adj"),
@@ -1037,7 +1081,7 @@ impl Container {
             Some(r) => {
                 let pp2 = prepare::proc_plan(&process)?;
                 let _ = handle.wait();
-                return Err(report_error(r, spec, &pp2));
+                return Err(report_error(r, spec, &pp2, &cg_join));
             }
         }
         let created = report.is_some();
@@ -1105,7 +1149,7 @@ impl Container {
             if let Some(r) = read_report(&mut err)? {
                 let process = self.spec.process().clone().unwrap_or_default();
                 let pp = prepare::proc_plan(&process)?;
-                return Err(report_error(r, &self.spec, &pp));
+                return Err(report_error(r, &self.spec, &pp, &JoinFds::default()));
             }
         }
         Ok(())
@@ -1313,6 +1357,11 @@ fn exec_into(
     let mut envp: Vec<*const libc::c_char> = pp.env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
     let join = vec![(fds.keep(high(pidfd.as_raw_fd(), base)?), flags)];
+    let cg_join = cgroup.join_fds()?;
+    let mut cgroup_tasks = Vec::new();
+    for (_, fd) in &cg_join.tasks {
+        cgroup_tasks.push(fds.keep(high(fd.as_raw_fd(), base)?));
+    }
     let plan = Plan {
         sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
         err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
@@ -1338,10 +1387,11 @@ fn exec_into(
         envp,
         init: false,
         hold_fifo: -1,
+        cgroup_tasks,
     };
     drop((sync_r, err_w));
     let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
-    let (cpid, pidfd) = clone_child(&plan, 0, &thread_joins)?;
+    let (cpid, pidfd, in_cgroup) = clone_child(&plan, 0, &thread_joins, cg_join.v2_dir.as_ref())?;
     drop(fds);
     let [i, o, e] = io.parent_ends;
     let mut handle = ProcessHandle {
@@ -1353,13 +1403,15 @@ fn exec_into(
         stderr: e,
         pty_master: io.pty_master,
     };
-    cgroup.attach(cpid)?;
+    if cgroup.version == CgroupVersion::V2 && !in_cgroup {
+        cgroup.attach(cpid)?;
+    }
     let mut sync_w = File::from(sync_w);
     std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
     drop(sync_w);
     if let Some(r) = read_report(&mut File::from(err_r))? {
         let _ = handle.wait();
-        return Err(report_error(r, spec, &pp));
+        return Err(report_error(r, spec, &pp, &cg_join));
     }
     Ok(handle)
 }

@@ -255,3 +255,70 @@ fn v2_device_filter_denies_nodes_outside_the_default_set() {
     assert_eq!(out, "1\nloop=1\nmknod-ok\nblk=1\n", "{err}");
     assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
 }
+
+/// Where the container's processes are, read from the host: the cgroup paths in `/proc/PID/cgroup`.
+fn host_cgroups(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+}
+
+/// A container and a process exec'd into it enter the container's cgroup by themselves (v1 `tasks`, v2
+/// `CLONE_INTO_CGROUP`): on every hierarchy, before they run the program, and they see it as their cgroup
+/// namespace's root.
+#[test]
+fn container_and_exec_enter_their_cgroup_on_v1_and_v2() {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2 = mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let drivers = [
+        CgroupDriver::detect().unwrap(),
+        CgroupDriver {
+            version: CgroupVersion::V2,
+            mounts: vec![(String::new(), v2.into())],
+        },
+    ];
+    for driver in drivers {
+        let root = rootfs();
+        let id = format!("cg-enter-{}-{:?}", std::process::id(), driver.version);
+        let opts = wharf_sandbox::SpawnOptions {
+            id: Some(id.clone()),
+            cgroup_driver: Some(driver.clone()),
+            ..Default::default()
+        };
+        let mut c = Container::spawn_with(
+            &sh("cat /proc/self/cgroup; exec sleep 100"),
+            root.path(),
+            StdioConfig::piped(),
+            opts,
+        )
+        .unwrap();
+        let mut out = c.take_stdout().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut out), &mut line).unwrap();
+        // Inside its own cgroup namespace, the container is at the root of every hierarchy.
+        assert!(line.ends_with(":/\n"), "{driver:?}: {line:?}");
+        let mut p = wharf_sandbox::oci_spec::runtime::Process::default();
+        p.set_args(Some(vec!["sleep".into(), "100".into()]));
+        let mut e = c.exec(&p, StdioConfig::inherit()).unwrap();
+        for pid in [c.pid(), e.pid()] {
+            let host = host_cgroups(pid);
+            for (controller, dir) in &c.cgroup().dirs {
+                let mount = driver.mounts.iter().find(|(n, _)| n == controller).unwrap().1.clone();
+                let rel = dir.strip_prefix(&mount).unwrap();
+                let want = format!("/{}", rel.display());
+                assert!(
+                    host.lines().any(|l| l.ends_with(&format!(":{want}"))
+                        && (controller.is_empty() || l.contains(controller.as_str()))),
+                    "{driver:?}: pid {pid} is not in {want} ({controller}):\n{host}"
+                );
+            }
+            assert!(c.cgroup().pids().contains(&pid), "{driver:?}: {pid} not listed");
+        }
+        e.kill(libc::SIGKILL).unwrap();
+        e.wait().unwrap();
+        c.kill(libc::SIGKILL).unwrap();
+        c.wait().unwrap();
+    }
+}
