@@ -7,15 +7,16 @@
 //! Reads `BUNDLE/config.json` as an OCI runtime spec (e.g. one written by `runc spec` or
 //! `umoci unpack`), runs its process on the spec's `root.path` (relative to the bundle,
 //! `rootfs` by default) with the caller's stdin/stdout/stderr, waits, and exits with the
-//! process's exit code (128 + signal when it was killed). `benches/peers.sh` times this
-//! against `runc run` on the same bundle.
+//! process's exit code (128 + signal when it was killed). Compiled seccomp programs are kept
+//! in [`DEFAULT_SECCOMP_CACHE`] for the next run. `benches/peers.sh` times this against
+//! `runc run` on the same bundle.
 #![allow(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wharf::sandbox::oci_spec::runtime::Spec;
-use wharf::sandbox::{Container, ExitStatus, StdioConfig};
+use wharf::sandbox::{Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, StdioConfig};
 
 fn run(bundle: PathBuf) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     let config = bundle.join("config.json");
@@ -24,7 +25,11 @@ fn run(bundle: PathBuf) -> Result<ExitStatus, Box<dyn std::error::Error>> {
         .root()
         .as_ref()
         .map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
-    let mut container = Container::spawn(&spec, &bundle.join(root), StdioConfig::inherit())?;
+    let opts = SpawnOptions {
+        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+        ..SpawnOptions::default()
+    };
+    let mut container = Container::spawn_with(&spec, &bundle.join(root), StdioConfig::inherit(), opts)?;
     Ok(container.wait()?.status)
 }
 

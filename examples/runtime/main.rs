@@ -38,7 +38,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use wharf::sandbox::oci_spec::runtime::{Capability, Process, Spec};
-use wharf::sandbox::{Container, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio, StdioConfig};
+use wharf::sandbox::{
+    Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio, StdioConfig,
+};
 
 use crate::error::{Error, Result};
 use crate::log::LogFormat;
@@ -383,6 +385,7 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
         // An OCI runtime applies exactly the spec's seccomp: none if it has none (containerd adds its own).
         default_seccomp: DefaultSeccomp::Unconfined,
         no_pivot: a.no_pivot,
+        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
         ..SpawnOptions::default()
     };
     let mut c = Container::spawn_with(&b.spec, &b.rootfs, stdio, opts)?;

@@ -16,7 +16,9 @@ use wharf::image::oci_spec::runtime::{
 };
 use wharf::image::{Reference, RuntimeOverrides, runtime_spec};
 use wharf::rootfs::{ApplyOptions, LayerCache, Rootfs, RootfsOptions};
-use wharf::sandbox::{Container, ExitStatus, SpawnOptions, StateDir, Status, Stdio, StdioConfig};
+use wharf::sandbox::{
+    Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, StateDir, Status, Stdio, StdioConfig,
+};
 
 use crate::{Ctx, Result};
 
@@ -337,6 +339,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
             id: Some(name.clone()),
             state_dir: Some(wharf_dir(ctx).join("sandbox")),
             init: args.init,
+            seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
             ..Default::default()
         };
         let mut container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;

@@ -70,6 +70,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bpf_cache;
 pub mod caps;
 pub mod cgroup;
 mod child;
@@ -81,7 +82,8 @@ pub mod seccomp;
 pub mod state;
 
 pub use container::{
-    Container, DefaultSeccomp, Exit, ExitStatus, ProcessHandle, ProcessInfo, SpawnOptions, Stdio, StdioConfig,
+    Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, Exit, ExitStatus, ProcessHandle, ProcessInfo, SpawnOptions,
+    Stdio, StdioConfig,
 };
 pub use error::{Error, Result};
 #[doc(inline)]

@@ -49,6 +49,10 @@ pub struct ContainerState {
     /// The container was spawned without the default seccomp filter (its spec had none either).
     #[serde(default)]
     pub seccomp_unconfined: bool,
+    /// Where compiled seccomp programs are kept ([`SpawnOptions::seccomp_cache`](crate::SpawnOptions::seccomp_cache)),
+    /// used again by [`StateDir::exec`].
+    #[serde(default)]
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// Validate a container id: it names a directory.

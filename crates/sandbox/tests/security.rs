@@ -223,3 +223,105 @@ fn ambient_capabilities_outside_the_inheritable_set_are_left_out_as_runc_does() 
     // Only KILL (bit 5) is both inheritable and permitted, so only it is ambient.
     assert_eq!(status_field(&out, "CapAmb:"), "0000000000000020");
 }
+
+/// A spec whose profile allows everything but `mkdir`, which fails with `errno`.
+fn mkdir_denied_with(errno: i32) -> wharf_sandbox::oci_spec::runtime::Spec {
+    let mut s = sh("mkdir /tmp/d; echo mkdir=$?");
+    let mut deny = LinuxSyscall::default();
+    deny.set_names(vec!["mkdir".into(), "mkdirat".into()]);
+    deny.set_action(LinuxSeccompAction::ScmpActErrno);
+    deny.set_errno_ret(Some(errno as u32));
+    let mut profile = LinuxSeccomp::default();
+    profile.set_default_action(LinuxSeccompAction::ScmpActAllow);
+    profile.set_syscalls(Some(vec![deny]));
+    s.linux_mut().as_mut().unwrap().set_seccomp(Some(profile));
+    s
+}
+
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+/// Compiled programs are stored in the cache directory and what is stored there is what a later spawn loads: an
+/// entry that holds another profile's program is obeyed (so the directory must be trusted), a damaged one is
+/// compiled again and rewritten, and a directory or entry someone else could have written is refused.
+#[test]
+fn seccomp_programs_are_cached_on_disk_and_only_trusted_entries_are_used() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = rootfs();
+    let base = tempfile::tempdir().unwrap();
+    let opts = |dir: &std::path::Path| SpawnOptions {
+        seccomp_cache: Some(dir.to_owned()),
+        ..Default::default()
+    };
+    // A fresh directory is made 0700 and gets one entry.
+    let a = base.path().join("a/cache");
+    let (exit, out, err) = run_with(&mkdir_denied_with(libc::EACCES), root.path(), opts(&a));
+    assert_eq!(
+        (exit.status, out.as_str()),
+        (ExitStatus::Exited(0), "mkdir=1\n"),
+        "{err}"
+    );
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(std::fs::metadata(&a).unwrap().mode() & 0o777, 0o700);
+    let [eacces] = entries(&a).try_into().unwrap();
+    let c = base.path().join("c");
+    let (_, _, err) = run_with(&mkdir_denied_with(libc::EPERM), root.path(), opts(&c));
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let [eperm] = entries(&c).try_into().unwrap();
+
+    // Under the EACCES profile's name, the EPERM program: a spawn with the EACCES profile loads it from disk.
+    let b = base.path().join("b");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(&eperm, b.join(eacces.file_name().unwrap())).unwrap();
+    let (_, _, err) = run_with(&mkdir_denied_with(libc::EACCES), root.path(), opts(&b));
+    assert!(
+        err.contains("Operation not permitted"),
+        "the stored program was not used: {err}"
+    );
+
+    // A truncated entry is compiled again and rewritten whole.
+    let d = base.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let whole = std::fs::read(&eacces).unwrap();
+    let entry = d.join(eacces.file_name().unwrap());
+    std::fs::write(&entry, &whole[..whole.len() - 8]).unwrap();
+    let (_, _, err) = run_with(&mkdir_denied_with(libc::EACCES), root.path(), opts(&d));
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(std::fs::read(&entry).unwrap(), whole);
+
+    // A directory others can write, and an entry owned by someone else, are refused with a clear error.
+    let e = base.path().join("e");
+    std::fs::create_dir(&e).unwrap();
+    std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = wharf_sandbox::Container::spawn_with(
+        &mkdir_denied_with(libc::EACCES),
+        root.path(),
+        wharf_sandbox::StdioConfig::piped(),
+        opts(&e),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, wharf_sandbox::Error::Seccomp { reason } if reason.contains("writable by group or others")),
+        "{err:?}"
+    );
+    let f = base.path().join("f");
+    std::fs::create_dir(&f).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let planted = f.join(eacces.file_name().unwrap());
+    std::fs::copy(&eacces, &planted).unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let err = wharf_sandbox::Container::spawn_with(
+        &mkdir_denied_with(libc::EACCES),
+        root.path(),
+        wharf_sandbox::StdioConfig::piped(),
+        opts(&f),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, wharf_sandbox::Error::Seccomp { reason } if reason.contains("owned by uid 65534")),
+        "{err:?}"
+    );
+}
