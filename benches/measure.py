@@ -20,6 +20,7 @@ OPS = {
     "unpack": ("unpack to a rootfs", "umoci unpack", 0.15),
     "pullunpack": ("pull + unpack", "skopeo copy + umoci unpack", None),
     "start": ("start /bin/true and wait", "runc run", 0.4),
+    "lifecycle": ("runtime CLI: create + start + wait + delete", "runc", 0.4),
 }
 PULL_MAX_RSS_MIB = 32
 ASSEMBLY_MAX_MS = 10.0

@@ -3,13 +3,13 @@
 # machine, in one run, and prints a table with wharf/peer ratios and whether issue 8's targets
 # are met. See README.md "## Benchmarks".
 #
-#   sudo benches/peers.sh            # RUNS=5 by default; the start benchmark runs max(RUNS, 20) times
+#   sudo benches/peers.sh            # RUNS=5 by default; start and lifecycle run max(RUNS, 20) times
 #
 # Environment:
 #   RUNS=N              timed runs per side (alternating wharf and peer; the median is reported)
 #   WHARF_BENCH_DIR=D   cache and scratch space (default /var/tmp/wharf-bench): the debootstrap tree
 #                       and the built image are kept there so reruns skip building them
-#   OPS="pull unpack pullunpack start assembly spawn"   which benchmarks to run
+#   OPS="pull unpack pullunpack start lifecycle assembly spawn"   which benchmarks to run
 #   CARGO_TARGET_DIR    where the release examples are built (default: the repository's target/)
 #
 # Needs root (debootstrap, unpacking with owners and devices, namespaces, cgroups) and Debian
@@ -19,7 +19,7 @@ set -euo pipefail
 
 RUNS=${RUNS:-5}
 BENCH_DIR=${WHARF_BENCH_DIR:-/var/tmp/wharf-bench}
-OPS=${OPS-"pull unpack pullunpack start assembly spawn"}
+OPS=${OPS-"pull unpack pullunpack start lifecycle assembly spawn"}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$CARGO_TARGET_DIR/release/examples
@@ -48,8 +48,8 @@ SECCOMP_PROFILE=$REPO/crates/sandbox/data/docker-seccomp-default.json
 [ -f "$SECCOMP_PROFILE" ] || die "$SECCOMP_PROFILE is missing"
 
 # --- wharf, built once in release mode -----------------------------------------------------
-log "building the release examples (wharf, unpack, sandbox) in $CARGO_TARGET_DIR"
-(cd "$REPO" && cargo build --quiet --release --example wharf --example unpack --example sandbox) ||
+log "building the release examples (wharf, unpack, sandbox, runtime) in $CARGO_TARGET_DIR"
+(cd "$REPO" && cargo build --quiet --release --example wharf --example unpack --example sandbox --example runtime) ||
 	die "cargo build --release of the examples failed"
 "$BIN/wharf" --help | grep -qE '^\s+pull\b' || die "the wharf CLI ($BIN/wharf) has no 'pull' command yet"
 
@@ -193,7 +193,11 @@ pullunpack_peer() {
 start_wharf() { measure start wharf "$BIN/sandbox" "$RUN/run-bundle"; }
 start_peer() { measure start peer runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
 
-if want unpack || want start; then
+# The runtime CLIs as containerd drives them: separate create, start and delete processes.
+lifecycle_wharf() { measure lifecycle wharf sh "$HERE/lifecycle.sh" "$BIN/runtime --root $RUN/runtime-state" "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
+lifecycle_peer() { measure lifecycle peer sh "$HERE/lifecycle.sh" runc "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
+
+if want unpack || want start || want lifecycle; then
 	# Sources for unpack: the same blobs, in wharf's store and in an OCI layout for umoci.
 	"$BIN/wharf" --root "$RUN/src-store" pull "$REF" >/dev/null || die "wharf pull $REF failed"
 	skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$RUN/src-layout:1" || die "skopeo copy failed"
@@ -201,7 +205,7 @@ fi
 want pull && bench pull "$RUNS"
 want unpack && bench unpack "$RUNS"
 want pullunpack && bench pullunpack "$RUNS"
-if want start; then
+if want start || want lifecycle; then
 	# One bundle for both runtimes: `runc spec` + bundle.py (Docker's caps and seccomp, limits).
 	mkdir -p "$RUN/run-bundle"
 	"$BIN/unpack" --root "$RUN/src-store" "$REF" "$RUN/run-bundle/rootfs" 2>/dev/null || die "unpack for the start bundle failed"
@@ -209,7 +213,10 @@ if want start; then
 	$PY "$HERE/bundle.py" "$RUN/run-bundle/config.json" "$SECCOMP_PROFILE"
 	runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-check" || die "runc cannot run the start bundle"
 	"$BIN/sandbox" "$RUN/run-bundle" || die "wharf's sandbox example cannot run the start bundle"
-	bench start "$((RUNS > 20 ? RUNS : 20))"
+	sh "$HERE/lifecycle.sh" "$BIN/runtime --root $RUN/runtime-state" "$RUN/run-bundle" "wharf-bench-$$-check" ||
+		die "wharf's runtime example cannot create, start and delete the start bundle"
+	if want start; then bench start "$((RUNS > 20 ? RUNS : 20))"; fi
+	if want lifecycle; then bench lifecycle "$((RUNS > 20 ? RUNS : 20))"; fi
 fi
 
 DIVAN=
