@@ -8,6 +8,12 @@
 //!
 //! Which version is used: v1 when the `memory` controller is mounted as a v1 hierarchy, otherwise v2 when a cgroup2
 //! mount offers `memory`. [`CgroupDriver::detect`] reports the choice.
+//!
+//! Huge page limits (`linux.resources.hugepageLimits`, which the kubelet sets on every container of a node whose
+//! cgroups offer `hugetlb`) are written to both the fault-time limit and, where the kernel has it (Linux 5.7+), the
+//! reservation limit `hugetlb.<size>.rsvd.*`, as runc does since 1.1.10: without the latter a process can `mmap`
+//! more huge pages than it may fault in, and dies of SIGBUS on first touch instead of failing at `mmap`. A page size
+//! the kernel does not offer, or a hierarchy without the `hugetlb` controller, is an error, never skipped.
 
 use std::fs;
 use std::io::{self, Write};
@@ -46,10 +52,16 @@ const DEFAULT_ALLOWED_DEVICES: [&str; 11] = [
     "c 136:* rwm",
 ];
 
-/// The controllers this crate manages on v1.
-const V1_CONTROLLERS: [&str; 8] = [
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
+/// The controllers this crate manages on v1 (a directory is made in each one that is mounted).
+const V1_CONTROLLERS: [&str; 9] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices", "hugetlb",
 ];
+
+/// The controllers enabled down a v2 path, where the hierarchy offers them.
+const V2_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuset", "pids", "io", "hugetlb"];
+
+/// Where the kernel lists the huge page sizes it supports, one `hugepages-<N>kB` directory each.
+const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
 
 /// The cgroup hierarchies found on the host, and the one used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,7 +240,7 @@ impl Cgroup {
                 let avail = read(&root.join("cgroup.controllers")).unwrap_or_default();
                 let wanted: Vec<&str> = avail
                     .split_whitespace()
-                    .filter(|c| ["memory", "cpu", "cpuset", "pids", "io"].contains(c))
+                    .filter(|c| V2_CONTROLLERS.contains(c))
                     .collect();
                 for comp in rel.components() {
                     let ctl: String = wanted.iter().map(|c| format!("+{c} ")).collect();
@@ -256,12 +268,13 @@ impl Cgroup {
             dirs,
         };
         let applied = (|| {
+            // Device rules once, here: every container gets the default-deny filter even when the spec lists no rules.
             let rules = resources.and_then(|r| r.devices().clone()).unwrap_or_default();
             if cg.version == CgroupVersion::V2 || cg.dir("devices").is_some() {
                 cg.apply_devices(&rules)?;
             }
             match resources {
-                Some(r) => cg.update(r),
+                Some(r) => cg.apply_limits(r),
                 None => Ok(()),
             }
         })();
@@ -298,12 +311,22 @@ impl Cgroup {
         Ok(p)
     }
 
-    /// Apply (or change, on a running container) the limits in `r`.
+    /// Apply (or change, on a running container) the limits in `r`, and its device rules when it lists any.
     ///
     /// # Errors
-    /// As [`Cgroup::create`].
+    /// As [`Cgroup::create`]. Huge page limits are checked (page sizes, controller) before anything is written.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        self.apply_limits(r)?;
+        if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+            self.apply_devices(devs)?;
+        }
+        Ok(())
+    }
+
+    /// Everything in `r` but the device rules.
+    fn apply_limits(&self, r: &LinuxResources) -> Result<()> {
         let v1 = self.version == CgroupVersion::V1;
+        let hugetlb = self.hugetlb_writes(r)?;
         if let Some(m) = r.memory() {
             if v1 {
                 // Raising the limit must come before raising memsw, and lowering memsw before lowering the limit:
@@ -440,8 +463,11 @@ impl Cgroup {
                 write(&self.need("io", file)?, &v.to_string(), "io weight")?;
             }
         }
-        if let Some(devs) = r.devices().as_ref().filter(|d| !d.is_empty()) {
-            self.apply_devices(devs)?;
+        for w in &hugetlb {
+            write(&w.limit, &w.value, "hugetlb limit")?;
+            if let Some(rsvd) = &w.rsvd {
+                write(rsvd, &w.value, "hugetlb reservation limit")?;
+            }
         }
         if let (CgroupVersion::V2, Some(unified)) = (self.version, r.unified()) {
             let dir = self.need("", "cgroup.procs")?;
@@ -459,6 +485,69 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Check `r`'s huge page limits against the kernel and this cgroup, and say which files get which value.
+    fn hugetlb_writes(&self, r: &LinuxResources) -> Result<Vec<HugetlbWrite>> {
+        let Some(limits) = r.hugepage_limits().as_ref().filter(|l| !l.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let unavailable = |reason: String| Error::CgroupUnavailable {
+            controller: "hugetlb".into(),
+            reason,
+        };
+        let dir = match self.version {
+            CgroupVersion::V1 => self.dir("hugetlb").ok_or_else(|| {
+                unavailable("cannot set hugetlb limit: no cgroup v1 hugetlb hierarchy is mounted".into())
+            })?,
+            CgroupVersion::V2 => {
+                let dir = self.dir("").ok_or_else(|| unavailable("no cgroup directory".into()))?;
+                let offered = read(&dir.join("cgroup.controllers")).unwrap_or_default();
+                if !offered.split_whitespace().any(|c| c == "hugetlb") {
+                    return Err(unavailable(format!(
+                        "cannot set hugetlb limit: not enabled for {} (its cgroup.controllers: {:?})",
+                        dir.display(),
+                        offered.trim()
+                    )));
+                }
+                dir
+            }
+        };
+        let sizes = huge_page_sizes()?;
+        let (limit_suffix, unlimited) = match self.version {
+            CgroupVersion::V1 => ("limit_in_bytes", "-1"),
+            CgroupVersion::V2 => ("max", "max"),
+        };
+        let mut out = Vec::new();
+        for (i, l) in limits.iter().enumerate() {
+            let size = l.page_size();
+            let well_formed = size
+                .strip_suffix("KB")
+                .or_else(|| size.strip_suffix("MB"))
+                .or_else(|| size.strip_suffix("GB"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !well_formed {
+                return Err(Error::spec(
+                    &format!("linux.resources.hugepageLimits[{i}].pageSize"),
+                    format!("{size:?} is not a page size like 64KB, 2MB or 1GB"),
+                ));
+            }
+            if !sizes.contains(size) {
+                return Err(unavailable(format!(
+                    "page size {size} is not offered by this kernel (it offers {}; see {HUGEPAGES_DIR})",
+                    sizes.join(", ")
+                )));
+            }
+            let limit = self.need("hugetlb", &format!("hugetlb.{size}.{limit_suffix}"))?;
+            let rsvd = Some(dir.join(format!("hugetlb.{size}.rsvd.{limit_suffix}"))).filter(|p| p.exists());
+            let value = if l.limit() < 0 {
+                unlimited.to_owned()
+            } else {
+                l.limit().to_string()
+            };
+            out.push(HugetlbWrite { limit, rsvd, value });
+        }
+        Ok(out)
     }
 
     /// Device access: deny everything, then the spec's rules, then the nodes every container gets (as runc and
@@ -666,6 +755,45 @@ impl Cgroup {
     }
 }
 
+/// One huge page size's limit: the fault-time limit file, the reservation limit file where the kernel has one, and
+/// the value for both.
+struct HugetlbWrite {
+    limit: PathBuf,
+    rsvd: Option<PathBuf>,
+    value: String,
+}
+
+/// The huge page sizes this kernel offers, named as the hugetlb controller names its files (`64KB`, `2MB`, `1GB`).
+fn huge_page_sizes() -> Result<Vec<String>> {
+    let entries = fs::read_dir(HUGEPAGES_DIR).map_err(|e| Error::CgroupUnavailable {
+        controller: "hugetlb".into(),
+        reason: format!("this kernel offers no huge pages: {HUGEPAGES_DIR}: {e}"),
+    })?;
+    let mut kbs: Vec<u64> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            name.to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kbs.sort_unstable();
+    Ok(kbs.into_iter().map(page_size_name).collect())
+}
+
+/// The kernel's name for a huge page size of `kb` KiB (mm/hugetlb_cgroup.c: whole GB, else whole MB, else KB).
+fn page_size_name(kb: u64) -> String {
+    if kb >= 1 << 20 {
+        format!("{}GB", kb >> 20)
+    } else if kb >= 1 << 10 {
+        format!("{}MB", kb >> 10)
+    } else {
+        format!("{kb}KB")
+    }
+}
+
 /// v1 cpuset directories start with empty `cpus`/`mems`, and a task cannot join such a cgroup: copy the parent's
 /// values down every new level.
 fn create_cpuset_v1(mount: &Path, rel: &Path) -> Result<()> {
@@ -689,4 +817,19 @@ fn create_cpuset_v1(mount: &Path, rel: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_are_named_as_the_kernel_names_them() {
+        assert_eq!(page_size_name(64), "64KB");
+        assert_eq!(page_size_name(2048), "2MB");
+        assert_eq!(page_size_name(32 << 10), "32MB");
+        assert_eq!(page_size_name(512 << 10), "512MB");
+        assert_eq!(page_size_name(1 << 20), "1GB");
+        assert_eq!(page_size_name(16 << 20), "16GB");
+    }
 }

@@ -529,10 +529,6 @@ pub(crate) fn check_supported(spec: &Spec, cgroup_version: CgroupVersion) -> Res
         )?;
     }
     let Some(r) = linux.resources() else { return Ok(()) };
-    refuse(
-        "linux.resources.hugepageLimits",
-        r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
-    )?;
     refuse("linux.resources.network", r.network().is_some())?;
     refuse("linux.resources.rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty()))?;
     refuse(

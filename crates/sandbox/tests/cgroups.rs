@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::{rootfs, sh, spec};
 use wharf_sandbox::cgroup::{CgroupDriver, CgroupVersion};
-use wharf_sandbox::oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, Spec};
+use wharf_sandbox::oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxPids, LinuxResources, Spec,
+};
 use wharf_sandbox::{Container, ExitStatus, StdioConfig};
 
 fn with_resources(mut s: Spec, r: LinuxResources) -> Spec {
@@ -320,5 +322,231 @@ fn container_and_exec_enter_their_cgroup_on_v1_and_v2() {
         e.wait().unwrap();
         c.kill(libc::SIGKILL).unwrap();
         c.wait().unwrap();
+    }
+}
+
+/// The host's cgroup2 mount, which must offer the hugetlb controller (on this project's hybrid hosts hugetlb is not
+/// mounted as a v1 hierarchy, so the kernel gives it to cgroup2).
+fn v2_mount_with_hugetlb() -> std::path::PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let offered = std::fs::read_to_string(std::path::Path::new(mount).join("cgroup.controllers")).unwrap();
+    assert!(
+        offered.split_whitespace().any(|c| c == "hugetlb"),
+        "this test needs the hugetlb controller on the cgroup2 mount {mount}; its cgroup.controllers: {offered:?}"
+    );
+    assert!(
+        std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists(),
+        "this test needs 2 MB huge pages (/sys/kernel/mm/hugepages/hugepages-2048kB)"
+    );
+    mount.into()
+}
+
+fn hugepage_limits(limits: &[(&str, i64)]) -> LinuxResources {
+    let mut r = LinuxResources::default();
+    r.set_hugepage_limits(Some(
+        limits
+            .iter()
+            .map(|(size, limit)| {
+                let mut l = LinuxHugepageLimit::default();
+                l.set_page_size(size.to_string());
+                l.set_limit(*limit);
+                l
+            })
+            .collect(),
+    ));
+    r
+}
+
+fn read_trimmed(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+/// Huge page limits on cgroup v2: the fault and reservation limits are written for each page size, updated on a
+/// live cgroup, and a page size the kernel does not offer or a malformed one is refused before anything is written.
+#[test]
+fn v2_hugepage_limits_are_written_updated_and_checked() {
+    use wharf_sandbox::cgroup::Cgroup;
+    let mount = v2_mount_with_hugetlb();
+    let driver = CgroupDriver {
+        version: CgroupVersion::V2,
+        mounts: vec![(String::new(), mount.clone())],
+    };
+    let parent = format!("wharf-v2-hugetlb-test-{}", std::process::id());
+    let rel = std::path::PathBuf::from(format!("{parent}/a"));
+    let cg = Cgroup::create(&driver, &rel, Some(&hugepage_limits(&[("2MB", 4 << 20)]))).unwrap();
+    let dir = mount.join(&rel);
+    assert_eq!(read_trimmed(&dir.join("hugetlb.2MB.max")), (4u64 << 20).to_string());
+    // Linux 5.7+ has reservation limits; runc writes them too.
+    if dir.join("hugetlb.2MB.rsvd.max").exists() {
+        assert_eq!(
+            read_trimmed(&dir.join("hugetlb.2MB.rsvd.max")),
+            (4u64 << 20).to_string()
+        );
+    }
+
+    // A running container's limits change (runc update); -1 means unlimited.
+    cg.update(&hugepage_limits(&[("2MB", 0)])).unwrap();
+    assert_eq!(read_trimmed(&dir.join("hugetlb.2MB.max")), "0");
+    cg.update(&hugepage_limits(&[("2MB", -1)])).unwrap();
+    assert_eq!(read_trimmed(&dir.join("hugetlb.2MB.max")), "max");
+    cg.update(&hugepage_limits(&[("2MB", 2 << 20)])).unwrap();
+
+    // A size this kernel does not offer: a clear error naming it, and the good entry before it is not written.
+    let e = cg.update(&hugepage_limits(&[("2MB", 0), ("3MB", 0)])).unwrap_err();
+    assert!(
+        matches!(&e, wharf_sandbox::Error::CgroupUnavailable { controller, reason }
+            if controller == "hugetlb" && reason.contains("3MB") && reason.contains("2MB")),
+        "{e:?}"
+    );
+    assert_eq!(read_trimmed(&dir.join("hugetlb.2MB.max")), (2u64 << 20).to_string());
+    // Not a page size at all (and not a way to write another cgroup file).
+    for bad in ["../memory", "2M", "MB", "2 MB", "2MB.rsvd"] {
+        let e = cg.update(&hugepage_limits(&[(bad, 0)])).unwrap_err();
+        assert!(
+            matches!(&e, wharf_sandbox::Error::InvalidSpec { field, reason }
+                if field == "linux.resources.hugepageLimits[0].pageSize" && reason.contains(bad)),
+            "{bad}: {e:?}"
+        );
+    }
+    cg.delete().unwrap();
+
+    // At create, a bad size leaves no cgroup behind.
+    let rel_b = std::path::PathBuf::from(format!("{parent}/b"));
+    let e = Cgroup::create(&driver, &rel_b, Some(&hugepage_limits(&[("3MB", 0)]))).unwrap_err();
+    assert!(
+        matches!(&e, wharf_sandbox::Error::CgroupUnavailable { controller, .. } if controller == "hugetlb"),
+        "{e:?}"
+    );
+    assert!(!mount.join(&rel_b).exists());
+    std::fs::remove_dir(mount.join(&parent)).unwrap();
+}
+
+/// Reserves 2 MB huge pages on the host for a test and puts the old count back on drop.
+struct HugePagePool {
+    old: u64,
+}
+
+impl HugePagePool {
+    const FILE: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+
+    fn reserve(n: u64) -> HugePagePool {
+        let old: u64 = read_trimmed(std::path::Path::new(Self::FILE)).parse().unwrap();
+        if old < n {
+            std::fs::write(Self::FILE, n.to_string()).unwrap();
+        }
+        let got: u64 = read_trimmed(std::path::Path::new(Self::FILE)).parse().unwrap();
+        let pool = HugePagePool { old };
+        assert!(
+            got >= n,
+            "could not reserve {n} 2 MB huge pages ({} says {got}): the host's memory is too fragmented",
+            Self::FILE
+        );
+        pool
+    }
+}
+
+impl Drop for HugePagePool {
+    fn drop(&mut self) {
+        let now: u64 = read_trimmed(std::path::Path::new(Self::FILE)).parse().unwrap_or(0);
+        if now != self.old {
+            let _ = std::fs::write(Self::FILE, self.old.to_string());
+        }
+    }
+}
+
+/// A container on cgroup v2 gets its `hugepageLimits`: with 0 for 2 MB pages it cannot allocate one (fallocate on a
+/// hugetlbfs mounted in the container fails with ENOSPC), with 4 MB it can. The host's huge page pool is grown to 4
+/// pages for the test and put back after.
+#[test]
+fn container_cannot_exceed_its_hugepage_limit_on_v2() {
+    let mount = v2_mount_with_hugetlb();
+    let _pool = HugePagePool::reserve(4);
+    let driver = CgroupDriver {
+        version: CgroupVersion::V2,
+        mounts: vec![(String::new(), mount)],
+    };
+    let mut outcomes = Vec::new();
+    for limit in [0i64, 4 << 20] {
+        let root = rootfs();
+        std::os::unix::fs::symlink("busybox", root.path().join("bin/fallocate")).unwrap();
+        std::fs::create_dir(root.path().join("hugepages")).unwrap();
+        let mut s = with_resources(
+            sh("fallocate -l 2097152 /hugepages/f; echo rc=$?; exec sleep 100"),
+            hugepage_limits(&[("2MB", limit), ("1GB", 0)]),
+        );
+        let mut mounts = s.mounts().clone().unwrap();
+        let mut m = wharf_sandbox::oci_spec::runtime::Mount::default();
+        m.set_destination("/hugepages".into());
+        m.set_typ(Some("hugetlbfs".into()));
+        m.set_source(Some("hugetlbfs".into()));
+        m.set_options(Some(vec!["pagesize=2M".into(), "nosuid".into(), "nodev".into()]));
+        mounts.push(m);
+        s.set_mounts(Some(mounts));
+        let opts = wharf_sandbox::SpawnOptions {
+            id: Some(format!("hugetlb-{}-{limit}", std::process::id())),
+            cgroup_driver: Some(driver.clone()),
+            ..Default::default()
+        };
+        let mut c = Container::spawn_with(&s, root.path(), StdioConfig::piped(), opts).unwrap();
+        let mut err = c.take_stderr().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(c.take_stdout().unwrap()), &mut line).unwrap();
+        assert_eq!(file(&c, "", "hugetlb.2MB.max"), limit.to_string());
+        assert_eq!(file(&c, "", "hugetlb.1GB.max"), "0");
+        // While the container lives, the page it got is charged to its cgroup.
+        let charged = file(&c, "", "hugetlb.2MB.current");
+        c.kill(libc::SIGKILL).unwrap();
+        c.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+        outcomes.push((limit, line.trim().to_owned(), stderr, charged));
+    }
+    let [
+        (_, denied, denied_err, denied_charge),
+        (_, allowed, allowed_err, allowed_charge),
+    ] = &outcomes[..]
+    else {
+        unreachable!()
+    };
+    assert_eq!(denied, "rc=1", "limit 0: {denied_err}");
+    assert!(denied_err.contains("No space left on device"), "{denied_err}");
+    assert_eq!(denied_charge, "0");
+    assert_eq!(allowed, "rc=0", "limit 4 MB: {allowed_err}");
+    assert_eq!(allowed_charge, "2097152");
+}
+
+/// With the default driver on this host (cgroup v1, no v1 hugetlb hierarchy), hugepage limits cannot be applied:
+/// the container is refused with an error naming hugetlb, and no cgroup is left behind.
+#[test]
+fn hugepage_limits_are_refused_without_a_hugetlb_hierarchy() {
+    let driver = CgroupDriver::detect().unwrap();
+    assert!(
+        driver.version == CgroupVersion::V1 && !driver.mounts.iter().any(|(c, _)| c == "hugetlb"),
+        "this test expects the project's hybrid host: cgroup v1 controllers without a v1 hugetlb hierarchy; found \
+         {driver:?}"
+    );
+    let root = rootfs();
+    let id = format!("hugetlb-refused-{}", std::process::id());
+    let opts = wharf_sandbox::SpawnOptions {
+        id: Some(id.clone()),
+        ..Default::default()
+    };
+    let s = with_resources(spec(&["true"]), hugepage_limits(&[("2MB", 0)]));
+    let e = Container::spawn_with(&s, root.path(), StdioConfig::piped(), opts).unwrap_err();
+    assert!(
+        matches!(&e, wharf_sandbox::Error::CgroupUnavailable { controller, .. } if controller == "hugetlb"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("cannot set hugetlb limit"), "{e}");
+    for (_, m) in &driver.mounts {
+        assert!(!m.join("wharf").join(&id).exists(), "cgroup left in {}", m.display());
     }
 }
