@@ -70,6 +70,10 @@ stages! {
     Console,
     ExecNotFound,
     Exec,
+    Keyring,
+    Paused,
+    /// Not an error: the mounts are in place and the child waits before `pivot_root` (the hook point).
+    Mounted = 98,
     /// Not an error: the container is set up and waits to be started.
     Ready = 99,
 }
@@ -192,6 +196,13 @@ pub(crate) struct Plan {
     /// cgroup v1 `tasks` files of the container's cgroup, opened by the parent: the child moves itself by writing
     /// `0` to each (see [`crate::cgroup::JoinFds`]).
     pub cgroup_tasks: Vec<RawFd>,
+    /// Join (creating it if needed) the session keyring of this name, so the container does not share the
+    /// caller's (runc does the same, `_ses.ID`).
+    pub keyring: Option<CString>,
+    /// Permission bits to add to a newly joined session keyring (0: leave it as it is).
+    pub keyring_perm_add: u32,
+    /// Report [`Stage::Mounted`] before `pivot_root` and wait for one byte on this fd (-1: no pause).
+    pub pause_r: RawFd,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -630,6 +641,16 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
                 0,
             );
         }
+        if plan.pause_r >= 0 {
+            // The caller's hook point: mounts in place, host root still visible (OCI createRuntime and
+            // createContainer hooks run here).
+            report(plan.err_w, Stage::Mounted, 0, 0);
+            let mut b = [0u8; 1];
+            if libc::read(plan.pause_r, b.as_mut_ptr().cast(), 1) != 1 {
+                fail(plan, Stage::Paused, 0, errno());
+            }
+            close(plan.pause_r);
+        }
         // pivot_root(".", "."): the old root ends up stacked on the new one and is detached right away.
         check(plan, libc::fchdir(root), Stage::Pivot, 0);
         let pivoted = !fs.no_pivot && {
@@ -668,6 +689,58 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
             );
         }
     }
+}
+
+/// Join the named session keyring; a kernel without keyrings (ENOSYS) is no error, as for runc.
+fn join_keyring(plan: &Plan, name: &CStr) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    // SAFETY: keyctl with a NUL-terminated name owned by the plan.
+    let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if id < 0 {
+        if errno() != libc::ENOSYS {
+            fail(plan, Stage::Keyring, 0, errno());
+        }
+        return;
+    }
+    if plan.keyring_perm_add != 0 {
+        // Read-modify-write of the permissions, from "type;uid;gid;perm;description".
+        const KEYCTL_DESCRIBE: libc::c_long = 6;
+        let mut buf = [0u8; 256];
+        // SAFETY: keyctl writes at most buf.len() bytes into the stack buffer.
+        let n = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_DESCRIBE, id, buf.as_mut_ptr(), buf.len()) };
+        let Some(perm) = (n > 0)
+            .then(|| describe_perm(&buf[..(n as usize).min(buf.len())]))
+            .flatten()
+        else {
+            fail(plan, Stage::Keyring, 1, if n < 0 { errno() } else { libc::EINVAL });
+        };
+        // SAFETY: keyctl on the keyring just joined.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_SETPERM,
+                id,
+                (perm | plan.keyring_perm_add) as libc::c_long,
+            )
+        };
+        if r < 0 {
+            fail(plan, Stage::Keyring, 2, errno());
+        }
+    }
+}
+
+/// The permission field (hex) of a keyring description `type;uid;gid;perm;description`, without allocating.
+fn describe_perm(d: &[u8]) -> Option<u32> {
+    let field = d.split(|b| *b == b';').nth(3)?;
+    let mut v: u32 = 0;
+    if field.is_empty() || field.len() > 8 {
+        return None;
+    }
+    for c in field {
+        v = (v << 4) | (*c as char).to_digit(16)?;
+    }
+    Some(v)
 }
 
 fn is_null_device(fd: RawFd) -> bool {
@@ -746,6 +819,9 @@ pub(crate) fn run(plan: &Plan) -> ! {
         }
         if plan.unshare != 0 {
             check(plan, libc::unshare(plan.unshare), Stage::Unshare, 0);
+        }
+        if let Some(name) = &plan.keyring {
+            join_keyring(plan, name);
         }
         if let Some(fs) = &plan.fs {
             setup_fs(plan, fs);
@@ -1035,7 +1111,14 @@ fn reaper(plan: &Plan) {
 
 #[cfg(test)]
 mod stage_tests {
-    use super::Stage;
+    use super::{Stage, describe_perm};
+
+    #[test]
+    fn keyring_description_gives_its_permissions() {
+        assert_eq!(describe_perm(b"keyring;0;0;3f130000;_ses.x\0"), Some(0x3f13_0000));
+        assert_eq!(describe_perm(b"keyring;0;0;zz;_ses.x"), None);
+        assert_eq!(describe_perm(b"keyring;0;0"), None);
+    }
 
     #[test]
     fn reported_numbers_map_back_to_their_stage() {
@@ -1044,6 +1127,8 @@ mod stage_tests {
             Stage::Ambient,
             Stage::ExecNotFound,
             Stage::Exec,
+            Stage::Paused,
+            Stage::Mounted,
             Stage::Ready,
         ] {
             assert_eq!(Stage::from_u32(stage as u32), Some(stage));
@@ -1051,6 +1136,6 @@ mod stage_tests {
         assert_eq!(Stage::Sync as u32, 1);
         assert_eq!(Stage::Ready as u32, 99);
         assert_eq!(Stage::from_u32(0), None);
-        assert_eq!(Stage::from_u32(Stage::Exec as u32 + 1), None);
+        assert_eq!(Stage::from_u32(Stage::Paused as u32 + 1), None);
     }
 }

@@ -120,6 +120,19 @@ pub enum DefaultSeccomp {
     Unconfined,
 }
 
+/// A callback run while a new container's process waits with its mounts in place, before `pivot_root`: the point
+/// where the OCI runtime spec runs `createRuntime` (on the host) and `createContainer` (in the container's
+/// namespaces) hooks. It gets the process's host pid (its namespaces are `/proc/PID/ns/*`); the container's state,
+/// when kept in a state directory, says [`Status::Creating`](crate::Status::Creating) meanwhile. An `Err` removes
+/// the container and makes the spawn fail with [`Error::BeforePivot`].
+pub struct BeforePivot(pub Box<dyn FnOnce(i32) -> std::result::Result<(), String> + Send>);
+
+impl std::fmt::Debug for BeforePivot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforePivot(..)")
+    }
+}
+
 /// Options for [`Container::spawn_with`].
 #[derive(Debug, Default)]
 pub struct SpawnOptions {
@@ -146,6 +159,12 @@ pub struct SpawnOptions {
     /// [`DEFAULT_SECCOMP_CACHE`] is the conventional place for root. Default: compile in each process (compiled
     /// programs are always kept in memory for the life of the process).
     pub seccomp_cache: Option<PathBuf>,
+    /// Pause before `pivot_root` and run this (see [`BeforePivot`]).
+    pub before_pivot: Option<BeforePivot>,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`). By default the container's process joins a
+    /// session keyring of its own, `_ses.ID`, so keys of the caller's session are not reachable from it;
+    /// processes exec'd into the container join the same one.
+    pub no_new_keyring: bool,
 }
 
 /// Where the examples keep compiled seccomp programs (see [`SpawnOptions::seccomp_cache`]): on the tmpfs `/run`, so
@@ -306,6 +325,7 @@ pub struct Container {
     exit: Option<Exit>,
     init: bool,
     detached: bool,
+    no_new_keyring: bool,
 }
 
 /// A process of a container, as `docker top` lists them.
@@ -633,6 +653,43 @@ fn resolve_seccomp(spec: &Spec, default: DefaultSeccomp, disk: Option<&Path>) ->
     }
 }
 
+/// `KEY_USR_SEARCH` and `KEY_OTH_SEARCH` of `<linux/keyctl.h>`.
+const KEY_USR_SEARCH: u32 = 0x0008_0000;
+const KEY_OTH_SEARCH: u32 = 0x0000_0008;
+
+/// The session keyring a container's processes join: `_ses.ID`, as runc names it.
+fn session_keyring(id: &str) -> Result<std::ffi::CString> {
+    prepare::cstring("session keyring", format!("_ses.{id}").as_bytes())
+}
+
+/// What the state directory records for a container.
+fn state_record(
+    id: &str,
+    pid: i32,
+    rootfs: &Path,
+    cgroup: &Cgroup,
+    spec: &Spec,
+    opts: &SpawnOptions,
+    creating: bool,
+) -> ContainerState {
+    ContainerState {
+        id: id.to_owned(),
+        pid,
+        pid_start_time: state::pid_start_time(pid).unwrap_or(0),
+        rootfs: rootfs.to_owned(),
+        cgroup: cgroup.clone(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        seccomp_unconfined: opts.default_seccomp == DefaultSeccomp::Unconfined,
+        seccomp_cache: opts.seccomp_cache.clone(),
+        no_new_keyring: opts.no_new_keyring,
+        creating,
+    }
+}
+
 static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Read the child's report: `None` when the pipe closed (the program was executed).
@@ -747,6 +804,8 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Hold => "wait for start",
         Stage::Sysctl => "write sysctl",
         Stage::Console => "bind /dev/console",
+        Stage::Keyring => "join session keyring",
+        Stage::Paused => "wait before pivot_root",
         _ => "setup",
     }
 }
@@ -769,7 +828,8 @@ impl Container {
     /// [`Error::InvalidSpec`] for a spec this crate cannot honour; the typed setup errors ([`Error::ExecNotFound`],
     /// [`Error::Cwd`], [`Error::User`], [`Error::Mount`], [`Error::Setup`]) reported by the child; cgroup and
     /// seccomp errors.
-    pub fn spawn_with(spec: &Spec, rootfs: &Path, stdio: StdioConfig, opts: SpawnOptions) -> Result<Container> {
+    pub fn spawn_with(spec: &Spec, rootfs: &Path, stdio: StdioConfig, mut opts: SpawnOptions) -> Result<Container> {
+        let before_pivot = opts.before_pivot.take();
         let id = match &opts.id {
             Some(id) => id.clone(),
             None => format!(
@@ -883,11 +943,13 @@ impl Container {
         let res = Self::launch(
             spec,
             &id,
+            &rootfs,
             pp,
             fs,
             seccomp,
             stdio,
             &opts,
+            before_pivot,
             &state_dir,
             &cgroup,
             LaunchNs {
@@ -904,20 +966,7 @@ impl Container {
                 c.cgroup = cgroup;
                 c.state_dir = state_dir;
                 if let Some(sd) = &c.state_dir {
-                    let st = ContainerState {
-                        id: id.clone(),
-                        pid: c.process.pid,
-                        pid_start_time: state::pid_start_time(c.process.pid).unwrap_or(0),
-                        rootfs,
-                        cgroup: c.cgroup.clone(),
-                        created: SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map(|d| d.as_secs())
-                            .unwrap_or(0),
-                        annotations: spec.annotations().clone().unwrap_or_default(),
-                        seccomp_unconfined: opts.default_seccomp == DefaultSeccomp::Unconfined,
-                        seccomp_cache: opts.seccomp_cache.clone(),
-                    };
+                    let st = state_record(&id, c.process.pid, &rootfs, &c.cgroup, spec, &opts, false);
                     let cfg = sd.dir(&id).join("config.json");
                     spec.save(&cfg).map_err(|e| Error::State {
                         id: id.clone(),
@@ -939,11 +988,13 @@ impl Container {
     fn launch(
         spec: &Spec,
         id: &str,
+        rootfs: &Path,
         pp: ProcPlan,
         mut fs: child::FsPlan,
         seccomp: Option<SeccompProgram>,
         stdio: StdioConfig,
         opts: &SpawnOptions,
+        before_pivot: Option<BeforePivot>,
         state_dir: &Option<StateDir>,
         cgroup: &Cgroup,
         ns: LaunchNs,
@@ -1007,6 +1058,25 @@ impl Container {
         for (_, fd) in &cg_join.tasks {
             cgroup_tasks.push(fds.keep(high(fd.as_raw_fd(), base)?));
         }
+        let mut pause_w = None;
+        let pause_r = match before_pivot {
+            Some(_) => {
+                let (r, w) = pipe()?;
+                pause_w = Some(File::from(w));
+                fds.keep(high(r.as_raw_fd(), base)?)
+            }
+            None => -1,
+        };
+        let (keyring, keyring_perm_add) = if opts.no_new_keyring {
+            (None, 0)
+        } else {
+            // Searchable by the container's own user: by "other" when a user namespace maps it (runc does the same).
+            let in_userns = ns.new_userns || ns.join_user.is_some();
+            (
+                Some(session_keyring(id)?),
+                if in_userns { KEY_OTH_SEARCH } else { KEY_USR_SEARCH },
+            )
+        };
         let argv_c = pp.args;
         let env_c = pp.env;
         let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
@@ -1039,6 +1109,9 @@ impl Container {
             init: opts.init,
             hold_fifo,
             cgroup_tasks,
+            keyring,
+            keyring_perm_add,
+            pause_r,
         };
         drop((sync_r, err_w));
         let (pid, pidfd, in_cgroup) = clone_child(&plan, ns.clone_flags, &thread_joins, cg_join.v2_dir.as_ref())?;
@@ -1096,7 +1169,20 @@ impl Container {
         std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release child"))?;
         drop(sync_w);
         let mut err_r = File::from(err_r);
-        let report = read_report(&mut err_r)?;
+        let mut report = read_report(&mut err_r)?;
+        if let (Some(r), Some(hook), Some(mut go)) = (report, before_pivot, pause_w) {
+            if r.stage == Stage::Mounted as u32 {
+                if let Some(sd) = state_dir {
+                    sd.save(&state_record(id, pid, rootfs, cgroup, spec, opts, true))?;
+                }
+                (hook.0)(pid).map_err(|reason| Error::BeforePivot {
+                    id: id.to_owned(),
+                    reason,
+                })?;
+                std::io::Write::write_all(&mut go, &[1]).map_err(Error::os("resume child"))?;
+                report = read_report(&mut err_r)?;
+            }
+        }
         let program = pp.program.clone();
         match report {
             None => {}
@@ -1121,6 +1207,7 @@ impl Container {
             exit: None,
             init: opts.init,
             detached: false,
+            no_new_keyring: opts.no_new_keyring,
         })
     }
 
@@ -1289,6 +1376,8 @@ impl Container {
             return Err(Error::NotRunning { id: self.id.clone() });
         }
         exec_into(
+            &self.id,
+            self.no_new_keyring,
             self.process.pid,
             &self.process.pidfd,
             &self.cgroup,
@@ -1334,7 +1423,10 @@ struct LaunchNs {
 }
 
 /// `exec` into the container whose first process is `pid` (`pidfd`): see [`Container::exec`].
+#[allow(clippy::too_many_arguments)]
 fn exec_into(
+    id: &str,
+    no_new_keyring: bool,
     pid: i32,
     pidfd: &OwnedFd,
     cgroup: &Cgroup,
@@ -1411,6 +1503,14 @@ fn exec_into(
         init: false,
         hold_fifo: -1,
         cgroup_tasks,
+        // The container's own keyring, when it has one (joining the name creates it otherwise, as runc).
+        keyring: if no_new_keyring {
+            None
+        } else {
+            Some(session_keyring(id)?)
+        },
+        keyring_perm_add: 0,
+        pause_r: -1,
     };
     drop((sync_r, err_w));
     let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
@@ -1469,7 +1569,17 @@ impl StateDir {
             DefaultSeccomp::Docker
         };
         let seccomp = resolve_seccomp(&spec, default, st.seccomp_cache.as_deref())?;
-        exec_into(st.pid, &pidfd, &st.cgroup, &spec, seccomp, process, stdio)
+        exec_into(
+            id,
+            st.no_new_keyring,
+            st.pid,
+            &pidfd,
+            &st.cgroup,
+            &spec,
+            seccomp,
+            process,
+            stdio,
+        )
     }
 }
 

@@ -73,6 +73,15 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The caller's [`SpawnOptions::before_pivot`](crate::SpawnOptions::before_pivot) callback failed; the
+    /// container was removed.
+    #[error("container {id}: before pivot_root: {reason}")]
+    BeforePivot {
+        /// The container id.
+        id: String,
+        /// What the callback said.
+        reason: String,
+    },
     /// A cgroup operation failed.
     #[error("cgroup {path}: {what}: {source}")]
     Cgroup {

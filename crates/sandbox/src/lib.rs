@@ -26,11 +26,20 @@
 //!   impossible or [`SpawnOptions::no_pivot`] asks, `MS_MOVE` + `chroot`, which a process with
 //!   `CAP_SYS_CHROOT` can escape). All mounts live in the container's mount namespace and vanish with it.
 //! - **Cgroups** go through a small in-crate layer ([`cgroup`]) for v1, v2 and hybrid hosts; its docs say why not
-//!   `cgroups-rs`. The process is attached before it runs anything of its own; the cgroup is removed (killing
-//!   stragglers) when the container is waited for.
+//!   `cgroups-rs`. The process enters its cgroup by itself before it runs anything of its own (a v1 `tasks`
+//!   write of `0`, or `CLONE_INTO_CGROUP` on v2), which spares the RCU grace period a parent's `cgroup.procs`
+//!   write waits for; the cgroup is removed (killing stragglers) when the container is waited for. Huge page
+//!   limits (`hugepageLimits`) go to the hugetlb controller (v1 hierarchy or v2), reservation limits included
+//!   where the kernel has them; a missing controller or page size is [`Error::CgroupUnavailable`].
 //! - **Seccomp**: Docker's default profile ships with the crate and is resolved for the container's bounding
 //!   capabilities, architecture and kernel ([`seccomp::docker_default`]), then compiled with libseccomp (once per
-//!   profile: compiled programs are cached). A spec's own `linux.seccomp` replaces it.
+//!   profile and process; with [`SpawnOptions::seccomp_cache`], once per profile on disk). A spec's own
+//!   `linux.seccomp` replaces it.
+//! - **Session keyring**: each container joins a session keyring of its own, `_ses.ID`, as runc does
+//!   ([`SpawnOptions::no_new_keyring`] keeps the caller's).
+//! - **Hook point**: with [`SpawnOptions::before_pivot`] the child stops once its mounts are in place and before
+//!   `pivot_root`, where an OCI runtime runs `createRuntime` and `createContainer` hooks; the state says
+//!   [`Status::Creating`] meanwhile.
 //! - **Capabilities**: bounding set dropped, then `setgroups`/`setresgid`/`setresuid` with keep-caps, then
 //!   `capset` and the ambient set; Docker's 14 by default ([`caps::docker_default`]).
 //! - **CVE defences**: the child is non-dumpable until `execve` and never re-executes the host binary, so no
@@ -43,7 +52,7 @@
 //!
 //! # Not supported (refused with [`Error::InvalidSpec`], never ignored)
 //! Hooks (the runtime driving the sandbox runs them), AppArmor and SELinux labels, time namespaces, personality,
-//! Intel RDT, memory policy, net devices, hugetlb/network/RDMA limits, block IO throttling and per-device weights,
+//! Intel RDT, memory policy, net devices, network/RDMA limits, block IO throttling and per-device weights,
 //! kernel memory limits, realtime CPU, `disableOOMKiller`, sysctls outside the container's own namespaces, and
 //! seccomp user notification.
 //!
@@ -82,8 +91,8 @@ pub mod seccomp;
 pub mod state;
 
 pub use container::{
-    Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, Exit, ExitStatus, ProcessHandle, ProcessInfo, SpawnOptions,
-    Stdio, StdioConfig,
+    BeforePivot, Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, Exit, ExitStatus, ProcessHandle, ProcessInfo,
+    SpawnOptions, Stdio, StdioConfig,
 };
 pub use error::{Error, Result};
 #[doc(inline)]

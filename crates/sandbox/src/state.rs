@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being set up: its process exists and waits at the hook point before `pivot_root`
+    /// ([`SpawnOptions::before_pivot`](crate::SpawnOptions::before_pivot)).
+    Creating,
     /// Set up and waiting to be started.
     Created,
     /// The process runs.
@@ -53,6 +56,12 @@ pub struct ContainerState {
     /// used again by [`StateDir::exec`].
     #[serde(default)]
     pub seccomp_cache: Option<PathBuf>,
+    /// The container kept its creator's session keyring ([`SpawnOptions::no_new_keyring`](crate::SpawnOptions::no_new_keyring)).
+    #[serde(default)]
+    pub no_new_keyring: bool,
+    /// Written while the container is still being set up (its process paused before `pivot_root`).
+    #[serde(default)]
+    pub creating: bool,
 }
 
 /// Validate a container id: it names a directory.
@@ -177,6 +186,8 @@ impl StateDir {
         Ok(
             if pid_start_time(st.pid) != Some(st.pid_start_time) || is_zombie(st.pid) {
                 Status::Stopped
+            } else if st.creating {
+                Status::Creating
             } else if self.fifo_path(id).exists() {
                 Status::Created
             } else {

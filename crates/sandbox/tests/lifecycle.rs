@@ -425,3 +425,117 @@ fn creating_a_container_whose_program_is_missing_fails_at_create_as_runc_does() 
         "no state is left"
     );
 }
+
+/// The hook point before `pivot_root`: the callback sees the container's process with its own mount namespace but
+/// the host's root still in place, the state says `Creating`, and what it writes into the rootfs is there when the
+/// program runs.
+#[test]
+fn before_pivot_runs_with_mounts_in_place_and_state_creating() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("hook-{}", std::process::id());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (sd_path, id2, root_path, seen2) = (
+        states.path().to_owned(),
+        id.clone(),
+        root.path().to_owned(),
+        seen.clone(),
+    );
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        before_pivot: Some(wharf_sandbox::BeforePivot(Box::new(move |pid| {
+            let status = StateDir::new(&sd_path).unwrap().status(&id2).unwrap();
+            let own_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap()
+                != std::fs::read_link("/proc/self/ns/mnt").unwrap();
+            let root_link = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+            std::fs::write(root_path.join("hooked"), format!("{pid}\n")).map_err(|e| e.to_string())?;
+            *seen2.lock().unwrap() = Some((status, own_mnt, root_link));
+            Ok(())
+        }))),
+        ..Default::default()
+    };
+    let mut c = Container::spawn_with(&sh("cat /hooked"), root.path(), StdioConfig::piped(), opts).unwrap();
+    // Once spawned, the state is no longer "creating".
+    assert_ne!(
+        StateDir::new(states.path()).unwrap().status(&id).unwrap(),
+        Status::Creating
+    );
+    let mut out = String::new();
+    c.take_stdout().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+    assert_eq!(out, format!("{}\n", c.pid()));
+    let (status, own_mnt, root_link) = seen.lock().unwrap().take().expect("the callback did not run");
+    assert_eq!(status, Status::Creating);
+    assert!(own_mnt, "the process should already be in its own mount namespace");
+    assert_eq!(
+        root_link,
+        std::path::PathBuf::from("/"),
+        "pivot_root should not have happened yet"
+    );
+}
+
+/// A failing callback fails the spawn with its message and leaves nothing: no process, no state, no cgroup.
+#[test]
+fn before_pivot_failure_removes_the_container() {
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("hook-fail-{}", std::process::id());
+    let pid_seen = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let pid2 = pid_seen.clone();
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        before_pivot: Some(wharf_sandbox::BeforePivot(Box::new(move |pid| {
+            *pid2.lock().unwrap() = pid;
+            Err("createRuntime hook /bin/false failed".into())
+        }))),
+        ..Default::default()
+    };
+    let err = Container::spawn_with(&spec(&["true"]), root.path(), StdioConfig::piped(), opts).unwrap_err();
+    assert!(
+        matches!(&err, wharf_sandbox::Error::BeforePivot { id: i, reason } if *i == id && reason.contains("/bin/false")),
+        "{err:?}"
+    );
+    let pid = *pid_seen.lock().unwrap();
+    assert!(pid > 0);
+    // The process was killed and reaped: its pid is gone (or reused by something that is not a child of ours).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        !stat.contains(&format!(" {} ", std::process::id())) || stat.is_empty(),
+        "{stat}"
+    );
+    assert!(StateDir::new(states.path()).unwrap().list().is_empty());
+    assert!(!states.path().join(&id).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/wharf/{id}")).exists());
+}
+
+/// Each container gets a session keyring of its own, `_ses.ID` (as runc), unless asked to keep the caller's.
+#[test]
+fn container_joins_its_own_session_keyring() {
+    let keys = |id: &str| {
+        std::fs::read_to_string("/proc/keys")
+            .expect("this test needs /proc/keys (CONFIG_KEYS)")
+            .lines()
+            .filter(|l| l.contains(&format!("_ses.{id}:")))
+            .count()
+    };
+    let root = rootfs();
+    for no_new_keyring in [false, true] {
+        let id = format!("keyring-{}-{no_new_keyring}", std::process::id());
+        let opts = SpawnOptions {
+            id: Some(id.clone()),
+            no_new_keyring,
+            ..Default::default()
+        };
+        let mut c = Container::spawn_with(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped(), opts).unwrap();
+        let want = if no_new_keyring { 0 } else { 1 };
+        assert_eq!(keys(&id), want, "no_new_keyring={no_new_keyring}");
+        // A process exec'd into the container joins the same keyring rather than making another.
+        let mut p = c.exec(&process(&["true"]), StdioConfig::piped()).unwrap();
+        p.wait().unwrap();
+        assert_eq!(keys(&id), want);
+        c.kill(libc::SIGKILL).unwrap();
+        c.wait().unwrap();
+    }
+}
