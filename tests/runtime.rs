@@ -386,11 +386,6 @@ fn unsupported_config_fields_are_refused_by_name() {
             "ociVersion",
         ),
         (
-            "hook",
-            Box::new(|v| v["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})),
-            "hooks.createContainer",
-        ),
-        (
             "windows",
             Box::new(|v| v["windows"] = serde_json::json!({"layerFolders": ["C:\\x"]})),
             "windows",
@@ -719,8 +714,38 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
             .build()
             .unwrap()
     };
+    // A createRuntime hook that asks the runtime itself for the state meanwhile; a createContainer hook that notes
+    // its mount namespace (the container's, with the host's files still visible: before pivot_root).
+    let state_during = out.join("state-during");
+    let asks = HookBuilder::default()
+        .path("/bin/sh")
+        .args(vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "'{}' --root '{}' state h1 > {}",
+                runtime_bin().display(),
+                env.root().display(),
+                state_during.display()
+            ),
+        ])
+        .build()
+        .unwrap();
+    let create_container = HookBuilder::default()
+        .path("/bin/sh")
+        .args(vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "cat > {0}/createContainer; readlink /proc/self/ns/mnt > {0}/createContainer.mnt; echo createContainer >> {0}/order",
+                out.display()
+            ),
+        ])
+        .build()
+        .unwrap();
     let hooks = HooksBuilder::default()
-        .create_runtime(vec![host_hook("createRuntime")])
+        .create_runtime(vec![host_hook("createRuntime"), asks])
+        .create_container(vec![create_container])
         .prestart(vec![host_hook("prestart")])
         .poststart(vec![host_hook("poststart")])
         .poststop(vec![host_hook("poststop")])
@@ -749,13 +774,22 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let read = |p: PathBuf| -> Value {
         serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
     };
-    for h in ["createRuntime", "prestart"] {
+    let created = env.state("h1");
+    assert_eq!(created["status"], "created");
+    for h in ["createRuntime", "prestart", "createContainer", "state-during"] {
         let st = read(out.join(h));
         assert_eq!(st["id"], "h1", "{h}");
-        assert_eq!(st["status"], "created", "{h}");
+        assert_eq!(st["status"], "creating", "{h}");
         assert_eq!(st["bundle"], b.to_str().unwrap(), "{h}");
-        assert!(st["pid"].as_i64().unwrap() > 0, "{h}");
+        assert_eq!(st["pid"], created["pid"], "{h}");
     }
+    let pid = created["pid"].as_i64().unwrap();
+    let container_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_ne!(container_mnt, std::fs::read_link("/proc/self/ns/mnt").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(out.join("createContainer.mnt")).unwrap().trim(),
+        container_mnt.to_str().unwrap()
+    );
     assert!(!out.join("poststart").exists(), "poststart ran at create");
     env.ok(&["start", "h1"]);
     let st = read(b.join("rootfs/tmp/startContainer"));
@@ -770,7 +804,7 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     assert_eq!(st["status"], "stopped");
     assert_eq!(st["id"], "h1");
     let order = std::fs::read_to_string(out.join("order")).unwrap();
-    assert_eq!(order, "prestart\ncreateRuntime\npoststart\npoststop\n");
+    assert_eq!(order, "prestart\ncreateRuntime\ncreateContainer\npoststart\npoststop\n");
 }
 
 #[test]

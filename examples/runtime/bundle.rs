@@ -77,12 +77,6 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         }
     }
     let hooks = spec.hooks().clone().unwrap_or_default();
-    if hooks.create_container().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(Error::Unsupported {
-            field: "hooks.createContainer".into(),
-            reason: "needs the sandbox to pause its child in the container's namespaces before pivot_root".into(),
-        });
-    }
     spec.set_hooks(None);
     let root = spec.root().as_ref().ok_or_else(|| Error::Bundle {
         path: cfg.clone(),
@@ -166,6 +160,7 @@ pub fn of(hooks: &Hooks, kind: &str) -> Vec<Hook> {
     match kind {
         "prestart" => hooks.prestart(),
         "createRuntime" => hooks.create_runtime(),
+        "createContainer" => hooks.create_container(),
         "startContainer" => hooks.start_container(),
         "poststart" => hooks.poststart(),
         "poststop" => hooks.poststop(),

@@ -1,8 +1,9 @@
 //! Lifecycle hooks, with the container's state JSON on their stdin.
 //!
 //! Where each kind runs (see the report in `main.rs`'s docs for what differs from runc):
-//! - `createRuntime`, `prestart`: in the runtime's namespaces at the end of `create`, when the container's
-//!   namespaces exist and its process waits before `execve`.
+//! - `prestart`, `createRuntime`: in the runtime's namespaces during `create`, when the container's namespaces and
+//!   mounts exist and its process waits before `pivot_root` (the state says `creating`).
+//! - `createContainer`: right after those, in the container's namespaces (see [`run_in_namespaces`]).
 //! - `startContainer`: at `start`, inside the container (through the sandbox's exec) before the program runs.
 //! - `poststart`: in the runtime's namespaces after the program was released; `poststop`: after `delete`.
 
@@ -29,9 +30,67 @@ fn hook_error(kind: &'static str, h: &Hook, reason: impl Into<String>) -> Error 
 /// # Errors
 /// [`Error::Hook`] when one cannot be started, exits non-zero, is killed or outlives its timeout.
 pub fn run_host(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<()> {
+    run(kind, hooks, state, &[])
+}
+
+/// Run `createContainer` hooks in the namespaces of the container's process `pid`, which waits before its
+/// `pivot_root`: the mount namespace (where the host's files are still visible, as for runc), and the user,
+/// network, IPC, UTS and cgroup namespaces it does not share with this process. The pid namespace applies to what
+/// a hook starts, not to the hook itself (joining one only affects children).
+///
+/// # Errors
+/// [`Error::Hook`] as [`run_host`], also when a namespace cannot be opened.
+pub fn run_in_namespaces(kind: &'static str, hooks: &[Hook], state: &[u8], pid: i32) -> Result<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut fds = Vec::new();
+    for (name, flag) in [
+        ("user", libc::CLONE_NEWUSER),
+        ("mnt", libc::CLONE_NEWNS),
+        ("net", libc::CLONE_NEWNET),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("pid", libc::CLONE_NEWPID),
+    ] {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        if std::fs::read_link(&theirs).ok() == std::fs::read_link(&ours).ok() {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).map_err(|e| hook_error(kind, &hooks[0], format!("{theirs}: {e}")))?;
+        fds.push((std::os::fd::OwnedFd::from(f), flag));
+    }
+    run(kind, hooks, state, &fds)
+}
+
+fn run(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &[u8],
+    namespaces: &[(std::os::fd::OwnedFd, libc::c_int)],
+) -> Result<()> {
     for h in hooks {
         crate::log::debug(&format!("running {kind} hook {}", h.path().display()));
         let mut cmd = Command::new(h.path());
+        if !namespaces.is_empty() {
+            let joins: Vec<(libc::c_int, libc::c_int)> = namespaces
+                .iter()
+                .map(|(f, t)| (std::os::fd::AsRawFd::as_raw_fd(f), *t))
+                .collect();
+            // SAFETY: between fork and exec the closure only makes setns system calls on fds that stay open.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for (fd, typ) in &joins {
+                        if libc::setns(*fd, *typ) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         let args = h.args().clone().unwrap_or_default();
         if let Some((argv0, rest)) = args.split_first() {
             cmd.arg0(argv0).args(rest);

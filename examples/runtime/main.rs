@@ -9,8 +9,8 @@
 //! Differences from runc, all refused loudly rather than ignored:
 //! - `--systemd-cgroup` is refused (cgroups are written through cgroupfs).
 //! - `process.terminal` needs `--console-socket` (no tty proxying by `run` itself).
-//! - `hooks.createContainer` is refused; `createRuntime`/`prestart` run once the container's process waits before
-//!   `execve` (after its `pivot_root`, where runc runs them just before).
+//! - `createContainer` hooks join the container's namespaces except its pid namespace (runc runs them from inside
+//!   it); they run, like `prestart` and `createRuntime`, while the container's process waits before `pivot_root`.
 //! - Fields of `config.json` the sandbox cannot honour are refused by it, naming the field.
 
 /// Print a line to stdout; a reader that went away (`runtime list | head -1`) is no reason to panic.
@@ -39,7 +39,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use wharf::sandbox::oci_spec::runtime::{Capability, Process, Spec};
 use wharf::sandbox::{
-    Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio, StdioConfig,
+    BeforePivot, Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio,
+    StdioConfig,
 };
 
 use crate::error::{Error, Result};
@@ -87,7 +88,7 @@ struct CreateArgs {
     /// Enter the rootfs with chroot instead of pivot_root (for a ramfs root)
     #[arg(long)]
     no_pivot: bool,
-    /// Do not create a session keyring (the sandbox never creates one)
+    /// Keep this process's session keyring instead of joining the container's own `_ses.ID`
     #[arg(long)]
     no_new_keyring: bool,
     /// Pass this many extra fds (3, 4, ...) into the container
@@ -378,6 +379,34 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
         stderr: Stdio::Inherit,
         extra_fds: preserved_fds(a.preserve_fds)?,
     };
+    let meta = Meta {
+        bundle: b.dir,
+        created: log::now_rfc3339(),
+        hooks: b.hooks,
+    };
+    let create_hooks: Vec<_> = ["prestart", "createRuntime", "createContainer"]
+        .into_iter()
+        .map(|kind| (kind, bundle::of(&meta.hooks, kind)))
+        .collect();
+    // Hooks of create run while the container's process waits before pivot_root, as runc runs them; the state
+    // they get (and `state` from another process meanwhile) says "creating".
+    let before_pivot = create_hooks.iter().any(|(_, h)| !h.is_empty()).then(|| {
+        let (states, id, meta) = (sd.dir(""), a.id.clone(), meta.clone());
+        BeforePivot(Box::new(move |pid| {
+            let sd = StateDir::new(states).map_err(|e| e.to_string())?;
+            meta.save(&sd, &id).map_err(|e| e.to_string())?;
+            let st = state_json(&sd, &id).map_err(|e| e.to_string())?;
+            for (kind, hooks) in &create_hooks {
+                let res = if *kind == "createContainer" {
+                    hooks::run_in_namespaces(kind, hooks, &st, pid)
+                } else {
+                    hooks::run_host(kind, hooks, &st)
+                };
+                res.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }))
+    });
     let opts = SpawnOptions {
         id: Some(a.id.clone()),
         state_dir: Some(sd.dir("")),
@@ -385,15 +414,16 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
         // An OCI runtime applies exactly the spec's seccomp: none if it has none (containerd adds its own).
         default_seccomp: DefaultSeccomp::Unconfined,
         no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
         seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+        before_pivot,
         ..SpawnOptions::default()
     };
-    let mut c = Container::spawn_with(&b.spec, &b.rootfs, stdio, opts)?;
-    let meta = Meta {
-        bundle: b.dir,
-        created: log::now_rfc3339(),
-        hooks: b.hooks,
-    };
+    let mut c = Container::spawn_with(&b.spec, &b.rootfs, stdio, opts).map_err(|e| match e {
+        // The hook's own error, as the other hook failures read.
+        wharf::sandbox::Error::BeforePivot { reason, .. } => Error::Usage(reason),
+        e => e.into(),
+    })?;
     meta.save(sd, &a.id)?;
     if let Some(sock) = &a.console_socket {
         let master = c
@@ -401,9 +431,6 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
             .ok_or_else(|| Error::Usage("the sandbox allocated no pty for process.terminal".into()))?;
         console::send(sock, &master)?;
     }
-    let st = state_json(sd, &a.id)?;
-    hooks::run_host("prestart", &bundle::of(&meta.hooks, "prestart"), &st)?;
-    hooks::run_host("createRuntime", &bundle::of(&meta.hooks, "createRuntime"), &st)?;
     if let Some(p) = &a.pid_file {
         write_pid_file(p, c.pid())?;
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// Saved by `create` next to the sandbox's own state.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Meta {
     /// The bundle directory, absolute.
     pub bundle: PathBuf,
@@ -108,6 +108,7 @@ pub fn frozen(st: &ContainerState) -> bool {
 pub fn status(sd: &StateDir, id: &str) -> Result<(ContainerState, String)> {
     let st = load(sd, id)?;
     let s = match sd.status(id)? {
+        Status::Creating => "creating",
         Status::Created => "created",
         Status::Running if frozen(&st) => "paused",
         Status::Running => "running",

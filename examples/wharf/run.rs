@@ -415,6 +415,7 @@ pub fn ps(ctx: &Ctx) -> Result<()> {
         let status = match states.status(&r.name) {
             Ok(Status::Running) => "running",
             Ok(Status::Created) => "created",
+            Ok(Status::Creating) => "creating",
             Ok(_) => "exited",
             Err(_) => "exited",
         };
