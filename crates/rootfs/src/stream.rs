@@ -1,7 +1,10 @@
 //! The decompression side of layer application: a producer thread reads the blob,
-//! decompresses it, hashes the uncompressed bytes (the diff_id), counts them against the
-//! budgets and hands chunks to the consumer (the tar reader and file writer) through a
-//! bounded channel, so decompression and file writing overlap on two cores.
+//! decompresses it, counts the uncompressed bytes against the budgets and hands each chunk
+//! both to a hashing thread (the diff_id) and to the consumer (the tar reader and file
+//! writer) through bounded channels, so decompression, hashing and file writing overlap.
+//! Three threads rather than two: neither the decompressor nor the writer is idle long
+//! enough to take SHA-256 on as well without becoming the bottleneck, while the scheduler
+//! fits a third thread into the gaps of both.
 
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
@@ -9,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread::ScopedJoinHandle;
 
 use wharf_image::media::Compression;
 use wharf_image::{Algorithm, Digest, Hasher};
@@ -40,7 +44,7 @@ pub(crate) struct StreamSummary {
 }
 
 enum Msg {
-    Data(Vec<u8>),
+    Data(Arc<Vec<u8>>),
     Done(StreamSummary),
     Failed(Error),
 }
@@ -49,13 +53,19 @@ enum Msg {
 pub(crate) struct ChunkReader {
     rx: Receiver<Msg>,
     recycle: Sender<Vec<u8>>,
-    cur: Vec<u8>,
+    cur: Arc<Vec<u8>>,
     pos: usize,
     summary: Option<StreamSummary>,
     failed: bool,
-    /// The diff_id is computed here rather than on the decompressing thread, which is
-    /// the busier of the two.
-    hasher: Option<Hasher>,
+}
+
+/// Hands a chunk back to the producer once both its readers are done with it.
+fn recycle(chunk: Arc<Vec<u8>>, to: &Sender<Vec<u8>>) {
+    if let Ok(v) = Arc::try_unwrap(chunk)
+        && v.capacity() >= CHUNK
+    {
+        let _ = to.send(v);
+    }
 }
 
 impl Read for ChunkReader {
@@ -79,21 +89,11 @@ impl BufRead for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
-                    if let Some(h) = self.hasher.as_mut() {
-                        h.update(&v);
-                    }
                     let old = std::mem::replace(&mut self.cur, v);
                     self.pos = 0;
-                    if old.capacity() >= CHUNK {
-                        let _ = self.recycle.send(old);
-                    }
+                    recycle(old, &self.recycle);
                 }
-                Ok(Msg::Done(mut s)) => {
-                    if let Some(h) = self.hasher.take() {
-                        s.diff_id = h.finish();
-                    }
-                    self.summary = Some(s);
-                }
+                Ok(Msg::Done(s)) => self.summary = Some(s),
                 Ok(Msg::Failed(e)) => {
                     self.failed = true;
                     return Err(Carried::io(e));
@@ -145,18 +145,28 @@ where
     R: Read + Send,
 {
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
+    // The hasher may fall behind by more: it never blocks on the disk.
+    let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(2 * QUEUE);
     let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
     std::thread::scope(|s| {
         let limits = limits.clone();
-        s.spawn(move || produce(blob, compression, &limits, &tx, &recycle_rx));
+        s.spawn(move || produce(blob, compression, &limits, &tx, hash_tx, &recycle_rx));
+        let hash_recycle = recycle_tx.clone();
+        let hasher: ScopedJoinHandle<'_, Digest> = s.spawn(move || {
+            let mut h = Hasher::new(Algorithm::Sha256);
+            for chunk in hash_rx {
+                h.update(&chunk);
+                recycle(chunk, &hash_recycle);
+            }
+            h.finish()
+        });
         let mut reader = ChunkReader {
             rx,
             recycle: recycle_tx,
-            cur: Vec::new(),
+            cur: Arc::new(Vec::new()),
             pos: 0,
             summary: None,
             failed: false,
-            hasher: Some(Hasher::new(Algorithm::Sha256)),
         };
         let value = consume(&mut reader)?;
         // The consumer stops at the tar trailer; make sure the producer reached the end.
@@ -171,10 +181,14 @@ where
             let n = buf.len();
             reader.consume(n);
         }
-        let summary = reader
+        let mut summary = reader
             .summary
             .take()
             .ok_or_else(|| Error::Read(io::Error::other("layer stream ended without a summary")))?;
+        // The producer dropped its sender when it finished, so the hasher has ended or will.
+        summary.diff_id = hasher
+            .join()
+            .map_err(|_| Error::Read(io::Error::other("layer hashing thread panicked")))?;
         Ok((value, summary))
     })
 }
@@ -184,9 +198,12 @@ fn produce<R: Read>(
     compression: Option<Compression>,
     limits: &StreamLimits,
     tx: &SyncSender<Msg>,
+    hash_tx: SyncSender<Arc<Vec<u8>>>,
     recycle: &Receiver<Vec<u8>>,
 ) {
-    let msg = match produce_inner(blob, compression, limits, tx, recycle) {
+    let result = produce_inner(blob, compression, limits, tx, &hash_tx, recycle);
+    drop(hash_tx); // the hasher's end of stream, before the consumer learns it
+    let msg = match result {
         Ok(summary) => Msg::Done(summary),
         Err(e) => Msg::Failed(e),
     };
@@ -215,6 +232,7 @@ fn produce_inner<R: Read>(
     compression: Option<Compression>,
     limits: &StreamLimits,
     tx: &SyncSender<Msg>,
+    hash_tx: &SyncSender<Arc<Vec<u8>>>,
     recycle: &Receiver<Vec<u8>>,
 ) -> Result<StreamSummary> {
     let count = Rc::new(Cell::new(0u64));
@@ -289,14 +307,15 @@ fn produce_inner<R: Read>(
             compressed_read: count.get(),
             uncompressed: total,
         });
-        if tx.send(Msg::Data(buf)).is_err() {
+        let buf = Arc::new(buf);
+        if hash_tx.send(buf.clone()).is_err() || tx.send(Msg::Data(buf)).is_err() {
             // The consumer gave up (it failed); nothing more to do.
             return Err(Error::Read(io::Error::other("consumer ended")));
         }
     }
     drop(decoder);
     Ok(StreamSummary {
-        // Filled in by the consumer, which hashes what it receives.
+        // Filled in from the hashing thread.
         diff_id: Digest::sha256(b""),
         uncompressed: total,
         compressed: count.get(),
