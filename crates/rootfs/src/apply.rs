@@ -23,6 +23,7 @@ use wharf_image::media::Compression;
 
 use crate::error::{Error, Limit, Result};
 use crate::fsutil;
+use crate::shadow::Shadow;
 use crate::stream::{self, StreamLimits};
 use crate::tar::{Entry, EntryKind, ReaderLimits, TarReader};
 
@@ -239,6 +240,11 @@ pub struct ApplyOptions {
     pub lower_layers: Vec<std::path::PathBuf>,
     /// Progress callback. Default: none.
     pub progress: Progress,
+    /// Flatten only: what the layers above this one delete, and this layer's index in the
+    /// image (0 is the bottom layer). Regular files, hardlinks, device nodes and fifos that a
+    /// higher layer removes are then not written (see [`Shadow`] for when that is safe);
+    /// ignored unless the shadow [`covers`](Shadow::covers) the layer. Default: none.
+    pub shadow: Option<(Arc<Shadow>, usize)>,
 }
 
 impl Default for ApplyOptions {
@@ -254,6 +260,7 @@ impl Default for ApplyOptions {
             image_budget: ImageBudget::new(),
             lower_layers: Vec::new(),
             progress: Progress::default(),
+            shadow: None,
         }
     }
 }
@@ -285,6 +292,8 @@ pub struct ApplyReport {
     /// Whether the layer had an entry for its root directory (whose mode, owner and times
     /// were then applied to the root).
     pub root_entry: bool,
+    /// Entries not written because a layer above deletes them ([`ApplyOptions::shadow`]).
+    pub shadowed: u64,
 }
 
 /// Applies a layer blob onto the directory `root`.
@@ -334,7 +343,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         max_metadata: opts.limits.max_metadata_bytes,
         max_xattr_bytes: opts.limits.max_xattr_bytes,
     };
-    let ((entries, skipped, root_entry), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
+    let ((entries, skipped, root_entry, shadowed), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
         let mut tar = TarReader::new(chunks, reader_limits);
         let mut applier = Applier::new(root, opts);
         while let Some(entry) = tar.next_entry()? {
@@ -342,7 +351,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         }
         applier.finish()?;
         let root_entry = applier.seen.contains_key(&Vec::new());
-        Ok((applier.entries, applier.skipped, root_entry))
+        Ok((applier.entries, applier.skipped, root_entry, applier.shadowed))
     })?;
     if let Some(expected) = &opts.diff_id
         && *expected != summary.diff_id
@@ -360,6 +369,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         entries,
         skipped,
         root_entry,
+        shadowed,
     })
 }
 
@@ -404,6 +414,11 @@ pub fn extract_layer<R: Read + Send>(dest: &std::path::Path, blob: R, opts: &App
 /// covers the image, and `dest` appears only once everything applied (a temporary sibling
 /// is removed on failure). Returns one report per layer.
 ///
+/// Upper layers that are small next to the layers below them are read ahead into a
+/// [`Shadow`] first, so files those layers delete are never written
+/// ([`ApplyReport::shadowed`] counts them); the tree is the same as applying every layer in
+/// full. `opts.shadow` is ignored.
+///
 /// # Ambient authority
 /// Creates `dest` and a temporary sibling in the process's view of the filesystem.
 ///
@@ -435,26 +450,53 @@ pub fn unpack_image(
     let result = (|| {
         let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open", &tmp)(e.into()))?;
-        let mut reports = Vec::with_capacity(layers.len());
-        for (desc, diff_id) in layers.iter().zip(diff_ids) {
+        let layer_opts = |i: usize| -> Result<(Digest, ApplyOptions)> {
+            let desc = &layers[i];
             let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
-            let blob = store.open_blob(&digest)?;
             let compression = match wharf_image::media::kind(desc.media_type()) {
                 wharf_image::media::Kind::Layer(c) => Some(c),
                 _ => None,
             };
-            let layer_opts = ApplyOptions {
+            let o = ApplyOptions {
                 format: LayerFormat::Flatten,
                 compression,
-                diff_id: Some(diff_id),
+                diff_id: Some(diff_ids[i].clone()),
                 image_budget: budget.clone(),
+                shadow: None,
                 ..opts.clone()
             };
-            reports.push(apply_layer(
-                &dir,
-                std::io::BufReader::with_capacity(1 << 20, blob),
-                &layer_opts,
-            )?);
+            Ok((digest, o))
+        };
+        let open =
+            |digest: &Digest| -> Result<_> { Ok(std::io::BufReader::with_capacity(1 << 20, store.open_blob(digest)?)) };
+        // Read the small upper layers ahead: what they delete is not written at all.
+        let sizes: Vec<u64> = layers.iter().map(|d| d.size()).collect();
+        let shadow = match read_ahead_from(&sizes) {
+            Some(first) => {
+                let mut shadow = Shadow::new(layers.len());
+                for i in first..layers.len() {
+                    let (digest, o) = layer_opts(i)?;
+                    shadow.add_layer(i, open(&digest)?, &o)?;
+                }
+                Some(Arc::new(shadow))
+            }
+            None => None,
+        };
+        let mut reports = Vec::with_capacity(layers.len());
+        for i in 0..layers.len() {
+            let (digest, mut o) = layer_opts(i)?;
+            o.shadow = shadow.clone().filter(|s| s.covers(i)).map(|s| (s, i));
+            let used = budget.0.load(std::sync::atomic::Ordering::Relaxed);
+            let report = match apply_layer(&dir, open(&digest)?, &o) {
+                Err(Error::ShadowedLinkTarget { .. }) => {
+                    // A link to a left-out file: write the whole layer, over what it wrote.
+                    budget.0.store(used, std::sync::atomic::Ordering::Relaxed);
+                    o.shadow = None;
+                    apply_layer(&dir, open(&digest)?, &o)?
+                }
+                r => r?,
+            };
+            reports.push(report);
         }
         open_up_root(&tmp, reports.iter().any(|r| r.root_entry))?;
         std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
@@ -464,6 +506,22 @@ pub fn unpack_image(
         let _ = fsutil::remove_tree(&tmp);
     }
     result
+}
+
+/// The first of the upper layers worth reading ahead when flattening layers of these
+/// (compressed) sizes: the longest run of top layers that together are at most an eighth of
+/// the layers below them, so reading them twice costs little next to what they may save.
+fn read_ahead_from(sizes: &[u64]) -> Option<usize> {
+    let total: u64 = sizes.iter().sum();
+    let mut below = 0u64;
+    for (i, &size) in sizes.iter().enumerate().take(sizes.len().saturating_sub(1)) {
+        below += size;
+        let above = total - below;
+        if above.saturating_mul(8) <= below {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// What this layer has put at a path so far.
@@ -507,6 +565,14 @@ struct Applier<'a> {
     euid: u64,
     egid: u64,
     umask: u32,
+    /// The shadow of the layers above and this layer's index, when it covers this layer.
+    shadow: Option<(&'a Shadow, usize)>,
+    /// Entries left out because a layer above deletes them.
+    shadowed: u64,
+    /// Entries of this layer that were left out.
+    left_out: HashSet<Vec<u8>>,
+    /// The last parent directory found to be reached without symlinks.
+    real_parent: Option<Vec<u8>>,
 }
 
 fn ts((sec, nsec): (i64, u32)) -> Timespec {
@@ -528,12 +594,12 @@ fn current_umask() -> u32 {
         .unwrap_or(0o022)
 }
 
-fn join(comps: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn join(comps: &[&[u8]]) -> Vec<u8> {
     comps.join(&b'/')
 }
 
 /// Splits an archive path into clean components; `None` means the root itself.
-fn normalize<'p>(entry: &str, raw: &'p [u8], max_depth: usize) -> Result<Option<Vec<&'p [u8]>>> {
+pub(crate) fn normalize<'p>(entry: &str, raw: &'p [u8], max_depth: usize) -> Result<Option<Vec<&'p [u8]>>> {
     let unsafe_path = |reason| Error::UnsafePath {
         entry: entry.to_string(),
         path: String::from_utf8_lossy(raw).into_owned(),
@@ -582,6 +648,13 @@ impl<'a> Applier<'a> {
             euid: u64::from(rustix::process::geteuid().as_raw()),
             egid: u64::from(rustix::process::getegid().as_raw()),
             umask: current_umask(),
+            shadow: match (&opts.shadow, opts.format) {
+                (Some((s, layer)), LayerFormat::Flatten) if s.covers(*layer) => Some((s.as_ref(), *layer)),
+                _ => None,
+            },
+            shadowed: 0,
+            left_out: HashSet::new(),
+            real_parent: None,
         }
     }
 
@@ -649,13 +722,42 @@ impl<'a> Applier<'a> {
         })
     }
 
-    /// Forgets the cached parent if `key` is it or one of its ancestors.
+    /// Forgets the cached parents if `key` is one or one's ancestor.
     fn invalidate(&mut self, key: &[u8]) {
+        let below = |k: &[u8]| k == key || (k.starts_with(key) && k.get(key.len()) == Some(&b'/'));
         if let Some((k, _)) = &self.cache
-            && (k == key || (k.starts_with(key) && k.get(key.len()) == Some(&b'/')))
+            && below(k)
         {
             self.cache = None;
         }
+        if self.real_parent.as_deref().is_some_and(below) {
+            self.real_parent = None;
+        }
+    }
+
+    /// Whether the entry can be left out because a layer above deletes it (see [`Shadow`]).
+    fn leave_out(&mut self, e: &Entry, key: &[u8], base: &[u8]) -> bool {
+        let Some((shadow, layer)) = self.shadow else {
+            return false;
+        };
+        if matches!(e.kind, EntryKind::Dir | EntryKind::Symlink)
+            || shadow.is_link_target(key)
+            || !shadow.hides(layer, key)
+        {
+            return false;
+        }
+        let parent = &key[..(key.len() - base.len()).saturating_sub(1)];
+        if !parent.is_empty() && self.real_parent.as_deref() != Some(parent) {
+            let flags = fsutil::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS;
+            let open = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            if rustix::fs::openat2(self.root, parent, open, Mode::empty(), flags).is_err() {
+                return false; // missing, or reached through a symlink: write it as usual
+            }
+            self.real_parent = Some(parent.to_vec());
+        }
+        self.shadowed += 1;
+        self.left_out.insert(key.to_vec());
+        true
     }
 
     fn mark_touched(&mut self, comps: &[&[u8]]) {
@@ -779,6 +881,16 @@ impl<'a> Applier<'a> {
         };
         let key = join(&comps);
         let (base, parent_comps) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
+        if !self.left_out.is_empty() {
+            // What a left-out entry would have been is no directory: fail as writing it would.
+            let under_left_out = key
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && self.left_out.contains(&key[..i]));
+            if under_left_out {
+                return Err(Error::entry(&name, "resolve parent directory")(Errno::NOTDIR));
+            }
+        }
 
         // Whiteouts.
         if let Some(target) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
@@ -820,6 +932,9 @@ impl<'a> Applier<'a> {
         let was_whited = self.seen.get(&key) == Some(&Seen::Whiteout);
         self.seen.insert(key.clone(), Seen::Entry(e.kind));
         self.mark_touched(&comps);
+        if self.leave_out(e, &key, base) {
+            return Ok(()); // its data is skipped by the reader
+        }
 
         let parent = self
             .parent(&name, parent_comps, true)?
@@ -1010,6 +1125,12 @@ impl<'a> Applier<'a> {
                 entry: name.to_string(),
                 path: target_name,
                 reason: "hardlink to itself",
+            });
+        }
+        if self.left_out.contains(&tkey) {
+            return Err(Error::ShadowedLinkTarget {
+                entry: name.to_string(),
+                target: target_name,
             });
         }
         if self.opts.format == LayerFormat::Overlay

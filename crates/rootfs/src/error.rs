@@ -200,6 +200,18 @@ pub enum Error {
         /// The link target.
         target: String,
     },
+    /// A hardlink names a file of its own layer that was not written because a layer above
+    /// deletes it ([`ApplyOptions::shadow`](crate::ApplyOptions::shadow)), while the link
+    /// itself survives. Apply the layer again without the shadow ([`unpack_image`](crate::unpack_image) does).
+    #[error(
+        "entry {entry:?}: hardlink target {target:?} was left out because a later layer deletes it; apply this layer again without a shadow"
+    )]
+    ShadowedLinkTarget {
+        /// The entry's name.
+        entry: String,
+        /// The link target.
+        target: String,
+    },
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] wharf_image::Error),

@@ -27,6 +27,10 @@
 //!   chunks to the thread hashing them (the diff_id) and writing files; file data goes from
 //!   those chunks to `write(2)` without another copy, and a regular file costs `openat`,
 //!   `write`s, `futimens` and `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed).
+//! - **Not writing what a later layer deletes.** [`unpack_image`] reads small upper layers
+//!   ahead ([`Shadow`]: their whiteouts, opaque directories and hardlink targets) and leaves
+//!   out the files of lower layers they delete, instead of writing and then removing them
+//!   (a clean-up layer removing docs and caches is common).
 //! - **Layers apart, in overlay form.** The cache extracts each layer into its own
 //!   directory with overlayfs whiteouts, so an image's layers extract in parallel and a
 //!   container costs one mount. A hardlink into a lower layer is the exception: that layer
@@ -49,6 +53,7 @@ mod diff;
 pub mod error;
 mod fsutil;
 mod rootfs;
+mod shadow;
 mod stream;
 pub mod tar;
 
@@ -60,4 +65,5 @@ pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use diff::{CommitOptions, LayerDigests, LayerListing, ListedEntry, list_image_layers, list_layer};
 pub use error::{Error, Limit, Result};
 pub use rootfs::{KernelMounter, MAX_OVERLAY_LAYERS, MountMode, Mounter, Rootfs, RootfsOptions};
+pub use shadow::Shadow;
 pub use wharf_image;
