@@ -105,7 +105,7 @@ pub fn document() -> Value {
                     "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"
                 ]
             },
-            "apparmor": { "enabled": false },
+            "apparmor": { "enabled": true },
             "selinux": { "enabled": false }
         },
         "annotations": {

@@ -72,6 +72,7 @@ stages! {
     Exec,
     Keyring,
     Paused,
+    AppArmor,
     /// Not an error: the mounts are in place and the child waits before `pivot_root` (the hook point).
     Mounted = 98,
     /// Not an error: the container is set up and waits to be started.
@@ -203,6 +204,8 @@ pub(crate) struct Plan {
     pub keyring_perm_add: u32,
     /// Report [`Stage::Mounted`] before `pivot_root` and wait for one byte on this fd (-1: no pause).
     pub pause_r: RawFd,
+    /// `exec PROFILE` for the AppArmor exec attribute (applied at `execve`).
+    pub apparmor: Option<CString>,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -823,6 +826,24 @@ pub(crate) fn run(plan: &Plan) -> ! {
         if let Some(name) = &plan.keyring {
             join_keyring(plan, name);
         }
+        // Opened while the host's /proc is still in place; written just before no_new_privs, as runc does.
+        let apparmor_attr = match &plan.apparmor {
+            Some(_) => {
+                let mut fd = libc::open(
+                    c"/proc/thread-self/attr/apparmor/exec".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd < 0 {
+                    fd = libc::open(
+                        c"/proc/thread-self/attr/exec".as_ptr(),
+                        libc::O_WRONLY | libc::O_CLOEXEC,
+                    );
+                }
+                check(plan, fd, Stage::AppArmor, 0);
+                fd
+            }
+            None => -1,
+        };
         if let Some(fs) = &plan.fs {
             setup_fs(plan, fs);
         }
@@ -942,6 +963,13 @@ pub(crate) fn run(plan: &Plan) -> ! {
                 );
                 check(plan, r, Stage::Ambient, cap as usize);
             }
+        }
+        if let Some(attr) = &plan.apparmor {
+            let bytes = attr.as_bytes();
+            if libc::write(apparmor_attr, bytes.as_ptr().cast(), bytes.len()) != bytes.len() as isize {
+                fail(plan, Stage::AppArmor, 1, errno());
+            }
+            close(apparmor_attr);
         }
         if plan.no_new_privs {
             check(
@@ -1136,6 +1164,6 @@ mod stage_tests {
         assert_eq!(Stage::Sync as u32, 1);
         assert_eq!(Stage::Ready as u32, 99);
         assert_eq!(Stage::from_u32(0), None);
-        assert_eq!(Stage::from_u32(Stage::Paused as u32 + 1), None);
+        assert_eq!(Stage::from_u32(Stage::AppArmor as u32 + 1), None);
     }
 }

@@ -806,6 +806,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Console => "bind /dev/console",
         Stage::Keyring => "join session keyring",
         Stage::Paused => "wait before pivot_root",
+        Stage::AppArmor => "set AppArmor profile",
         _ => "setup",
     }
 }
@@ -1112,6 +1113,7 @@ impl Container {
             keyring,
             keyring_perm_add,
             pause_r,
+            apparmor: pp.apparmor.clone(),
         };
         drop((sync_r, err_w));
         let (pid, pidfd, in_cgroup) = clone_child(&plan, ns.clone_flags, &thread_joins, cg_join.v2_dir.as_ref())?;
@@ -1439,6 +1441,9 @@ fn exec_into(
     if process.capabilities().is_none() {
         process.set_capabilities(spec.process().as_ref().and_then(|p| p.capabilities().clone()));
     }
+    if process.apparmor_profile().is_none() {
+        process.set_apparmor_profile(spec.process().as_ref().and_then(|p| p.apparmor_profile().clone()));
+    }
     prepare::check_process_supported(&process)?;
     let pp = prepare::proc_plan(&process)?;
     let target = pid.to_string();
@@ -1511,6 +1516,7 @@ fn exec_into(
         },
         keyring_perm_add: 0,
         pause_r: -1,
+        apparmor: pp.apparmor.clone(),
     };
     drop((sync_r, err_w));
     let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();

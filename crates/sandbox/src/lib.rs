@@ -51,7 +51,8 @@
 //!   container by id — what an OCI runtime CLI (runc's command line) needs.
 //!
 //! # Not supported (refused with [`Error::InvalidSpec`], never ignored)
-//! Hooks (the runtime driving the sandbox runs them), AppArmor and SELinux labels, time namespaces, personality,
+//! Hooks (the runtime driving the sandbox runs them), SELinux labels, AppArmor profiles on hosts without AppArmor
+//! (applied where it is enabled), time namespaces, personality,
 //! Intel RDT, memory policy, net devices, network/RDMA limits, block IO throttling and per-device weights,
 //! kernel memory limits, realtime CPU, `disableOOMKiller`, sysctls outside the container's own namespaces, and
 //! seccomp user notification.

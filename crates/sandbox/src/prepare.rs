@@ -384,6 +384,13 @@ pub(crate) struct ProcPlan {
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub program: String,
+    /// `exec PROFILE`, to write to the AppArmor exec attribute before `execve`.
+    pub apparmor: Option<CString>,
+}
+
+/// Whether AppArmor is enabled on this host.
+pub(crate) fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
 }
 
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -461,6 +468,10 @@ pub(crate) fn proc_plan(p: &Process) -> Result<ProcPlan> {
         args: args.iter().map(|a| cstring("process.args", a)).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstring("process.env", e)).collect::<Result<_>>()?,
         program,
+        apparmor: match p.apparmor_profile().as_deref() {
+            Some(name) if !name.is_empty() => Some(cstring("process.apparmorProfile", format!("exec {name}"))?),
+            _ => None,
+        },
     })
 }
 
@@ -477,10 +488,13 @@ fn refuse(field: &str, set: bool) -> Result<()> {
 
 /// Refuse process fields this crate does not implement.
 pub(crate) fn check_process_supported(p: &Process) -> Result<()> {
-    refuse(
-        "process.apparmorProfile",
-        p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()),
-    )?;
+    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) && !apparmor_enabled() {
+        // As runc: a profile that cannot be applied is an error, not a container without one.
+        return Err(Error::spec(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host (/sys/module/apparmor/parameters/enabled)",
+        ));
+    }
     refuse(
         "process.selinuxLabel",
         p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
@@ -606,9 +620,24 @@ mod tests {
             .as_mut()
             .unwrap()
             .set_apparmor_profile(Some("docker-default".into()));
+        // A profile is applied where AppArmor is enabled and refused where it is not.
+        match check_supported(&spec, CgroupVersion::V1) {
+            Ok(()) => assert!(apparmor_enabled()),
+            Err(e) => assert!(
+                !apparmor_enabled()
+                    && matches!(&e, Error::InvalidSpec { field, reason } if field == "process.apparmorProfile"
+                        && reason.contains("not enabled")),
+                "{e:?}"
+            ),
+        }
+        let mut spec = Spec::default();
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_selinux_label(Some("system_u:system_r:container_t:s0".into()));
         let e = check_supported(&spec, CgroupVersion::V1).unwrap_err();
         assert!(
-            matches!(&e, Error::InvalidSpec { field, .. } if field == "process.apparmorProfile"),
+            matches!(&e, Error::InvalidSpec { field, .. } if field == "process.selinuxLabel"),
             "{e:?}"
         );
         let mut spec = Spec::default();

@@ -325,3 +325,31 @@ fn seccomp_programs_are_cached_on_disk_and_only_trusted_entries_are_used() {
         "{err:?}"
     );
 }
+
+/// An AppArmor profile is applied at exec where AppArmor is enabled (the container runs confined by it) and is a
+/// clear error where it is not, as for runc: never a container silently run without it.
+#[test]
+fn apparmor_profile_is_applied_or_refused_clearly() {
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'));
+    let root = rootfs();
+    let mut s = sh("cat /proc/self/attr/current");
+    s.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_apparmor_profile(Some("unconfined".into()));
+    let r =
+        wharf_sandbox::Container::spawn_with(&s, root.path(), wharf_sandbox::StdioConfig::piped(), Default::default());
+    if enabled {
+        let mut c = r.unwrap();
+        let (out, err) = common::read_all(&mut c);
+        assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0), "{err}");
+        assert_eq!(out.trim(), "unconfined");
+    } else {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(&e, wharf_sandbox::Error::InvalidSpec { field, reason }
+                if field == "process.apparmorProfile" && reason.contains("AppArmor is not enabled")),
+            "{e:?}"
+        );
+    }
+}
