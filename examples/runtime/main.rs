@@ -815,9 +815,8 @@ fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
         write_pid_file(p, h.pid())?;
     }
     if a.detach {
-        // The process must outlive us (a subreaper such as containerd's shim adopts it); the handle would kill it
-        // on drop, and the sandbox has no way to let go of one yet.
-        std::mem::forget(h);
+        // The process must outlive us: a subreaper such as containerd's shim adopts it.
+        h.detach();
         return Ok(ExitCode::SUCCESS);
     }
     let status = h.wait()?;

@@ -185,9 +185,19 @@ pub struct ProcessHandle {
     pub stderr: Option<File>,
     /// The pty master when `process.terminal` is set.
     pub pty_master: Option<File>,
+    /// Let go of by [`ProcessHandle::detach`]: not killed on drop.
+    detached: bool,
 }
 
 impl ProcessHandle {
+    /// Let the process go: it keeps running after the handle is gone (dropping a handle kills a process that was
+    /// not waited for). It stays a child of this process, so reaping it is the caller's business: `waitpid` on
+    /// [`pid`](ProcessHandle::pid), or exit and let init or a subreaper (such as containerd's shim) adopt it, as a
+    /// runtime CLI does. Until it is reaped, a container whose pid namespace it is in cannot finish exiting.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
     /// Host pid.
     pub fn pid(&self) -> i32 {
         self.pid
@@ -300,7 +310,7 @@ impl ProcessHandle {
 
 impl Drop for ProcessHandle {
     fn drop(&mut self) {
-        if self.status.is_none() {
+        if self.status.is_none() && !self.detached {
             let _ = self.kill(libc::SIGKILL);
             let _ = self.wait();
         }
@@ -1126,6 +1136,7 @@ impl Container {
             stdout: None,
             stderr: None,
             pty_master: io.pty_master,
+            detached: false,
         };
         let [i, o, e] = io.parent_ends;
         (handle.stdin, handle.stdout, handle.stderr) = (i, o, e);
@@ -1531,6 +1542,7 @@ fn exec_into(
         stdout: o,
         stderr: e,
         pty_master: io.pty_master,
+        detached: false,
     };
     if cgroup.version == CgroupVersion::V2 && !in_cgroup {
         cgroup.attach(cpid)?;

@@ -539,3 +539,29 @@ fn container_joins_its_own_session_keyring() {
         c.wait().unwrap();
     }
 }
+
+/// A detached exec'd process outlives its handle (a dropped handle kills one that was not waited for).
+#[test]
+fn detached_exec_outlives_its_handle() {
+    let root = rootfs();
+    let mut c = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let alive = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    let dropped = c.exec(&process(&["sleep", "100"]), StdioConfig::piped()).unwrap();
+    let dropped_pid = dropped.pid();
+    drop(dropped);
+    assert!(!alive(dropped_pid), "a dropped handle should kill its process");
+    let kept = c.exec(&process(&["sleep", "100"]), StdioConfig::piped()).unwrap();
+    let pid = kept.pid();
+    kept.detach();
+    assert!(alive(pid), "the detached process was killed");
+    assert!(c.processes().iter().any(|p| p.host_pid == pid));
+    // It is still this process's child: reaping it is now the caller's business (the container's pid 1 cannot
+    // finish exiting while a process of its namespace is an unreaped zombie).
+    // SAFETY: plain kill/waitpid on our own child.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGKILL), 0);
+        assert_eq!(libc::waitpid(pid, std::ptr::null_mut(), 0), pid);
+    }
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().unwrap();
+}
