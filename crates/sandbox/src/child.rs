@@ -206,6 +206,11 @@ pub(crate) struct Plan {
     pub pause_r: RawFd,
     /// `exec PROFILE` for the AppArmor exec attribute (applied at `execve`).
     pub apparmor: Option<CString>,
+    /// Allocate the terminal from the container's own devpts (`dev/pts/ptmx`) and send its master over this
+    /// socket (-1: no terminal, or one allocated by the parent in `pty_slave`).
+    pub pty_sock: RawFd,
+    /// Window size for a terminal allocated here (0 rows: leave it).
+    pub winsize: libc::winsize,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -379,7 +384,9 @@ fn kept_flags(fd: RawFd) -> c_ulong {
     out
 }
 
-fn setup_fs(plan: &Plan, fs: &FsPlan) {
+/// Returns the pty slave allocated from the container's devpts (or -1).
+fn setup_fs(plan: &Plan, fs: &FsPlan) -> RawFd {
+    let mut slave = -1;
     let null = std::ptr::null::<c_char>();
     // SAFETY (whole function): raw mount-family syscalls with NUL-terminated strings owned by `plan`.
     unsafe {
@@ -524,9 +531,12 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
             }
             close(f);
         }
-        if fs.console >= 0 {
-            // The console is bound from the pty fd we were handed, onto a target opened without following a
-            // final symlink and checked to be a regular file (CVE-2025-52565).
+        if plan.pty_sock >= 0 {
+            slave = alloc_pty(plan, root);
+        }
+        if fs.console >= 0 || slave >= 0 {
+            // The console is bound from the pty fd we were handed (or just allocated), onto a target opened
+            // without following a final symlink and checked to be a regular file (CVE-2025-52565).
             match make_target(root, &fs.console_path, true) {
                 Ok(fd) => close(fd),
                 Err(e) => fail(plan, Stage::Console, 0, e),
@@ -539,18 +549,25 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
             if kind != libc::S_IFREG && kind != libc::S_IFCHR {
                 fail(plan, Stage::Console, 0, libc::EINVAL);
             }
-            let src = libc::open(
-                fs.console_host.as_ptr(),
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            );
+            let src = if slave >= 0 {
+                // Of this mount namespace's devpts: bound through its fd.
+                libc::dup(slave)
+            } else {
+                let src = libc::open(
+                    fs.console_host.as_ptr(),
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                );
+                check(plan, src, Stage::Console, 1);
+                let mut a: libc::stat = std::mem::zeroed();
+                let mut b: libc::stat = std::mem::zeroed();
+                check(plan, libc::fstat(src, &mut a), Stage::Console, 1);
+                check(plan, libc::fstat(fs.console, &mut b), Stage::Console, 1);
+                if a.st_mode & libc::S_IFMT != libc::S_IFCHR || a.st_rdev != b.st_rdev {
+                    fail(plan, Stage::Console, 1, libc::EINVAL);
+                }
+                src
+            };
             check(plan, src, Stage::Console, 1);
-            let mut a: libc::stat = std::mem::zeroed();
-            let mut b: libc::stat = std::mem::zeroed();
-            check(plan, libc::fstat(src, &mut a), Stage::Console, 1);
-            check(plan, libc::fstat(fs.console, &mut b), Stage::Console, 1);
-            if a.st_mode & libc::S_IFMT != libc::S_IFCHR || a.st_rdev != b.st_rdev {
-                fail(plan, Stage::Console, 1, libc::EINVAL);
-            }
             let r = libc::mount(
                 fd_path(src, &mut sbuf),
                 fd_path(t, &mut tbuf),
@@ -691,6 +708,55 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) {
                 0,
             );
         }
+    }
+    slave
+}
+
+/// Open a new pty from the devpts under `root` (the container's, at `dev/pts/ptmx`, checked to be the ptmx
+/// device: the container cannot hand us something else), send its master to the parent over `plan.pty_sock`, and
+/// return the slave.
+fn alloc_pty(plan: &Plan, root: RawFd) -> RawFd {
+    // SAFETY (whole function): raw syscalls on fds we own and stack buffers.
+    unsafe {
+        // Non-blocking: even a FIFO planted there could not hold us up before the check.
+        let m = open_in_root(root, c"dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
+        check(plan, m, Stage::Console, 2);
+        let mut st: libc::stat = std::mem::zeroed();
+        check(plan, libc::fstat(m, &mut st), Stage::Console, 2);
+        if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(5, 2) {
+            fail(plan, Stage::Console, 2, libc::EINVAL);
+        }
+        let unlock: c_int = 0;
+        check(plan, libc::ioctl(m, libc::TIOCSPTLCK, &unlock), Stage::Console, 3);
+        let slave = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        check(plan, slave, Stage::Console, 3);
+        check(plan, libc::fcntl(m, libc::F_SETFL, libc::O_RDWR), Stage::Console, 3);
+        if plan.winsize.ws_row != 0 {
+            libc::ioctl(m, libc::TIOCSWINSZ, &plan.winsize);
+        }
+        // One byte of data carrying the master as SCM_RIGHTS.
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), m);
+        if libc::sendmsg(plan.pty_sock, &msg, libc::MSG_NOSIGNAL) != 1 {
+            fail(plan, Stage::Console, 4, errno());
+        }
+        close(m);
+        close(plan.pty_sock);
+        slave
     }
 }
 
@@ -844,8 +910,18 @@ pub(crate) fn run(plan: &Plan) -> ! {
             }
             None => -1,
         };
+        let mut pty_slave = plan.pty_slave;
         if let Some(fs) = &plan.fs {
-            setup_fs(plan, fs);
+            let s = setup_fs(plan, fs);
+            if s >= 0 {
+                pty_slave = s;
+            }
+        } else if plan.pty_sock >= 0 {
+            // exec: already in the container's mount namespace and root.
+            let root = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            check(plan, root, Stage::Console, 2);
+            pty_slave = alloc_pty(plan, root);
+            close(root);
         }
         for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
             let r = libc::syscall(
@@ -859,9 +935,9 @@ pub(crate) fn run(plan: &Plan) -> ! {
         }
         libc::setsid();
         let mut stdio = plan.stdio;
-        if plan.pty_slave >= 0 {
-            check(plan, libc::ioctl(plan.pty_slave, libc::TIOCSCTTY, 0), Stage::Tty, 0);
-            stdio = [plan.pty_slave; 3];
+        if pty_slave >= 0 {
+            check(plan, libc::ioctl(pty_slave, libc::TIOCSCTTY, 0), Stage::Tty, 0);
+            stdio = [pty_slave; 3];
         }
         for (target, src) in stdio.iter().enumerate() {
             if *src >= 0 {

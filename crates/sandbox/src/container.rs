@@ -517,12 +517,67 @@ struct StdioSetup {
     pty_path: Option<std::ffi::CString>,
     parent_ends: [Option<File>; 3],
     pty_master: Option<File>,
+    /// The child allocates the terminal in the container and sends its master here (its end: `pty_sock`).
+    pty_recv: Option<OwnedFd>,
+    pty_sock: RawFd,
+    winsize: libc::winsize,
+}
+
+impl StdioSetup {
+    /// The master of a terminal the child allocated, once it has reported (it is sent before `execve`).
+    fn take_master(&mut self) -> Result<Option<File>> {
+        let Some(sock) = self.pty_recv.take() else {
+            return Ok(self.pty_master.take());
+        };
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 4];
+        // SAFETY: recvmsg into stack buffers that outlive the call; the control data is read only if present.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&cbuf);
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            if n != 1
+                || cmsg.is_null()
+                || (*cmsg).cmsg_level != libc::SOL_SOCKET
+                || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            {
+                return Err(Error::Os {
+                    what: "receive the terminal's master from the container",
+                    source: if n < 0 {
+                        std::io::Error::last_os_error()
+                    } else {
+                        std::io::ErrorKind::UnexpectedEof.into()
+                    },
+                });
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            Ok(Some(File::from(OwnedFd::from_raw_fd(fd))))
+        }
+    }
+}
+
+/// Whether the spec mounts a devpts at /dev/pts: then a terminal is allocated from it, inside the container, as
+/// runc does (its name is valid there; `tty` and `ttyname` work), rather than from the host's.
+fn has_devpts(spec: &Spec) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"))
 }
 
 fn setup_stdio(
     cfg: StdioConfig,
     terminal: bool,
     console: Option<(u64, u64)>,
+    in_container: bool,
     fds: &mut ChildFds,
 ) -> Result<StdioSetup> {
     let base = 3 + cfg.extra_fds.len() as RawFd;
@@ -530,6 +585,10 @@ fn setup_stdio(
         sources: [-1; 3],
         extra: Vec::new(),
         pty_slave: -1,
+        pty_recv: None,
+        pty_sock: -1,
+        // SAFETY: winsize is plain integers.
+        winsize: unsafe { std::mem::zeroed() },
         pty_path: None,
         parent_ends: [None, None, None],
         pty_master: None,
@@ -557,7 +616,32 @@ fn setup_stdio(
     for fd in &cfg.extra_fds {
         out.extra.push(fds.keep(high(fd.as_raw_fd(), base)?));
     }
-    if terminal {
+    if terminal && in_container {
+        let mut pair = [-1; 2];
+        // SAFETY: socketpair fills the two-element array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                pair.as_mut_ptr(),
+            )
+        } < 0
+        {
+            return Err(Error::Os {
+                what: "socketpair for the terminal",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: both fds were just created and are ours.
+        let (mine, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+        out.pty_sock = fds.keep(high(theirs.as_raw_fd(), base)?);
+        out.pty_recv = Some(mine);
+        if let Some((h, w)) = console {
+            out.winsize.ws_row = h as u16;
+            out.winsize.ws_col = w as u16;
+        }
+    } else if terminal {
         // SAFETY: standard pty allocation; every result is checked.
         unsafe {
             let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
@@ -813,7 +897,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Init => "init process",
         Stage::Hold => "wait for start",
         Stage::Sysctl => "write sysctl",
-        Stage::Console => "bind /dev/console",
+        Stage::Console => "set up the terminal (/dev/console, pty)",
         Stage::Keyring => "join session keyring",
         Stage::Paused => "wait before pivot_root",
         Stage::AppArmor => "set AppArmor profile",
@@ -1015,7 +1099,7 @@ impl Container {
         let mut fds = ChildFds::default();
         let terminal = process.terminal().unwrap_or(false);
         let console = process.console_size().map(|b| (b.height(), b.width()));
-        let io = setup_stdio(stdio, terminal, console, &mut fds)?;
+        let mut io = setup_stdio(stdio, terminal, console, has_devpts(spec), &mut fds)?;
         fs.console = io.pty_slave;
         fs.no_pivot = opts.no_pivot;
         fs.console_host = io.pty_path.clone().unwrap_or_default();
@@ -1098,8 +1182,10 @@ impl Container {
             sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
             err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
             stdio: io.sources,
-            extra: io.extra,
+            extra: std::mem::take(&mut io.extra),
             pty_slave: io.pty_slave,
+            pty_sock: io.pty_sock,
+            winsize: io.winsize,
             join,
             unshare: ns.unshare,
             new_userns: ns.new_userns,
@@ -1135,10 +1221,10 @@ impl Container {
             stdin: None,
             stdout: None,
             stderr: None,
-            pty_master: io.pty_master,
+            pty_master: None,
             detached: false,
         };
-        let [i, o, e] = io.parent_ends;
+        let [i, o, e] = std::mem::take(&mut io.parent_ends);
         (handle.stdin, handle.stdout, handle.stderr) = (i, o, e);
         // From here on, a failure kills the child (ProcessHandle's Drop).
         let parent_setup = || -> Result<()> {
@@ -1197,6 +1283,9 @@ impl Container {
             }
         }
         let program = pp.program.clone();
+        if report.is_none() || report.is_some_and(|r| r.stage == Stage::Ready as u32) {
+            handle.pty_master = io.take_master()?;
+        }
         match report {
             None => {}
             Some(r) if r.stage == Stage::Ready as u32 => {}
@@ -1479,7 +1568,13 @@ fn exec_into(
         None
     };
     let mut fds = ChildFds::default();
-    let io = setup_stdio(stdio, process.terminal().unwrap_or(false), None, &mut fds)?;
+    let mut io = setup_stdio(
+        stdio,
+        process.terminal().unwrap_or(false),
+        process.console_size().map(|b| (b.height(), b.width())),
+        has_devpts(spec),
+        &mut fds,
+    )?;
     let base = 3 + io.extra.len() as RawFd;
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -1497,8 +1592,10 @@ fn exec_into(
         sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
         err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
         stdio: io.sources,
-        extra: io.extra,
+        extra: std::mem::take(&mut io.extra),
         pty_slave: io.pty_slave,
+        pty_sock: io.pty_sock,
+        winsize: io.winsize,
         join,
         unshare: 0,
         new_userns: false,
@@ -1533,7 +1630,7 @@ fn exec_into(
     let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
     let (cpid, pidfd, in_cgroup) = clone_child(&plan, 0, &thread_joins, cg_join.v2_dir.as_ref())?;
     drop(fds);
-    let [i, o, e] = io.parent_ends;
+    let [i, o, e] = std::mem::take(&mut io.parent_ends);
     let mut handle = ProcessHandle {
         pid: cpid,
         pidfd,
@@ -1541,7 +1638,7 @@ fn exec_into(
         stdin: i,
         stdout: o,
         stderr: e,
-        pty_master: io.pty_master,
+        pty_master: None,
         detached: false,
     };
     if cgroup.version == CgroupVersion::V2 && !in_cgroup {
@@ -1554,6 +1651,7 @@ fn exec_into(
         let _ = handle.wait();
         return Err(report_error(r, spec, &pp, &cg_join));
     }
+    handle.pty_master = io.take_master()?;
     Ok(handle)
 }
 

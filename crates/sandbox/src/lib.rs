@@ -21,8 +21,11 @@
 //!   target is opened relative to an fd of the rootfs with `openat2(RESOLVE_IN_ROOT)` and mounted through
 //!   `/proc/self/fd/N`, so a symlink in the rootfs cannot redirect a mount outside it. Masked paths get a
 //!   `/dev/null` that was opened once and checked to be the null device, or an empty read-only tmpfs; read-only
-//!   paths are bind-remounted keeping their locked flags; `/dev/console` is bound from a reopened pty checked to
-//!   be the same device (CVE-2025-31133, CVE-2025-52565). Then `pivot_root(".", ".")` (or, where that is
+//!   paths are bind-remounted keeping their locked flags (CVE-2025-31133). A terminal (`process.terminal`) is
+//!   allocated, as runc does, from the container's own devpts (its `dev/pts/ptmx`, checked to be the ptmx device)
+//!   so its name is valid inside, and its master is passed back over a socket; `/dev/console` is bound from it,
+//!   onto a target checked not to be a symlink (CVE-2025-52565). Without a devpts mount the pty comes from the
+//!   host's. Then `pivot_root(".", ".")` (or, where that is
 //!   impossible or [`SpawnOptions::no_pivot`] asks, `MS_MOVE` + `chroot`, which a process with
 //!   `CAP_SYS_CHROOT` can escape). All mounts live in the container's mount namespace and vanish with it.
 //! - **Cgroups** go through a small in-crate layer ([`cgroup`]) for v1, v2 and hybrid hosts; its docs say why not

@@ -151,7 +151,10 @@ fn init_reaps_and_forwards_signals() {
 #[test]
 fn terminal_gives_a_pty() {
     let root = rootfs();
-    let mut s = sh("[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stat -c %t /dev/console");
+    let mut s = sh(
+        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; t=$(tty); [ -c \"$t\" ] && echo \"$t\"; \
+         [ \"$(stat -L -c %t:%T /dev/console)\" = \"$(stat -L -c %t:%T $t)\" ] && stat -c %t /dev/console",
+    );
     s.process_mut().as_mut().unwrap().set_terminal(Some(true));
     let mut c = Container::spawn(&s, root.path(), StdioConfig::inherit()).unwrap();
     let mut master = c.take_pty_master().unwrap();
@@ -164,8 +167,31 @@ fn terminal_gives_a_pty() {
         assert!(n > 0, "{}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }
-    // /dev/console is the pty (major 136 = 0x88).
-    assert_eq!(got, b"is-a-tty\r\n88\r\n");
+    // The pty is the container's own (its name exists inside: allocated from the container's devpts, as runc
+    // does), and /dev/console is that pty (major 136 = 0x88).
+    assert_eq!(String::from_utf8_lossy(&got), "is-a-tty\r\n/dev/pts/0\r\n88\r\n");
+}
+
+/// `exec` with a terminal gets a pty of the container's devpts too (what `kubectl exec -it` needs for `tty`,
+/// `sudo` or `tmux` to work inside).
+#[test]
+fn exec_with_a_terminal_gets_a_pty_of_the_container() {
+    let root = rootfs();
+    let c = Container::spawn(&spec(&["sleep", "100"]), root.path(), StdioConfig::piped()).unwrap();
+    let mut p = process(&["sh", "-c", "t=$(tty); [ -c \"$t\" ] && echo \"tty=$t\"; ls /dev/pts"]);
+    p.set_terminal(Some(true));
+    let mut h = c.exec(&p, StdioConfig::inherit()).unwrap();
+    let mut master = h.pty_master.take().expect("no pty master");
+    assert_eq!(h.wait().unwrap(), ExitStatus::Exited(0));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains("ptmx") {
+        let n = master.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8_lossy(&got);
+    assert!(out.starts_with("tty=/dev/pts/0\r\n"), "{out}");
 }
 
 #[test]
