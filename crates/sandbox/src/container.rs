@@ -1644,6 +1644,17 @@ fn exec_into(
     if cgroup.version == CgroupVersion::V2 && !in_cgroup {
         cgroup.attach(cpid)?;
     }
+    // The container's OOM score (the exec'd process's own when it has one), as runc gives exec'd processes.
+    if let Some(adj) = process
+        .oom_score_adj()
+        .or_else(|| spec.process().as_ref().and_then(|p| p.oom_score_adj()))
+    {
+        write_file(
+            &format!("/proc/{cpid}/oom_score_adj"),
+            &adj.to_string(),
+            "write oom_score_adj",
+        )?;
+    }
     let mut sync_w = File::from(sync_w);
     std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
     drop(sync_w);

@@ -257,8 +257,15 @@ pub(crate) fn fs_plan(
     cgroup_version: CgroupVersion,
     unshare_flags: libc::c_int,
 ) -> Result<FsPlan> {
-    let new_uts = unshare_flags & libc::CLONE_NEWUTS != 0;
     let linux = spec.linux().clone().unwrap_or_default();
+    // New or joined by path: like runc, a hostname is set in the UTS namespace the container is in, as long as it
+    // is not the host's (a pod's containers join the sandbox's and set the same name).
+    let own_uts = unshare_flags & libc::CLONE_NEWUTS != 0
+        || linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts);
     let mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
     let ops = mounts
         .iter()
@@ -348,8 +355,11 @@ pub(crate) fn fs_plan(
     }
     let hostname = spec.hostname().as_ref().filter(|h| !h.is_empty());
     let domainname = spec.domainname().as_ref().filter(|h| !h.is_empty());
-    if (hostname.is_some() || domainname.is_some()) && !new_uts {
-        return Err(Error::spec("hostname", "setting a hostname needs a new UTS namespace"));
+    if (hostname.is_some() || domainname.is_some()) && !own_uts {
+        return Err(Error::spec(
+            "hostname",
+            "setting a hostname needs a UTS namespace in linux.namespaces (not the host's)",
+        ));
     }
     Ok(FsPlan {
         rootfs: cstring("root.path", rootfs.as_os_str().as_bytes())?,
@@ -679,8 +689,19 @@ mod tests {
         assert!(plan.dev_symlinks);
         assert!(plan.masked.iter().any(|m| m.rel.as_bytes() == b"proc/kcore"));
         assert!(plan.readonly.iter().any(|m| m.rel.as_bytes() == b"proc/sys"));
-        // A hostname needs a UTS namespace of its own.
-        assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWNS).is_err());
+        // A hostname needs a UTS namespace that is not the host's: listed in the spec (new or joined by path).
+        let mut no_uts = spec.clone();
+        let namespaces: Vec<_> = no_uts
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Uts)
+            .collect();
+        no_uts.linux_mut().as_mut().unwrap().set_namespaces(Some(namespaces));
+        assert!(fs_plan(&no_uts, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWNS).is_err());
+        assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWNS).is_ok());
     }
 
     #[test]
