@@ -102,16 +102,10 @@ fn decode(bytes: &[u8]) -> Option<SeccompProgram> {
     if count == 0 || count > MAX_INSNS || body.len() != count * 8 || Sha256::digest(body)[..] != header[16..48] {
         return None;
     }
-    let filter = body
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
-    Some(SeccompProgram { filter, flags })
+    Some(SeccompProgram {
+        filter: crate::seccomp::filter_from_bytes(body),
+        flags,
+    })
 }
 
 /// Make the directory (0700) if it is missing and check that only the caller can write it.

@@ -235,6 +235,19 @@ fn scmp(reason: &str) -> impl FnOnce(libseccomp::error::SeccompError) -> Error +
     }
 }
 
+/// BPF instructions from their in-memory form (8 bytes each, native endian), as libseccomp exports them.
+pub(crate) fn filter_from_bytes(bytes: &[u8]) -> Vec<libc::sock_filter> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
+}
+
 /// Compile an OCI seccomp profile into a BPF program with libseccomp.
 ///
 /// Syscall names that libseccomp does not know on this architecture are skipped (as runc does), so one profile can
@@ -281,15 +294,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<SeccompProgram> {
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(Error::os("read exported seccomp BPF"))?;
-    let filter: Vec<libc::sock_filter> = bytes
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
+    let filter = filter_from_bytes(&bytes);
     if filter.is_empty() {
         return Err(Error::Seccomp {
             reason: "libseccomp exported an empty program".into(),

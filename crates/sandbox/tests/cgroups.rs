@@ -13,6 +13,17 @@ use wharf_sandbox::oci_spec::runtime::{
 };
 use wharf_sandbox::{Container, ExitStatus, StdioConfig};
 
+/// The host's cgroup2 mount point (hybrid hosts have one at /sys/fs/cgroup/unified).
+fn cgroup2_mount() -> String {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)")
+        .to_owned()
+}
+
 fn with_resources(mut s: Spec, r: LinuxResources) -> Spec {
     s.linux_mut().as_mut().unwrap().set_resources(Some(r));
     s
@@ -183,12 +194,8 @@ fn cpu_usage_is_counted() {
 #[test]
 fn v2_hierarchy_create_attach_kill_delete() {
     use wharf_sandbox::cgroup::{Cgroup, CgroupDriver};
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let mount = cgroup2_mount();
+    let mount = mount.as_str();
     let driver = CgroupDriver {
         version: CgroupVersion::V2,
         mounts: vec![(String::new(), mount.into())],
@@ -221,12 +228,8 @@ fn v2_hierarchy_create_attach_kill_delete() {
 fn v2_device_filter_denies_nodes_outside_the_default_set() {
     use std::io::{Read, Write};
     use wharf_sandbox::cgroup::{Cgroup, CgroupDriver};
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let mount = cgroup2_mount();
+    let mount = mount.as_str();
     let driver = CgroupDriver {
         version: CgroupVersion::V2,
         mounts: vec![(String::new(), mount.into())],
@@ -268,12 +271,8 @@ fn host_cgroups(pid: i32) -> String {
 /// namespace's root.
 #[test]
 fn container_and_exec_enter_their_cgroup_on_v1_and_v2() {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let v2 = mountinfo
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let v2 = cgroup2_mount();
+    let v2 = v2.as_str();
     let drivers = [
         CgroupDriver::detect().unwrap(),
         CgroupDriver {
@@ -328,12 +327,8 @@ fn container_and_exec_enter_their_cgroup_on_v1_and_v2() {
 /// The host's cgroup2 mount, which must offer the hugetlb controller (on this project's hybrid hosts hugetlb is not
 /// mounted as a v1 hierarchy, so the kernel gives it to cgroup2).
 fn v2_mount_with_hugetlb() -> std::path::PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("this test needs a cgroup2 mount (hybrid hosts have one at /sys/fs/cgroup/unified)");
+    let mount = cgroup2_mount();
+    let mount = mount.as_str();
     let offered = std::fs::read_to_string(std::path::Path::new(mount).join("cgroup.controllers")).unwrap();
     assert!(
         offered.split_whitespace().any(|c| c == "hugetlb"),
