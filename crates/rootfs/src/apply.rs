@@ -467,8 +467,8 @@ pub fn unpack_image(
             };
             Ok((digest, o))
         };
-        let open =
-            |digest: &Digest| -> Result<_> { Ok(std::io::BufReader::with_capacity(1 << 20, store.open_blob(digest)?)) };
+        // Unbuffered: the decompressing thread reads through a buffer of its own.
+        let open = |digest: &Digest| -> Result<_> { Ok(store.open_blob(digest)?) };
         // Read the small upper layers ahead: what they delete is not written at all.
         let sizes: Vec<u64> = layers.iter().map(|d| d.size()).collect();
         let shadow = match read_ahead_from(&sizes) {
@@ -524,6 +524,15 @@ fn read_ahead_from(sizes: &[u64]) -> Option<usize> {
     None
 }
 
+/// An entry left out because a layer above deletes it, as far as later entries of the same
+/// layer can tell.
+#[derive(Debug)]
+enum LeftOut {
+    Dir,
+    Symlink(Vec<u8>),
+    Other,
+}
+
 /// What this layer has put at a path so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
@@ -570,7 +579,7 @@ struct Applier<'a> {
     /// Entries left out because a layer above deletes them.
     shadowed: u64,
     /// Entries of this layer that were left out.
-    left_out: HashSet<Vec<u8>>,
+    left_out: HashMap<Vec<u8>, LeftOut>,
     /// The last parent directory found to be reached without symlinks.
     real_parent: Option<Vec<u8>>,
 }
@@ -653,7 +662,7 @@ impl<'a> Applier<'a> {
                 _ => None,
             },
             shadowed: 0,
-            left_out: HashSet::new(),
+            left_out: HashMap::new(),
             real_parent: None,
         }
     }
@@ -740,24 +749,71 @@ impl<'a> Applier<'a> {
         let Some((shadow, layer)) = self.shadow else {
             return false;
         };
-        if matches!(e.kind, EntryKind::Dir | EntryKind::Symlink)
-            || shadow.is_link_target(key)
-            || !shadow.hides(layer, key)
-        {
+        if shadow.is_link_target(key) || !shadow.hides(layer, key) {
             return false;
         }
         let parent = &key[..(key.len() - base.len()).saturating_sub(1)];
-        if !parent.is_empty() && self.real_parent.as_deref() != Some(parent) {
-            let flags = fsutil::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS;
-            let open = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            if rustix::fs::openat2(self.root, parent, open, Mode::empty(), flags).is_err() {
-                return false; // missing, or reached through a symlink: write it as usual
+        match self.left_out.get(parent) {
+            // A left-out directory would have been a real one (replacing anything else).
+            Some(LeftOut::Dir) => {}
+            Some(_) => return false,
+            None if parent.is_empty() || self.real_parent.as_deref() == Some(parent) => {}
+            None => {
+                let flags = fsutil::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS;
+                let open = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                if rustix::fs::openat2(self.root, parent, open, Mode::empty(), flags).is_err() {
+                    return false; // missing, or reached through a symlink: write it as usual
+                }
+                self.real_parent = Some(parent.to_vec());
             }
-            self.real_parent = Some(parent.to_vec());
         }
         self.shadowed += 1;
-        self.left_out.insert(key.to_vec());
+        let what = match e.kind {
+            EntryKind::Dir => LeftOut::Dir,
+            EntryKind::Symlink => LeftOut::Symlink(e.link.clone()),
+            _ => LeftOut::Other,
+        };
+        self.left_out.insert(key.to_vec(), what);
         true
+    }
+
+    /// Writes the left-out directories and symlinks above an entry that is written after
+    /// all, as their entries would have (metadata aside: a higher layer deletes them).
+    fn materialize(&mut self, name: &str, comps: &[&[u8]]) -> Result<()> {
+        if self.left_out.is_empty() {
+            return Ok(());
+        }
+        for i in 1..comps.len() {
+            let key = join(&comps[..i]);
+            let Some(what) = self.left_out.remove(&key) else {
+                continue;
+            };
+            self.shadowed -= 1;
+            let parent = self
+                .parent(name, &comps[..i - 1], true)?
+                .ok_or_else(|| Error::entry(name, "resolve parent directory")(Errno::NOENT))?;
+            let (dir, base) = (parent.fd(), comps[i - 1]);
+            match what {
+                LeftOut::Dir => {
+                    match rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => continue,
+                        Ok(_) => self.clear(name, dir, base, &key)?,
+                        Err(Errno::NOENT) => {}
+                        Err(err) => return Err(Error::entry(name, "stat")(err)),
+                    }
+                    let dir = parent.fd();
+                    rustix::fs::mkdirat(dir, base, Mode::from_raw_mode(0o755)).map_err(Error::entry(name, "mkdir"))?;
+                }
+                LeftOut::Symlink(target) => {
+                    self.clear(name, dir, base, &key)?;
+                    let dir = parent.fd();
+                    rustix::fs::symlinkat(target.as_slice(), dir, base).map_err(Error::entry(name, "symlink"))?;
+                }
+                // What a left-out entry would have been is no directory: fail as writing it would.
+                LeftOut::Other => return Err(Error::entry(name, "resolve parent directory")(Errno::NOTDIR)),
+            }
+        }
+        Ok(())
     }
 
     fn mark_touched(&mut self, comps: &[&[u8]]) {
@@ -881,19 +937,10 @@ impl<'a> Applier<'a> {
         };
         let key = join(&comps);
         let (base, parent_comps) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
-        if !self.left_out.is_empty() {
-            // What a left-out entry would have been is no directory: fail as writing it would.
-            let under_left_out = key
-                .iter()
-                .enumerate()
-                .any(|(i, &b)| b == b'/' && self.left_out.contains(&key[..i]));
-            if under_left_out {
-                return Err(Error::entry(&name, "resolve parent directory")(Errno::NOTDIR));
-            }
-        }
 
         // Whiteouts.
         if let Some(target) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            self.materialize(&name, &comps)?;
             if self.seen.insert(key.clone(), Seen::Whiteout).is_some() {
                 return Err(Error::Duplicate { entry: name });
             }
@@ -935,6 +982,7 @@ impl<'a> Applier<'a> {
         if self.leave_out(e, &key, base) {
             return Ok(()); // its data is skipped by the reader
         }
+        self.materialize(&name, &comps)?;
 
         let parent = self
             .parent(&name, parent_comps, true)?
@@ -1127,7 +1175,7 @@ impl<'a> Applier<'a> {
                 reason: "hardlink to itself",
             });
         }
-        if self.left_out.contains(&tkey) {
+        if self.left_out.contains_key(&tkey) {
             return Err(Error::ShadowedLinkTarget {
                 entry: name.to_string(),
                 target: target_name,

@@ -4,11 +4,13 @@
 //! image is flattened into one directory everything it deletes would otherwise be written
 //! first and removed afterwards. [`Shadow`] holds the whiteouts, opaque directories and
 //! hardlink targets of the layers above the one being applied; with it, the applier leaves
-//! out a regular file, hardlink, device node or fifo that one of those layers removes.
+//! out an entry that one of those layers removes.
 //!
 //! Leaving an entry out is only done when it cannot change the result:
 //! - its path is at or beneath a whiteout of a higher layer, or strictly beneath a directory
-//!   a higher layer made opaque; those remove whatever the path holds then, because
+//!   a higher layer made opaque, and no higher layer has an entry at or beneath it (which
+//!   could resolve through it, or keep a directory there with what it held); those remove
+//!   whatever the path holds then, because
 //! - every directory above the entry is a real directory when it is written (its parent is
 //!   opened with `RESOLVE_NO_SYMLINKS`): with no symlink on the way, the entry lands at the
 //!   place its name says, and any later change of an ancestor to something other than a
@@ -17,8 +19,9 @@
 //!   link within its own layer to a left-out file either is left out too or makes the
 //!   applier stop with [`Error::ShadowedLinkTarget`], after which the layer is applied again
 //!   without the shadow;
-//! - directories and symlinks are always written: a later entry of the same layer may
-//!   resolve through them.
+//! - a left-out directory or symlink that a later entry of the same layer is written
+//!   beneath after all (a link target, or a path through the symlink) is created first,
+//!   so that entry resolves as it would have.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -40,6 +43,9 @@ pub struct Shadow {
     opaques: HashMap<Vec<u8>, usize>,
     /// Hardlink targets of the layers read.
     link_targets: HashSet<Vec<u8>>,
+    /// Entries of the layers read and their parent directories, with the highest layer
+    /// having each.
+    touched: HashMap<Vec<u8>, usize>,
 }
 
 impl Shadow {
@@ -51,6 +57,7 @@ impl Shadow {
             whiteouts: HashMap::new(),
             opaques: HashMap::new(),
             link_targets: HashSet::new(),
+            touched: HashMap::new(),
         }
     }
 
@@ -95,6 +102,9 @@ impl Shadow {
                 let Some(comps) = normalize(&name, &e.path, depth)? else {
                     continue;
                 };
+                for i in 1..=comps.len() {
+                    found.touched.insert(join(&comps[..i]), index);
+                }
                 let (base, parent) = comps.split_last().map(|(b, p)| (*b, p)).unwrap_or((b"", &[]));
                 if base == OPAQUE_MARKER.as_bytes() {
                     found.opaques.insert(join(parent), index);
@@ -129,6 +139,10 @@ impl Shadow {
             *e = (*e).max(i);
         }
         self.link_targets.extend(found.link_targets);
+        for (k, i) in found.touched {
+            let e = self.touched.entry(k).or_insert(i);
+            *e = (*e).max(i);
+        }
         self.read[index] = true;
         Ok(())
     }
@@ -140,6 +154,11 @@ impl Shadow {
 
     /// Whether a layer above `layer` deletes the path `key` (components joined by `/`).
     pub(crate) fn hides(&self, layer: usize, key: &[u8]) -> bool {
+        if self.touched.get(key).is_some_and(|&i| i > layer) {
+            // A layer above writes here or beneath (perhaps through a symlink of this one),
+            // or keeps a directory here with what it held.
+            return false;
+        }
         let above = |m: Option<&usize>| m.is_some_and(|&i| i > layer);
         if above(self.opaques.get(&b""[..])) || above(self.whiteouts.get(key)) {
             return true;

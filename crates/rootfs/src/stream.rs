@@ -237,7 +237,7 @@ fn produce_inner<R: Read>(
 ) -> Result<StreamSummary> {
     let count = Rc::new(Cell::new(0u64));
     let mut buffered = BufReader::with_capacity(
-        256 * 1024,
+        1024 * 1024,
         Counting {
             inner: blob,
             count: count.clone(),

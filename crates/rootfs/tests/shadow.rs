@@ -81,9 +81,9 @@ fn files_a_clean_up_layer_deletes_are_not_written_and_the_tree_is_unchanged() {
         .file("opq/new", b"new", 0o644)
         .end();
     let shadowed = unpack_both_ways(&[base, cleanup]);
-    // a, b, sub/c, a2 (a hardlink), the fifo, fr/x.mo, pkgcache.bin, opq/old; not the
-    // directories nor the symlink.
-    assert_eq!(shadowed, vec![8, 0]);
+    // doc and all 7 entries beneath it, fr and fr/x.mo, pkgcache.bin, opq/old (not opq: a
+    // directory made opaque stays).
+    assert_eq!(shadowed, vec![12, 0]);
 }
 
 #[test]
@@ -204,4 +204,56 @@ fn reading_ahead_checks_the_diff_id() {
         other => panic!("expected DiffIdMismatch, got {other:?}"),
     }
     assert!(!shadow.covers(0), "a layer that failed to read is not counted as read");
+}
+
+#[test]
+fn a_left_out_directory_replacing_a_symlink_is_made_before_a_file_kept_beneath_it() {
+    let base = Tar::new()
+        .file("big", &noise(256 * 1024, 5), 0o644)
+        .dir("elsewhere/", 0o755)
+        .symlink("d", "elsewhere")
+        .end();
+    // The directory entry replaces the symlink; d/keep is linked from above so it is
+    // written, into the new directory, never through the old symlink into elsewhere/.
+    let replace = Tar::new()
+        .dir("d/", 0o755)
+        .file("d/x", b"x", 0o644)
+        .file("d/keep", b"keep", 0o644)
+        .end();
+    let link = Tar::new().hardlink("keep2", "d/keep").end();
+    let cleanup = Tar::new().file(".wh.d", b"", 0o644).end();
+    let shadowed = unpack_both_ways(&[base, replace, link, cleanup]);
+    // The symlink is kept (a layer above writes beneath d); d/x is left out, d is made for
+    // d/keep, replacing the symlink.
+    assert_eq!(shadowed, vec![0, 1, 0, 0]);
+}
+
+#[test]
+fn a_directory_an_opaque_layer_writes_beneath_keeps_its_lower_mode() {
+    let base = Tar::new()
+        .file("big", &noise(256 * 1024, 6), 0o644)
+        .dir("o/", 0o755)
+        .dir("o/sub/", 0o700)
+        .file("o/sub/f", b"f", 0o644)
+        .file("o/gone", b"gone", 0o644)
+        .end();
+    let cleanup = Tar::new()
+        .file("o/.wh..wh..opq", b"", 0o644)
+        .file("o/sub/g", b"g", 0o644)
+        .end();
+    let shadowed = unpack_both_ways(&[base, cleanup]);
+    assert_eq!(shadowed, vec![2, 0], "o/sub/f and o/gone; o/sub stays, with mode 0700");
+}
+
+#[test]
+fn a_symlink_a_middle_layer_writes_through_is_kept() {
+    let base = Tar::new()
+        .file("big", &noise(256 * 1024, 7), 0o644)
+        .dir("elsewhere/", 0o755)
+        .symlink("d", "elsewhere")
+        .end();
+    let through = Tar::new().file("d/kept", b"lands in elsewhere/", 0o644).end();
+    let cleanup = Tar::new().file(".wh.d", b"", 0o644).end();
+    let shadowed = unpack_both_ways(&[base, through, cleanup]);
+    assert_eq!(shadowed, vec![0, 0, 0]);
 }
