@@ -52,6 +52,7 @@ mod cache;
 mod diff;
 pub mod error;
 mod fsutil;
+mod gzip;
 mod rootfs;
 mod shadow;
 mod stream;

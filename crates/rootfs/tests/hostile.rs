@@ -455,6 +455,49 @@ fn truncated_and_trailing_garbage_streams_are_typed_errors() {
 }
 
 #[test]
+fn gzip_with_a_diff_id_is_checked_by_it_and_still_refuses_truncation_and_garbage() {
+    // With a diff_id to verify, gzip members are decoded without their CRC-32 (the SHA-256
+    // covers every byte): damage is still a typed error.
+    let mut t = Tar::new();
+    t.file(
+        "a",
+        &(0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        0o644,
+    );
+    let tar = t.end();
+    let gz = gzip(&tar);
+    let opts = ApplyOptions {
+        diff_id: Some(Digest::sha256(&tar)),
+        ..ApplyOptions::default()
+    };
+    for (what, blob) in [
+        ("truncated", gz[..gz.len() / 2].to_vec()),
+        ("garbage after", [gz.clone(), b"garbage!garbage!".to_vec()].concat()),
+    ] {
+        let s = Scratch::new();
+        let err = fails(&s, &[blob], &opts);
+        assert!(
+            matches!(err, Error::Decompress { .. }),
+            "{what}: unexpected error {err:?}"
+        );
+    }
+    // A flipped bit anywhere in the deflate data or the trailer's length is never accepted
+    // (what inflates without error is caught by the diff_id); `fails` asserts the error. The
+    // CRC-32 bytes are the one place damage is harmless: the content is verified without it.
+    let mut damaged = gz.clone();
+    let crc = gz.len() - 8..gz.len() - 4;
+    for i in (20..gz.len())
+        .step_by(499)
+        .chain([gz.len() - 1])
+        .filter(|i| !crc.contains(i))
+    {
+        damaged.copy_from_slice(&gz);
+        damaged[i] ^= 0x10;
+        fails(&Scratch::new(), &[damaged.clone()], &opts);
+    }
+}
+
+#[test]
 fn diff_id_mismatch_fails_and_extract_layer_leaves_nothing() {
     let s = Scratch::new();
     let mut t = Tar::new();
