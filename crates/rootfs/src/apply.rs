@@ -294,6 +294,11 @@ pub struct ApplyReport {
     pub root_entry: bool,
     /// Entries not written because a layer above deletes them ([`ApplyOptions::shadow`]).
     pub shadowed: u64,
+    /// Overlay format only: directories the layer implies without an entry of its own (a
+    /// parent of its entries), created `0755` owned by root. In an overlay mount they would
+    /// hide the metadata of the same directory in lower layers;
+    /// [`Rootfs`](crate::Rootfs) corrects that per image. Sorted.
+    pub implied_dirs: Vec<Vec<u8>>,
 }
 
 /// Applies a layer blob onto the directory `root`.
@@ -343,16 +348,27 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         max_metadata: opts.limits.max_metadata_bytes,
         max_xattr_bytes: opts.limits.max_xattr_bytes,
     };
-    let ((entries, skipped, root_entry, shadowed), summary) = stream::run(blob, opts.compression, &limits, |chunks| {
-        let mut tar = TarReader::new(chunks, reader_limits);
-        let mut applier = Applier::new(root, opts);
-        while let Some(entry) = tar.next_entry()? {
-            applier.apply(&entry, &mut tar)?;
-        }
-        applier.finish()?;
-        let root_entry = applier.seen.contains_key(&Vec::new());
-        Ok((applier.entries, applier.skipped, root_entry, applier.shadowed))
-    })?;
+    let ((entries, skipped, root_entry, shadowed, implied_dirs), summary) =
+        stream::run(blob, opts.compression, &limits, |chunks| {
+            let mut tar = TarReader::new(chunks, reader_limits);
+            let mut applier = Applier::new(root, opts);
+            while let Some(entry) = tar.next_entry()? {
+                applier.apply(&entry, &mut tar)?;
+            }
+            applier.finish()?;
+            let root_entry = applier.seen.contains_key(&Vec::new());
+            let mut implied: Vec<Vec<u8>> = match opts.format {
+                LayerFormat::Overlay => applier
+                    .seen
+                    .iter()
+                    .filter(|(k, v)| **v == Seen::Implicit && !k.is_empty())
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                LayerFormat::Flatten => Vec::new(),
+            };
+            implied.sort();
+            Ok((applier.entries, applier.skipped, root_entry, applier.shadowed, implied))
+        })?;
     if let Some(expected) = &opts.diff_id
         && *expected != summary.diff_id
     {
@@ -370,6 +386,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         skipped,
         root_entry,
         shadowed,
+        implied_dirs,
     })
 }
 

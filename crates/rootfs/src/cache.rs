@@ -6,6 +6,9 @@
 //! layers/sha256/<hex>/fs          the layer's tree (overlay format: whiteouts are 0/0
 //!                                 devices, opaque dirs carry trusted.overlay.opaque=y)
 //! layers/sha256/<hex>/layer.json  what extraction reported (sizes, entries, skipped)
+//! layers/sha256/<hex>/implied-dirs  directories the layer implies (NUL-separated paths)
+//! fixups/<hex>/fs                 per chain of layers: the implied directories' real
+//!                                 metadata (see `Rootfs`); `fixups/<hex>/none` if none
 //! locks/<hex>.lock                flock: exclusive while extracting or removing,
 //!                                 shared while a mounted rootfs uses the layer
 //! tmp/                            extractions in progress (removed on failure)
@@ -28,6 +31,9 @@ use wharf_image::{Digest, Store};
 use crate::apply::{ApplyOptions, ImageBudget, LayerFormat, ProgressEvent, Skipped, extract_layer};
 use crate::error::{Error, Result};
 use crate::fsutil;
+
+/// The file of a cache entry listing the directories its layer implies.
+pub(crate) const IMPLIED_DIRS: &str = "implied-dirs";
 
 /// A unique temporary sibling of `dest` (same directory, so a rename is atomic).
 pub(crate) fn temp_sibling(dest: &Path) -> PathBuf {
@@ -243,6 +249,8 @@ impl LayerCache {
             })?;
             let p = tmp.join("layer.json");
             fs::write(&p, json).map_err(Error::io("write", &p))?;
+            let p = tmp.join(IMPLIED_DIRS);
+            fs::write(&p, report.implied_dirs.join(&0u8)).map_err(Error::io("write", &p))?;
             fs::rename(&tmp, &dest).map_err(Error::io("rename", &dest))?;
             opts.progress.emit(&ProgressEvent::Done {
                 diff_id,

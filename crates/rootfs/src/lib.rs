@@ -35,6 +35,12 @@
 //!   directory with overlayfs whiteouts, so an image's layers extract in parallel and a
 //!   container costs one mount. A hardlink into a lower layer is the exception: that layer
 //!   is redone once its lowers exist, copying the target up as overlayfs does.
+//! - **Implied directories, per image.** A directory a layer only implies (`usr/bin/x` with
+//!   no `usr/` entry) is extracted `0755 root:root` and would hide the lower layers' `usr`
+//!   in the overlay. Its right metadata depends on the layers below, which differ between
+//!   the images sharing the cached layer, so [`Rootfs`] mounts a small directory-only layer
+//!   on top, built once per chain of layers, giving such directories the metadata of the
+//!   nearest explicit copy below (as flattening does).
 //! - **Privileged calls behind [`Mounter`]**, so the mount sequence is unit-tested with a
 //!   recording double while root-only integration tests run the real kernel path.
 //!
@@ -51,6 +57,7 @@ mod apply;
 mod cache;
 mod diff;
 pub mod error;
+mod fixup;
 mod fsutil;
 mod gzip;
 mod rootfs;

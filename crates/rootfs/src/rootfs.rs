@@ -88,6 +88,8 @@ pub struct Rootfs {
     dir: PathBuf,
     mode: MountMode,
     layers: Vec<CachedLayer>,
+    /// The chain's implied-directory metadata layer, mounted above the layers.
+    fixup: Option<PathBuf>,
     fallback_reason: Option<String>,
     active: bool,
     _holds: Vec<LayerLock>,
@@ -241,6 +243,7 @@ impl Rootfs {
             dir: dir.clone(),
             mode: MountMode::Overlay,
             layers: layers.to_vec(),
+            fixup: None,
             fallback_reason: None,
             active: true,
             _holds: Vec::new(),
@@ -256,6 +259,7 @@ impl Rootfs {
             holds.push(cache.hold(&l.diff_id)?);
         }
         rootfs._holds = holds;
+        rootfs.fixup = crate::fixup::ensure(cache, visible_layers(layers))?;
         let me = std::process::id();
         let owner = format!("{me} {}\n", start_time(me).unwrap_or(0));
         fs::write(dir.join("owner"), owner).map_err(Error::io("write", dir.join("owner")))?;
@@ -280,12 +284,12 @@ impl Rootfs {
         rootfs.mode = MountMode::Copy;
         let _ = fsutil::remove_tree(&dir.join("upper"));
         let _ = fsutil::remove_tree(&dir.join("work"));
-        copy_layers(layers, &merged)?;
+        copy_layers(layers, rootfs.fixup.as_deref(), &merged)?;
         Ok(rootfs)
     }
 
     fn try_overlay(&self) -> Result<()> {
-        if self.layers.len() > MAX_OVERLAY_LAYERS {
+        if self.layers.len() + usize::from(self.fixup.is_some()) > MAX_OVERLAY_LAYERS {
             return Err(Error::Invalid {
                 what: "overlay",
                 reason: format!(
@@ -301,10 +305,11 @@ impl Rootfs {
                 fs::create_dir(d).map_err(Error::io("create", d))?;
             }
         }
-        let lowers: Vec<&Path> = visible_layers(&self.layers)
+        let lowers: Vec<&Path> = self
+            .fixup
             .iter()
-            .rev()
-            .map(|l| l.path.as_path())
+            .map(PathBuf::as_path)
+            .chain(visible_layers(&self.layers).iter().rev().map(|l| l.path.as_path()))
             .collect();
         if lowers.is_empty() {
             // overlayfs needs a lower; an image without layers is an empty directory.
@@ -434,9 +439,15 @@ impl Rootfs {
         } else {
             MountMode::Copy
         };
+        let fixup = if mode == MountMode::Overlay {
+            crate::fixup::ensure(cache, visible_layers(&layers))?
+        } else {
+            None
+        };
         let rootfs = Rootfs {
             dir,
             mode,
+            fixup,
             layers,
             fallback_reason: None,
             active: true,
@@ -571,16 +582,19 @@ fn visible_layers(layers: &[CachedLayer]) -> &[CachedLayer] {
     }
 }
 
-fn copy_layers(layers: &[CachedLayer], dest: &Path) -> Result<()> {
+fn copy_layers(layers: &[CachedLayer], fixup: Option<&Path>, dest: &Path) -> Result<()> {
     let dst = open_dir(dest)?;
-    for l in visible_layers(layers) {
-        let src = open_dir(&l.path)?;
+    let paths = visible_layers(layers).iter().map(|l| l.path.as_path()).chain(fixup);
+    for (i, path) in paths.enumerate() {
+        let src = open_dir(path)?;
         let mut links = std::collections::HashMap::new();
         merge_dir(src.as_fd(), dst.as_fd(), dst.as_fd(), &mut Vec::new(), &mut links)
-            .map_err(|(p, e)| Error::io("copy layer", l.path.join(OsStr::from_bytes(&p)))(e.into()))?;
-        // The layer root's own metadata (mode of /).
-        copy_meta(src.as_fd(), b".", dst.as_fd(), b".", &FileType::Directory)
-            .map_err(|e| Error::io("copy layer", &l.path)(e.into()))?;
+            .map_err(|(p, e)| Error::io("copy layer", path.join(OsStr::from_bytes(&p)))(e.into()))?;
+        // The layer root's own metadata (mode of /); the fix-up's root is not a layer's.
+        if i < visible_layers(layers).len() {
+            copy_meta(src.as_fd(), b".", dst.as_fd(), b".", &FileType::Directory)
+                .map_err(|e| Error::io("copy layer", path)(e.into()))?;
+        }
     }
     Ok(())
 }
@@ -608,7 +622,7 @@ pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &[u8]) -> Option<Vec<u8>> {
 
 /// Copies owner, mode, xattrs (not overlay's own) and times of `sname` in `src` onto
 /// `dname` in `dst`.
-fn copy_meta(
+pub(crate) fn copy_meta(
     src: BorrowedFd<'_>,
     sname: &[u8],
     dst: BorrowedFd<'_>,

@@ -485,3 +485,89 @@ fn layers_of_every_media_type_are_extracted() {
     let listed = wharf_rootfs::list_image_layers(&e.store, &image, &wharf_rootfs::Limits::default()).unwrap();
     assert_eq!(listed.len(), 3);
 }
+
+/// A base layer whose `usr/` has its own mode, owner, times and xattr.
+fn base_with_usr(mode: u32, uid: u64, mtime: u64, xattr: &[u8]) -> Vec<u8> {
+    let mut t = Tar::new();
+    t.pax(&[("SCHILY.xattr.user.origin", xattr)])
+        .header(&common::H {
+            name: b"usr/",
+            typeflag: b'5',
+            mode,
+            uid,
+            gid: uid + 1,
+            mtime,
+            ..common::H::default()
+        })
+        .file("usr/from-base", xattr, 0o644);
+    t.end()
+}
+
+#[test]
+fn implied_directories_show_the_metadata_of_the_layer_below_in_each_image() {
+    let e = env();
+    // The top layer has usr/bin/app but no entry for usr/ or usr/bin/: both are implied.
+    let mut top = Tar::new();
+    top.file("usr/bin/app", b"app", 0o755);
+    let top = top.end();
+    let base_a = base_with_usr(0o750, 1234, 1_500_000_000, b"a");
+    let base_b = base_with_usr(0o711, 42, 1_400_000_000, b"b");
+    let image_a = store_image(&e.store, "wharf-test/implied-a:1", &[base_a.clone(), top.clone()]);
+    let image_b = store_image(&e.store, "wharf-test/implied-b:1", &[base_b, top.clone()]);
+    let opts = ApplyOptions::default();
+    let cached_a = e.cache.ensure_image(&e.store, &image_a, &opts).unwrap();
+    let cached_b = e.cache.ensure_image(&e.store, &image_b, &opts).unwrap();
+    assert_eq!(
+        cached_a[1], cached_b[1],
+        "the top layer is one cache entry shared by both images"
+    );
+    // Extracted alone, the shared layer's usr/ is the implied 0755 root:root.
+    let alone = std::fs::metadata(cached_a[1].path.join("usr")).unwrap();
+    assert_eq!((alone.mode() & 0o7777, alone.uid()), (0o755, 0));
+
+    for (cached, name, (mode, uid, mtime, origin)) in [
+        (&cached_a, "a", (0o750, 1234, 1_500_000_000, "a")),
+        (&cached_b, "b", (0o711, 42, 1_400_000_000, "b")),
+    ] {
+        for mode_wanted in [MountMode::Overlay, MountMode::Copy] {
+            let dir = e.containers.join(format!("{name}-{mode_wanted:?}"));
+            let opts = RootfsOptions {
+                mode: Some(mode_wanted),
+            };
+            let r = Rootfs::create(&e.cache, cached, &dir, &opts).unwrap();
+            assert_eq!(r.mode(), mode_wanted, "{:?}", r.fallback_reason());
+            let usr = std::fs::metadata(r.path().join("usr")).unwrap();
+            assert_eq!(
+                (usr.mode() & 0o7777, usr.uid(), usr.gid(), usr.mtime()),
+                (mode, uid, uid + 1, mtime),
+                "image {name}, {mode_wanted:?}: usr/ must look as in its base layer"
+            );
+            let mut v = [0u8; 16];
+            let n = rustix::fs::getxattr(r.path().join("usr"), "user.origin", &mut v).unwrap();
+            assert_eq!(&v[..n], origin.as_bytes());
+            // Both layers' contents are merged beneath it; usr/bin, implied with nothing
+            // below, keeps the implied metadata.
+            assert_eq!(std::fs::read(r.path().join("usr/bin/app")).unwrap(), b"app");
+            assert_eq!(
+                std::fs::read(r.path().join("usr/from-base")).unwrap(),
+                origin.as_bytes()
+            );
+            let bin = std::fs::metadata(r.path().join("usr/bin")).unwrap();
+            assert_eq!((bin.mode() & 0o7777, bin.uid()), (0o755, 0));
+            r.close().unwrap();
+        }
+    }
+
+    // The merged view equals flattening the image, which keeps the lower usr/ (flattening
+    // also updates its mtime when it adds usr/bin, which an overlay does not).
+    let flat = e.containers.join("flat");
+    wharf_rootfs::unpack_image(&e.store, &image_a, &flat, &ApplyOptions::default()).unwrap();
+    let r = Rootfs::create(
+        &e.cache,
+        &cached_a,
+        e.containers.join("a-again"),
+        &RootfsOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(tree(r.path().as_path()), tree(&flat));
+}
