@@ -133,8 +133,10 @@ fn unpack(bencher: Bencher<'_, '_>, format: Format) {
         Format::Gzip => (&layers.gzip, Compression::Gzip),
         Format::Zstd => (&layers.zstd, Compression::Zstd),
     };
+    // With the diff_id to verify, as when an image is unpacked.
     let opts = ApplyOptions {
         compression: Some(compression),
+        diff_id: Some(Digest::sha256(&layers.plain)),
         ..ApplyOptions::default()
     };
     // Outputs are kept until the benchmark ends: creating files right after deleting thousands
