@@ -23,10 +23,12 @@
 //!   entry, not a silent re-rooting.
 //! - **Strict parsing.** A layer that two tar implementations could read differently is
 //!   refused (see [`tar`]).
-//! - **Streaming on two threads.** Decompression runs on a helper thread that hands 512 KiB
-//!   chunks to the thread hashing them (the diff_id) and writing files; file data goes from
-//!   those chunks to `write(2)` without another copy, and a regular file costs `openat`,
-//!   `write`s, `futimens` and `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed).
+//! - **Streaming on three threads.** Decompression runs on a helper thread that hands
+//!   512 KiB chunks (up to 12 MiB queued) both to a hashing thread (the diff_id) and to the
+//!   thread parsing the tar and writing files; file data goes from those chunks to `write(2)`
+//!   without another copy, and a regular file costs `openat`, `write`s, `futimens` and
+//!   `close` (plus `fchown`/`fchmod`/`fsetxattr` only when needed). Decompression is what
+//!   bounds an unpack, so with a diff_id to verify gzip's CRC-32 is not computed as well.
 //! - **Not writing what a later layer deletes.** [`unpack_image`] reads small upper layers
 //!   ahead ([`Shadow`]: their whiteouts, opaque directories and hardlink targets) and leaves
 //!   out the files of lower layers they delete, instead of writing and then removing them
