@@ -157,8 +157,13 @@ impl<R: BufRead> Read for UncheckedGzip<R> {
                     if status == Status::StreamEnd {
                         self.trailer()?;
                         self.state = State::Header;
-                    } else if produced == 0 && consumed == 0 && eof {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "gzip: truncated"));
+                    } else if produced == 0 && consumed == 0 {
+                        // No progress with input and room for output: never spin on it.
+                        return Err(if eof {
+                            io::Error::new(io::ErrorKind::UnexpectedEof, "gzip: truncated")
+                        } else {
+                            invalid("deflate data makes no progress")
+                        });
                     }
                     if produced > 0 {
                         return Ok(produced);
