@@ -1560,6 +1560,16 @@ mod tests {
     }
 
     #[test]
+    fn reads_ahead_only_upper_layers_small_next_to_those_below() {
+        assert_eq!(read_ahead_from(&[]), None);
+        assert_eq!(read_ahead_from(&[100]), None);
+        assert_eq!(read_ahead_from(&[95, 1]), Some(1));
+        assert_eq!(read_ahead_from(&[80, 20]), None, "a large top layer is not read twice");
+        assert_eq!(read_ahead_from(&[10, 80, 5, 3]), Some(2), "the small run on top");
+        assert_eq!(read_ahead_from(&[90, 5, 5]), Some(1));
+    }
+
+    #[test]
     fn maps_ids() {
         let m = IdMap::shift(100_000, 65536);
         assert_eq!(IdMap::map(&m.uids, 0), Some(100_000));
