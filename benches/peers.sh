@@ -152,8 +152,10 @@ scratch_fs() {
 	if mountpoint -q "$SCRATCH"; then umount "$SCRATCH"; fi
 	mkdir -p "$SCRATCH"
 	rm -f "$SCRATCH_IMG"
-	truncate -s 32G "$SCRATCH_IMG"
-	mkfs.ext4 -q -F "$SCRATCH_IMG" || die "mkfs.ext4 $SCRATCH_IMG failed"
+	# Inode tables and journal initialised now, not lazily by a kernel thread that would compete with
+	# the first timed runs.
+	truncate -s 12G "$SCRATCH_IMG"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$SCRATCH_IMG" || die "mkfs.ext4 $SCRATCH_IMG failed"
 	mount -o loop "$SCRATCH_IMG" "$SCRATCH" || die "cannot loop-mount $SCRATCH_IMG (needs loop devices)"
 }
 
@@ -194,7 +196,7 @@ start_wharf() { measure start wharf "$BIN/sandbox" "$RUN/run-bundle"; }
 start_peer() { measure start peer runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
 
 # The runtime CLIs as containerd drives them: separate create, start and delete processes.
-lifecycle_wharf() { measure lifecycle wharf sh "$HERE/lifecycle.sh" "$BIN/runtime --root $RUN/runtime-state" "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
+lifecycle_wharf() { measure lifecycle wharf sh "$HERE/lifecycle.sh" "$BIN/runtime --root /run/wharf-bench-runtime" "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
 lifecycle_peer() { measure lifecycle peer sh "$HERE/lifecycle.sh" runc "$RUN/run-bundle" "wharf-bench-$$-${1##*-}"; }
 
 if want unpack || want start || want lifecycle; then
@@ -213,7 +215,7 @@ if want start || want lifecycle; then
 	$PY "$HERE/bundle.py" "$RUN/run-bundle/config.json" "$SECCOMP_PROFILE"
 	runc run --bundle "$RUN/run-bundle" "wharf-bench-$$-check" || die "runc cannot run the start bundle"
 	"$BIN/sandbox" "$RUN/run-bundle" || die "wharf's sandbox example cannot run the start bundle"
-	sh "$HERE/lifecycle.sh" "$BIN/runtime --root $RUN/runtime-state" "$RUN/run-bundle" "wharf-bench-$$-check" ||
+	sh "$HERE/lifecycle.sh" "$BIN/runtime --root /run/wharf-bench-runtime" "$RUN/run-bundle" "wharf-bench-$$-check" ||
 		die "wharf's runtime example cannot create, start and delete the start bundle"
 	if want start; then bench start "$((RUNS > 20 ? RUNS : 20))"; fi
 	if want lifecycle; then bench lifecycle "$((RUNS > 20 ? RUNS : 20))"; fi
