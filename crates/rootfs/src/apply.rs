@@ -301,6 +301,20 @@ pub struct ApplyReport {
     pub implied_dirs: Vec<Vec<u8>>,
 }
 
+/// The layer's diff_id against the one it was expected to have (none given: nothing to check).
+///
+/// # Errors
+/// [`Error::DiffIdMismatch`].
+pub(crate) fn check_diff_id(expected: Option<&wharf_image::Digest>, actual: &wharf_image::Digest) -> Result<()> {
+    match expected {
+        Some(e) if e != actual => Err(Error::DiffIdMismatch {
+            expected: e.clone(),
+            actual: actual.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Applies a layer blob onto the directory `root`.
 ///
 /// The blob is streamed: decompressed on a helper thread, hashed (diff_id), parsed by a
@@ -369,14 +383,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
             implied.sort();
             Ok((applier.entries, applier.skipped, root_entry, applier.shadowed, implied))
         })?;
-    if let Some(expected) = &opts.diff_id
-        && *expected != summary.diff_id
-    {
-        return Err(Error::DiffIdMismatch {
-            expected: expected.clone(),
-            actual: summary.diff_id,
-        });
-    }
+    check_diff_id(opts.diff_id.as_ref(), &summary.diff_id)?;
     Ok(ApplyReport {
         diff_id: summary.diff_id,
         uncompressed_size: summary.uncompressed,

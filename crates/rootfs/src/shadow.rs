@@ -122,14 +122,7 @@ impl Shadow {
             }
             Ok(())
         })?;
-        if let Some(expected) = &opts.diff_id
-            && *expected != summary.diff_id
-        {
-            return Err(Error::DiffIdMismatch {
-                expected: expected.clone(),
-                actual: summary.diff_id,
-            });
-        }
+        crate::apply::check_diff_id(opts.diff_id.as_ref(), &summary.diff_id)?;
         for (k, i) in found.whiteouts {
             let e = self.whiteouts.entry(k).or_insert(i);
             *e = (*e).max(i);
