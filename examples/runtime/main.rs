@@ -407,6 +407,8 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
             Ok(())
         }))
     });
+    // Saved by the hook callback when there is one (the hooks' state needs it), otherwise once spawned.
+    let meta_saved = before_pivot.is_some();
     let opts = SpawnOptions {
         id: Some(a.id.clone()),
         state_dir: Some(sd.dir("")),
@@ -424,7 +426,9 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
         wharf::sandbox::Error::BeforePivot { reason, .. } => Error::Usage(reason),
         e => e.into(),
     })?;
-    meta.save(sd, &a.id)?;
+    if !meta_saved {
+        meta.save(sd, &a.id)?;
+    }
     if let Some(sock) = &a.console_socket {
         let master = c
             .take_pty_master()
