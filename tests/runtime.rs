@@ -1165,7 +1165,9 @@ fn kubernetes_shaped_pod_shares_the_sandbox_namespaces() {
             assert!(!Path::new(&format!("{dir}/{id}")).exists(), "{dir}/{id} left behind");
         }
     }
-    for controller in ["memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices"] {
+    for controller in [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
+    ] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/{pod}"));
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/kubepods/besteffort"));
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/kubepods"));
