@@ -395,23 +395,9 @@ fn stdio_to_and_from_files() {
 
 #[test]
 fn exec_into_a_user_namespaced_container() {
-    use wharf_sandbox::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType};
     let root = rootfs();
     let mut s = spec(&["sleep", "100"]);
-    let linux = s.linux_mut().as_mut().unwrap();
-    let mut nss = linux.namespaces().clone().unwrap();
-    let mut user = LinuxNamespace::default();
-    user.set_typ(LinuxNamespaceType::User);
-    nss.push(user);
-    linux.set_namespaces(Some(nss));
-    let map = LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(500000u32)
-        .size(65536u32)
-        .build()
-        .unwrap();
-    linux.set_uid_mappings(Some(vec![map]));
-    linux.set_gid_mappings(Some(vec![map]));
+    common::with_user_namespace(&mut s, 500000, 65536);
     let mut c = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap();
     let mut p = c
         .exec(

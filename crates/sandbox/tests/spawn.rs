@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use common::{rootfs, run, sh, spec};
-use wharf_sandbox::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount, User};
+use wharf_sandbox::oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Mount, User};
 use wharf_sandbox::{Container, Error, ExitStatus, StdioConfig};
 
 #[test]
@@ -377,20 +377,7 @@ fn two_containers_share_a_net_namespace_only_when_asked() {
 fn user_namespace_maps_root() {
     let root = rootfs();
     let mut s = sh("id -u; cat /proc/self/uid_map; hostname");
-    let linux = s.linux_mut().as_mut().unwrap();
-    let mut nss = linux.namespaces().clone().unwrap();
-    let mut user = LinuxNamespace::default();
-    user.set_typ(LinuxNamespaceType::User);
-    nss.push(user);
-    linux.set_namespaces(Some(nss));
-    let map = LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(200000u32)
-        .size(65536u32)
-        .build()
-        .unwrap();
-    linux.set_uid_mappings(Some(vec![map]));
-    linux.set_gid_mappings(Some(vec![map]));
+    common::with_user_namespace(&mut s, 200000, 65536);
     let (exit, out, err) = run(&s, root.path());
     assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -409,20 +396,7 @@ fn unmapped_user_is_a_typed_error() {
     let mut u = User::default();
     u.set_uid(5000);
     s.process_mut().as_mut().unwrap().set_user(u);
-    let linux = s.linux_mut().as_mut().unwrap();
-    let mut nss = linux.namespaces().clone().unwrap();
-    let mut user = LinuxNamespace::default();
-    user.set_typ(LinuxNamespaceType::User);
-    nss.push(user);
-    linux.set_namespaces(Some(nss));
-    let map = LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(300000u32)
-        .size(1000u32)
-        .build()
-        .unwrap();
-    linux.set_uid_mappings(Some(vec![map]));
-    linux.set_gid_mappings(Some(vec![map]));
+    common::with_user_namespace(&mut s, 300000, 1000);
     let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
     assert!(matches!(&e, Error::User { uid: 5000, .. }), "{e:?}");
 }
@@ -475,18 +449,8 @@ fn user_namespaced_container_joins_another_containers_net_namespace() {
             ns.set_path(Some(PathBuf::from(format!("/proc/{}/ns/net", a.pid()))));
         }
     }
-    let mut user = LinuxNamespace::default();
-    user.set_typ(LinuxNamespaceType::User);
-    nss.push(user);
     linux.set_namespaces(Some(nss));
-    let map = LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(400000u32)
-        .size(65536u32)
-        .build()
-        .unwrap();
-    linux.set_uid_mappings(Some(vec![map]));
-    linux.set_gid_mappings(Some(vec![map]));
+    common::with_user_namespace(&mut s, 400000, 65536);
     let (exit, out, err) = run(&s, root.path());
     assert_eq!(exit.status, ExitStatus::Exited(0), "{err}");
     assert_eq!(out.trim(), a_net.to_string_lossy());

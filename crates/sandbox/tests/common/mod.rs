@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use wharf_sandbox::oci_spec::runtime::{Mount, Spec};
+use wharf_sandbox::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount, Spec};
 use wharf_sandbox::{Container, Exit, SpawnOptions, StdioConfig, caps};
 
 pub const APPLETS: &[&str] = &[
@@ -90,4 +90,22 @@ pub fn read_all(c: &mut Container) -> (String, String) {
 
 pub fn sh(script: &str) -> Spec {
     spec(&["sh", "-c", script])
+}
+
+/// Give `spec` a new user namespace mapping container ids 0.. onto host ids `host_id..host_id+size`.
+pub fn with_user_namespace(spec: &mut Spec, host_id: u32, size: u32) {
+    let linux = spec.linux_mut().as_mut().unwrap();
+    let mut nss = linux.namespaces().clone().unwrap();
+    let mut user = LinuxNamespace::default();
+    user.set_typ(LinuxNamespaceType::User);
+    nss.push(user);
+    linux.set_namespaces(Some(nss));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(host_id)
+        .size(size)
+        .build()
+        .unwrap();
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
 }
