@@ -498,11 +498,35 @@ fn clone_child(
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }, in_cgroup))
 }
 
+/// What the parent does for a cloned child before releasing it: attach it to its v2 cgroup when `CLONE_INTO_CGROUP`
+/// could not (v1 children join by themselves), and set its OOM score.
+fn settle(cgroup: &Cgroup, pid: i32, in_cgroup: bool, oom_score_adj: Option<i32>) -> Result<()> {
+    if cgroup.version == CgroupVersion::V2 && !in_cgroup {
+        cgroup.attach(pid)?;
+    }
+    if let Some(adj) = oom_score_adj {
+        write_file(
+            &format!("/proc/{pid}/oom_score_adj"),
+            &adj.to_string(),
+            "write oom_score_adj",
+        )?;
+    }
+    Ok(())
+}
+
 /// fds that must live until the clone and be closed in the parent right after.
 #[derive(Default)]
 struct ChildFds(Vec<OwnedFd>);
 
 impl ChildFds {
+    /// Copies of the cgroup v1 `tasks` fds, for the child to join with.
+    fn keep_tasks(&mut self, join: &JoinFds, base: RawFd) -> Result<Vec<RawFd>> {
+        join.tasks
+            .iter()
+            .map(|(_, fd)| Ok(self.keep(high(fd.as_raw_fd(), base)?)))
+            .collect()
+    }
+
     fn keep(&mut self, fd: OwnedFd) -> RawFd {
         let r = fd.as_raw_fd();
         self.0.push(fd);
@@ -1149,10 +1173,7 @@ impl Container {
             -1
         };
         let cg_join = cgroup.join_fds()?;
-        let mut cgroup_tasks = Vec::new();
-        for (_, fd) in &cg_join.tasks {
-            cgroup_tasks.push(fds.keep(high(fd.as_raw_fd(), base)?));
-        }
+        let cgroup_tasks = fds.keep_tasks(&cg_join, base)?;
         let mut pause_w = None;
         let pause_r = match before_pivot {
             Some(_) => {
@@ -1251,17 +1272,7 @@ impl Container {
                     "write gid_map",
                 )?;
             }
-            if cgroup.version == CgroupVersion::V2 && !in_cgroup {
-                cgroup.attach(pid)?;
-            }
-            if let Some(adj) = process.oom_score_adj() {
-                write_file(
-                    &format!("/proc/{pid}/oom_score_adj"),
-                    &adj.to_string(),
-                    "write oom_score_adj",
-                )?;
-            }
-            Ok(())
+            settle(cgroup, pid, in_cgroup, process.oom_score_adj())
         };
         parent_setup()?;
         let mut sync_w = File::from(sync_w);
@@ -1544,6 +1555,10 @@ fn exec_into(
     if process.apparmor_profile().is_none() {
         process.set_apparmor_profile(spec.process().as_ref().and_then(|p| p.apparmor_profile().clone()));
     }
+    // The container's OOM score, as runc gives exec'd processes.
+    if process.oom_score_adj().is_none() {
+        process.set_oom_score_adj(spec.process().as_ref().and_then(|p| p.oom_score_adj()));
+    }
     prepare::check_process_supported(&process)?;
     let pp = prepare::proc_plan(&process)?;
     let target = pid.to_string();
@@ -1584,10 +1599,7 @@ fn exec_into(
     envp.push(std::ptr::null());
     let join = vec![(fds.keep(high(pidfd.as_raw_fd(), base)?), flags)];
     let cg_join = cgroup.join_fds()?;
-    let mut cgroup_tasks = Vec::new();
-    for (_, fd) in &cg_join.tasks {
-        cgroup_tasks.push(fds.keep(high(fd.as_raw_fd(), base)?));
-    }
+    let cgroup_tasks = fds.keep_tasks(&cg_join, base)?;
     let plan = Plan {
         sync_r: fds.keep(high(sync_r.as_raw_fd(), base)?),
         err_w: fds.keep(high(err_w.as_raw_fd(), base)?),
@@ -1641,20 +1653,7 @@ fn exec_into(
         pty_master: None,
         detached: false,
     };
-    if cgroup.version == CgroupVersion::V2 && !in_cgroup {
-        cgroup.attach(cpid)?;
-    }
-    // The container's OOM score (the exec'd process's own when it has one), as runc gives exec'd processes.
-    if let Some(adj) = process
-        .oom_score_adj()
-        .or_else(|| spec.process().as_ref().and_then(|p| p.oom_score_adj()))
-    {
-        write_file(
-            &format!("/proc/{cpid}/oom_score_adj"),
-            &adj.to_string(),
-            "write oom_score_adj",
-        )?;
-    }
+    settle(cgroup, cpid, in_cgroup, process.oom_score_adj())?;
     let mut sync_w = File::from(sync_w);
     std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
     drop(sync_w);
