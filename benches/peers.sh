@@ -37,7 +37,7 @@ want() { [[ " $OPS " == *" $1 "* ]]; }
 [ "${RUNS}" -ge 5 ] 2>/dev/null || die "RUNS must be at least 5 (got '${RUNS}')"
 
 # --- peers, from Debian --------------------------------------------------------------------
-PKGS="curl debootstrap e2fsprogs skopeo umoci runc docker-registry python3 busybox-static"
+PKGS="curl debootstrap e2fsprogs skopeo umoci runc docker-registry python3 busybox-static libisal-dev"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
 	log "installing $(echo $missing)"

@@ -12,7 +12,7 @@ fi
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 need=()
-for p in busybox-static docker-registry libseccomp-dev pkg-config; do
+for p in busybox-static docker-registry libseccomp-dev pkg-config libisal-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -8,6 +8,7 @@ pkgs=(
   apache2-utils    # htpasswd (bcrypt) for the basic-auth registry
   openssl          # keys and certificates for the token-auth registry
   libseccomp-dev pkg-config  # wharf-sandbox links libseccomp
+  libisal-dev      # the façade's default `isal` feature: wharf-rootfs inflates gzip with ISA-L
   runc crun containerd       # peers for the runtime tests and benchmarks
 )
 missing=()

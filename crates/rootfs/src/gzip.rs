@@ -6,6 +6,8 @@
 //! a layer unpacks. Everything else is still checked: the header (magic, method, reserved
 //! flags, optional fields bounded), each member's length (ISIZE), truncation, and bytes
 //! after the last member that do not start another one.
+//!
+//! The deflate data itself goes through ISA-L with the `isal` feature, zlib-rs without.
 
 use std::io::{self, BufRead, Read};
 
@@ -21,10 +23,93 @@ enum State {
     Done,
 }
 
+/// The raw deflate decoder under the gzip framing.
+pub(crate) enum Inflater {
+    /// zlib-rs through flate2 (with ISA-L built in, only the tests compare against it).
+    #[cfg_attr(feature = "isal", allow(dead_code))]
+    Zlib(Box<Decompress>),
+    /// ISA-L.
+    #[cfg(feature = "isal")]
+    Isal(crate::isal::RawInflate),
+}
+
+impl Inflater {
+    /// The fastest decoder this build has.
+    pub(crate) fn best() -> io::Result<Self> {
+        #[cfg(feature = "isal")]
+        return Ok(Inflater::Isal(crate::isal::RawInflate::new()?));
+        #[cfg(not(feature = "isal"))]
+        Ok(Inflater::Zlib(Box::new(Decompress::new(false))))
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Inflater::Zlib(d) => d.reset(false),
+            #[cfg(feature = "isal")]
+            Inflater::Isal(d) => d.reset(),
+        }
+    }
+
+    /// Decodes from `input` into `out`: (consumed, produced, end of the deflate stream,
+    /// consumed bytes to give back because they follow the stream's end).
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> io::Result<(usize, usize, bool, Vec<u8>)> {
+        match self {
+            Inflater::Zlib(d) => {
+                let (in0, out0) = (d.total_in(), d.total_out());
+                let status = d
+                    .decompress(input, out, FlushDecompress::None)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let consumed = (d.total_in() - in0) as usize;
+                let produced = (d.total_out() - out0) as usize;
+                Ok((consumed, produced, status == Status::StreamEnd, Vec::new()))
+            }
+            #[cfg(feature = "isal")]
+            Inflater::Isal(d) => {
+                let s = d.step(input, out)?;
+                Ok((s.consumed, s.produced, s.ended, s.unused.0[..s.unused.1].to_vec()))
+            }
+        }
+    }
+}
+
+/// A `BufRead` that can be handed back bytes already consumed from it.
+struct Pushback<R> {
+    back: Vec<u8>,
+    inner: R,
+}
+
+impl<R: BufRead> Read for Pushback<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let buf = self.fill_buf()?;
+        let n = buf.len().min(out.len());
+        out[..n].copy_from_slice(&buf[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Pushback<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.back.is_empty() {
+            self.inner.fill_buf()
+        } else {
+            Ok(&self.back)
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.back.is_empty() {
+            self.inner.consume(n);
+        } else {
+            self.back.drain(..n);
+        }
+    }
+}
+
 /// A `Read` of the concatenated members of a gzip stream.
 pub(crate) struct UncheckedGzip<R> {
-    inner: R,
-    inflate: Decompress,
+    inner: Pushback<R>,
+    inflate: Inflater,
     state: State,
     /// Bytes produced by the current member.
     member_out: u64,
@@ -35,10 +120,13 @@ fn invalid(what: &str) -> io::Error {
 }
 
 impl<R: BufRead> UncheckedGzip<R> {
-    pub(crate) fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R, inflate: Inflater) -> Self {
         UncheckedGzip {
-            inner,
-            inflate: Decompress::new(false),
+            inner: Pushback {
+                back: Vec::new(),
+                inner,
+            },
+            inflate,
             state: State::Header,
             member_out: 0,
         }
@@ -138,23 +226,18 @@ impl<R: BufRead> Read for UncheckedGzip<R> {
                         continue;
                     }
                     self.header()?;
-                    self.inflate.reset(false);
+                    self.inflate.reset();
                     self.member_out = 0;
                     self.state = State::Body;
                 }
                 State::Body => {
                     let input = self.inner.fill_buf()?;
                     let eof = input.is_empty();
-                    let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
-                    let status = self
-                        .inflate
-                        .decompress(input, out, FlushDecompress::None)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    let consumed = (self.inflate.total_in() - in0) as usize;
-                    let produced = (self.inflate.total_out() - out0) as usize;
+                    let (consumed, produced, ended, unused) = self.inflate.step(input, out)?;
                     self.inner.consume(consumed);
+                    self.inner.back.splice(0..0, unused);
                     self.member_out += produced as u64;
-                    if status == Status::StreamEnd {
+                    if ended {
                         self.trailer()?;
                         self.state = State::Header;
                     } else if produced == 0 && consumed == 0 {
@@ -186,10 +269,41 @@ mod tests {
         e.finish().unwrap()
     }
 
+    /// Every decoder this build has.
+    fn inflaters() -> Vec<Inflater> {
+        #[allow(unused_mut)]
+        let mut v = vec![Inflater::Zlib(Box::new(Decompress::new(false)))];
+        #[cfg(feature = "isal")]
+        v.push(Inflater::Isal(crate::isal::RawInflate::new().unwrap()));
+        v
+    }
+
+    /// Decodes `blob` with every decoder, through a tiny and a large input buffer, and
+    /// returns the result they all agree on (the kind of error, when they fail).
     fn decode(blob: &[u8]) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        UncheckedGzip::new(io::BufReader::with_capacity(7, blob)).read_to_end(&mut out)?;
-        Ok(out)
+        decode_through(blob, &[7, 1 << 20])
+    }
+
+    fn decode_through(blob: &[u8], capacities: &[usize]) -> io::Result<Vec<u8>> {
+        let mut results = Vec::new();
+        for &capacity in capacities {
+            for inflate in inflaters() {
+                let mut out = Vec::new();
+                let r = UncheckedGzip::new(io::BufReader::with_capacity(capacity, blob), inflate)
+                    .read_to_end(&mut out)
+                    .map(|_| out);
+                results.push(r);
+            }
+        }
+        let first = results.remove(0);
+        for other in &results {
+            match (&first, other) {
+                (Ok(a), Ok(b)) => assert!(a == b, "decoders disagree on the data"),
+                (Ok(a), Err(e)) | (Err(e), Ok(a)) => panic!("one decoder gave {} bytes, one failed: {e}", a.len()),
+                (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "decoders disagree: {a} vs {b}"),
+            }
+        }
+        first
     }
 
     #[test]
@@ -227,5 +341,70 @@ mod tests {
         let mut wrong_crc = blob.clone();
         wrong_crc[n - 8] ^= 1;
         assert_eq!(decode(&wrong_crc).unwrap(), vec![7u8; 50_000]);
+    }
+
+    /// Pseudo-random bytes that do not compress (xorshift).
+    fn noise(n: usize, mut x: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_end_anywhere_in_the_input_buffer() {
+        // Member ends (where a decoder may have read ahead past the deflate data) land at
+        // every offset of small input buffers and at the edges of large ones.
+        let text: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let parts = [
+            Vec::new(),
+            b"x".to_vec(),
+            noise(70_000, 1),
+            text.clone(),
+            noise(1_000, 2),
+            text[..4_321].to_vec(),
+        ];
+        let blob: Vec<u8> = parts.iter().flat_map(|p| gz(p)).collect();
+        let expected = parts.concat();
+        let got = decode_through(&blob, &[1, 2, 3, 5, 8, 13, 64, 4096, 65_536, blob.len()]).unwrap();
+        assert!(
+            got == expected,
+            "decoded {} bytes, expected {}",
+            got.len(),
+            expected.len()
+        );
+    }
+
+    #[test]
+    fn damaged_deflate_data_never_panics() {
+        // Without the CRC a damaged stream may decode to other bytes (the diff_id catches
+        // that); what must hold is that every decoder returns, and refuses most damage.
+        let blob = [gz(&noise(20_000, 3)), gz(&[b'a'; 50_000])].concat();
+        let positions: Vec<usize> = (10..blob.len()).step_by(97).collect();
+        for (d, _) in inflaters().into_iter().enumerate() {
+            let mut refused = 0;
+            for &i in &positions {
+                let mut bad = blob.clone();
+                bad[i] ^= 0x5a;
+                let inflate = inflaters().swap_remove(d);
+                let mut out = Vec::new();
+                refused += usize::from(
+                    UncheckedGzip::new(io::BufReader::with_capacity(4096, &bad[..]), inflate)
+                        .read_to_end(&mut out)
+                        .is_err(),
+                );
+            }
+            assert!(
+                refused > positions.len() / 2,
+                "decoder {d} refused {refused} of {}",
+                positions.len()
+            );
+        }
     }
 }

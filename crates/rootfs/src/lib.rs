@@ -62,6 +62,8 @@ pub mod error;
 mod fixup;
 mod fsutil;
 mod gzip;
+#[cfg(feature = "isal")]
+mod isal;
 mod rootfs;
 mod shadow;
 mod stream;
