@@ -80,11 +80,7 @@ struct Pushback<R> {
 
 impl<R: BufRead> Read for Pushback<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let buf = self.fill_buf()?;
-        let n = buf.len().min(out.len());
-        out[..n].copy_from_slice(&buf[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::stream::read_buffered(self, out)
     }
 }
 
