@@ -433,6 +433,29 @@ pub fn extract_layer<R: Read + Send>(dest: &std::path::Path, blob: R, opts: &App
     result
 }
 
+/// An image's layer descriptors (bottom to top) and its config's diff_ids, one for each.
+///
+/// # Errors
+/// [`Error::Invalid`] when the manifest and the config do not list the same number of layers.
+pub(crate) fn layers_and_diff_ids(
+    image: &wharf_image::store::Image,
+) -> Result<(&[wharf_image::oci_spec::image::Descriptor], Vec<Digest>)> {
+    let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
+    let layers = image.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Invalid {
+            what: "image",
+            reason: format!(
+                "{}: manifest has {} layers but config has {} diff_ids",
+                image.reference,
+                layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    Ok((layers, diff_ids))
+}
+
 /// Unpacks every layer of `image` from `store`, flattened, into the new directory `dest`
 /// (like `umoci unpack`'s rootfs): each layer's diff_id is verified, one [`ImageBudget`]
 /// covers the image, and `dest` appears only once everything applied (a temporary sibling
@@ -455,19 +478,7 @@ pub fn unpack_image(
     dest: &std::path::Path,
     opts: &ApplyOptions,
 ) -> Result<Vec<ApplyReport>> {
-    let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
-    let layers = image.manifest.layers();
-    if diff_ids.len() != layers.len() {
-        return Err(Error::Invalid {
-            what: "image",
-            reason: format!(
-                "{}: manifest has {} layers but config has {} diff_ids",
-                image.reference,
-                layers.len(),
-                diff_ids.len()
-            ),
-        });
-    }
+    let (layers, diff_ids) = layers_and_diff_ids(image)?;
     let tmp = crate::cache::temp_sibling(dest);
     fsutil::create_private_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
     let budget = ImageBudget::new();

@@ -272,19 +272,7 @@ impl LayerCache {
     /// [`Error::Invalid`] when the config's diff_ids do not match the manifest's layers; the
     /// first extraction error otherwise.
     pub fn ensure_image(&self, store: &Store, image: &Image, opts: &ApplyOptions) -> Result<Vec<CachedLayer>> {
-        let diff_ids = image.config.diff_ids().map_err(wharf_image::Error::from)?;
-        let layers = image.manifest.layers();
-        if diff_ids.len() != layers.len() {
-            return Err(Error::Invalid {
-                what: "image",
-                reason: format!(
-                    "{}: manifest has {} layers but config has {} diff_ids",
-                    image.reference,
-                    layers.len(),
-                    diff_ids.len()
-                ),
-            });
-        }
+        let (layers, diff_ids) = crate::apply::layers_and_diff_ids(image)?;
         let opts = ApplyOptions {
             image_budget: ImageBudget::new(),
             ..opts.clone()
