@@ -1094,12 +1094,13 @@ fn load_seccomp(plan: &Plan) {
     }
 }
 
-/// Fails the way `exec` would when no candidate path is an executable the process may run.
-fn check_executable(plan: &Plan) {
+/// Tries each candidate path with `attempt` (true: done) and, when none works, fails as
+/// `execve` on a `PATH` search does: "not found" if every path was missing, else the last
+/// other error.
+fn try_exec_paths(plan: &Plan, mut attempt: impl FnMut(&CStr) -> bool) {
     let mut last = libc::ENOENT;
     for p in &plan.exec_paths {
-        // SAFETY: a NUL-terminated path prepared before the fork.
-        if unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0 {
+        if attempt(p) {
             return;
         }
         let e = errno();
@@ -1111,6 +1112,12 @@ fn check_executable(plan: &Plan) {
         fail(plan, Stage::ExecNotFound, 0, last)
     }
     fail(plan, Stage::Exec, 0, last)
+}
+
+/// Fails the way `exec` would when no candidate path is an executable the process may run.
+fn check_executable(plan: &Plan) {
+    // SAFETY: a NUL-terminated path prepared before the fork.
+    try_exec_paths(plan, |p| unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0);
 }
 
 /// Reset signal handlers to default and unblock signals, then try each candidate path.
@@ -1139,18 +1146,12 @@ fn exec(plan: &Plan) -> ! {
             std::ptr::null_mut::<u8>(),
             8,
         );
-        let mut last = libc::ENOENT;
-        for p in &plan.exec_paths {
+        // execve returns only when it failed: every attempt "fails" or replaces the process.
+        try_exec_paths(plan, |p| {
             libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            let e = errno();
-            if e != libc::ENOENT && e != libc::ENOTDIR {
-                last = e;
-            }
-        }
-        if last == libc::ENOENT {
-            fail(plan, Stage::ExecNotFound, 0, last)
-        }
-        fail(plan, Stage::Exec, 0, last)
+            false
+        });
+        fail(plan, Stage::Exec, 0, libc::ENOENT)
     }
 }
 
