@@ -39,29 +39,9 @@ pub fn send(socket: &Path, master: &File) -> Result<()> {
     Ok(())
 }
 
-/// The host terminal in raw mode while a container's pty is proxied; restored on drop.
-struct RawMode(Option<rustix::termios::Termios>);
-
-impl RawMode {
-    fn enter() -> RawMode {
-        let stdin = std::io::stdin();
-        let saved = rustix::termios::tcgetattr(&stdin).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
-            raw.make_raw();
-            let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
-        }
-        RawMode(saved)
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
-        }
-    }
-}
+#[path = "../common/raw_mode.rs"]
+mod raw_mode;
+use raw_mode::RawMode;
 
 /// A pty proxied to this process's stdin and stdout (`run` or `exec` in the foreground without a console socket,
 /// as runc does). [`Proxy::finish`] waits for the output to drain once the process ended.

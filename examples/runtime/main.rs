@@ -603,15 +603,18 @@ fn list(sd: &StateDir, format: &str, quiet: bool) -> Result<()> {
                 );
             }
         }
-        other => {
-            return Err(Error::Flag {
-                flag: "--format",
-                value: other.into(),
-                reason: "use table or json".into(),
-            });
-        }
+        other => return Err(bad_format(other)),
     }
     Ok(())
+}
+
+/// `--format` of `list` and `ps` takes what runc's does.
+fn bad_format(value: &str) -> Error {
+    Error::Flag {
+        flag: "--format",
+        value: value.into(),
+        reason: "use table or json".into(),
+    }
 }
 
 fn ps(sd: &StateDir, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
@@ -645,13 +648,7 @@ fn ps(sd: &StateDir, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                 }
             }
         }
-        other => {
-            return Err(Error::Flag {
-                flag: "--format",
-                value: other.into(),
-                reason: "use table or json".into(),
-            });
-        }
+        other => return Err(bad_format(other)),
     }
     Ok(())
 }

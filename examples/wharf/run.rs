@@ -605,31 +605,9 @@ pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Restores the host terminal's settings when dropped.
-struct RawMode {
-    saved: Option<rustix::termios::Termios>,
-}
-
-impl RawMode {
-    fn enter() -> RawMode {
-        let stdin = std::io::stdin();
-        let saved = rustix::termios::tcgetattr(&stdin).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
-            raw.make_raw();
-            let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
-        }
-        RawMode { saved }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
-        }
-    }
-}
+#[path = "../common/raw_mode.rs"]
+mod raw_mode;
+use raw_mode::RawMode;
 
 /// Copies between the caller's terminal and the container's pty until the container closes it.
 fn proxy_terminal(master: File, interactive: bool) -> Result<()> {
