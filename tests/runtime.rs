@@ -432,10 +432,21 @@ fn state_matches_runc_field_by_field() {
         assert!(out.status.success(), "runc state: {}", out.stderr);
         serde_json::from_str(&out.stdout).unwrap()
     };
+    // A runc command that must succeed, and a wait for runc to report a status.
+    let runc_ok = |args: &[&str]| {
+        let out = env.call(Path::new(runc()), &[&["--root", runc_root], args].concat());
+        assert!(out.status.success(), "runc {args:?}: {}", out.stderr);
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runc_wait = |id: &str, status: &str| {
+        while runc_state(id)["status"] != status {
+            assert!(Instant::now() < deadline, "runc never reported {status}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     let bs = b.to_str().unwrap();
     let id = format!("cmp-{}", std::process::id());
-    let out = env.call(Path::new(runc()), &["--root", runc_root, "create", "--bundle", bs, &id]);
-    assert!(out.status.success(), "runc create: {}", out.stderr);
+    runc_ok(&["create", "--bundle", bs, &id]);
     env.ok(&["create", "--bundle", bs, &id]);
 
     let compare = |ours: &Value, theirs: &Value| {
@@ -464,51 +475,24 @@ fn state_matches_runc_field_by_field() {
     };
     compare(&env.state(&id), &runc_state(&id));
 
-    assert!(
-        env.call(Path::new(runc()), &["--root", runc_root, "start", &id])
-            .status
-            .success()
-    );
+    runc_ok(&["start", &id]);
     env.ok(&["start", &id]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runc_state(&id)["status"] != "running" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    runc_wait(&id, "running");
     env.wait_status(&id, "running");
     compare(&env.state(&id), &runc_state(&id));
 
-    assert!(
-        env.call(Path::new(runc()), &["--root", runc_root, "pause", &id])
-            .status
-            .success()
-    );
+    runc_ok(&["pause", &id]);
     env.ok(&["pause", &id]);
     compare(&env.state(&id), &runc_state(&id));
-    assert!(
-        env.call(Path::new(runc()), &["--root", runc_root, "resume", &id])
-            .status
-            .success()
-    );
+    runc_ok(&["resume", &id]);
     env.ok(&["resume", &id]);
 
-    assert!(
-        env.call(Path::new(runc()), &["--root", runc_root, "kill", &id, "KILL"])
-            .status
-            .success()
-    );
+    runc_ok(&["kill", &id, "KILL"]);
     env.ok(&["kill", &id, "KILL"]);
-    while runc_state(&id)["status"] != "stopped" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    runc_wait(&id, "stopped");
     env.wait_status(&id, "stopped");
     compare(&env.state(&id), &runc_state(&id));
-    assert!(
-        env.call(Path::new(runc()), &["--root", runc_root, "delete", &id])
-            .status
-            .success()
-    );
+    runc_ok(&["delete", &id]);
     env.ok(&["delete", &id]);
 }
 
