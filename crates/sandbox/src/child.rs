@@ -73,6 +73,7 @@ stages! {
     Keyring,
     Paused,
     AppArmor,
+    Loopback,
     /// Not an error: the mounts are in place and the child waits before `pivot_root` (the hook point).
     Mounted = 98,
     /// Not an error: the container is set up and waits to be started.
@@ -211,6 +212,8 @@ pub(crate) struct Plan {
     pub pty_sock: RawFd,
     /// Window size for a terminal allocated here (0 rows: leave it).
     pub winsize: libc::winsize,
+    /// Set `IFF_UP` on `lo` once the new network namespace exists.
+    pub loopback_up: bool,
 }
 
 // SAFETY: the raw pointers in argv/envp point into CStrings owned by the same container-spawn call and are only read.
@@ -715,6 +718,22 @@ fn setup_fs(plan: &Plan, fs: &FsPlan) -> RawFd {
 /// Open a new pty from the devpts under `root` (the container's, at `dev/pts/ptmx`, checked to be the ptmx
 /// device: the container cannot hand us something else), send its master to the parent over `plan.pty_sock`, and
 /// return the slave.
+/// `ip link set lo up` in the current network namespace: `SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`.
+fn loopback_up(plan: &Plan) {
+    // SAFETY: a socket of our own and an `ifreq` on the stack, passed to ioctls that read and write only it.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        check(plan, s, Stage::Loopback, 0);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as c_char;
+        req.ifr_name[1] = b'o' as c_char;
+        check(plan, libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req), Stage::Loopback, 1);
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        check(plan, libc::ioctl(s, libc::SIOCSIFFLAGS, &req), Stage::Loopback, 2);
+        close(s);
+    }
+}
+
 fn alloc_pty(plan: &Plan, root: RawFd) -> RawFd {
     // SAFETY (whole function): raw syscalls on fds we own and stack buffers.
     unsafe {
@@ -891,6 +910,9 @@ pub(crate) fn run(plan: &Plan) -> ! {
         }
         if let Some(name) = &plan.keyring {
             join_keyring(plan, name);
+        }
+        if plan.loopback_up {
+            loopback_up(plan);
         }
         // Opened while the host's /proc is still in place; written just before no_new_privs, as runc does.
         let apparmor_attr = match &plan.apparmor {

@@ -165,6 +165,9 @@ pub struct SpawnOptions {
     /// session keyring of its own, `_ses.ID`, so keys of the caller's session are not reachable from it;
     /// processes exec'd into the container join the same one.
     pub no_new_keyring: bool,
+    /// Bring the loopback interface `lo` up when the container gets a network namespace of its own (not one joined
+    /// by path, not the host's), as Docker and podman do. runc leaves it down, and so does the default.
+    pub loopback_up: bool,
 }
 
 /// Where the examples keep compiled seccomp programs (see [`SpawnOptions::seccomp_cache`]): on the tmpfs `/run`, so
@@ -923,6 +926,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Sysctl => "write sysctl",
         Stage::Console => "set up the terminal (/dev/console, pty)",
         Stage::Keyring => "join session keyring",
+        Stage::Loopback => "bring the loopback interface up",
         Stage::Paused => "wait before pivot_root",
         Stage::AppArmor => "set AppArmor profile",
         _ => "setup",
@@ -1231,6 +1235,7 @@ impl Container {
             keyring_perm_add,
             pause_r,
             apparmor: pp.apparmor.clone(),
+            loopback_up: opts.loopback_up && ns.unshare & libc::CLONE_NEWNET != 0,
         };
         drop((sync_r, err_w));
         let (pid, pidfd, in_cgroup) = clone_child(&plan, ns.clone_flags, &thread_joins, cg_join.v2_dir.as_ref())?;
@@ -1637,6 +1642,7 @@ fn exec_into(
         keyring_perm_add: 0,
         pause_r: -1,
         apparmor: pp.apparmor.clone(),
+        loopback_up: false,
     };
     drop((sync_r, err_w));
     let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();

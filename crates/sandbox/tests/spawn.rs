@@ -457,3 +457,22 @@ fn user_namespaced_container_joins_another_containers_net_namespace() {
     a.kill(libc::SIGKILL).unwrap();
     a.wait().unwrap();
 }
+
+#[test]
+fn loopback_is_up_in_a_new_network_namespace_only_when_asked() {
+    let root = rootfs();
+    // /sys/class/net/lo/flags: IFF_LOOPBACK (0x8), plus IFF_UP (0x1) when up.
+    let probe = "cat /sys/class/net/lo/flags; nc -l -p 4321 & sleep 0.2; \
+                 echo hello | nc -w 1 127.0.0.1 4321; wait";
+    let opts = wharf_sandbox::SpawnOptions {
+        loopback_up: true,
+        ..Default::default()
+    };
+    let (exit, out, err) = common::run_with(&sh(probe), root.path(), opts);
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "0x9\nhello\n", "stderr: {err}");
+    // The default is runc's: lo stays down.
+    let (exit, out, err) = run(&sh("cat /sys/class/net/lo/flags"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "0x8\n");
+}

@@ -10,7 +10,7 @@ use wharf_sandbox::{Container, Exit, SpawnOptions, StdioConfig, caps};
 pub const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "ls", "hostname", "sleep", "true", "false", "id", "grep", "head", "tail", "env", "pwd",
     "kill", "wc", "touch", "mkdir", "stat", "readlink", "test", "dd", "tr", "unshare", "mount", "seq", "ps", "umask",
-    "tty", "ulimit", "cut",
+    "tty", "ulimit", "cut", "nc",
 ];
 
 /// A root filesystem with Debian's static busybox and applet symlinks.
