@@ -1255,6 +1255,8 @@ mod stage_tests {
             Stage::ExecNotFound,
             Stage::Exec,
             Stage::Paused,
+            Stage::AppArmor,
+            Stage::Loopback,
             Stage::Mounted,
             Stage::Ready,
         ] {
@@ -1263,6 +1265,6 @@ mod stage_tests {
         assert_eq!(Stage::Sync as u32, 1);
         assert_eq!(Stage::Ready as u32, 99);
         assert_eq!(Stage::from_u32(0), None);
-        assert_eq!(Stage::from_u32(Stage::AppArmor as u32 + 1), None);
+        assert_eq!(Stage::from_u32(Stage::Loopback as u32 + 1), None);
     }
 }
