@@ -49,6 +49,8 @@ SECCOMP_PROFILE=$REPO/crates/sandbox/data/docker-seccomp-default.json
 
 # --- wharf, built once in release mode -----------------------------------------------------
 log "building the release examples (wharf, unpack, sandbox, runtime) in $CARGO_TARGET_DIR"
+# The figures are for ISA-L inflate: a build that silently fell back to zlib-rs would mislead.
+export WHARF_ISAL=require
 (cd "$REPO" && cargo build --quiet --release --example wharf --example unpack --example sandbox --example runtime) ||
 	die "cargo build --release of the examples failed"
 "$BIN/wharf" --help | grep -qE '^\s+pull\b' || die "the wharf CLI ($BIN/wharf) has no 'pull' command yet"

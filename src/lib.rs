@@ -7,6 +7,13 @@
 //! - [`registry`] — the OCI distribution protocol client;
 //! - [`rootfs`] — layers applied safely into root filesystems, overlay assembly, commit;
 //! - [`sandbox`] — a process in namespaces, cgroups and seccomp from an OCI runtime spec.
+//!
+//! # Building
+//! `cargo add wharf` needs a Rust toolchain, crates.io and one system library, libseccomp
+//! (Debian and Ubuntu: `apt-get install libseccomp-dev pkg-config`). The default `isal` feature
+//! uses ISA-L (`libisal-dev`) to inflate gzip layers when the build finds it and falls back to
+//! zlib-rs with one build warning when it does not ([`rootfs::GZIP_INFLATER`] says which);
+//! `WHARF_ISAL=require` in the build's environment turns its absence into an error.
 
 pub use wharf_image as image;
 pub use wharf_registry as registry;

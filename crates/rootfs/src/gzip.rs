@@ -7,7 +7,8 @@
 //! flags, optional fields bounded), each member's length (ISIZE), truncation, and bytes
 //! after the last member that do not start another one.
 //!
-//! The deflate data itself goes through ISA-L with the `isal` feature, zlib-rs without.
+//! The deflate data itself goes through ISA-L when the `isal` feature found it at build time
+//! (`crate::GZIP_INFLATER` says which), zlib-rs otherwise.
 
 use std::io::{self, BufRead, Read};
 
@@ -26,26 +27,26 @@ enum State {
 /// The raw deflate decoder under the gzip framing.
 pub(crate) enum Inflater {
     /// zlib-rs through flate2 (with ISA-L built in, only the tests compare against it).
-    #[cfg_attr(feature = "isal", allow(dead_code))]
+    #[cfg_attr(wharf_isal, allow(dead_code))]
     Zlib(Box<Decompress>),
     /// ISA-L.
-    #[cfg(feature = "isal")]
+    #[cfg(wharf_isal)]
     Isal(crate::isal::RawInflate),
 }
 
 impl Inflater {
     /// The fastest decoder this build has.
     pub(crate) fn best() -> io::Result<Self> {
-        #[cfg(feature = "isal")]
+        #[cfg(wharf_isal)]
         return Ok(Inflater::Isal(crate::isal::RawInflate::new()?));
-        #[cfg(not(feature = "isal"))]
+        #[cfg(not(wharf_isal))]
         Ok(Inflater::Zlib(Box::new(Decompress::new(false))))
     }
 
     fn reset(&mut self) {
         match self {
             Inflater::Zlib(d) => d.reset(false),
-            #[cfg(feature = "isal")]
+            #[cfg(wharf_isal)]
             Inflater::Isal(d) => d.reset(),
         }
     }
@@ -63,7 +64,7 @@ impl Inflater {
                 let produced = (d.total_out() - out0) as usize;
                 Ok((consumed, produced, status == Status::StreamEnd, Vec::new()))
             }
-            #[cfg(feature = "isal")]
+            #[cfg(wharf_isal)]
             Inflater::Isal(d) => {
                 let s = d.step(input, out)?;
                 Ok((s.consumed, s.produced, s.ended, s.unused.0[..s.unused.1].to_vec()))
@@ -269,7 +270,7 @@ mod tests {
     fn inflaters() -> Vec<Inflater> {
         #[allow(unused_mut)]
         let mut v = vec![Inflater::Zlib(Box::new(Decompress::new(false)))];
-        #[cfg(feature = "isal")]
+        #[cfg(wharf_isal)]
         v.push(Inflater::Isal(crate::isal::RawInflate::new().unwrap()));
         v
     }

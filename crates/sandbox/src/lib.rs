@@ -82,6 +82,11 @@
 //! println!("{:?}", exit.status);
 //! # Ok(()) }
 //! ```
+//!
+//! # Building
+//! The crate links the system's libseccomp (version 2.5 or later): on Debian and Ubuntu
+//! `apt-get install libseccomp-dev pkg-config`, on Fedora `dnf install libseccomp-devel`, on Alpine
+//! `apk add libseccomp-dev`. Nothing else outside crates.io is needed.
 
 mod bpf_cache;
 pub mod caps;
