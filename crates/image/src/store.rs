@@ -8,6 +8,9 @@
 //! ROOT/.wharf/*.lock         file locks shared by every process using the store
 //! ```
 //!
+//! `oci-layout` is written last when a store is created, under `.wharf/init.lock`, so any
+//! number of processes may create the same new store at once (see the `layout` module).
+//!
 //! Design choices:
 //! - A blob becomes visible only by `rename` after its digest and size were verified and the file
 //!   was fsynced, so a crash or a bad download never leaves a wrong blob under its digest.
@@ -30,6 +33,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use crate::error::{Error, Result};
 use crate::media::{self, Kind};
 use crate::{Algorithm, Digest, DigestError, ImageConfig, Manifest, Platform, Reference, VerifyingWriter};
+
+mod layout;
 
 /// The annotation naming an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -251,6 +256,9 @@ fn ref_name(d: &Descriptor) -> Option<&str> {
 
 impl Store {
     /// Opens the store at `root`, creating an empty OCI layout if the directory is missing or empty.
+    /// Any number of processes may do this at once, on the same new directory too: creation
+    /// is serialised by a lock, and a layout another process is still making is waited for,
+    /// never taken for a foreign directory.
     ///
     /// # Errors
     /// [`Error::NotALayout`] when `root` holds something that is not an OCI image layout
@@ -261,31 +269,7 @@ impl Store {
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
         let store = Store { root: root.clone() };
-        let not_layout = |reason: &str| Error::NotALayout {
-            path: root.clone(),
-            reason: reason.to_string(),
-        };
-        match fs::read_dir(&root) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    store.check_layout().map_err(|e| match e {
-                        Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound => {
-                            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                            not_layout(&format!("no {} file", name.as_deref().unwrap_or("oci-layout")))
-                        }
-                        other => other,
-                    })?;
-                } else {
-                    store.init()?;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
-                store.init()?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(not_layout("not a directory")),
-            Err(e) => return Err(Error::io("open", &root)(e)),
-        }
+        layout::open_or_create(&store)?;
         let wharf = root.join(".wharf");
         fs::create_dir_all(wharf.join("tmp")).map_err(Error::io("create", &wharf))?;
         for name in ["gc.lock", "index.lock"] {
@@ -333,42 +317,6 @@ impl Store {
                 reason: "set WHARF_ROOT, XDG_DATA_HOME or HOME".into(),
             }),
         }
-    }
-
-    fn init(&self) -> Result<()> {
-        let blobs = self.root.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
-        let index = serde_json::to_vec(&empty_index()).map_err(|source| Error::Json {
-            what: "index.json".into(),
-            source,
-        })?;
-        write_atomic(&self.root.join("index.json"), &index)?;
-        // oci-layout last: its presence marks a complete layout.
-        write_atomic(
-            &self.root.join("oci-layout"),
-            format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#).as_bytes(),
-        )
-    }
-
-    fn check_layout(&self) -> Result<()> {
-        let path = self.root.join("oci-layout");
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-        #[derive(serde::Deserialize)]
-        struct Layout {
-            #[serde(rename = "imageLayoutVersion")]
-            version: String,
-        }
-        let layout: Layout = serde_json::from_slice(&bytes).map_err(|e| Error::NotALayout {
-            path: self.root.clone(),
-            reason: format!("oci-layout is not valid: {e}"),
-        })?;
-        if layout.version != LAYOUT_VERSION {
-            return Err(Error::NotALayout {
-                path: self.root.clone(),
-                reason: format!("unsupported imageLayoutVersion {:?}", layout.version),
-            });
-        }
-        self.read_index().map(|_| ())
     }
 
     /// The store's root directory.

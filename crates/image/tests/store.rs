@@ -52,6 +52,54 @@ fn refuses_a_directory_that_is_not_a_layout_and_leaves_it_alone() {
     assert!(matches!(Store::open(&file), Err(Error::NotALayout { .. })));
 }
 
+/// Fault: several processes create the same new store at once (issue 15: 2–5 of 6
+/// concurrent pulls into a fresh `--root` failed with "no oci-layout file").
+#[test]
+fn concurrent_first_opens_of_a_new_or_empty_directory_all_succeed() {
+    for pre_made in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        if pre_made {
+            std::fs::create_dir(&root).unwrap();
+        }
+        let n = 16;
+        let barrier = Arc::new(Barrier::new(n));
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (root, barrier) = (root.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let s = Store::open(&root)?;
+                    s.put_bytes(format!("blob {i}").as_bytes())?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let s = Store::open(&root).unwrap();
+        for i in 0..n {
+            assert!(s.has_blob(&Digest::sha256(format!("blob {i}").as_bytes())));
+        }
+    }
+}
+
+/// Fault: a process was killed while creating the store, leaving `.wharf` and `blobs` but
+/// no `oci-layout`. The next open finishes the layout instead of calling it foreign.
+#[test]
+fn a_layout_left_half_made_by_a_killed_process_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    std::fs::create_dir_all(root.join(".wharf")).unwrap();
+    std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+    std::fs::write(root.join(".tmp-tmp-1-2-3"), b"{\"sch").unwrap();
+    let s = Store::open(&root).unwrap();
+    assert!(root.join("oci-layout").is_file());
+    assert!(!root.join(".tmp-tmp-1-2-3").exists());
+    assert!(s.list().unwrap().is_empty());
+}
+
 #[test]
 fn a_blob_that_does_not_match_its_digest_is_never_visible() {
     let dir = tempfile::tempdir().unwrap();

@@ -93,8 +93,16 @@ impl LayerCache {
     /// [`Error::Io`] when the directories cannot be created.
     pub fn open(root: impl AsRef<Path>) -> Result<LayerCache> {
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
-        // Layers hold images' set-uid binaries and device nodes: keep other users out.
+        // Layers hold images' set-uid binaries and device nodes: keep other users out, from
+        // the moment the directory exists. Concurrent openers all succeed: every step is
+        // idempotent, and entries appear only by rename.
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
+        match std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700).create(&root) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(Error::io("create", &root)(e)),
+            _ => {}
+        }
         fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(Error::io("chmod", &root))?;
         for sub in ["layers/sha256", "locks", "tmp"] {

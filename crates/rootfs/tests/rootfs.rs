@@ -104,22 +104,29 @@ fn cache_rejects_a_layer_whose_diff_id_does_not_match_and_keeps_nothing() {
     assert!(std::fs::read_dir(e.cache.root().join("tmp")).unwrap().next().is_none());
 }
 
+/// Fault: concurrent first use, several openers of a cache directory that does not exist yet
+/// extracting the same layers at once.
 #[test]
 fn concurrent_extraction_of_one_layer_is_safe() {
     let e = env();
     let image = store_image(&e.store, "wharf-test/race:1", &layers());
-    let root = e.cache.root().to_path_buf();
+    let root = e.cache.root().with_file_name("fresh-cache");
+    let barrier = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for _ in 0..4 {
-            let (store, image, root) = (&e.store, &image, &root);
+            let (store, image, root, barrier) = (&e.store, &image, &root, &barrier);
             s.spawn(move || {
+                barrier.wait();
                 // Separate handles: separate lock file descriptions, as separate processes have.
                 let cache = LayerCache::open(root).unwrap();
                 cache.ensure_image(store, image, &ApplyOptions::default()).unwrap()
             });
         }
     });
-    assert_eq!(e.cache.list().unwrap().len(), 3);
+    let cache = LayerCache::open(&root).unwrap();
+    assert_eq!(cache.list().unwrap().len(), 3);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&root).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
     assert!(std::fs::read_dir(root.join("tmp")).unwrap().next().is_none());
 }
 
