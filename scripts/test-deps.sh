@@ -10,6 +10,8 @@ pkgs=(
   libseccomp-dev pkg-config  # wharf-sandbox links libseccomp
   libisal-dev      # the façade's default `isal` feature: wharf-rootfs inflates gzip with ISA-L
   runc crun containerd       # peers for the runtime tests and benchmarks
+  containernetworking-plugins iptables iproute2  # wharf-network runs the CNI plugins (bridge, host-local, portmap)
+  util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,12 +1,13 @@
 //! Wharf: what Docker does under the hood, as libraries.
 //!
-//! This façade only re-exports the four crates so that an embedder can depend on one
+//! This façade only re-exports the five crates so that an embedder can depend on one
 //! package. Each crate can also be used on its own:
 //!
 //! - [`image`] — references, digests, manifests, image configs and the local image store;
 //! - [`registry`] — the OCI distribution protocol client;
 //! - [`rootfs`] — layers applied safely into root filesystems, overlay assembly, commit;
-//! - [`sandbox`] — a process in namespaces, cgroups and seccomp from an OCI runtime spec.
+//! - [`sandbox`] — a process in namespaces, cgroups and seccomp from an OCI runtime spec;
+//! - [`network`] — container networks through the CNI plugins (bridge, published ports, names).
 //!
 //! # Building
 //! `cargo add wharf` needs a Rust toolchain, crates.io and one system library, libseccomp
@@ -16,6 +17,7 @@
 //! `WHARF_ISAL=require` in the build's environment turns its absence into an error.
 
 pub use wharf_image as image;
+pub use wharf_network as network;
 pub use wharf_registry as registry;
 pub use wharf_rootfs as rootfs;
 pub use wharf_sandbox as sandbox;
