@@ -88,12 +88,6 @@ pub enum Error {
         /// The path whose resolution escaped.
         path: String,
     },
-    /// Two entries of one layer name the same path.
-    #[error("entry {entry:?} appears more than once in the layer")]
-    Duplicate {
-        /// The entry's name.
-        entry: String,
-    },
     /// The PAX extended header and the ustar header of one entry disagree.
     #[error("entry {entry:?}: PAX {field} {pax:?} disagrees with the ustar header's {ustar:?}")]
     HeaderMismatch {

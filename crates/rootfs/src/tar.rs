@@ -192,6 +192,22 @@ impl<R: BufRead> TarReader<R> {
         Ok(())
     }
 
+    /// Skips up to `n` bytes of padding; true when the stream ended inside it.
+    fn skip_padding(&mut self, mut n: u64) -> Result<bool> {
+        while n > 0 {
+            let (offset, current) = (self.offset, &self.current);
+            let buf = self.r.fill_buf().map_err(|e| from_io(e, offset, current.as_deref()))?;
+            if buf.is_empty() {
+                return Ok(true);
+            }
+            let k = (buf.len() as u64).min(n) as usize;
+            self.r.consume(k);
+            self.offset += k as u64;
+            n -= k as u64;
+        }
+        Ok(false)
+    }
+
     fn read_exact(&mut self, out: &mut [u8]) -> Result<bool> {
         let mut done = 0;
         while done < out.len() {
@@ -277,10 +293,17 @@ impl<R: BufRead> TarReader<R> {
             return Ok(None);
         }
         // Skip what the caller did not read of the previous entry.
-        let rest = self.remaining + self.padding;
+        let (rest, padding) = (self.remaining, self.padding);
         self.remaining = 0;
         self.padding = 0;
         self.skip(rest)?;
+        if self.skip_padding(padding)? {
+            // The stream ends inside the last entry's padding: the entry is complete
+            // (umoci 0.4's `insert` and `repack` write such layers; the diff_id still
+            // covers every byte).
+            self.finished = true;
+            return Ok(None);
+        }
         self.current = None;
 
         let mut long_name: Option<Vec<u8>> = None;
@@ -315,7 +338,7 @@ impl<R: BufRead> TarReader<R> {
                     if pax.is_some() {
                         return Err(self.malformed(at, "two PAX headers for one entry"));
                     }
-                    let data = self.read_small(h.size)?;
+                    let data = self.read_small(h.size(at)?)?;
                     pax = Some(Pax::parse(&data, self.limits).map_err(|e| match e {
                         PaxErr::Malformed(r) => self.malformed(at, r),
                         PaxErr::Limit(l) => Error::LimitExceeded {
@@ -327,19 +350,19 @@ impl<R: BufRead> TarReader<R> {
                 }
                 b'g' => {
                     // Global PAX records (git archive's comment) carry nothing wharf applies.
-                    self.read_small(h.size)?;
+                    self.read_small(h.size(at)?)?;
                 }
                 b'L' => {
                     if long_name.is_some() {
                         return Err(self.malformed(at, "two GNU long names for one entry"));
                     }
-                    long_name = Some(trim_nul(self.read_small(h.size)?));
+                    long_name = Some(trim_nul(self.read_small(h.size(at)?)?));
                 }
                 b'K' => {
                     if long_link.is_some() {
                         return Err(self.malformed(at, "two GNU long link names for one entry"));
                     }
-                    long_link = Some(trim_nul(self.read_small(h.size)?));
+                    long_link = Some(trim_nul(self.read_small(h.size(at)?)?));
                 }
                 _ => return self.entry(at, h, long_name, long_link, pax).map(Some),
             }
@@ -355,45 +378,47 @@ impl<R: BufRead> TarReader<R> {
         pax: Option<Pax>,
     ) -> Result<Entry> {
         let pax = pax.unwrap_or_default();
-        let ustar_name = h.name.clone();
         let mut path = long_name.unwrap_or_else(|| h.name.clone());
         let name_for_errors = String::from_utf8_lossy(pax.path.as_deref().unwrap_or(&path)).into_owned();
         self.current = Some(name_for_errors.clone());
+        // PAX `path` and `linkpath` are authoritative, as in Go's archive/tar (containerd,
+        // Docker, podman): libarchive writes a truncated ustar name next to them.
         if let Some(p) = &pax.path {
-            if !ustar_name.is_empty() && p.is_ascii() && !p.starts_with(&ustar_name) {
-                return Err(Error::HeaderMismatch {
-                    entry: name_for_errors,
-                    field: "path",
-                    pax: String::from_utf8_lossy(p).into_owned(),
-                    ustar: String::from_utf8_lossy(&ustar_name).into_owned(),
-                });
-            }
             path = p.clone();
         }
         let mut link = long_link.unwrap_or_else(|| h.link.clone());
         if let Some(l) = &pax.linkpath {
-            if !h.link.is_empty() && l.is_ascii() && !l.starts_with(&h.link) {
-                return Err(Error::HeaderMismatch {
-                    entry: name_for_errors,
-                    field: "linkpath",
-                    pax: String::from_utf8_lossy(l).into_owned(),
-                    ustar: String::from_utf8_lossy(&h.link).into_owned(),
-                });
-            }
             link = l.clone();
         }
-        let mut size = h.size;
-        if let Some(s) = pax.size {
-            if h.size != 0 && h.size != s {
-                return Err(Error::HeaderMismatch {
-                    entry: name_for_errors,
-                    field: "size",
-                    pax: s.to_string(),
-                    ustar: h.size.to_string(),
-                });
+        // A numeric ustar field that a PAX record replaces is never used, so it may be
+        // anything (bsdtar writes base-256 times next to a PAX `mtime`); one that is used
+        // must parse.
+        let field = |v: Result<u64, ()>, what: &str| {
+            v.map_err(|()| Error::Malformed {
+                offset: at,
+                reason: format!("entry {name_for_errors:?}: bad {what} field"),
+            })
+        };
+        let size = match pax.size {
+            Some(s) => {
+                // Parsers that ignore PAX would read another amount of data: refuse
+                // unless the ustar field agrees (or is zero or unreadable, as writers
+                // leave it for sizes it cannot hold).
+                if let Ok(u) = h.size
+                    && u != 0
+                    && u != s
+                {
+                    return Err(Error::HeaderMismatch {
+                        entry: name_for_errors,
+                        field: "size",
+                        pax: s.to_string(),
+                        ustar: u.to_string(),
+                    });
+                }
+                s
             }
-            size = s;
-        }
+            None => field(h.size, "size")?,
+        };
         if pax.sparse.any {
             if let Some(n) = &pax.sparse.name {
                 path = n.clone();
@@ -442,9 +467,22 @@ impl<R: BufRead> TarReader<R> {
             sparse = Some(chunks);
             real_size = real;
         }
-        let uid = pax.uid.unwrap_or(h.uid);
-        let gid = pax.gid.unwrap_or(h.gid);
-        let mtime = pax.mtime.unwrap_or((h.mtime, 0));
+        let uid = match pax.uid {
+            Some(u) => u,
+            None => field(h.uid, "uid")?,
+        };
+        let gid = match pax.gid {
+            Some(g) => g,
+            None => field(h.gid, "gid")?,
+        };
+        let mtime = match pax.mtime {
+            Some(t) => t,
+            None => (
+                h.mtime
+                    .map_err(|()| self.malformed(at, format!("entry {name_for_errors:?}: bad mtime field")))?,
+                0,
+            ),
+        };
         self.remaining = size;
         self.padding = pad(size);
         if pax.sparse.any {
@@ -670,27 +708,36 @@ fn verify_checksum(b: &[u8; 512]) -> Result<(), String> {
     }
 }
 
-/// Parses a numeric field: octal text, or GNU base-256 when the high bit is set.
+/// Parses an unsigned numeric field (octal text, or GNU base-256).
 fn parse_num(f: &[u8]) -> Result<u64, ()> {
+    u64::try_from(parse_signed(f)?).map_err(|_| ())
+}
+
+/// Parses a numeric field: octal text, or GNU base-256 (two's complement, so negative
+/// values such as GNU tar's times before 1970) when the high bit is set.
+fn parse_signed(f: &[u8]) -> Result<i64, ()> {
     if let Some(&first) = f.first()
         && first & 0x80 != 0
     {
-        if first == 0xff {
-            return Err(()); // negative
-        }
-        let mut v: u64 = u64::from(first & 0x7f);
+        // The marker bit is the sign bit's neighbour: 0x80 positive, 0xff negative.
+        let negative = first & 0x40 != 0;
+        let mut v: i128 = if negative { -1 } else { 0 };
+        v = (v << 6) | i128::from(first & 0x3f);
         for &b in &f[1..] {
-            v = v.checked_mul(256).ok_or(())?.checked_add(u64::from(b)).ok_or(())?;
+            v = v.checked_mul(256).ok_or(())? | i128::from(b);
+            if v > i128::from(i64::MAX) || v < i128::from(i64::MIN) {
+                return Err(());
+            }
         }
-        return Ok(v);
+        return i64::try_from(v).map_err(|_| ());
     }
-    let mut v: u64 = 0;
+    let mut v: i64 = 0;
     let mut started = false;
     for &b in f {
         match b {
             b'0'..=b'7' => {
                 started = true;
-                v = v.checked_mul(8).ok_or(())?.checked_add(u64::from(b - b'0')).ok_or(())?;
+                v = v.checked_mul(8).ok_or(())?.checked_add(i64::from(b - b'0')).ok_or(())?;
             }
             b' ' | 0 if !started => {}
             b' ' | 0 => break,
@@ -711,15 +758,24 @@ struct RawHeader {
     link: Vec<u8>,
     typeflag: u8,
     mode: u32,
-    uid: u64,
-    gid: u64,
-    size: u64,
-    mtime: i64,
+    // Fields a PAX record may replace: parsed only if used.
+    uid: Result<u64, ()>,
+    gid: Result<u64, ()>,
+    size: Result<u64, ()>,
+    mtime: Result<i64, ()>,
     dev_major: u32,
     dev_minor: u32,
 }
 
 impl RawHeader {
+    /// The size field of a metadata entry (which no PAX record replaces).
+    fn size(&self, at: u64) -> Result<u64> {
+        self.size.map_err(|()| Error::Malformed {
+            offset: at,
+            reason: "bad size field".into(),
+        })
+    }
+
     fn parse(b: &[u8; 512]) -> Result<RawHeader, String> {
         let num = |r: std::ops::Range<usize>, what: &str| parse_num(&b[r]).map_err(|_| format!("bad {what} field"));
         let magic = &b[257..265];
@@ -740,17 +796,16 @@ impl RawHeader {
         } else {
             (0, 0)
         };
-        let mtime = num(136..148, "mtime")?;
         Ok(RawHeader {
             raw: *b,
             name,
             link: cstr(&b[157..257]),
             typeflag: b[156],
             mode: (num(100..108, "mode")? & 0o7777) as u32,
-            uid: num(108..116, "uid")?,
-            gid: num(116..124, "gid")?,
-            size: num(124..136, "size")?,
-            mtime: i64::try_from(mtime).map_err(|_| "bad mtime field".to_string())?,
+            uid: parse_num(&b[108..116]),
+            gid: parse_num(&b[116..124]),
+            size: parse_num(&b[124..136]),
+            mtime: parse_signed(&b[136..148]),
             dev_major,
             dev_minor,
         })

@@ -53,6 +53,12 @@ impl Tar {
     }
 
     pub fn header(&mut self, h: &H<'_>) -> &mut Self {
+        self.header_with(h, |_| {})
+    }
+
+    /// A header changed by `patch` before its checksum is computed (for fields `H` cannot
+    /// express, such as base-256 numbers).
+    pub fn header_with(&mut self, h: &H<'_>, patch: impl FnOnce(&mut [u8; 512])) -> &mut Self {
         let mut b = [0u8; 512];
         let n = h.name.len().min(100);
         b[..n].copy_from_slice(&h.name[..n]);
@@ -68,6 +74,7 @@ impl Tar {
         b[263..265].copy_from_slice(b"00");
         octal(&mut b[329..337], u64::from(h.major));
         octal(&mut b[337..345], u64::from(h.minor));
+        patch(&mut b);
         b[148..156].copy_from_slice(b"        ");
         let sum: u64 = b.iter().map(|&x| u64::from(x)).sum();
         let s = format!("{sum:06o}\0 ");
