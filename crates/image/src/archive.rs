@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::media::{self, Compression, Kind};
 use crate::store::{CONTAINERD_NAME, MAX_DOCUMENT_SIZE, REF_NAME, write_atomic};
 use crate::{Algorithm, Digest, Hasher, ImageConfig, Manifest, Platform, Reference, Store, VerifyingWriter};
+use wharf_tar::EntryKind;
 
 /// How many symlinks a member name may pass through before it is refused.
 const MAX_LINK_HOPS: usize = 16;
@@ -108,20 +109,34 @@ impl StagedTar {
             files: HashMap::new(),
             links: HashMap::new(),
         };
-        let mut archive = tar::Archive::new(input);
-        let entries = archive
-            .entries()
-            .map_err(|e| bad(origin, format!("not a tar archive: {e}")))?;
-        for (n, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| bad(origin, format!("damaged tar: {e}")))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        // The workspace's one tar reader, with the rules layers are read with.
+        let mut archive = wharf_tar::TarReader::new(
+            BufReader::with_capacity(256 * 1024, input),
+            wharf_tar::ReaderLimits::default(),
+        );
+        let damaged = |e: wharf_tar::Error| bad(origin, format!("damaged tar: {e}"));
+        let mut n = 0usize;
+        while let Some(entry) = archive.next_entry().map_err(damaged)? {
+            n += 1;
+            let raw = String::from_utf8_lossy(&entry.path).to_string();
             let name = clean(&raw).ok_or_else(|| bad(origin, format!("member {raw:?} points outside the archive")))?;
-            match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
+            match entry.kind {
+                EntryKind::File if entry.sparse.is_some() => {
+                    return Err(bad(origin, format!("member {name:?} is a sparse file")));
+                }
+                EntryKind::File => {
                     let path = staged.dir.join(n.to_string());
                     let file = File::create(&path).map_err(Error::io("create", &path))?;
                     let mut w = VerifyingWriter::new(io::BufWriter::new(file), Algorithm::Sha256, None, None);
-                    io::copy(&mut entry, &mut w).map_err(|e| bad(origin, format!("reading member {name:?}: {e}")))?;
+                    loop {
+                        let buf = archive.data().map_err(damaged)?;
+                        if buf.is_empty() {
+                            break;
+                        }
+                        w.write_all(buf).map_err(Error::io("write", &path))?;
+                        let k = buf.len();
+                        archive.consume(k);
+                    }
                     let (_, digest, size) = w.finish().map_err(Error::io("write", &path))?;
                     if staged
                         .files
@@ -131,12 +146,9 @@ impl StagedTar {
                         return Err(bad(origin, format!("member {name:?} appears twice")));
                     }
                 }
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| String::from_utf8_lossy(&t).to_string())
-                        .unwrap_or_default();
-                    let resolved = if entry.header().entry_type() == tar::EntryType::Link {
+                EntryKind::Symlink | EntryKind::Hardlink => {
+                    let target = String::from_utf8_lossy(&entry.link).to_string();
+                    let resolved = if entry.kind == EntryKind::Hardlink {
                         clean(&target) // hard link names are relative to the archive root
                     } else {
                         let parent = name.rsplit_once('/').map_or("", |(p, _)| p);
@@ -293,21 +305,42 @@ fn json_err(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error 
     move |source| Error::Json { what, source }
 }
 
-/// Hashes the uncompressed content of a layer stream.
-fn diff_id_of(r: impl Read, compression: Compression) -> io::Result<Digest> {
-    let mut h = Hasher::new(Algorithm::Sha256);
-    let mut reader: Box<dyn Read + '_> = match compression {
+/// Hashes the uncompressed content of a layer stream and reads it as unpacking will (the
+/// same reader and entry rules, [`wharf_tar::check_layer`]), so an archive is not loaded
+/// when its layers would be refused at run time.
+fn check_layer(r: impl Read, compression: Compression) -> std::result::Result<Digest, String> {
+    let reader: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| e.to_string())?),
     };
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finish());
-        }
-        h.update(&buf[..n]);
+    let mut hashing = BufReader::with_capacity(
+        256 * 1024,
+        HashingReader {
+            inner: reader,
+            hasher: Hasher::new(Algorithm::Sha256),
+        },
+    );
+    wharf_tar::check_layer(&mut hashing, &wharf_tar::ReaderLimits::default(), LAYER_MAX_PATH_DEPTH)
+        .map_err(|e| e.to_string())?;
+    // The reader stops at a clean end; whatever it left is hashed too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| e.to_string())?;
+    Ok(hashing.into_inner().hasher.finish())
+}
+
+/// The path depth wharf-rootfs unpacks by default (`Limits::max_path_depth`).
+const LAYER_MAX_PATH_DEPTH: usize = 256;
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -428,11 +461,8 @@ fn plan_docker(src: &StagedTar, plan: &mut Plan) -> Result<()> {
                 .member(path)?
                 .ok_or_else(|| bad(src.origin(), format!("layer {path:?} is not in the archive")))?;
             let compression = sniff(src, path)?;
-            let actual = if compression == Compression::None {
-                digest.clone()
-            } else {
-                diff_id_of(src.open(path)?, compression).map_err(|e| bad(src.origin(), format!("layer {path}: {e}")))?
-            };
+            let actual = check_layer(src.open(path)?, compression)
+                .map_err(|e| bad(src.origin(), format!("layer {path}: {e}")))?;
             if &actual != diff_id {
                 return Err(bad(
                     src.origin(),
@@ -535,6 +565,9 @@ fn plan_tree(src: &dyn Source, d: &Descriptor, required: bool, plan: &mut Plan) 
                 d.size()
             ),
         ));
+    }
+    if let Kind::Layer(compression) = media::kind(d.media_type()) {
+        check_layer(src.open(&path)?, compression).map_err(|e| bad(src.origin(), format!("layer {digest}: {e}")))?;
     }
     if matches!(media::kind(d.media_type()), Kind::Manifest | Kind::Index) {
         let m = Manifest::parse(&src.read(&path)?, Some(d.media_type().as_ref()))?;
@@ -713,15 +746,11 @@ fn copy_blob(store: &Store, d: &Digest, dest: &Path) -> Result<()> {
 /// [`Error::ImageNotFound`], [`Error::Corrupt`] when a stored layer does not decompress to its
 /// diff_id, IO errors of `out`.
 pub fn save(store: &Store, refs: &[Reference], platform: &Platform, out: impl Write) -> Result<()> {
-    let mut tar = tar::Builder::new(out);
+    let mut tar = wharf_tar::Writer::new(io::BufWriter::new(out));
     let write_err = |e: io::Error| Error::io("write", "archive")(e);
     for dir in ["blobs/", "blobs/sha256/"] {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(0);
-        tar.append_data(&mut h, dir, io::empty()).map_err(write_err)?;
+        tar.append(&wharf_tar::Header::dir(dir, 0o755), None)
+            .map_err(write_err)?;
     }
     let mut written: HashSet<Digest> = HashSet::new();
     // Group names by manifest, keeping the order of first appearance.
@@ -824,23 +853,21 @@ pub fn save(store: &Store, refs: &[Reference], platform: &Platform, out: impl Wr
             serde_json::to_vec(&repositories).map_err(json_err("repositories"))?,
         ),
     ] {
-        let mut h = file_header(bytes.len() as u64);
-        tar.append_data(&mut h, name, &bytes[..]).map_err(write_err)?;
+        tar.append_data(&wharf_tar::Header::file(name, 0o644), &bytes)
+            .map_err(write_err)?;
     }
-    tar.into_inner().and_then(|mut w| w.flush()).map_err(write_err)
+    tar.finish().and_then(|mut w| w.flush()).map_err(write_err)
 }
 
-fn file_header(size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(size);
-    h.set_mtime(0);
-    h
+fn file_header(name: &str, size: u64) -> wharf_tar::Header {
+    wharf_tar::Header {
+        size,
+        ..wharf_tar::Header::file(name, 0o644)
+    }
 }
 
 fn append_bytes<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut wharf_tar::Writer<W>,
     name: &str,
     bytes: &[u8],
     written: &mut HashSet<Digest>,
@@ -849,15 +876,14 @@ fn append_bytes<W: Write>(
     if !written.insert(digest.clone()) {
         return Ok(());
     }
-    let mut h = file_header(bytes.len() as u64);
-    tar.append_data(&mut h, name, bytes)
+    tar.append_data(&wharf_tar::Header::file(name, 0o644), bytes)
         .map_err(Error::io("write", "archive"))
 }
 
 /// Appends a layer uncompressed as `blobs/sha256/<diff_id>`; returns its size.
 fn append_layer<W: Write>(
     store: &Store,
-    tar: &mut tar::Builder<W>,
+    tar: &mut wharf_tar::Writer<W>,
     layer: &Descriptor,
     diff_id: &Digest,
     written: &mut HashSet<Digest>,
@@ -887,9 +913,9 @@ fn append_layer<W: Write>(
         }
         let size = store.blob_size(&digest)?;
         if written.insert(diff_id.clone()) {
-            let mut h = file_header(size);
             let f = BufReader::new(store.open_blob(&digest)?);
-            tar.append_data(&mut h, &name, crate::VerifyingReader::new(f, digest, Some(size)))
+            let mut r = crate::VerifyingReader::new(f, digest, Some(size));
+            tar.append(&file_header(&name, size), Some(&mut r))
                 .map_err(Error::io("write", "archive"))?;
         }
         return Ok(size);
@@ -910,9 +936,8 @@ fn append_layer<W: Write>(
             .finish()
             .map_err(|e| Error::verification(e, diff_id, "write", &temp))?;
         if written.insert(diff_id.clone()) {
-            let mut h = file_header(size);
             let f = File::open(&temp).map_err(Error::io("open", &temp))?;
-            tar.append_data(&mut h, &name, BufReader::new(f))
+            tar.append(&file_header(&name, size), Some(&mut BufReader::new(f)))
                 .map_err(Error::io("write", "archive"))?;
         }
         Ok(size)

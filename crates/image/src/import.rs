@@ -157,29 +157,29 @@ pub fn import_tar(store: &Store, input: impl Read, reference: &Reference, opts: 
         }
     };
     let mut sink = LayerSink::new(store, opts.compression)?;
-    let bad = |e: io::Error| Error::Archive {
-        path: origin.to_path_buf(),
-        reason: format!("not a valid tar: {e}"),
-    };
     {
-        let mut archive = tar::Archive::new(Tee {
-            inner: decoded,
-            sink: &mut sink,
-        });
-        let mut count = 0usize;
-        for entry in archive.entries().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            io::copy(&mut entry, &mut io::sink()).map_err(bad)?;
-            count += 1;
-        }
-        if count == 0 {
+        // Read as unpacking will (the same reader and entry rules), while the same bytes
+        // are hashed, compressed and stored.
+        let mut tee = BufReader::with_capacity(
+            256 * 1024,
+            Tee {
+                inner: decoded,
+                sink: &mut sink,
+            },
+        );
+        let summary =
+            wharf_tar::check_layer(&mut tee, &wharf_tar::ReaderLimits::default(), 256).map_err(|e| Error::Archive {
+                path: origin.to_path_buf(),
+                reason: format!("not a valid layer tar: {e}"),
+            })?;
+        if summary.entries == 0 {
             return Err(Error::Archive {
                 path: origin.to_path_buf(),
                 reason: "not a tar, or an empty one".into(),
             });
         }
-        // Keep the trailing blocks too: the diff_id covers the whole stream.
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(bad)?;
+        // Keep whatever the reader left after a clean end: the diff_id covers the whole stream.
+        io::copy(&mut tee, &mut io::sink()).map_err(Error::io("read", origin))?;
     }
     finish(store, sink, reference, opts)
 }
@@ -196,12 +196,90 @@ pub fn import_dir(store: &Store, dir: &Path, reference: &Reference, opts: &Impor
     let _lease = store.lease()?;
     let mut sink = LayerSink::new(store, opts.compression)?;
     {
-        let mut b = tar::Builder::new(&mut sink);
-        b.follow_symlinks(false);
-        b.append_dir_all(".", dir).map_err(Error::io("archive", dir))?;
-        b.finish().map_err(Error::io("archive", dir))?;
+        let mut w = wharf_tar::Writer::new(io::BufWriter::with_capacity(1 << 20, &mut sink));
+        let m = std::fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?;
+        w.append(&header(b"./".to_vec(), &m, Vec::new()), None)
+            .map_err(Error::io("archive", dir))?;
+        append_tree(&mut w, dir, b"")?;
+        w.finish()
+            .and_then(|mut b| b.flush())
+            .map_err(Error::io("archive", dir))?;
     }
     finish(store, sink, reference, opts)
+}
+
+/// The tar header of a file with metadata `m`.
+fn header(path: Vec<u8>, m: &std::fs::Metadata, link: Vec<u8>) -> wharf_tar::Header {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use wharf_tar::EntryKind;
+    let ft = m.file_type();
+    let kind = if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_symlink() {
+        EntryKind::Symlink
+    } else if ft.is_char_device() {
+        EntryKind::Char
+    } else if ft.is_block_device() {
+        EntryKind::Block
+    } else if ft.is_fifo() {
+        EntryKind::Fifo
+    } else {
+        EntryKind::File
+    };
+    let rdev = m.rdev();
+    wharf_tar::Header {
+        path,
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid().into(),
+        gid: m.gid().into(),
+        mtime: m.mtime(),
+        size: if kind == EntryKind::File { m.len() } else { 0 },
+        link,
+        major: rustix::fs::major(rdev),
+        minor: rustix::fs::minor(rdev),
+        xattrs: Vec::new(),
+    }
+}
+
+/// Appends what is beneath `dir` (`rel` in the archive), in name order; symlinks are not
+/// followed, sockets are left out (tar cannot hold them).
+fn append_tree<W: Write>(w: &mut wharf_tar::Writer<W>, dir: &Path, rel: &[u8]) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(Error::io("read directory", dir))? {
+        names.push(e.map_err(Error::io("read directory", dir))?.file_name());
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let m = std::fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
+        if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) {
+            continue;
+        }
+        let mut arch = rel.to_vec();
+        arch.extend_from_slice(name.as_bytes());
+        let link = if m.file_type().is_symlink() {
+            std::fs::read_link(&path)
+                .map_err(Error::io("read link", &path))?
+                .into_os_string()
+                .into_encoded_bytes()
+        } else {
+            Vec::new()
+        };
+        let h = header(arch.clone(), &m, link);
+        if m.is_file() {
+            let mut f = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
+            w.append(&h, Some(&mut f)).map_err(Error::io("archive", &path))?;
+        } else {
+            w.append(&h, None).map_err(Error::io("archive", &path))?;
+        }
+        if m.is_dir() {
+            arch.push(b'/');
+            append_tree(w, &path, &arch)?;
+        }
+    }
+    Ok(())
 }
 
 fn finish(store: &Store, sink: LayerSink, reference: &Reference, opts: &ImportOptions) -> Result<Image> {

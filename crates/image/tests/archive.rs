@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{gzip, make_image, snapshot, tar_of};
+use common::{gzip, make_image, make_image_of_tars, snapshot, tar_of};
 use wharf_image::archive::{self, RefNames};
 use wharf_image::{Digest, Error, Platform, Reference, Store};
 
@@ -362,4 +362,50 @@ fn a_layout_with_a_bad_blob_is_refused_and_the_store_is_unchanged() {
     // A directory that is not a layout.
     let err = archive::import_layout(&fresh, dir.path(), None).unwrap_err();
     assert!(matches!(err, Error::Io { .. } | Error::Archive { .. }), "{err:?}");
+}
+
+#[test]
+fn load_and_import_refuse_layers_that_unpacking_would_refuse() {
+    // Data hidden after the end-of-archive marker: wharf-rootfs refuses the layer at run
+    // time, so load and import must not report success for it.
+    let hidden = tar_of(&[("hidden", b"x")]);
+    let layer = [tar_of(&[("etc/ok", b"fine")]), hidden].concat();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("store")).unwrap();
+    make_image_of_tars(&s, "example.com/hidden:1", std::slice::from_ref(&layer));
+    let file = dir.path().join("out.tar");
+    archive::save(
+        &s,
+        &[r("example.com/hidden:1")],
+        &Platform::default(),
+        std::fs::File::create(&file).unwrap(),
+    )
+    .unwrap();
+    let fresh = Store::open(dir.path().join("fresh")).unwrap();
+    let err = archive::load(&fresh, &file, std::fs::File::open(&file).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::Archive { .. }), "{err:?}");
+    assert!(err.to_string().contains("garbage after the end"), "{err}");
+    assert!(
+        fresh.list().unwrap().is_empty(),
+        "nothing is named after a refused load"
+    );
+
+    let err = wharf_image::import::import_tar(&fresh, &layer[..], &r("example.com/imported:1"), &Default::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("garbage after the end"), "{err}");
+
+    // What the ecosystem writes and unpacking accepts loads: umoci's unpadded layer end.
+    let mut unpadded = tar_of(&[("etc/ok", b"fine")]);
+    unpadded.truncate(512 + 4);
+    let s2 = Store::open(dir.path().join("store2")).unwrap();
+    make_image_of_tars(&s2, "example.com/unpadded:1", &[unpadded]);
+    let file2 = dir.path().join("out2.tar");
+    archive::save(
+        &s2,
+        &[r("example.com/unpadded:1")],
+        &Platform::default(),
+        std::fs::File::create(&file2).unwrap(),
+    )
+    .unwrap();
+    archive::load(&fresh, &file2, std::fs::File::open(&file2).unwrap()).unwrap();
 }

@@ -25,12 +25,9 @@ use crate::error::{Error, Limit, Result};
 use crate::fsutil;
 use crate::shadow::Shadow;
 use crate::stream::{self, StreamLimits};
-use crate::tar::{Entry, EntryKind, ReaderLimits, TarReader};
+use wharf_tar::{Entry, EntryKind, ReaderLimits, TarReader};
 
-/// The prefix of a whiteout entry's name.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// The name of an opaque-directory marker entry.
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub use wharf_tar::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 /// The xattr that marks an opaque directory in an overlay-format layer.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -641,45 +638,10 @@ pub(crate) fn join(comps: &[&[u8]]) -> Vec<u8> {
     comps.join(&b'/')
 }
 
-/// Splits an archive path into clean components; `None` means the root itself.
-///
-/// Absolute names and `..` are re-rooted lexically, as containerd does (Go's
-/// `filepath.Clean` on a rooted path): `/etc/passwd` is `etc/passwd`, `a/../../b` is `b`.
-/// The components never climb above the root, and since they are resolved from the root's
-/// fd beneath it, neither can a symlink in them.
+/// Splits an archive path into clean components; `None` means the root itself
+/// ([`wharf_tar::clean_path`]: absolute names and `..` re-rooted beneath the root).
 pub(crate) fn normalize<'p>(entry: &str, raw: &'p [u8], max_depth: usize) -> Result<Option<Vec<&'p [u8]>>> {
-    let unsafe_path = |reason| Error::UnsafePath {
-        entry: entry.to_string(),
-        path: String::from_utf8_lossy(raw).into_owned(),
-        reason,
-    };
-    if raw.contains(&0) {
-        return Err(unsafe_path("contains a NUL byte"));
-    }
-    if raw.is_empty() {
-        return Err(unsafe_path("empty path"));
-    }
-    let mut comps: Vec<&[u8]> = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                comps.pop();
-            }
-            c => comps.push(c),
-        }
-    }
-    if comps.is_empty() {
-        return Ok(None);
-    }
-    if comps.len() > max_depth {
-        return Err(Error::LimitExceeded {
-            limit: Limit::PathDepth,
-            max: max_depth as u64,
-            entry: Some(entry.to_string()),
-        });
-    }
-    Ok(Some(comps))
+    Ok(wharf_tar::clean_path(entry, raw, max_depth)?)
 }
 
 impl<'a> Applier<'a> {
@@ -965,10 +927,8 @@ impl<'a> Applier<'a> {
                 entry: Some(name),
             });
         }
-        let Some(comps) = normalize(&name, &e.path, self.opts.limits.max_path_depth)? else {
-            if e.kind != EntryKind::Dir {
-                return Err(Error::RootNotDirectory { entry: name });
-            }
+        // The rules an entry meets on its own are wharf-tar's, shared with image load and import.
+        let Some(comps) = wharf_tar::check_entry(e, self.opts.limits.max_path_depth)? else {
             return self.root_dir(&name, e);
         };
         let key = join(&comps);
@@ -989,18 +949,6 @@ impl<'a> Applier<'a> {
                 // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content.
                 self.skip(&name, "AUFS metadata");
                 return Ok(());
-            }
-            if target.is_empty() {
-                return Err(Error::BadWhiteout {
-                    entry: name,
-                    reason: "names nothing",
-                });
-            }
-            if target == b"." || target == b".." {
-                return Err(Error::BadWhiteout {
-                    entry: name,
-                    reason: "names '.' or '..'",
-                });
             }
             return self.whiteout(&name, parent_comps, target);
         }
@@ -1157,13 +1105,6 @@ impl<'a> Applier<'a> {
     }
 
     fn symlink(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
-        if e.link.is_empty() || e.link.contains(&0) {
-            return Err(Error::UnsafePath {
-                entry: name.to_string(),
-                path: String::from_utf8_lossy(&e.link).into_owned(),
-                reason: "empty symlink target or NUL byte",
-            });
-        }
         let dir = parent.fd();
         match rustix::fs::symlinkat(e.link.as_slice(), dir, base) {
             Ok(()) => {}
@@ -1189,21 +1130,11 @@ impl<'a> Applier<'a> {
 
     fn hardlink(&mut self, name: &str, e: &Entry, parent: &Parent<'_>, base: &[u8], key: &[u8]) -> Result<()> {
         let target_name = String::from_utf8_lossy(&e.link).into_owned();
+        // check_entry refused the root and the link itself as targets.
         let Some(tcomps) = normalize(name, &e.link, self.opts.limits.max_path_depth)? else {
-            return Err(Error::UnsafePath {
-                entry: name.to_string(),
-                path: target_name,
-                reason: "hardlink to the root",
-            });
+            return Err(Error::entry(name, "link")(Errno::INVAL));
         };
         let tkey = join(&tcomps);
-        if tkey == key {
-            return Err(Error::UnsafePath {
-                entry: name.to_string(),
-                path: target_name,
-                reason: "hardlink to itself",
-            });
-        }
         if self.left_out.contains_key(&tkey) {
             return Err(Error::ShadowedLinkTarget {
                 entry: name.to_string(),
@@ -1551,25 +1482,6 @@ fn gid(g: u64) -> Gid {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalizes_paths() {
-        let n = |p: &str| normalize("e", p.as_bytes(), 8).map(|o| o.map(|c| join(&c)));
-        assert_eq!(n("./a//b/").unwrap(), Some(b"a/b".to_vec()));
-        assert_eq!(n("./").unwrap(), None);
-        assert_eq!(n("/").unwrap(), None);
-        assert_eq!(n("/.").unwrap(), None);
-        assert_eq!(n("/etc/passwd").unwrap(), Some(b"etc/passwd".to_vec()));
-        assert_eq!(n("a/../../b").unwrap(), Some(b"b".to_vec()));
-        assert!(matches!(n(""), Err(Error::UnsafePath { .. })));
-        assert!(matches!(
-            n("a/b/c/d/e/f/g/h/i"),
-            Err(Error::LimitExceeded {
-                limit: Limit::PathDepth,
-                ..
-            })
-        ));
-    }
 
     #[test]
     fn reads_ahead_only_upper_layers_small_next_to_those_below() {

@@ -20,155 +20,11 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::rootfs::{MountMode, Rootfs, get_xattr};
 use crate::stream::{self, StreamLimits};
-use crate::tar::{EntryKind, ReaderLimits, TarReader};
+use wharf_tar::{EntryKind, Header, ReaderLimits, TarReader};
 
-// ---- a small tar writer (ustar, PAX records when a value does not fit) ----
-
-struct OutHeader {
-    path: Vec<u8>,
-    kind: EntryKind,
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: i64,
-    size: u64,
-    link: Vec<u8>,
-    major: u32,
-    minor: u32,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-fn put_octal(field: &mut [u8], v: u64) -> bool {
-    let s = format!("{:0w$o}", v, w = field.len() - 1);
-    if s.len() > field.len() - 1 {
-        return false;
-    }
-    field[..s.len()].copy_from_slice(s.as_bytes());
-    field[s.len()] = 0;
-    true
-}
-
-fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    let rest = key.len() + value.len() + 3;
-    let mut len = rest + 1;
-    while len.to_string().len() + rest != len {
-        len += 1;
-    }
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(key);
-    out.push(b'=');
-    out.extend_from_slice(value);
-    out.push(b'\n');
-}
-
-fn raw_header(name: &[u8], typeflag: u8, h: &OutHeader, size: u64) -> ([u8; 512], bool) {
-    let mut b = [0u8; 512];
-    let n = name.len().min(100);
-    b[..n].copy_from_slice(&name[..n]);
-    let mut fits = name.len() <= 100;
-    fits &= put_octal(&mut b[100..108], u64::from(h.mode & 0o7777));
-    fits &= put_octal(&mut b[108..116], h.uid);
-    fits &= put_octal(&mut b[116..124], h.gid);
-    fits &= put_octal(&mut b[124..136], size);
-    fits &= put_octal(&mut b[136..148], h.mtime.max(0) as u64);
-    b[156] = typeflag;
-    let l = h.link.len().min(100);
-    b[157..157 + l].copy_from_slice(&h.link[..l]);
-    fits &= h.link.len() <= 100;
-    b[257..263].copy_from_slice(b"ustar\0");
-    b[263..265].copy_from_slice(b"00");
-    put_octal(&mut b[329..337], u64::from(h.major));
-    put_octal(&mut b[337..345], u64::from(h.minor));
-    (b, fits)
-}
-
-fn checksum(b: &mut [u8; 512]) {
-    b[148..156].copy_from_slice(b"        ");
-    let sum: u64 = b.iter().map(|&x| u64::from(x)).sum();
-    let s = format!("{sum:06o}\0 ");
-    b[148..156].copy_from_slice(s.as_bytes());
-}
-
-fn write_padded(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
-    w.write_all(data)?;
-    let pad = (512 - data.len() % 512) % 512;
-    w.write_all(&[0u8; 512][..pad])
-}
-
-fn write_entry(w: &mut impl Write, h: &OutHeader, data: Option<&mut dyn Read>) -> io::Result<()> {
-    let typeflag = match h.kind {
-        EntryKind::File => b'0',
-        EntryKind::Hardlink => b'1',
-        EntryKind::Symlink => b'2',
-        EntryKind::Char => b'3',
-        EntryKind::Block => b'4',
-        EntryKind::Dir => b'5',
-        EntryKind::Fifo => b'6',
-    };
-    let mut name = h.path.clone();
-    if h.kind == EntryKind::Dir && !name.ends_with(b"/") {
-        name.push(b'/');
-    }
-    let (mut b, fits) = raw_header(&name, typeflag, h, h.size);
-    if !fits || !name.is_ascii() || !h.link.is_ascii() || !h.xattrs.is_empty() {
-        let mut pax = Vec::new();
-        if name.len() > 100 || !name.is_ascii() {
-            pax_record(&mut pax, b"path", &name);
-        }
-        if h.link.len() > 100 || !h.link.is_ascii() {
-            pax_record(&mut pax, b"linkpath", &h.link);
-        }
-        if h.size >= 1 << 33 {
-            pax_record(&mut pax, b"size", h.size.to_string().as_bytes());
-            b[124..136].fill(0);
-            put_octal(&mut b[124..136], 0);
-        }
-        if h.uid >= 1 << 21 {
-            pax_record(&mut pax, b"uid", h.uid.to_string().as_bytes());
-            put_octal(&mut b[108..116], 0);
-        }
-        if h.gid >= 1 << 21 {
-            pax_record(&mut pax, b"gid", h.gid.to_string().as_bytes());
-            put_octal(&mut b[116..124], 0);
-        }
-        for (k, v) in &h.xattrs {
-            let mut key = b"SCHILY.xattr.".to_vec();
-            key.extend_from_slice(k);
-            pax_record(&mut pax, &key, v);
-        }
-        let ph = OutHeader {
-            path: b"PaxHeader".to_vec(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: h.mtime,
-            size: pax.len() as u64,
-            link: Vec::new(),
-            major: 0,
-            minor: 0,
-            xattrs: Vec::new(),
-        };
-        let (mut pb, _) = raw_header(b"PaxHeader", b'x', &ph, pax.len() as u64);
-        checksum(&mut pb);
-        w.write_all(&pb)?;
-        write_padded(w, &pax)?;
-    }
-    checksum(&mut b);
-    w.write_all(&b)?;
-    if let Some(r) = data {
-        let copied = io::copy(&mut r.take(h.size), w)?;
-        if copied != h.size {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{} shrank while being archived", String::from_utf8_lossy(&h.path)),
-            ));
-        }
-        let pad = ((512 - h.size % 512) % 512) as usize;
-        w.write_all(&[0u8; 512][..pad])?;
-    }
-    Ok(())
+/// One entry through the workspace's tar writer.
+fn write_entry(w: &mut impl Write, h: &Header, data: Option<&mut dyn Read>) -> io::Result<()> {
+    wharf_tar::Writer::new(w).append(h, data)
 }
 
 // ---- walking a tree into tar entries ----
@@ -191,7 +47,7 @@ fn walk_err<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> Error
 }
 
 fn io_entry<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |e| match crate::tar::from_io_opt(e) {
+    move |e| match crate::error::from_io_opt(e) {
         Ok(inner) => inner,
         Err(e) => Error::Entry {
             entry: String::from_utf8_lossy(path).into_owned(),
@@ -231,7 +87,7 @@ impl Walk<'_> {
             path.extend_from_slice(&name);
             let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(walk_err(&path, "stat"))?;
             let ft = FileType::from_raw_mode(st.st_mode);
-            let mut h = OutHeader {
+            let mut h = Header {
                 path: path.clone(),
                 kind: EntryKind::File,
                 mode: st.st_mode & 0o7777,
@@ -270,7 +126,7 @@ impl Walk<'_> {
                         let mut o = path.clone();
                         o.push(b'/');
                         o.extend_from_slice(OPAQUE_MARKER.as_bytes());
-                        let oh = OutHeader {
+                        let oh = Header {
                             path: o,
                             kind: EntryKind::File,
                             mode: 0,

@@ -249,3 +249,102 @@ impl Error {
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The reader's errors become the crate's variants of the same name; a stream error keeps
+/// the crate error it may carry (budgets and decompression failures travel through `Read`).
+impl From<wharf_tar::Error> for Error {
+    fn from(e: wharf_tar::Error) -> Error {
+        use wharf_tar::Error as T;
+        match e {
+            T::Malformed { offset, reason } => Error::Malformed { offset, reason },
+            T::Truncated { offset, entry } => Error::Truncated { offset, entry },
+            T::TrailingGarbage { offset } => Error::TrailingGarbage { offset },
+            T::HeaderMismatch {
+                entry,
+                field,
+                pax,
+                ustar,
+            } => Error::HeaderMismatch {
+                entry,
+                field,
+                pax,
+                ustar,
+            },
+            T::Unsupported { entry, what } => Error::Unsupported { entry, what },
+            T::LimitExceeded { limit, max, entry } => Error::LimitExceeded {
+                limit: match limit {
+                    wharf_tar::Limit::MetadataBytes => Limit::MetadataBytes,
+                    wharf_tar::Limit::XattrBytes => Limit::XattrBytes,
+                    wharf_tar::Limit::PathDepth => Limit::PathDepth,
+                },
+                max,
+                entry,
+            },
+            T::UnsafePath { entry, path, reason } => Error::UnsafePath { entry, path, reason },
+            T::RootNotDirectory { entry } => Error::RootNotDirectory { entry },
+            T::BadWhiteout { entry, reason } => Error::BadWhiteout { entry, reason },
+            T::Read { offset, entry, source } => from_io(source, offset, entry.as_deref()),
+            other => Error::Malformed {
+                offset: 0,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Wraps an IO error from the underlying stream, unwrapping a crate error carried inside it
+/// (budgets and decompression failures travel through `Read` that way).
+pub(crate) fn from_io(e: io::Error, offset: u64, entry: Option<&str>) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return Error::Truncated {
+            offset,
+            entry: entry.map(str::to_string),
+        };
+    }
+    if !e.get_ref().is_some_and(|inner| inner.is::<Carried>()) {
+        return Error::Read(e);
+    }
+    match e.into_inner().map(|b| b.downcast::<Carried>()) {
+        Some(Ok(c)) => match c.0 {
+            Error::LimitExceeded {
+                limit,
+                max,
+                entry: None,
+            } => Error::LimitExceeded {
+                limit,
+                max,
+                entry: entry.map(str::to_string),
+            },
+            other => other,
+        },
+        Some(Err(other)) => Error::Read(io::Error::other(other)),
+        None => Error::Read(io::Error::other("stream error")),
+    }
+}
+
+/// The crate error carried inside `e`, or `e` itself.
+pub(crate) fn from_io_opt(e: io::Error) -> std::result::Result<Error, io::Error> {
+    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
+        Ok(from_io(e, 0, None))
+    } else {
+        Err(e)
+    }
+}
+
+/// A crate error carried through `io::Error`.
+#[derive(Debug)]
+pub(crate) struct Carried(pub Error);
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+impl Carried {
+    pub(crate) fn io(e: Error) -> io::Error {
+        io::Error::other(Carried(e))
+    }
+}

@@ -21,8 +21,9 @@
 //!   the last component. A symlink in a parent path is followed only while it stays beneath
 //!   the root; one that leads out (absolute, or climbing with `..`) is an error naming the
 //!   entry, not a silent re-rooting.
-//! - **Strict parsing.** A layer that two tar implementations could read differently is
-//!   refused (see [`tar`]).
+//! - **One reader's rules.** Layers are read with wharf-tar ([`tar`]), as wharf-image
+//!   reads them at load and import: strict where tar implementations disagree, accepting
+//!   what image tools write.
 //! - **Streaming on three threads.** Decompression runs on a helper thread that hands
 //!   512 KiB chunks (up to 12 MiB queued) both to a hashing thread (the diff_id) and to the
 //!   thread parsing the tar and writing files; file data goes from those chunks to `write(2)`
@@ -53,9 +54,13 @@
 //! - **Privileged calls behind [`Mounter`]**, so the mount sequence is unit-tested with a
 //!   recording double while root-only integration tests run the real kernel path.
 //!
-//! ## Deliberate differences from Docker and umoci
-//! - Entry names that are absolute or contain `..` are refused ([`Error::UnsafePath`]);
-//!   Docker and umoci re-root them. Only the root's own aliases (`/`, `.`, `./`) pass.
+//! ## Deliberate differences from containerd, Docker and umoci
+//! What a tar means is [`tar`]'s (wharf-tar) to say, with its list of refusals: ambiguous
+//! headers, data after the end-of-archive marker. Accepted as containerd does: absolute
+//! entry names and `..`, re-rooted beneath the root; duplicate entries within a layer, the
+//! last one winning (every write is fd-relative beneath the root and never follows a
+//! symlink in the last component, so an earlier entry cannot redirect a later one); owners
+//! and modes as each entry says, even inside a setgid directory. Here:
 //! - A symlink in an entry's parent path is followed only while it stays beneath the root;
 //!   an absolute symlink or one climbing out is refused ([`Error::Escape`]) rather than
 //!   resolved as if the root were `/`.
@@ -74,7 +79,6 @@ mod isal;
 mod rootfs;
 mod shadow;
 mod stream;
-pub mod tar;
 
 /// The deflate decoder this build inflates gzip layers with: `"isa-l"` when the `isal` feature
 /// found ISA-L's headers and library at build time, else `"zlib-rs"` (see the `isal` feature).
@@ -107,3 +111,5 @@ pub use error::{Error, Limit, Result};
 pub use rootfs::{KernelMounter, MAX_OVERLAY_LAYERS, MountMode, Mounter, Rootfs, RootfsOptions};
 pub use shadow::Shadow;
 pub use wharf_image;
+/// The tar reader and writer wharf-rootfs reads layers and writes diffs with.
+pub use wharf_tar as tar;

@@ -29,7 +29,7 @@ use std::io::Read;
 use crate::apply::{ApplyOptions, ImageBudget, OPAQUE_MARKER, WHITEOUT_PREFIX, join, normalize};
 use crate::error::{Error, Result};
 use crate::stream::{self, StreamLimits};
-use crate::tar::{EntryKind, ReaderLimits, TarReader};
+use wharf_tar::{EntryKind, ReaderLimits, TarReader};
 
 /// What the upper layers of an image delete, read ahead of flattening the layers below
 /// them ([`ApplyOptions::shadow`]). Layers are numbered from 0 (the bottom one).

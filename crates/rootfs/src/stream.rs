@@ -17,8 +17,8 @@ use std::thread::ScopedJoinHandle;
 use wharf_image::media::Compression;
 use wharf_image::{Algorithm, Digest, Hasher};
 
+use crate::error::Carried;
 use crate::error::{Error, Limit, Result};
-use crate::tar::Carried;
 
 const CHUNK: usize = 512 * 1024;
 /// Chunks queued for the consumer (and for the hasher, which shares them): 12 MiB. The
@@ -183,7 +183,7 @@ where
         let value = consume(&mut reader)?;
         // The consumer stops at the tar trailer; make sure the producer reached the end.
         loop {
-            let buf = reader.fill_buf().map_err(|e| crate::tar::from_io(e, 0, None))?;
+            let buf = reader.fill_buf().map_err(|e| crate::error::from_io(e, 0, None))?;
             if buf.is_empty() {
                 break;
             }
@@ -224,7 +224,7 @@ fn produce<R: Read>(
 
 fn decode_err(e: io::Error, compression: Compression) -> Error {
     if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
-        return crate::tar::from_io(e, 0, None);
+        return crate::error::from_io(e, 0, None);
     }
     match compression {
         Compression::None => Error::Read(e),

@@ -31,12 +31,17 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// Stores an image with one gzip layer per entry of `layers` (each a list of files) and tags it.
 /// Returns the manifest descriptor.
 pub fn make_image(store: &Store, name: &str, layers: &[Vec<(&str, &[u8])>]) -> Descriptor {
+    let tars: Vec<Vec<u8>> = layers.iter().map(|files| tar_of(files)).collect();
+    make_image_of_tars(store, name, &tars)
+}
+
+/// Stores an image with these layer tars (gzip-compressed) and tags it.
+pub fn make_image_of_tars(store: &Store, name: &str, tars: &[Vec<u8>]) -> Descriptor {
     let mut layer_descs = Vec::new();
     let mut diff_ids = Vec::new();
-    for files in layers {
-        let tar = tar_of(files);
-        diff_ids.push(Digest::sha256(&tar).to_string());
-        let gz = gzip(&tar);
+    for tar in tars {
+        diff_ids.push(Digest::sha256(tar).to_string());
+        let gz = gzip(tar);
         let d = store.put_bytes(&gz).unwrap();
         layer_descs.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",

@@ -1,14 +1,4 @@
-//! A strict, streaming tar reader.
-//!
-//! Layers are read with a reader of our own rather than a general-purpose tar crate so that
-//! every ambiguity another parser could resolve differently is an error here:
-//! PAX and ustar headers that disagree on size or name, header-only entries (links,
-//! directories, devices) that claim data, several extended headers for one entry, metadata
-//! records larger than a budget, non-zero bytes after the end-of-archive marker. It reads
-//! POSIX ustar, PAX (`x` records; `g` records are skipped), GNU long names/links (`L`/`K`)
-//! and sparse files (old GNU `S` entries and GNU's PAX formats 0.0, 0.1 and 1.0). File data
-//! is handed out as slices of the reader's own buffer ([`TarReader::data`]), so it goes from
-//! the decompressor to `write(2)` without another copy.
+//! The streaming reader (see the crate docs for its rules).
 
 use std::io::{self, BufRead};
 
@@ -80,13 +70,36 @@ impl Entry {
 /// Limits on what the reader accepts before any entry is applied.
 #[derive(Debug, Clone, Copy)]
 pub struct ReaderLimits {
-    /// Maximum size of one PAX or GNU long-name record.
+    /// Maximum size of one PAX or GNU long-name record. Default: 1 MiB.
     pub max_metadata: u64,
-    /// Maximum total size of one entry's xattrs.
+    /// Maximum total size of one entry's xattrs. Default: 256 KiB.
     pub max_xattr_bytes: u64,
 }
 
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_metadata: 1 << 20,
+            max_xattr_bytes: 256 << 10,
+        }
+    }
+}
+
 /// Reads entries one after another from an uncompressed tar stream.
+///
+/// # Examples
+/// ```
+/// use wharf_tar::{EntryKind, ReaderLimits, TarReader};
+/// let mut w = wharf_tar::Writer::new(Vec::new());
+/// w.append_data(&wharf_tar::Header::file("hello.txt", 0o644), b"hi")?;
+/// let tar = w.finish()?;
+/// let mut r = TarReader::new(&tar[..], ReaderLimits::default());
+/// let e = r.next_entry()?.expect("one entry");
+/// assert_eq!((e.path.as_slice(), e.kind, e.size), (&b"hello.txt"[..], EntryKind::File, 2));
+/// assert_eq!(r.data()?, b"hi");
+/// assert!(r.next_entry()?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct TarReader<R> {
     r: R,
     offset: u64,
@@ -99,59 +112,19 @@ pub struct TarReader<R> {
     finished: bool,
 }
 
-/// Wraps an IO error from the underlying stream, unwrapping a crate error carried inside it
-/// (budgets and decompression failures travel through `Read` that way).
-pub(crate) fn from_io(e: io::Error, offset: u64, entry: Option<&str>) -> Error {
+/// An error of the underlying stream: the end of it where more was needed is truncation;
+/// anything else is kept with where it happened.
+fn from_io(e: io::Error, offset: u64, entry: Option<&str>) -> Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         return Error::Truncated {
             offset,
             entry: entry.map(str::to_string),
         };
     }
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<Carried>()) {
-        Some(_) => match e.into_inner().map(|b| b.downcast::<Carried>()) {
-            Some(Ok(c)) => match c.0 {
-                Error::LimitExceeded {
-                    limit,
-                    max,
-                    entry: None,
-                } => Error::LimitExceeded {
-                    limit,
-                    max,
-                    entry: entry.map(str::to_string),
-                },
-                other => other,
-            },
-            _ => unreachable!("checked above"),
-        },
-        None => Error::Read(e),
-    }
-}
-
-/// The crate error carried inside `e`, or `e` itself.
-pub(crate) fn from_io_opt(e: io::Error) -> std::result::Result<Error, io::Error> {
-    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
-        Ok(from_io(e, 0, None))
-    } else {
-        Err(e)
-    }
-}
-
-/// A crate error carried through `io::Error`.
-#[derive(Debug)]
-pub(crate) struct Carried(pub Error);
-
-impl std::fmt::Display for Carried {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Carried {}
-
-impl Carried {
-    pub(crate) fn io(e: Error) -> io::Error {
-        io::Error::other(Carried(e))
+    Error::Read {
+        offset,
+        entry: entry.map(str::to_string),
+        source: e,
     }
 }
 
