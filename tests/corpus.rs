@@ -1,0 +1,528 @@
+//! The corpus: layers written by the tools people build images with (GNU tar in its gnu and
+//! posix formats, bsdtar's pax and ustar, Python's tarfile in GNU, PAX and USTAR, umoci's
+//! `insert`), unpacked by wharf and by umoci (Go's archive/tar, as containerd reads layers),
+//! and the trees compared: path, type, mode, owner, size, content, link target, device
+//! numbers, xattrs, mtime and hardlink groups. Every difference fails the test unless it is
+//! one of the deliberate ones listed in `DELIBERATE`.
+//!
+//! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci and setcap
+//! (`libcap2-bin`): `scripts/test-deps.sh`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wharf::image::{Platform, Reference, Store, archive};
+use wharf::rootfs::{ApplyOptions, LayerCache, MountMode, Rootfs, RootfsOptions, apply_layer};
+
+/// Differences from umoci that wharf makes on purpose (path, field, why). Empty: every tree
+/// of the corpus comes out the same.
+const DELIBERATE: &[(&str, &str, &str)] = &[];
+
+/// Where umoci 0.4.7 differs from the tar and from containerd, so wharf does too (path,
+/// field, why). Only that field of that path is left out of the comparison.
+const UMOCI_QUIRKS: &[(&str, &str, &str)] = &[
+    (
+        "opt/2300",
+        "mtime",
+        "umoci 0.4.7 stores an mtime past 2^32 s as -2^31; the tar, containerd and wharf say 10413792000",
+    ),
+    (
+        "etc",
+        "mtime",
+        "umoci restores the time of a directory a later layer adds to without an entry of its own; \
+         containerd (a new directory in the snapshot) and wharf keep the time the addition gave it",
+    ),
+];
+
+/// `desc` without the `field=…` part.
+fn without(desc: &str, field: &str) -> String {
+    desc.split(' ')
+        .filter(|part| !part.starts_with(&format!("{field}=")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is required: apt-get install {package} (scripts/test-deps.sh)"
+    );
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How much of the tree a format can hold.
+#[derive(Clone, Copy, PartialEq)]
+enum Reach {
+    /// Everything: long and non-UTF-8 names, big ids, times before 1970 and after 2038.
+    Full,
+    /// What ustar holds: 100-byte names, 7-digit octal ids, times from 1970 to 2242.
+    Ustar,
+}
+
+fn set_times(p: &Path, secs: i64) {
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, p, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+}
+
+/// The first layer's tree: what the issue's list of cases asks for.
+fn base_tree(d: &Path, reach: Reach) {
+    let w = |p: &str, data: &[u8], mode: u32| {
+        let f = d.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, data).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        f
+    };
+    let file = w("etc/hostname", b"corpus\n", 0o644);
+    std::fs::hard_link(&file, d.join("etc/hostname.link")).unwrap();
+    std::os::unix::fs::symlink("hostname", d.join("etc/alias")).unwrap();
+    rustix::fs::setxattr(&file, "user.origin", b"corpus", rustix::fs::XattrFlags::empty()).unwrap();
+    let ping = w("bin/ping", b"\x7fELF not really", 0o755);
+    run(Command::new("setcap").arg("cap_net_raw+ep").arg(&ping));
+    w("bin/su", b"su", 0o4755);
+    w("bin/wall", b"wall", 0o2755);
+    std::fs::create_dir_all(d.join("tmp")).unwrap();
+    std::fs::set_permissions(d.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // Debian's /var/mail: setgid, group mail; entries inside keep their own group.
+    std::fs::create_dir_all(d.join("var/mail/sub")).unwrap();
+    chown(&d.join("var/mail"), 0, 8);
+    std::fs::set_permissions(d.join("var/mail"), std::fs::Permissions::from_mode(0o2775)).unwrap();
+    w("var/mail/root", b"", 0o600);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("dev-null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    // A sparse file: 1 MiB with 4 KiB of data in the middle.
+    let sparse = w("var/sparse", b"", 0o644);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&sparse).unwrap();
+        f.set_len(1 << 20).unwrap();
+        f.write_all_at(&[7u8; 4096], 512 * 1024).unwrap();
+    }
+    let owned = w("home/user/file", b"mine", 0o640);
+    chown(&owned, 1000, 1000);
+    chown(&d.join("home/user"), 1000, 1000);
+    w("opt/2038", b"", 0o644);
+    set_times(&d.join("opt/2038"), 2_000_000_000);
+    if reach == Reach::Full {
+        let big = w("srv/big", b"", 0o644);
+        chown(&big, 70_000, 70_000);
+        let huge = w("srv/huge", b"", 0o644);
+        chown(&huge, 3_000_000, 3_000_000);
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(140));
+        w(&long, b"long", 0o644);
+        let raw = d.join(OsStr::from_bytes(b"caf\xe9"));
+        std::fs::write(&raw, b"latin-1").unwrap();
+        w("opt/1960", b"", 0o644);
+        set_times(&d.join("opt/1960"), -315_619_200);
+        w("opt/2300", b"", 0o644);
+        set_times(&d.join("opt/2300"), 10_413_792_000);
+    }
+    for dir in ["etc", "bin", "var", "home", "opt"] {
+        set_times(&d.join(dir), 1_500_000_000);
+    }
+}
+
+/// The second layer: whiteouts, an opaque directory, a directory replaced by a file.
+fn upper_tree(d: &Path) {
+    std::fs::create_dir_all(d.join("etc")).unwrap();
+    std::fs::write(d.join("etc/.wh.alias"), b"").unwrap();
+    std::fs::create_dir_all(d.join("var/mail")).unwrap();
+    std::fs::write(d.join("var/mail/.wh..wh..opq"), b"").unwrap();
+    std::fs::write(d.join("var/mail/new"), b"new").unwrap();
+    chown(&d.join("var/mail"), 0, 8);
+    std::fs::set_permissions(d.join("var/mail"), std::fs::Permissions::from_mode(0o2775)).unwrap();
+    std::fs::write(d.join("home"), b"now a file").unwrap();
+    for p in ["etc", "var", "var/mail"] {
+        set_times(&d.join(p), 1_600_000_000);
+    }
+}
+
+/// The third layer: the directory the second layer replaced by a file, back again.
+fn top_tree(d: &Path) {
+    std::fs::create_dir_all(d.join("home/again")).unwrap();
+    std::fs::write(d.join("home/again/file"), b"back").unwrap();
+    set_times(&d.join("home/again"), 1_600_000_000);
+    set_times(&d.join("home"), 1_600_000_000);
+}
+
+/// What the trees must hold, so that a comparison of two empty trees cannot pass.
+fn checks(producer: &str, reach: Reach, ours: &Path) {
+    let tree = describe(ours);
+    let get = |p: &[u8]| {
+        tree.get(p)
+            .unwrap_or_else(|| panic!("{producer}: {} missing", String::from_utf8_lossy(p)))
+    };
+    assert!(
+        get(b"bin/su").starts_with("mode=104755"),
+        "{producer}: {}",
+        get(b"bin/su")
+    );
+    assert!(
+        get(b"var/mail").starts_with("mode=42775 uid=0 gid=8"),
+        "{producer}: {}",
+        get(b"var/mail")
+    );
+    assert!(get(b"var/sparse").contains("size=1048576"), "{producer}");
+    assert!(get(b"dev-null").contains("rdev=1:3"), "{producer}");
+    if reach == Reach::Full {
+        assert!(get(b"srv/huge").contains("uid=3000000 gid=3000000"), "{producer}");
+        assert!(get(b"opt/1960").contains("mtime=-315619200"), "{producer}");
+        assert!(tree.contains_key(&b"caf\xe9"[..]), "{producer}");
+    }
+    if producer.starts_with("gnu tar") || producer.starts_with("umoci") {
+        assert!(
+            get(b"bin/ping").contains("xattr:security.capability"),
+            "{producer}: {}",
+            get(b"bin/ping")
+        );
+        assert!(get(b"etc/hostname").contains("xattr:user.origin"), "{producer}");
+    }
+    if !producer.starts_with("umoci") {
+        assert!(
+            !tree.contains_key(&b"etc/alias"[..]),
+            "{producer}: whiteout not applied"
+        );
+        assert_eq!(get(b"home/again/file").split(' ').count(), 6, "{producer}");
+        assert!(
+            !tree.contains_key(&b"var/mail/root"[..]),
+            "{producer}: opaque directory not applied"
+        );
+    }
+}
+
+/// Writes `dir` as a layer tar at `out` with `producer`.
+fn produce(producer: &str, dir: &Path, out: &Path) {
+    let gnu = |format: &str| {
+        run(Command::new("tar")
+            .arg(format!("--format={format}"))
+            .args(["--sparse", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C"])
+            .arg(dir)
+            .arg("-cf")
+            .arg(out)
+            .arg("."))
+    };
+    let bsd = |format: &str| {
+        run(Command::new("bsdtar")
+            .arg(format!("--format={format}"))
+            .args(["--numeric-owner", "-C"])
+            .arg(dir)
+            .arg("-cf")
+            .arg(out)
+            .arg("."))
+    };
+    let python = |format: &str| {
+        let script = format!(
+            "import sys, tarfile\n\
+             with tarfile.open(sys.argv[2], 'w', format=tarfile.{format}) as t:\n    t.add(sys.argv[1], arcname='.')\n"
+        );
+        run(Command::new("/usr/bin/python3").arg("-c").arg(script).arg(dir).arg(out))
+    };
+    match producer {
+        "gnu tar --format=gnu" => gnu("gnu"),
+        "gnu tar --format=posix" => gnu("posix"),
+        "bsdtar --format=pax" => bsd("pax"),
+        "bsdtar --format=ustar" => bsd("ustar"),
+        "python tarfile GNU" => python("GNU_FORMAT"),
+        "python tarfile PAX" => python("PAX_FORMAT"),
+        "python tarfile USTAR" => python("USTAR_FORMAT"),
+        other => panic!("unknown producer {other}"),
+    }
+}
+
+/// One line per path: what a tree comparison looks at.
+fn describe(root: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut out = BTreeMap::new();
+    let mut first_of_inode: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = rel.join(&name);
+            let p = root.join(&rel);
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let key = rel.as_os_str().as_bytes().to_vec();
+            let mut d = format!(
+                "mode={:o} uid={} gid={} mtime={}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime()
+            );
+            if ft.is_file() {
+                let data = std::fs::read(&p).unwrap();
+                d += &format!(" size={} sha256={}", m.len(), wharf::image::Digest::sha256(&data).hex());
+                if m.nlink() > 1 {
+                    let first = first_of_inode.entry(m.ino()).or_insert_with(|| key.clone());
+                    d += &format!(" hardlink-group={}", String::from_utf8_lossy(first));
+                }
+            } else if ft.is_symlink() {
+                d += &format!(" -> {}", std::fs::read_link(&p).unwrap().display());
+            } else if !ft.is_dir() {
+                d += &format!(" rdev={}:{}", rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev()));
+            }
+            if !ft.is_symlink() {
+                let mut names = vec![0u8; 4096];
+                let n = rustix::fs::llistxattr(&p, &mut names).unwrap();
+                let mut xs: Vec<&[u8]> = names[..n].split(|&b| b == 0).filter(|x| !x.is_empty()).collect();
+                xs.sort();
+                for x in xs {
+                    let mut v = vec![0u8; 4096];
+                    let k = rustix::fs::lgetxattr(&p, x, &mut v).unwrap();
+                    d += &format!(" xattr:{}={:?}", String::from_utf8_lossy(x), &v[..k]);
+                }
+            }
+            if ft.is_dir() {
+                stack.push(rel);
+            }
+            out.insert(key, d);
+        }
+    }
+    out
+}
+
+fn compare(what: &str, wharf: &Path, peer: &Path) -> Vec<String> {
+    let (a, b) = (describe(wharf), describe(peer));
+    let mut diffs = Vec::new();
+    for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let name = String::from_utf8_lossy(key).into_owned();
+        let (mut x, mut y) = (a.get(key).cloned(), b.get(key).cloned());
+        for (path, field, _) in DELIBERATE.iter().chain(UMOCI_QUIRKS) {
+            if *path == name {
+                x = x.map(|d| without(&d, field));
+                y = y.map(|d| without(&d, field));
+            }
+        }
+        if x != y {
+            diffs.push(format!("{what}: {name}\n  wharf: {x:?}\n  umoci: {y:?}"));
+        }
+    }
+    diffs
+}
+
+struct Umoci {
+    layout: PathBuf,
+}
+
+impl Umoci {
+    fn new(dir: &Path) -> Umoci {
+        let layout = dir.join("layout");
+        run(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
+        run(Command::new("umoci")
+            .arg("new")
+            .arg("--image")
+            .arg(format!("{}:t", layout.display())));
+        Umoci { layout }
+    }
+
+    fn image(&self) -> String {
+        format!("{}:t", self.layout.display())
+    }
+
+    fn add_layer(&self, tar: &Path) {
+        run(Command::new("umoci")
+            .args(["raw", "add-layer", "--image"])
+            .arg(self.image())
+            .arg(tar));
+    }
+
+    fn unpack(&self, bundle: &Path) -> PathBuf {
+        run(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(self.image())
+            .arg(bundle));
+        bundle.join("rootfs")
+    }
+
+    /// The image's layer blobs, bottom first.
+    fn layers(&self) -> Vec<PathBuf> {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.layout.join("index.json")).unwrap()).unwrap();
+        let blob = |d: &str| self.layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let manifest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(&manifest)).unwrap()).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| blob(l["digest"].as_str().unwrap()))
+            .collect()
+    }
+}
+
+/// Imports the umoci layout into a wharf store (which checks every layer as unpacking
+/// will), extracts its layers into the layer cache and mounts them as an overlay rootfs.
+fn wharf_overlay(layout: &Path, dir: &Path) -> Rootfs {
+    let store = Store::open(dir.join("store")).unwrap();
+    let repo: Reference = "corpus/test".parse().unwrap();
+    archive::import_layout(&store, layout, Some(&repo)).unwrap_or_else(|e| panic!("wharf refused to import: {e}"));
+    let image = store.image(&repo.with_tag("t"), &Platform::default()).unwrap();
+    let cache = LayerCache::open(dir.join("cache")).unwrap();
+    let cached = cache
+        .ensure_image(&store, &image, &ApplyOptions::default())
+        .unwrap_or_else(|e| panic!("the layer cache refused a layer: {e}"));
+    let rootfs = Rootfs::create(&cache, &cached, dir.join("ovl"), &RootfsOptions::default()).unwrap();
+    assert_eq!(rootfs.mode(), MountMode::Overlay, "{:?}", rootfs.fallback_reason());
+    rootfs
+}
+
+/// Unpacks layers with wharf (flattened) into `root`.
+fn wharf_unpack(layers: &[PathBuf], root: &Path) {
+    std::fs::create_dir(root).unwrap();
+    let dir = std::fs::File::open(root).unwrap();
+    for l in layers {
+        let blob = std::fs::File::open(l).unwrap();
+        apply_layer(&dir, blob, &ApplyOptions::default())
+            .unwrap_or_else(|e| panic!("wharf refused {}: {e}", l.display()));
+    }
+}
+
+fn preflight() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the corpus needs root (owners, devices, security.capability)"
+    );
+    require("tar", "tar");
+    require("bsdtar", "libarchive-tools");
+    require("umoci", "umoci");
+    require("setcap", "libcap2-bin");
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "python3 is required: apt-get install python3"
+    );
+}
+
+#[test]
+fn layers_of_every_producer_unpack_as_umoci_unpacks_them() {
+    preflight();
+    let mut diffs = Vec::new();
+    for producer in [
+        "gnu tar --format=gnu",
+        "gnu tar --format=posix",
+        "bsdtar --format=pax",
+        "bsdtar --format=ustar",
+        "python tarfile GNU",
+        "python tarfile PAX",
+        "python tarfile USTAR",
+    ] {
+        let reach = if producer.ends_with("ustar") || producer.ends_with("USTAR") {
+            Reach::Ustar
+        } else {
+            Reach::Full
+        };
+        let t = tempfile::tempdir().unwrap();
+        let (base, upper) = (t.path().join("base"), t.path().join("upper"));
+        std::fs::create_dir(&base).unwrap();
+        std::fs::create_dir(&upper).unwrap();
+        base_tree(&base, reach);
+        upper_tree(&upper);
+        let top = t.path().join("top");
+        std::fs::create_dir(&top).unwrap();
+        top_tree(&top);
+        let umoci = Umoci::new(t.path());
+        for (i, dir) in [&base, &upper, &top].into_iter().enumerate() {
+            let layer = t.path().join(format!("l{i}.tar"));
+            produce(producer, dir, &layer);
+            umoci.add_layer(&layer);
+        }
+        let theirs = umoci.unpack(&t.path().join("bundle"));
+        let ours = t.path().join("wharf");
+        wharf_unpack(&umoci.layers(), &ours);
+        diffs.extend(compare(&format!("{producer}, flattened"), &ours, &theirs));
+        let overlay = wharf_overlay(&umoci.layout, t.path());
+        diffs.extend(compare(&format!("{producer}, overlay"), &overlay.path(), &theirs));
+        overlay.close().unwrap();
+        checks(producer, reach, &ours);
+    }
+    assert!(
+        diffs.is_empty(),
+        "wharf and umoci unpack differently:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn layers_umoci_insert_writes_unpack_as_umoci_unpacks_them() {
+    // umoci 0.4.7's insert ends a layer right after the last entry's data.
+    preflight();
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    base_tree(&base, Reach::Full);
+    let umoci = Umoci::new(t.path());
+    run(Command::new("umoci")
+        .args(["insert", "--image"])
+        .arg(umoci.image())
+        .arg(&base)
+        .arg("/"));
+    let extra = t.path().join("extra");
+    std::fs::write(&extra, b"inserted").unwrap();
+    run(Command::new("umoci")
+        .args(["insert", "--image"])
+        .arg(umoci.image())
+        .arg(&extra)
+        .arg("/etc/extra"));
+    let theirs = umoci.unpack(&t.path().join("bundle"));
+    let ours = t.path().join("wharf");
+    wharf_unpack(&umoci.layers(), &ours);
+    let mut diffs = compare("umoci insert, flattened", &ours, &theirs);
+    let overlay = wharf_overlay(&umoci.layout, t.path());
+    diffs.extend(compare("umoci insert, overlay", &overlay.path(), &theirs));
+    overlay.close().unwrap();
+    checks("umoci insert", Reach::Full, &ours);
+    assert!(
+        diffs.is_empty(),
+        "wharf and umoci unpack differently:\n{}",
+        diffs.join("\n")
+    );
+}
