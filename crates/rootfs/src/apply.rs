@@ -578,15 +578,49 @@ enum Seen {
 }
 
 enum Parent<'a> {
-    Root(BorrowedFd<'a>),
-    Dir(Rc<OwnedFd>),
+    Root(BorrowedFd<'a>, Inherit),
+    Dir(Rc<OwnedFd>, Inherit),
+}
+
+/// What a new entry takes from its parent directory: its group (the parent's when the
+/// parent is setgid, else ours) and, for a directory, the setgid bit.
+#[derive(Debug, Clone, Copy)]
+struct Inherit {
+    gid: u64,
+    setgid: bool,
+}
+
+impl Inherit {
+    fn of(dir: BorrowedFd<'_>, egid: u64) -> Inherit {
+        match rustix::fs::fstat(dir) {
+            Ok(st) if st.st_mode & 0o2000 != 0 => Inherit {
+                gid: u64::from(st.st_gid),
+                setgid: true,
+            },
+            // Unknown: assume the worst, so ids and modes are set explicitly.
+            Err(_) => Inherit {
+                gid: u64::MAX,
+                setgid: true,
+            },
+            Ok(_) => Inherit {
+                gid: egid,
+                setgid: false,
+            },
+        }
+    }
 }
 
 impl Parent<'_> {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Parent::Root(fd) => *fd,
-            Parent::Dir(fd) => fd.as_fd(),
+            Parent::Root(fd, _) => *fd,
+            Parent::Dir(fd, _) => fd.as_fd(),
+        }
+    }
+
+    fn inherit(&self) -> Inherit {
+        match self {
+            Parent::Root(_, i) | Parent::Dir(_, i) => *i,
         }
     }
 }
@@ -595,7 +629,7 @@ struct Applier<'a> {
     root: BorrowedFd<'a>,
     opts: &'a ApplyOptions,
     /// The last parent directory opened, by its path beneath the root.
-    cache: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    cache: Option<(Vec<u8>, Rc<OwnedFd>, Inherit)>,
     seen: HashMap<Vec<u8>, Seen>,
     /// Every path that is an entry of this layer or an ancestor of one.
     touched: HashSet<Vec<u8>>,
@@ -604,6 +638,9 @@ struct Applier<'a> {
     entries: u64,
     skipped: Vec<Skipped>,
     euid: u64,
+    egid: u64,
+    /// What entries directly beneath the root inherit from it.
+    root_inherit: Inherit,
     umask: u32,
     /// The shadow of the layers above and this layer's index, when it covers this layer.
     shadow: Option<(&'a Shadow, usize)>,
@@ -646,6 +683,7 @@ pub(crate) fn normalize<'p>(entry: &str, raw: &'p [u8], max_depth: usize) -> Res
 
 impl<'a> Applier<'a> {
     fn new(root: BorrowedFd<'a>, opts: &'a ApplyOptions) -> Self {
+        let egid = u64::from(rustix::process::getegid().as_raw());
         Applier {
             root,
             opts,
@@ -656,6 +694,8 @@ impl<'a> Applier<'a> {
             entries: 0,
             skipped: Vec::new(),
             euid: u64::from(rustix::process::geteuid().as_raw()),
+            egid,
+            root_inherit: Inherit::of(root, egid),
             umask: current_umask(),
             shadow: match (&opts.shadow, opts.format) {
                 (Some((s, layer)), LayerFormat::Flatten) if s.covers(*layer) => Some((s.as_ref(), *layer)),
@@ -670,13 +710,13 @@ impl<'a> Applier<'a> {
     /// Opens (and with `create`, makes) the directory `comps` beneath the root.
     fn parent(&mut self, entry: &str, comps: &[&[u8]], create: bool) -> Result<Option<Parent<'a>>> {
         if comps.is_empty() {
-            return Ok(Some(Parent::Root(self.root)));
+            return Ok(Some(Parent::Root(self.root, self.root_inherit)));
         }
         let key = join(comps);
-        if let Some((k, fd)) = &self.cache
+        if let Some((k, fd, inherit)) = &self.cache
             && *k == key
         {
-            return Ok(Some(Parent::Dir(fd.clone())));
+            return Ok(Some(Parent::Dir(fd.clone(), *inherit)));
         }
         let fd = match fsutil::open_dir_beneath(self.root, &key) {
             Ok(fd) => fd,
@@ -684,9 +724,10 @@ impl<'a> Applier<'a> {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(self.resolve_err(entry, &key, e)),
         };
+        let inherit = Inherit::of(fd.as_fd(), self.egid);
         let fd = Rc::new(fd);
-        self.cache = Some((key, fd.clone()));
-        Ok(Some(Parent::Dir(fd)))
+        self.cache = Some((key, fd.clone(), inherit));
+        Ok(Some(Parent::Dir(fd, inherit)))
     }
 
     fn resolve_err(&self, entry: &str, path: &[u8], e: Errno) -> Error {
@@ -734,7 +775,7 @@ impl<'a> Applier<'a> {
     /// Forgets the cached parents if `key` is one or one's ancestor.
     fn invalidate(&mut self, key: &[u8]) {
         let below = |k: &[u8]| k == key || (k.starts_with(key) && k.get(key.len()) == Some(&b'/'));
-        if let Some((k, _)) = &self.cache
+        if let Some((k, _, _)) = &self.cache
             && below(k)
         {
             self.cache = None;
@@ -831,7 +872,9 @@ impl<'a> Applier<'a> {
         });
     }
 
-    fn owner(&self, name: &str, e: &Entry) -> Result<Option<(u64, u64)>> {
+    /// The ids to set on a new entry, `None` when it already has them: a new entry is ours,
+    /// in our group or in a setgid parent's (`inherit`; `None` when it is not new).
+    fn owner(&self, name: &str, e: &Entry, inherit: Option<Inherit>) -> Result<Option<(u64, u64)>> {
         let (uid, gid) = match &self.opts.ownership {
             Ownership::Ignore => return Ok(None),
             Ownership::Preserve => (e.uid, e.gid),
@@ -848,7 +891,9 @@ impl<'a> Applier<'a> {
                 })?,
             ),
         };
-        // Even ids equal to ours are set: a new file takes a setgid parent's group.
+        if inherit.is_some_and(|i| uid == self.euid && gid == i.gid) {
+            return Ok(None);
+        }
         if uid > u64::from(u32::MAX - 1) || gid > u64::from(u32::MAX - 1) {
             return Err(Error::Unsupported {
                 entry: name.to_string(),
@@ -986,10 +1031,11 @@ impl<'a> Applier<'a> {
     fn root_dir(&mut self, name: &str, e: &Entry) -> Result<()> {
         self.seen.insert(Vec::new(), Seen::Entry(EntryKind::Dir));
         let fd = fsutil::open_subdir(self.root, b".").map_err(Error::entry(name, "open root"))?;
-        if let Some((u, g)) = self.owner(name, e)? {
+        if let Some((u, g)) = self.owner(name, e, None)? {
             rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
         }
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
+        self.root_inherit = Inherit::of(fd.as_fd(), self.egid);
         self.set_xattrs(name, e, fd.as_fd())?;
         self.dir_times.push((Vec::new(), Self::times(e), None));
         Ok(())
@@ -1042,14 +1088,14 @@ impl<'a> Applier<'a> {
                 rustix::fs::ftruncate(&fd, e.real_size).map_err(Error::entry(name, "truncate"))?;
             }
         }
-        self.finish_fd(name, e, &fd)?;
+        self.finish_fd(name, e, &fd, parent.inherit())?;
         rustix::fs::futimens(&fd, &Self::times(e)).map_err(Error::entry(name, "set times"))?;
         Ok(())
     }
 
     /// Owner, mode (after chown, which clears setuid) and xattrs through an open fd.
-    fn finish_fd(&mut self, name: &str, e: &Entry, fd: &OwnedFd) -> Result<()> {
-        if let Some((u, g)) = self.owner(name, e)? {
+    fn finish_fd(&mut self, name: &str, e: &Entry, fd: &OwnedFd, inherit: Inherit) -> Result<()> {
+        if let Some((u, g)) = self.owner(name, e, Some(inherit))? {
             rustix::fs::fchown(fd, Some(uid(u)), Some(gid(g))).map_err(Error::entry(name, "chown"))?;
             if e.mode & 0o6000 != 0 || self.needs_chmod(e.mode) {
                 rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode)).map_err(Error::entry(name, "chmod"))?;
@@ -1088,8 +1134,10 @@ impl<'a> Applier<'a> {
             }
             Err(err) => return Err(Error::entry(name, "mkdir")(err)),
         }
-        let owner = self.owner(name, e)?;
-        if !created || owner.is_some() || self.needs_chmod(now_mode) || !e.xattrs.is_empty() {
+        let inherit = parent.inherit();
+        let owner = self.owner(name, e, created.then_some(inherit))?;
+        // A new directory in a setgid one has the setgid bit whatever the entry says.
+        if !created || owner.is_some() || inherit.setgid || self.needs_chmod(now_mode) || !e.xattrs.is_empty() {
             let dir = parent.fd();
             let fd = fsutil::open_subdir(dir, base).map_err(Error::entry(name, "open directory"))?;
             if let Some((u, g)) = owner {
@@ -1116,7 +1164,7 @@ impl<'a> Applier<'a> {
             Err(err) => return Err(Error::entry(name, "symlink")(err)),
         }
         let dir = parent.fd();
-        if let Some((u, g)) = self.owner(name, e)? {
+        if let Some((u, g)) = self.owner(name, e, Some(parent.inherit()))? {
             rustix::fs::chownat(dir, base, Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(Error::entry(name, "chown"))?;
         }
@@ -1198,7 +1246,7 @@ impl<'a> Applier<'a> {
             Err(err) => return Err(Error::entry(name, "mknod")(err)),
         }
         let dir = parent.fd();
-        if let Some((u, g)) = self.owner(name, e)? {
+        if let Some((u, g)) = self.owner(name, e, Some(parent.inherit()))? {
             rustix::fs::chownat(dir, base, Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(Error::entry(name, "chown"))?;
         }
