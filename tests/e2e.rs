@@ -4,98 +4,13 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
 
 use support::Registry;
-
-/// The example CLI.
-fn wharf_bin() -> &'static Path {
-    support::example_bin("wharf")
-}
-
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests need root (namespaces, cgroups, overlayfs); run them as root"
-    );
-}
-
-/// One store (and its containers) per test.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        require_root();
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn wharf(&self, args: &[&str]) -> Output {
-        Command::new(wharf_bin())
-            .arg("--root")
-            .arg(self.store())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.wharf(args);
-        assert!(
-            out.status.success(),
-            "wharf {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A busybox root filesystem imported as `name`.
-    fn busybox_image(&self, name: &str, release: &str) {
-        let root = self
-            .dir
-            .path()
-            .join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
-        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static is required (apt-get install busybox-static)");
-        for cmd in [
-            "sh", "cat", "echo", "ls", "hostname", "id", "sleep", "touch", "readlink", "ip",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
-        }
-        std::fs::write(root.join("etc/release"), release).unwrap();
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        self.ok(&["import", root.to_str().unwrap(), name, "--cmd", "/bin/sh"]);
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Stop anything a failed test left running, so its mounts and cgroups go too.
-        if let Ok(entries) = std::fs::read_dir(self.store().join(".wharf/containers")) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let _ = self.wharf(&["rm", "-f", &name]);
-            }
-        }
-    }
-}
+use support::cli::{Env, wharf_bin};
 
 #[test]
 fn push_remove_pull_run_shows_output_and_exit_code() {
@@ -126,7 +41,7 @@ fn push_remove_pull_run_shows_output_and_exit_code() {
     assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "e2e release 1\ne2e\npid=1\n");
     // --rm leaves no container, no mount.
-    assert!(!env.ok(&["ps"]).contains("e2e"));
+    assert!(!env.ok(&["ps", "-a"]).contains("e2e"));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(env.store().to_str().unwrap()),
@@ -357,9 +272,9 @@ fn exec_top_and_logs_reach_a_detached_container() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
     env.ok(&["stop", "svc"]);
-    assert!(env.ok(&["ps"]).contains("exited"));
+    assert!(env.ok(&["ps", "-a"]).contains("exited"));
     env.ok(&["rm", "svc"]);
-    assert!(!env.ok(&["ps"]).contains("svc"));
+    assert!(!env.ok(&["ps", "-a"]).contains("svc"));
 }
 
 #[test]

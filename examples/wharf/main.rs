@@ -4,8 +4,10 @@
 //! non-zero.
 
 mod images;
+mod records;
 mod registry;
 mod run;
+mod spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,8 +55,12 @@ enum Command {
     },
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
-    /// List containers
-    Ps,
+    /// List running containers
+    Ps {
+        /// Also stopped ones
+        #[arg(short, long)]
+        all: bool,
+    },
     /// Show a detached container's output
     Logs {
         /// The container
@@ -230,7 +236,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry(RegistryCommand::Delete { image }) => registry::delete(&ctx, &image, insecure)?,
         Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
         Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, *args, insecure)?)),
-        Command::Ps => run::ps(&ctx)?,
+        Command::Ps { all } => run::ps(&ctx, all)?,
         Command::Logs { name } => run::logs(&ctx, &name)?,
         Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,
         Command::Kill { name, signal } => run::kill(&ctx, &name, &signal, false)?,

@@ -1,25 +1,24 @@
 //! Containers: run (foreground or detached), ps, logs, stop/kill, rm, top, stats.
 //!
-//! A container's files live under `ROOT/.wharf/containers/NAME/` (its logs when detached, and
-//! `container.json`) and `ROOT/.wharf/rootfs/NAME/` (an overlay of the cached layers plus its own
-//! upper dir, kept with `Rootfs::persist` while the container exists). The
-//! sandbox keeps its own state under `ROOT/.wharf/sandbox/`, so another invocation of this
-//! program can find, signal and delete it.
+//! A container's files live under `ROOT/.wharf/containers/NAME/` (its record, `container.json`,
+//! see [`crate::records`], and its logs when detached) and `ROOT/.wharf/rootfs/NAME/` (an overlay
+//! of the cached layers plus its own upper dir, kept with `Rootfs::persist` while the container
+//! exists). The sandbox keeps its own state under `ROOT/.wharf/sandbox/`, so another invocation of
+//! this program can find, signal and delete it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wharf::image::oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, MountBuilder,
-    Spec,
-};
-use wharf::image::{Reference, RuntimeOverrides, runtime_spec};
+use wharf::image::Reference;
+use wharf::image::oci_spec::runtime::Spec;
 use wharf::rootfs::{ApplyOptions, LayerCache, Rootfs, RootfsOptions};
 use wharf::sandbox::{
     Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, StateDir, Status, Stdio, StdioConfig,
 };
 
+use crate::records::{Owner, Record, Records};
+use crate::spec::build_spec;
 use crate::{Ctx, Result};
 
 /// The flags of `wharf run`.
@@ -64,9 +63,16 @@ pub struct RunArgs {
     /// Maximum number of processes
     #[arg(long)]
     pub pids_limit: Option<i64>,
-    /// Network: none (a private namespace, the default), host, or container:NAME
+    /// Network: none (a private namespace with only `lo`, up; the default), host, or container:NAME
     #[arg(long, default_value = "none")]
     pub net: String,
+    /// Pid namespace: private (the default), host, or container:NAME (see and signal its processes)
+    #[arg(long, default_value = "private")]
+    pub pid: String,
+    /// IPC namespace (System V IPC, POSIX message queues): private (the default; also `shareable`), host, or
+    /// container:NAME
+    #[arg(long, default_value = "private")]
+    pub ipc: String,
     /// Mount the root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
@@ -83,21 +89,11 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-/// What this program remembers of a container, beside the sandbox's state.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Record {
-    name: String,
-    image: String,
-    command: Vec<String>,
-    created: u64,
-    detached: bool,
-}
-
 fn wharf_dir(ctx: &Ctx) -> PathBuf {
     ctx.store.root().join(".wharf")
 }
 
-fn containers_dir(ctx: &Ctx) -> PathBuf {
+pub fn containers_dir(ctx: &Ctx) -> PathBuf {
     wharf_dir(ctx).join("containers")
 }
 
@@ -107,7 +103,7 @@ pub fn rootfs_base(ctx: &Ctx) -> PathBuf {
     wharf_dir(ctx).join("rootfs")
 }
 
-fn state_dir(ctx: &Ctx) -> Result<StateDir> {
+pub fn state_dir(ctx: &Ctx) -> Result<StateDir> {
     Ok(StateDir::new(wharf_dir(ctx).join("sandbox"))?)
 }
 
@@ -115,24 +111,8 @@ pub fn layer_cache(ctx: &Ctx) -> Result<LayerCache> {
     Ok(LayerCache::open(wharf_dir(ctx).join("layers"))?)
 }
 
-/// `64m` → bytes.
-fn parse_size(s: &str) -> Result<i64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mult) = match s.trim_end_matches('b').chars().last() {
-        Some('k') => (&s[..s.find('k').unwrap_or(0)], 1i64 << 10),
-        Some('m') => (&s[..s.find('m').unwrap_or(0)], 1 << 20),
-        Some('g') => (&s[..s.find('g').unwrap_or(0)], 1 << 30),
-        _ => (s.trim_end_matches('b'), 1),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?} (e.g. 64m, 1g)"))?;
-    if n <= 0.0 {
-        return Err(format!("invalid size {s:?}: must be positive").into());
-    }
-    Ok((n * mult as f64) as i64)
-}
-
 /// Container names become directory names: only docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` is accepted.
-fn check_name(name: &str) -> Result<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let valid = name.len() <= 128
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -144,7 +124,8 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-fn new_name() -> String {
+/// A random name for a container run without `--name`.
+pub fn new_name() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let d = wharf::image::Digest::sha256(format!("{nanos}-{}", std::process::id()).as_bytes());
     d.hex()[..12].to_string()
@@ -167,258 +148,163 @@ fn image_for(ctx: &Ctx, r: &Reference, insecure: &[String]) -> Result<wharf::ima
     }
 }
 
-/// Builds the container's spec from the image config and the flags.
-fn build_spec(
-    ctx: &Ctx,
-    args: &RunArgs,
-    config: &wharf::image::ImageConfig,
-    rootfs: &Path,
-    name: &str,
-) -> Result<Spec> {
-    let overrides = RuntimeOverrides {
-        entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
-        cmd: (!args.command.is_empty()).then(|| args.command.clone()),
-        env: args.env.clone(),
-        working_dir: args.workdir.clone(),
-        user: args.user.clone(),
-        hostname: Some(args.hostname.clone().unwrap_or_else(|| name.to_string())),
-        terminal: args.tty,
-        rootfs: Some(rootfs.to_path_buf()),
-        root_path: Some(rootfs.to_path_buf()),
-        readonly_rootfs: args.read_only,
-        ..Default::default()
-    };
-    let mut spec = runtime_spec(config, &overrides)?;
-    // The pty gets the caller's window size when it is made, before the process can ask for it.
-    if args.tty
-        && let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin())
-        && let Some(p) = spec.process_mut()
-    {
-        p.set_console_size(Some(
-            wharf::image::oci_spec::runtime::BoxBuilder::default()
-                .height(u64::from(size.ws_row))
-                .width(u64::from(size.ws_col))
-                .build()?,
-        ));
-    }
-    // Docker's default capability set, rather than the runtime-spec example's three.
-    if let Some(p) = spec.process_mut() {
-        p.set_capabilities(Some(wharf::sandbox::caps::docker_default()));
-    }
-    let mut resources = LinuxResourcesBuilder::default();
-    if let Some(m) = &args.memory {
-        let limit = parse_size(m)?;
-        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).swap(limit).build()?);
-    }
-    if let Some(cpus) = args.cpus {
-        if cpus <= 0.0 {
-            return Err("--cpus must be positive".into());
-        }
-        let period = 100_000u64;
-        resources = resources.cpu(
-            LinuxCpuBuilder::default()
-                .period(period)
-                .quota((cpus * period as f64) as i64)
-                .build()?,
-        );
-    }
-    if let Some(pids) = args.pids_limit {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
-    }
-    let resources = resources.build()?;
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    for v in &args.volume {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (host, target, ro) = match parts.as_slice() {
-            [h, t] => (*h, *t, false),
-            [h, t, "ro"] => (*h, *t, true),
-            [h, t, "rw"] => (*h, *t, false),
-            _ => return Err(format!("invalid volume {v:?}: expected HOST:CONTAINER[:ro]").into()),
-        };
-        let host = std::fs::canonicalize(host).map_err(|e| format!("volume {v:?}: {host}: {e}"))?;
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-        options.push(if ro { "ro" } else { "rw" }.to_string());
-        mounts.push(
-            MountBuilder::default()
-                .destination(target)
-                .typ("bind")
-                .source(host)
-                .options(options)
-                .build()?,
-        );
-    }
-    spec.set_mounts(Some(mounts));
-    let net_path = match args.net.as_str() {
-        "none" | "" => None,
-        "host" => Some(None),
-        other => match other.strip_prefix("container:") {
-            Some(peer) => {
-                let state = state_dir(ctx)?
-                    .load(peer)
-                    .map_err(|e| format!("--net container:{peer}: {e}"))?;
-                Some(Some(PathBuf::from(format!("/proc/{}/ns/net", state.pid))))
-            }
-            None => return Err(format!("invalid --net {other:?}: expected none, host or container:NAME").into()),
-        },
-    };
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_resources(Some(resources));
-        if let Some(net) = net_path {
-            let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-            namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
-            if let Some(path) = net {
-                namespaces.push(
-                    wharf::image::oci_spec::runtime::LinuxNamespaceBuilder::default()
-                        .typ(LinuxNamespaceType::Network)
-                        .path(path)
-                        .build()?,
-                );
-            }
-            linux.set_namespaces(Some(namespaces));
-        }
-    }
-    Ok(spec)
-}
-
 /// `docker run`. Returns the container's exit code (128+signal when killed), as docker does.
 pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     if let Some(name) = &args.name {
         check_name(name)?;
     }
     let r: Reference = args.image.parse()?;
-    let image = image_for(ctx, &r, insecure)?;
-    let name = args.name.clone().unwrap_or_else(new_name);
-    let states = state_dir(ctx)?;
-    let dir = containers_dir(ctx).join(&name);
-    if dir.exists() {
-        return Err(format!("the container name {name:?} is already in use: remove it with `wharf rm {name}`").into());
-    }
-    std::fs::create_dir_all(&dir)?;
-    std::fs::create_dir_all(rootfs_base(ctx))?;
-    let fs_dir = rootfs_base(ctx).join(&name);
-    let result = (|| -> Result<u8> {
-        let cache = layer_cache(ctx)?;
-        let layers = cache.ensure_image(&ctx.store, &image, &ApplyOptions::default())?;
-        let rootfs = Rootfs::create(&cache, &layers, &fs_dir, &RootfsOptions::default())?;
-        if let Some(reason) = rootfs.fallback_reason() {
-            eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
-        }
-        let spec = build_spec(ctx, &args, &image.config, &rootfs.path(), &name)?;
-        let record = Record {
-            name: name.clone(),
-            image: r.to_string(),
-            command: spec
-                .process()
-                .as_ref()
-                .and_then(|p| p.args().clone())
-                .unwrap_or_default(),
-            created: now(),
-            detached: args.detach,
-        };
-        std::fs::write(dir.join("container.json"), serde_json::to_vec_pretty(&record)?)?;
-        let stdio = if args.detach {
-            StdioConfig {
-                stdin: Stdio::Null,
-                stdout: Stdio::from(File::create(dir.join("stdout.log"))?),
-                stderr: Stdio::from(File::create(dir.join("stderr.log"))?),
-                extra_fds: Vec::new(),
-            }
-        } else {
-            StdioConfig {
-                // With a terminal, Inherit means the pty (-t alone still gives the container a tty
-                // on stdin, as docker does); -i decides whether the caller's input is forwarded.
-                stdin: if args.interactive || args.tty {
-                    Stdio::Inherit
-                } else {
-                    Stdio::Null
-                },
-                ..StdioConfig::inherit()
-            }
-        };
-        let opts = SpawnOptions {
-            id: Some(name.clone()),
-            state_dir: Some(wharf_dir(ctx).join("sandbox")),
-            init: args.init,
-            seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
-            ..Default::default()
-        };
-        let mut container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;
-        if args.detach {
-            // The container outlives this process: keep its rootfs mounted until `wharf rm`.
-            rootfs.persist()?;
-            container.detach();
+    let records = Records::open(ctx)?;
+    let record = Record {
+        name: args.name.clone().unwrap_or_else(new_name),
+        image: r.to_string(),
+        command: args.command.clone(),
+        created: now(),
+        detached: args.detach,
+        auto_remove: args.rm,
+        creating: true,
+        owner: Some(Owner::me()),
+    };
+    let name = records.reserve(ctx, record, args.name.is_some())?;
+    let mut container = match start(ctx, &records, &args, &r, &name, insecure) {
+        Ok(Some(container)) => container,
+        Ok(None) => {
             println!("{name}");
             return Ok(0);
         }
-        if args.tty {
-            let master = container.take_pty_master().ok_or("the sandbox gave no terminal")?;
-            proxy_terminal(master, args.interactive)?;
+        Err(e) => {
+            // Nothing of a run that failed to start stays.
+            if let Ok(Some(held)) = records.hold(&name, true) {
+                let _ = records.destroy(ctx, &name, &held);
+            }
+            return Err(e);
         }
-        let exit = container.wait()?;
-        drop(container);
-        if exit.oom_kills > 0 {
-            eprintln!(
-                "wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))",
-                exit.oom_kills
-            );
-        }
-        if args.rm {
-            rootfs.close()?;
-        } else {
-            // A stopped container keeps its filesystem until `wharf rm`, as docker's do.
-            rootfs.persist()?;
-        }
-        Ok(match exit.status {
-            ExitStatus::Exited(c) => (c & 0xff) as u8,
-            ExitStatus::Signaled(s) => (128 + s) as u8,
-        })
-    })();
-    if args.rm || result.is_err() {
-        let _ = states.delete(&name, true);
-        // The rootfs handle unmounted on drop or close; remove what is left of both directories.
-        let _ = std::fs::remove_dir_all(&fs_dir);
-        let _ = std::fs::remove_dir_all(&dir);
+    };
+    if args.tty {
+        let master = container.take_pty_master().ok_or("the sandbox gave no terminal")?;
+        proxy_terminal(master, args.interactive)?;
     }
-    result
+    let exit = container.wait()?;
+    drop(container);
+    if exit.oom_kills > 0 {
+        eprintln!(
+            "wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))",
+            exit.oom_kills
+        );
+    }
+    if args.rm
+        && let Some(held) = records.hold(&name, true)?
+    {
+        records.destroy(ctx, &name, &held)?;
+    }
+    Ok(match exit.status {
+        ExitStatus::Exited(c) => (c & 0xff) as u8,
+        ExitStatus::Signaled(s) => (128 + s) as u8,
+    })
 }
 
-fn records(ctx: &Ctx) -> Result<Vec<Record>> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(containers_dir(ctx)) {
-        for e in entries.flatten() {
-            if let Ok(bytes) = std::fs::read(e.path().join("container.json"))
-                && let Ok(r) = serde_json::from_slice::<Record>(&bytes)
-            {
-                out.push(r);
-            }
-        }
+/// Everything between taking the name and the container running: the image (pulled when
+/// missing), its layers, its filesystem and its process. Returns the container to wait for, or
+/// `None` when it runs detached.
+fn start(
+    ctx: &Ctx,
+    records: &Records,
+    args: &RunArgs,
+    r: &Reference,
+    name: &str,
+    insecure: &[String],
+) -> Result<Option<Container>> {
+    let image = image_for(ctx, r, insecure)?;
+    let cache = layer_cache(ctx)?;
+    let layers = cache.ensure_image(&ctx.store, &image, &ApplyOptions::default())?;
+    std::fs::create_dir_all(rootfs_base(ctx))?;
+    let rootfs = Rootfs::create(&cache, &layers, rootfs_base(ctx).join(name), &RootfsOptions::default())?;
+    if let Some(reason) = rootfs.fallback_reason() {
+        eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
     }
-    out.sort_by_key(|r| std::cmp::Reverse(r.created));
-    Ok(out)
+    let spec = build_spec(ctx, args, &image.config, &rootfs.path(), name)?;
+    let dir = containers_dir(ctx).join(name);
+    let stdio = if args.detach {
+        StdioConfig {
+            stdin: Stdio::Null,
+            stdout: Stdio::from(File::create(dir.join("stdout.log"))?),
+            stderr: Stdio::from(File::create(dir.join("stderr.log"))?),
+            extra_fds: Vec::new(),
+        }
+    } else {
+        StdioConfig {
+            // With a terminal, Inherit means the pty (-t alone still gives the container a tty
+            // on stdin, as docker does); -i decides whether the caller's input is forwarded.
+            stdin: if args.interactive || args.tty {
+                Stdio::Inherit
+            } else {
+                Stdio::Null
+            },
+            ..StdioConfig::inherit()
+        }
+    };
+    let opts = SpawnOptions {
+        id: Some(name.to_string()),
+        state_dir: Some(wharf_dir(ctx).join("sandbox")),
+        init: args.init,
+        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+        // A new network namespace gets `lo` up, as docker's and podman's do.
+        loopback_up: true,
+        ..Default::default()
+    };
+    let container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;
+    // The filesystem stays (mounted) until the container is removed, by whichever process.
+    rootfs.persist()?;
+    let command = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().clone())
+        .unwrap_or_default();
+    let detach = args.detach;
+    records.update(name, |record| {
+        record.creating = false;
+        record.command = command;
+        if detach {
+            // No process owns it any more: it runs on its own.
+            record.owner = None;
+        }
+    })?;
+    if detach {
+        container.detach();
+        return Ok(None);
+    }
+    Ok(Some(container))
 }
 
 fn record(ctx: &Ctx, name: &str) -> Result<Record> {
-    check_name(name)?;
-    let bytes = std::fs::read(containers_dir(ctx).join(name).join("container.json"))
-        .map_err(|_| format!("no such container: {name}"))?;
-    Ok(serde_json::from_slice(&bytes)?)
+    Records::open(ctx)?.get(name)
 }
 
-/// `docker ps -a`.
-pub fn ps(ctx: &Ctx) -> Result<()> {
+/// `docker ps [-a]`.
+pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
+    let records = Records::open(ctx)?;
     let states = state_dir(ctx)?;
     println!(
         "{:<16} {:<40} {:<30} {:<10} CREATED",
         "NAME", "IMAGE", "COMMAND", "STATUS"
     );
-    for r in records(ctx)? {
-        let status = match states.status(&r.name) {
-            Ok(Status::Running) => "running",
-            Ok(Status::Created) => "created",
-            Ok(Status::Creating) => "creating",
-            Ok(_) => "exited",
-            Err(_) => "exited",
+    for r in records.list() {
+        let status = if r.creating {
+            if !r.owner.is_some_and(|o| o.alive()) {
+                continue; // its creator died: being rolled back
+            }
+            "creating"
+        } else {
+            match states.status(&r.name) {
+                Ok(Status::Running) => "running",
+                Ok(Status::Created) => "created",
+                Ok(Status::Creating) => "creating",
+                Ok(Status::Stopped) | Err(_) => "exited",
+            }
         };
+        if !all && status == "exited" {
+            continue;
+        }
         let cmd: String = r.command.join(" ").chars().take(30).collect();
         let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
         println!(
@@ -490,19 +376,7 @@ pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
 
 /// `docker rm [-f]`.
 pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
-    record(ctx, name)?;
-    let states = state_dir(ctx)?;
-    if matches!(states.status(name), Ok(Status::Running)) && !force {
-        return Err(format!("container {name} is running: stop it first or use rm -f").into());
-    }
-    if states.load(name).is_ok() {
-        states.delete(name, force)?;
-    }
-    let fs_dir = rootfs_base(ctx).join(name);
-    if fs_dir.exists() {
-        Rootfs::attach(&layer_cache(ctx)?, &fs_dir)?.close()?;
-    }
-    std::fs::remove_dir_all(containers_dir(ctx).join(name))?;
+    Records::open(ctx)?.remove(ctx, name, force)?;
     println!("{name}");
     Ok(())
 }

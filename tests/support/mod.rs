@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod cli;
+
 /// The binary of example `name` (`wharf`, `runtime`), built once per test binary with the
 /// profile the tests were built with.
 pub fn example_bin(name: &str) -> &'static Path {

@@ -1,0 +1,372 @@
+//! Container records, safe with any number of CLI processes at once and with processes killed at
+//! any moment.
+//!
+//! A record is `ROOT/.wharf/containers/NAME/container.json` (beside a detached container's logs).
+//! - **Made whole, then named**: the record is written in `.new-PID-START-N/` and renamed to
+//!   `NAME/` with `RENAME_NOREPLACE`, so a name is taken atomically (two processes racing for one
+//!   `--name`: one wins, the other is told the name is in use) and no listed directory is ever
+//!   half-made. Later changes replace `container.json` by rename.
+//! - **Owned while made**: the record names its owner, the `run` process (pid and start time, so
+//!   a recycled pid is not mistaken for it), and says `creating` until the container runs. A
+//!   foreground `run` stays the owner while it waits.
+//! - **Cleaned by the next command**: every command that opens the records first collects what
+//!   dead processes left: a record still `creating` whose owner is gone is rolled back (its
+//!   process killed, its filesystem unmounted and removed, the record removed), a `--rm`
+//!   container that stopped with no live owner is removed, and leftover `.new-*` / `.gone-*`
+//!   directories go.
+//! - **One remover at a time**: removal holds an exclusive `flock` on the record's directory and
+//!   undoes in the reverse order of creation — process and sandbox state, filesystem, then the
+//!   record (renamed to `.gone-*` first, so a removal cut short never leaves a half record
+//!   listed). Whatever point a removal is killed at, the container stays listed and removable.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FlockOperation, RenameFlags};
+use wharf::rootfs::Rootfs;
+use wharf::sandbox::Status;
+use wharf::sandbox::cgroup::{Cgroup, CgroupDriver};
+
+use crate::run::{check_name, containers_dir, layer_cache, rootfs_base, state_dir};
+use crate::{Ctx, Result};
+
+/// What this program remembers of a container, beside the sandbox's state.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct Record {
+    /// The container's name.
+    pub name: String,
+    /// The image it was made from.
+    pub image: String,
+    /// Its command.
+    pub command: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Started with `-d`.
+    pub detached: bool,
+    /// Remove it when it stops (`--rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// Still being set up by `owner`.
+    #[serde(default)]
+    pub creating: bool,
+    /// The process that sets it up and, for a foreground run, waits for it.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Its pid.
+    pub pid: i32,
+    /// Field 22 of `/proc/PID/stat`.
+    pub start_time: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub fn me() -> Owner {
+        let pid = std::process::id() as i32;
+        Owner {
+            pid,
+            start_time: proc_stat(pid).map_or(0, |(_, start)| start),
+        }
+    }
+
+    /// Whether it still runs (a zombie does not: it was killed and waits to be reaped).
+    pub fn alive(&self) -> bool {
+        proc_stat(self.pid).is_some_and(|(state, start)| start == self.start_time && state != 'Z')
+    }
+}
+
+/// The state letter and start time (fields 3 and 22) of `/proc/PID/stat`.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: count after the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// Whether the sandbox says the container's process exists (running, or created and waiting).
+fn process_exists(ctx: &Ctx, name: &str) -> bool {
+    state_dir(ctx).is_ok_and(|s| matches!(s.status(name), Ok(Status::Running | Status::Created | Status::Creating)))
+}
+
+/// The records under a store's root.
+pub struct Records {
+    dir: PathBuf,
+}
+
+/// An exclusive hold on one record's directory (released on drop).
+pub struct Held {
+    _dir: File,
+}
+
+impl Records {
+    /// The records of `ctx`'s root, after collecting what dead processes left.
+    pub fn open(ctx: &Ctx) -> Result<Records> {
+        let dir = containers_dir(ctx);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let records = Records { dir };
+        records.collect(ctx);
+        Ok(records)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Takes `record.name` for `record` (or, with no name, a new random one); returns the name.
+    ///
+    /// # Errors
+    /// The name is in use (by a live or stopped container); I/O.
+    pub fn reserve(&self, ctx: &Ctx, mut record: Record, named: bool) -> Result<String> {
+        let temp = self.dir.join(scratch_name(".new-"));
+        std::fs::create_dir(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
+        let result = (|| -> Result<String> {
+            for attempt in 0.. {
+                write_record(&temp, &record)?;
+                match rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &temp,
+                    rustix::fs::CWD,
+                    self.path(&record.name),
+                    RenameFlags::NOREPLACE,
+                ) {
+                    Ok(()) => return Ok(record.name),
+                    Err(rustix::io::Errno::EXIST) if !named && attempt < 10 => {
+                        record.name = crate::run::new_name();
+                    }
+                    // A dead process's leftover may hold the name: collect it and try once more.
+                    Err(rustix::io::Errno::EXIST) if named && attempt == 0 => self.collect_one(ctx, &record.name),
+                    Err(rustix::io::Errno::EXIST) => {
+                        let name = &record.name;
+                        return Err(format!(
+                            "the container name {name:?} is already in use: remove it with `wharf rm {name}`"
+                        )
+                        .into());
+                    }
+                    Err(e) => return Err(format!("create the record of {}: {e}", record.name).into()),
+                }
+            }
+            unreachable!("every attempt returns or takes another name")
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&temp);
+        }
+        result
+    }
+
+    /// The record of `name`.
+    ///
+    /// # Errors
+    /// No such container.
+    pub fn get(&self, name: &str) -> Result<Record> {
+        check_name(name)?;
+        read_record(&self.path(name)).ok_or_else(|| format!("no such container: {name}").into())
+    }
+
+    /// Replaces the record of `name` with `f`'s change (only its owner does this).
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut Record)) -> Result<()> {
+        let mut record = self.get(name)?;
+        f(&mut record);
+        write_record(&self.path(name), &record)
+    }
+
+    /// Every whole record, newest first.
+    pub fn list(&self) -> Vec<Record> {
+        let mut out: Vec<Record> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| read_record(&e.path()))
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
+        out
+    }
+
+    /// Holds `name`'s directory exclusively (waiting for another holder, or not with `wait` false);
+    /// `None` when there is no such record (any more) or, without `wait`, it is held.
+    pub fn hold(&self, name: &str, wait: bool) -> Result<Option<Held>> {
+        check_name(name)?;
+        let path = self.path(name);
+        let Ok(dir) = File::open(&path) else { return Ok(None) };
+        let op = if wait {
+            FlockOperation::LockExclusive
+        } else {
+            FlockOperation::NonBlockingLockExclusive
+        };
+        if rustix::fs::flock(dir.as_fd(), op).is_err() {
+            return Ok(None);
+        }
+        // The holder before us may have removed it (or a new container taken the name).
+        let same = match (dir.metadata(), std::fs::metadata(&path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        Ok(same.then_some(Held { _dir: dir }))
+    }
+
+    /// Removes container `name` and everything it has, its process included: the sandbox state,
+    /// the filesystem, then the record. The caller holds the record.
+    pub fn destroy(&self, ctx: &Ctx, name: &str, _held: &Held) -> Result<()> {
+        let states = state_dir(ctx)?;
+        if states.dir(name).exists() {
+            if states.load(name).is_ok() {
+                states.delete(name, true)?;
+            } else {
+                // Cut short before the sandbox saved its state: its cgroup may hold a process.
+                let cgroup = Cgroup::create(&CgroupDriver::detect()?, Path::new(&format!("wharf/{name}")), None)?;
+                cgroup.delete()?;
+                remove_tree(&states.dir(name))?;
+            }
+        }
+        let fs_dir = rootfs_base(ctx).join(name);
+        if fs_dir.symlink_metadata().is_ok() {
+            match layer_cache(ctx).and_then(|cache| Ok(Rootfs::attach(&cache, &fs_dir)?)) {
+                Ok(rootfs) => rootfs.close()?,
+                // Cut short before the filesystem was whole (or its layers left the cache).
+                Err(_) => {
+                    unmount_all(&fs_dir.join("rootfs"))?;
+                    remove_tree(&fs_dir)?;
+                }
+            }
+        }
+        let gone = self.dir.join(scratch_name(".gone-"));
+        std::fs::rename(self.path(name), &gone).map_err(|e| format!("remove the record of {name}: {e}"))?;
+        remove_tree(&gone)
+    }
+
+    /// Collects what dead processes left (see the module docs). Best effort: what cannot be
+    /// collected now stays for the next command (and stays removable with `rm`).
+    fn collect(&self, ctx: &Ctx) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix(".new-").or_else(|| name.strip_prefix(".gone-")) {
+                // A record half made or half removed by a process that died.
+                let mut it = rest.split('-');
+                let owner = (
+                    it.next().and_then(|p| p.parse().ok()),
+                    it.next().and_then(|s| s.parse().ok()),
+                );
+                if let (Some(pid), Some(start_time)) = owner
+                    && !(Owner { pid, start_time }).alive()
+                {
+                    let _ = remove_tree(&e.path());
+                }
+            } else if !name.starts_with('.') {
+                self.collect_one(ctx, &name);
+            }
+        }
+    }
+
+    /// Rolls back `name` if its creator died, or removes it if it was to be removed once stopped
+    /// and no live process will.
+    fn collect_one(&self, ctx: &Ctx, name: &str) {
+        let garbage = |r: &Record| {
+            let owner_alive = r.owner.is_some_and(|o| o.alive());
+            !owner_alive && (r.creating || (r.auto_remove && !process_exists(ctx, name)))
+        };
+        if !self.get(name).is_ok_and(|r| garbage(&r)) {
+            return;
+        }
+        // Someone else holding it is removing it (or using it): leave it to them.
+        if let Ok(Some(held)) = self.hold(name, false)
+            && self.get(name).is_ok_and(|r| garbage(&r))
+            && let Err(e) = self.destroy(ctx, name, &held)
+        {
+            eprintln!("wharf: could not clean up container {name} left by a killed process: {e}");
+        }
+    }
+
+    /// `rm [-f]`: waits (a while) for a foreground `run` that still owns the container to finish
+    /// with it, after killing its process with `force`.
+    pub fn remove(&self, ctx: &Ctx, name: &str, force: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut killed = false;
+        loop {
+            let Some(held) = self.hold(name, true)? else {
+                // The foreground run removed it (`run --rm`) once its process was killed.
+                return if killed {
+                    Ok(())
+                } else {
+                    Err(format!("no such container: {name}").into())
+                };
+            };
+            // A record without a readable container.json (left by an older version) goes too.
+            let record = read_record(&self.path(name));
+            let owner = record.as_ref().and_then(|r| r.owner).filter(Owner::alive);
+            if let (Some(owner), Some(true)) = (owner, record.as_ref().map(|r| r.creating)) {
+                return Err(format!("container {name} is being created by process {}", owner.pid).into());
+            }
+            let running = process_exists(ctx, name);
+            if running && !force {
+                return Err(format!("container {name} is running: stop it first or use rm -f").into());
+            }
+            let Some(owner) = owner else {
+                return self.destroy(ctx, name, &held);
+            };
+            // A foreground run waits for this container: end it, and let the run finish.
+            drop(held);
+            if running {
+                let _ = state_dir(ctx)?.kill(name, 9, true);
+                killed = true;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("container {name} is still held by its `run` (process {})", owner.pid).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `PREFIX-PID-START-N`: a directory name no other process (alive or dead) uses, telling which
+/// process made it.
+fn scratch_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let me = Owner::me();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}-{}-{n}", me.pid, me.start_time)
+}
+
+fn read_record(dir: &Path) -> Option<Record> {
+    serde_json::from_slice(&std::fs::read(dir.join("container.json")).ok()?).ok()
+}
+
+/// `dir/container.json`, replaced whole.
+fn write_record(dir: &Path, record: &Record) -> Result<()> {
+    let temp = dir.join(format!("container.json.{}", std::process::id()));
+    let path = dir.join("container.json");
+    std::fs::write(&temp, serde_json::to_vec_pretty(record)?)
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|e| format!("write {}: {e}", path.display()).into())
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("remove {}: {e}", path.display()).into()),
+        _ => Ok(()),
+    }
+}
+
+/// Unmounts whatever is mounted on `target` (and below it), so that removing it cannot reach
+/// into a mounted filesystem.
+fn unmount_all(target: &Path) -> Result<()> {
+    use rustix::mount::{UnmountFlags, unmount};
+    loop {
+        match unmount(target, UnmountFlags::DETACH) {
+            Ok(()) => continue,
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(format!("unmount {}: {e}", target.display()).into()),
+        }
+    }
+}
