@@ -4,6 +4,7 @@
 //! non-zero.
 
 mod images;
+mod network;
 mod records;
 mod registry;
 mod run;
@@ -60,6 +61,14 @@ enum Command {
         /// Also stopped ones
         #[arg(short, long)]
         all: bool,
+    },
+    /// Create, list, inspect and remove networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Show a container's published ports
+    Port {
+        /// The container
+        name: String,
     },
     /// Show a detached container's output
     Logs {
@@ -237,6 +246,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
         Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, *args, insecure)?)),
         Command::Ps { all } => run::ps(&ctx, all)?,
+        Command::Network(cmd) => network::network(&ctx, cmd)?,
+        Command::Port { name } => network::port(&ctx, &name)?,
         Command::Logs { name } => run::logs(&ctx, &name)?,
         Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,
         Command::Kill { name, signal } => run::kill(&ctx, &name, &signal, false)?,

@@ -227,6 +227,8 @@ impl Records {
                 remove_tree(&states.dir(name))?;
             }
         }
+        // Its network (address, veth, rules, pinned namespace), now that no process can use it.
+        crate::network::release(ctx, name)?;
         let fs_dir = rootfs_base(ctx).join(name);
         if fs_dir.symlink_metadata().is_ok() {
             match layer_cache(ctx).and_then(|cache| Ok(Rootfs::attach(&cache, &fs_dir)?)) {

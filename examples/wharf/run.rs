@@ -63,9 +63,9 @@ pub struct RunArgs {
     /// Maximum number of processes
     #[arg(long)]
     pub pids_limit: Option<i64>,
-    /// Network: none (a private namespace with only `lo`, up; the default), host, or container:NAME
-    #[arg(long, default_value = "none")]
-    pub net: String,
+    /// Networks and published ports
+    #[command(flatten)]
+    pub network: crate::network::NetArgs,
     /// Pid namespace: private (the default), host, or container:NAME (see and signal its processes)
     #[arg(long, default_value = "private")]
     pub pid: String,
@@ -186,6 +186,13 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     }
     let exit = container.wait()?;
     drop(container);
+    // A container that has exited gives its address, veth and rules back at once (with --rm, destroy does).
+    if !args.rm
+        && crate::network::is_cni(&args.network.network)
+        && let Err(e) = crate::network::release(ctx, &name)
+    {
+        eprintln!("wharf: releasing the network of {name}: {e}");
+    }
     if exit.oom_kills > 0 {
         eprintln!(
             "wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))",
@@ -222,7 +229,17 @@ fn start(
     if let Some(reason) = rootfs.fallback_reason() {
         eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
     }
-    let spec = build_spec(ctx, args, &image.config, &rootfs.path(), name)?;
+    let attached = if crate::network::is_cni(&args.network.network) {
+        let hostname = args.hostname.clone().unwrap_or_else(|| name.to_string());
+        let exposed = image.config.exposed_ports();
+        Some(crate::network::attach(ctx, &args.network, name, &hostname, &exposed)?)
+    } else if !args.network.publish.is_empty() || args.network.publish_all || args.network.ip.is_some() {
+        let net = &args.network.network;
+        return Err(format!("-p, -P and --ip need a bridge or user network, not --network {net}").into());
+    } else {
+        None
+    };
+    let spec = build_spec(ctx, args, &image.config, &rootfs.path(), name, attached.as_ref())?;
     let dir = containers_dir(ctx).join(name);
     let stdio = if args.detach {
         StdioConfig {
@@ -285,8 +302,8 @@ pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
     let records = Records::open(ctx)?;
     let states = state_dir(ctx)?;
     println!(
-        "{:<16} {:<40} {:<30} {:<10} CREATED",
-        "NAME", "IMAGE", "COMMAND", "STATUS"
+        "{:<16} {:<40} {:<30} {:<10} {:<26} PORTS",
+        "NAME", "IMAGE", "COMMAND", "STATUS", "CREATED"
     );
     for r in records.list() {
         let status = if r.creating {
@@ -308,12 +325,13 @@ pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
         let cmd: String = r.command.join(" ").chars().take(30).collect();
         let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
         println!(
-            "{:<16} {:<40} {:<30} {:<10} {}",
+            "{:<16} {:<40} {:<30} {:<10} {:<26} {}",
             r.name,
             image,
             cmd,
             status,
-            wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created))
+            wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created)),
+            crate::network::ports_column(ctx, &r.name)
         );
     }
     Ok(())

@@ -35,6 +35,7 @@ pub fn build_spec(
     config: &wharf::image::ImageConfig,
     rootfs: &Path,
     name: &str,
+    attached: Option<&crate::network::Attached>,
 ) -> Result<Spec> {
     let overrides = RuntimeOverrides {
         entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
@@ -108,9 +109,18 @@ pub fn build_spec(
                 .build()?,
         );
     }
+    if let Some(a) = attached {
+        mounts.extend(a.mounts.iter().cloned());
+    }
     spec.set_mounts(Some(mounts));
+    // On a CNI network the container joins the namespace wharf-network attached (and pinned).
+    let net = if attached.is_some() {
+        "none"
+    } else {
+        args.network.network.as_str()
+    };
     let joins = [
-        (LinuxNamespaceType::Network, "net", args.net.as_str(), &["none"][..]),
+        (LinuxNamespaceType::Network, "net", net, &["none"][..]),
         (LinuxNamespaceType::Pid, "pid", args.pid.as_str(), &["private"]),
         (
             LinuxNamespaceType::Ipc,
@@ -121,6 +131,7 @@ pub fn build_spec(
     ]
     .into_iter()
     .map(|(typ, ns, value, private)| Ok((typ, namespace_mode(ctx, ns, value, private)?)))
+    .chain(attached.map(|a| Ok((LinuxNamespaceType::Network, Some(Some(a.netns.clone()))))))
     .collect::<Result<Vec<_>>>()?;
     if let Some(linux) = spec.linux_mut() {
         linux.set_resources(Some(resources));
@@ -154,6 +165,7 @@ fn namespace_mode(ctx: &Ctx, ns: &str, value: &str, private: &[&str]) -> Result<
     if value == "host" {
         return Ok(Some(None));
     }
+
     let Some(peer) = value.strip_prefix("container:") else {
         let private = private.join(", ");
         return Err(format!("invalid {flag} {value:?}: expected {private}, host or container:NAME").into());

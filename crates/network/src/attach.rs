@@ -191,7 +191,26 @@ impl Networks {
         let path = self.attachment_path(container_id, network);
         write_json(&path, &att)?;
         let rt = att.runtime_args();
-        match self.cni.add(&att.conflist, &rt) {
+        let first = mine.is_empty();
+        let added = self.cni.add(&att.conflist, &rt).and_then(|added| {
+            if first {
+                // The container's `lo` comes up with its first network, through the loopback plugin.
+                let lo = ConfList {
+                    cni_version: net.cni_version.clone(),
+                    name: "lo".to_string(),
+                    plugins: vec![serde_json::json!({ "type": "loopback" })],
+                };
+                self.cni.add(
+                    &lo,
+                    &RuntimeArgs {
+                        ifname: "lo".to_string(),
+                        ..rt.clone()
+                    },
+                )?;
+            }
+            Ok(added)
+        });
+        match added {
             Ok((_, raw)) => {
                 att.result = Some(raw);
                 att.state = AttachState::Attached;

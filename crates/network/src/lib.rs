@@ -15,7 +15,8 @@
 //! # Design
 //! - **Plugins, not home-made networking.** A network is a `bridge` plugin configuration with `host-local`
 //!   IPAM and `ipMasq` (masquerade for traffic leaving the subnet); published ports add `portmap`; a network
-//!   may add `firewall` for hosts whose `FORWARD` policy drops. wharf creates no link, address or rule
+//!   may add `firewall` for hosts whose `FORWARD` policy drops; the `loopback` plugin brings the
+//!   container's `lo` up with its first network. wharf creates no link, address or rule
 //!   itself. The one exception is [`Networks::remove`] deleting the bridge device, which no plugin does.
 //! - **Networks as data.** A [`Network`] is a record (name, bridge, subnet, gateway, the CNI version
 //!   negotiated with the plugins once, at creation); the default network [`DEFAULT_NETWORK`] (`bridge`,

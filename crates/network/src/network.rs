@@ -129,7 +129,7 @@ impl Network {
 
     /// The plugin types this network's chains may use, for version negotiation.
     pub(crate) fn plugin_types(firewall: bool) -> Vec<&'static str> {
-        let mut v = vec!["bridge", "host-local", "portmap"];
+        let mut v = vec!["bridge", "host-local", "portmap", "loopback"];
         if firewall {
             v.push("firewall");
         }

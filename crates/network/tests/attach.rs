@@ -25,6 +25,16 @@ fn busybox_httpd_answers_through_published_ports() {
             .attach("web1", web.path(), "bridge", &ports(&["8080:80", "127.0.0.1::80"]))
             .expect("attach");
         let ip = att.ip().expect("an address");
+        let lo = common::sh(&[
+            "nsenter",
+            &format!("--net={}", web.path().display()),
+            "ip",
+            "-o",
+            "link",
+            "show",
+            "lo",
+        ]);
+        assert!(lo.contains(",UP"), "the loopback plugin brought lo up: {lo}");
         assert!(env.nets.network("bridge").expect("default network").subnet.contains(ip));
         // Straight to the container's address on the test's bridge, and through each published port.
         let body = eventually(|| host_get(&format!("http://{ip}/")));

@@ -45,6 +45,7 @@ pub fn require_tools() {
         "/usr/lib/cni/bridge",
         "/usr/lib/cni/host-local",
         "/usr/lib/cni/portmap",
+        "/usr/lib/cni/loopback",
         "/bin/busybox",
     ] {
         assert!(
