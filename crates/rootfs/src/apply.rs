@@ -652,6 +652,19 @@ struct Applier<'a> {
     real_parent: Option<Vec<u8>>,
 }
 
+/// A time as containerd, Docker and podman set it: one before 1970 or past 2262 (what Go's
+/// `time.Time` holds in int64 nanoseconds) becomes the epoch (their `boundTime`), so an
+/// image gives the same tree here as there.
+fn bound((sec, nsec): (i64, u32)) -> (i64, u32) {
+    const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
+    const MAX_NSECS: u32 = (i64::MAX % 1_000_000_000) as u32;
+    if !(0..=MAX_SECS).contains(&sec) || (sec == MAX_SECS && nsec > MAX_NSECS) {
+        (0, 0)
+    } else {
+        (sec, nsec)
+    }
+}
+
 fn ts((sec, nsec): (i64, u32)) -> Timespec {
     Timespec {
         tv_sec: sec,
@@ -909,8 +922,8 @@ impl<'a> Applier<'a> {
 
     fn times(e: &Entry) -> Timestamps {
         Timestamps {
-            last_access: ts(e.atime.unwrap_or(e.mtime)),
-            last_modification: ts(e.mtime),
+            last_access: ts(bound(e.atime.unwrap_or(e.mtime))),
+            last_modification: ts(bound(e.mtime)),
         }
     }
 

@@ -60,7 +60,8 @@
 //! entry names and `..`, re-rooted beneath the root; duplicate entries within a layer, the
 //! last one winning (every write is fd-relative beneath the root and never follows a
 //! symlink in the last component, so an earlier entry cannot redirect a later one); owners
-//! and modes as each entry says, even inside a setgid directory. Here:
+//! and modes as each entry says, even inside a setgid directory; times before 1970 or past
+//! 2262 set to the epoch (Go's `boundTime`). Here:
 //! - A symlink in an entry's parent path is followed only while it stays beneath the root;
 //!   an absolute symlink or one climbing out is refused ([`Error::Escape`]) rather than
 //!   resolved as if the root were `/`.
