@@ -1,12 +1,14 @@
 //! The corpus: layers written by the tools people build images with (GNU tar in its gnu and
 //! posix formats, bsdtar's pax and ustar, Python's tarfile in GNU, PAX and USTAR, umoci's
-//! `insert`), unpacked by wharf and by umoci (Go's archive/tar, as containerd reads layers),
+//! `insert`), unpacked by wharf (flattened, and through the layer cache as an overlay), by
+//! containerd (`ctr images import` of the image wharf saves, `ctr images mount`) and by umoci,
 //! and the trees compared: path, type, mode, owner, size, content, link target, device
 //! numbers, xattrs, mtime and hardlink groups. Every difference fails the test unless it is
-//! one of the deliberate ones listed in `DELIBERATE`.
+//! one of the deliberate ones listed in `DELIBERATE` (none) or where umoci departs from the
+//! tar and from containerd (`UMOCI_QUIRKS`).
 //!
-//! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci and setcap
-//! (`libcap2-bin`): `scripts/test-deps.sh`.
+//! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci, containerd and
+//! setcap (`libcap2-bin`): `scripts/test-deps.sh`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +21,10 @@ use std::process::Command;
 use wharf::image::{Platform, Reference, Store, archive};
 use wharf::rootfs::{ApplyOptions, LayerCache, MountMode, Rootfs, RootfsOptions, apply_layer};
 
+mod support;
+
+use support::containerd::Containerd;
+
 /// Differences from umoci that wharf makes on purpose (path, field, why). Empty: every tree
 /// of the corpus comes out the same.
 const DELIBERATE: &[(&str, &str, &str)] = &[];
@@ -29,15 +35,19 @@ const UMOCI_QUIRKS: &[(&str, &str, &str)] = &[
     (
         "opt/2300",
         "mtime",
-        "umoci 0.4.7 stores an mtime past 2^32 s as -2^31; the tar, containerd and wharf say 10413792000",
+        "umoci 0.4.7 stores an mtime past 2^32 s as -2^31; containerd and wharf the epoch (Go's boundTime)",
     ),
     (
-        "etc",
+        "opt/1960",
         "mtime",
-        "umoci restores the time of a directory a later layer adds to without an entry of its own; \
-         containerd (a new directory in the snapshot) and wharf keep the time the addition gave it",
+        "umoci keeps a time before 1970; containerd, Docker, podman and wharf set the epoch (Go's boundTime)",
     ),
 ];
+
+/// For the layer umoci insert adds to `etc` without an entry for `etc` itself: umoci
+/// restores the directory's time, containerd (a new directory in the snapshot) and wharf
+/// keep the time the addition gave it, which is the time of unpacking and so differs by run.
+const INSERT_UNPACK_TIME: &[(&str, &str, &str)] = &[("etc", "mtime", "the time of unpacking")];
 
 /// `desc` without the `field=…` part.
 fn without(desc: &str, field: &str) -> String {
@@ -211,7 +221,10 @@ fn checks(producer: &str, reach: Reach, ours: &Path) {
     assert!(get(b"dev-null").contains("rdev=1:3"), "{producer}");
     if reach == Reach::Full {
         assert!(get(b"srv/huge").contains("uid=3000000 gid=3000000"), "{producer}");
-        assert!(get(b"opt/1960").contains("mtime=-315619200"), "{producer}");
+        assert!(
+            get(b"opt/1960").contains("mtime=0"),
+            "{producer}: before 1970 is the epoch, as in containerd"
+        );
         assert!(tree.contains_key(&b"caf\xe9"[..]), "{producer}");
     }
     if producer.starts_with("gnu tar") || producer.starts_with("umoci") {
@@ -331,20 +344,25 @@ fn describe(root: &Path) -> BTreeMap<Vec<u8>, String> {
     out
 }
 
-fn compare(what: &str, wharf: &Path, peer: &Path) -> Vec<String> {
+fn compare(what: &str, wharf: &Path, peer: &Path, also: &[(&str, &str, &str)]) -> Vec<String> {
+    let quirks: Vec<_> = UMOCI_QUIRKS.iter().chain(also).copied().collect();
+    compare_with(what, "umoci", wharf, peer, &quirks)
+}
+
+fn compare_with(what: &str, peer_name: &str, wharf: &Path, peer: &Path, quirks: &[(&str, &str, &str)]) -> Vec<String> {
     let (a, b) = (describe(wharf), describe(peer));
     let mut diffs = Vec::new();
     for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
         let name = String::from_utf8_lossy(key).into_owned();
         let (mut x, mut y) = (a.get(key).cloned(), b.get(key).cloned());
-        for (path, field, _) in DELIBERATE.iter().chain(UMOCI_QUIRKS) {
+        for (path, field, _) in DELIBERATE.iter().chain(quirks) {
             if *path == name {
                 x = x.map(|d| without(&d, field));
                 y = y.map(|d| without(&d, field));
             }
         }
         if x != y {
-            diffs.push(format!("{what}: {name}\n  wharf: {x:?}\n  umoci: {y:?}"));
+            diffs.push(format!("{what}: {name}\n  wharf: {x:?}\n  {peer_name}: {y:?}"));
         }
     }
     diffs
@@ -402,9 +420,9 @@ impl Umoci {
 
 /// Imports the umoci layout into a wharf store (which checks every layer as unpacking
 /// will), extracts its layers into the layer cache and mounts them as an overlay rootfs.
-fn wharf_overlay(layout: &Path, dir: &Path) -> Rootfs {
+fn wharf_overlay(layout: &Path, dir: &Path, name: &str) -> (Rootfs, Store) {
     let store = Store::open(dir.join("store")).unwrap();
-    let repo: Reference = "corpus/test".parse().unwrap();
+    let repo: Reference = name.parse().unwrap();
     archive::import_layout(&store, layout, Some(&repo)).unwrap_or_else(|e| panic!("wharf refused to import: {e}"));
     let image = store.image(&repo.with_tag("t"), &Platform::default()).unwrap();
     let cache = LayerCache::open(dir.join("cache")).unwrap();
@@ -413,7 +431,35 @@ fn wharf_overlay(layout: &Path, dir: &Path) -> Rootfs {
         .unwrap_or_else(|e| panic!("the layer cache refused a layer: {e}"));
     let rootfs = Rootfs::create(&cache, &cached, dir.join("ovl"), &RootfsOptions::default()).unwrap();
     assert_eq!(rootfs.mode(), MountMode::Overlay, "{:?}", rootfs.fallback_reason());
-    rootfs
+    (rootfs, store)
+}
+
+/// The image `name:t` of `store` as containerd unpacks it (imported from a `docker save`
+/// archive, mounted with `ctr images mount`), compared with wharf's tree.
+fn compare_with_containerd(
+    what: &str,
+    c: &Containerd,
+    (store, name): (&Store, &str),
+    dir: &Path,
+    ours: &Path,
+    quirks: &[(&str, &str, &str)],
+) -> Vec<String> {
+    let reference: Reference = format!("{name}:t").parse().unwrap();
+    let archive_path = dir.join("saved.tar");
+    archive::save(
+        store,
+        std::slice::from_ref(&reference),
+        &Platform::default(),
+        std::fs::File::create(&archive_path).unwrap(),
+    )
+    .unwrap();
+    c.ok(&["images", "import", archive_path.to_str().unwrap()]);
+    let mnt = dir.join("containerd-mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    c.ok(&["images", "mount", &reference.to_string(), mnt.to_str().unwrap()]);
+    let diffs = compare_with(what, "containerd", ours, &mnt, quirks);
+    c.ok(&["images", "unmount", "--rm", mnt.to_str().unwrap()]);
+    diffs
 }
 
 /// Unpacks layers with wharf (flattened) into `root`.
@@ -436,6 +482,7 @@ fn preflight() {
     require("bsdtar", "libarchive-tools");
     require("umoci", "umoci");
     require("setcap", "libcap2-bin");
+    require("ctr", "containerd");
     assert!(
         Path::new("/usr/bin/python3").exists(),
         "python3 is required: apt-get install python3"
@@ -443,10 +490,11 @@ fn preflight() {
 }
 
 #[test]
-fn layers_of_every_producer_unpack_as_umoci_unpacks_them() {
+fn layers_of_every_producer_unpack_as_containerd_and_umoci_unpack_them() {
     preflight();
+    let containerd = Containerd::start();
     let mut diffs = Vec::new();
-    for producer in [
+    for (i, producer) in [
         "gnu tar --format=gnu",
         "gnu tar --format=posix",
         "bsdtar --format=pax",
@@ -454,7 +502,10 @@ fn layers_of_every_producer_unpack_as_umoci_unpacks_them() {
         "python tarfile GNU",
         "python tarfile PAX",
         "python tarfile USTAR",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let reach = if producer.ends_with("ustar") || producer.ends_with("USTAR") {
             Reach::Ustar
         } else {
@@ -478,21 +529,30 @@ fn layers_of_every_producer_unpack_as_umoci_unpacks_them() {
         let theirs = umoci.unpack(&t.path().join("bundle"));
         let ours = t.path().join("wharf");
         wharf_unpack(&umoci.layers(), &ours);
-        diffs.extend(compare(&format!("{producer}, flattened"), &ours, &theirs));
-        let overlay = wharf_overlay(&umoci.layout, t.path());
-        diffs.extend(compare(&format!("{producer}, overlay"), &overlay.path(), &theirs));
+        diffs.extend(compare(&format!("{producer}, flattened"), &ours, &theirs, &[]));
+        let name = format!("corpus/p{i}");
+        let (overlay, store) = wharf_overlay(&umoci.layout, t.path(), &name);
+        diffs.extend(compare(&format!("{producer}, overlay"), &overlay.path(), &theirs, &[]));
         overlay.close().unwrap();
+        diffs.extend(compare_with_containerd(
+            producer,
+            &containerd,
+            (&store, &name),
+            t.path(),
+            &ours,
+            &[],
+        ));
         checks(producer, reach, &ours);
     }
     assert!(
         diffs.is_empty(),
-        "wharf and umoci unpack differently:\n{}",
+        "wharf unpacks differently from its peers:\n{}",
         diffs.join("\n")
     );
 }
 
 #[test]
-fn layers_umoci_insert_writes_unpack_as_umoci_unpacks_them() {
+fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
     // umoci 0.4.7's insert ends a layer right after the last entry's data.
     preflight();
     let t = tempfile::tempdir().unwrap();
@@ -515,14 +575,28 @@ fn layers_umoci_insert_writes_unpack_as_umoci_unpacks_them() {
     let theirs = umoci.unpack(&t.path().join("bundle"));
     let ours = t.path().join("wharf");
     wharf_unpack(&umoci.layers(), &ours);
-    let mut diffs = compare("umoci insert, flattened", &ours, &theirs);
-    let overlay = wharf_overlay(&umoci.layout, t.path());
-    diffs.extend(compare("umoci insert, overlay", &overlay.path(), &theirs));
+    let mut diffs = compare("umoci insert, flattened", &ours, &theirs, INSERT_UNPACK_TIME);
+    let (overlay, store) = wharf_overlay(&umoci.layout, t.path(), "corpus/insert");
+    diffs.extend(compare(
+        "umoci insert, overlay",
+        &overlay.path(),
+        &theirs,
+        INSERT_UNPACK_TIME,
+    ));
     overlay.close().unwrap();
+    let containerd = Containerd::start();
+    diffs.extend(compare_with_containerd(
+        "umoci insert",
+        &containerd,
+        (&store, "corpus/insert"),
+        t.path(),
+        &ours,
+        INSERT_UNPACK_TIME,
+    ));
     checks("umoci insert", Reach::Full, &ours);
     assert!(
         diffs.is_empty(),
-        "wharf and umoci unpack differently:\n{}",
+        "wharf unpacks differently from its peers:\n{}",
         diffs.join("\n")
     );
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wharf::image::Reference;
@@ -14,155 +14,46 @@ use wharf::image::store::Store;
 
 mod support;
 
+use support::containerd::Containerd;
+
 /// The runtime example.
 fn runtime_bin() -> &'static Path {
     support::example_bin("runtime")
 }
 
-static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 const IMAGE: &str = "docker.io/library/busybox:wharf-runtime-test";
 
-/// A private containerd with the busybox image imported, in its own ctr namespace.
-struct Containerd {
-    dir: tempfile::TempDir,
-    child: Child,
-    namespace: String,
+/// A private containerd with the busybox image imported.
+fn with_busybox() -> Containerd {
+    let c = Containerd::start();
+    let archive = busybox_archive(&c);
+    c.ok(&["image", "import", archive.to_str().unwrap()]);
+    c
 }
 
-impl Containerd {
-    fn start() -> Containerd {
-        assert!(
-            rustix::process::geteuid().is_root(),
-            "these tests need root (containerd runs containers)"
-        );
-        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success(),
-                "{tool} is required (apt-get install containerd)"
-            );
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let config = d.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                root = d.join("root").display(),
-                state = d.join("state").display(),
-                sock = d.join("containerd.sock").display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("containerd.log")).unwrap())
-            .stderr(std::fs::File::create(d.join("containerd.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let c = Containerd {
-            dir,
-            child,
-            // Unique per test: the shim keeps the runtime's state under /run/containerd/runc/NAMESPACE.
-            namespace: format!(
-                "wharf-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not come up: {}",
-                std::fs::read_to_string(c.dir.path().join("containerd.err")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let archive = c.busybox_archive();
-        c.ok(&["image", "import", archive.to_str().unwrap()]);
-        c
+/// A busybox image written as a docker archive by wharf-image.
+fn busybox_archive(c: &Containerd) -> PathBuf {
+    let rootfs = c.dir.path().join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-
-    /// A busybox image written as a docker archive by wharf-image.
-    fn busybox_archive(&self) -> PathBuf {
-        let rootfs = self.dir.path().join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-            .expect("busybox-static is required (apt-get install busybox-static)");
-        for cmd in ["sh", "cat", "echo", "sleep", "true", "id", "hostname"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(cmd)).unwrap();
-        }
-        let store = Store::open(self.dir.path().join("store")).unwrap();
-        let reference: Reference = IMAGE.parse().unwrap();
-        import_dir(&store, &rootfs, &reference, &ImportOptions::default()).unwrap();
-        let out = self.dir.path().join("busybox.tar");
-        let f = std::fs::File::create(&out).unwrap();
-        wharf::image::archive::save(&store, &[reference], &wharf::image::Platform::host(), f).unwrap();
-        out
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("busybox-static is required (apt-get install busybox-static)");
+    for cmd in ["sh", "cat", "echo", "sleep", "true", "id", "hostname"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(cmd)).unwrap();
     }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(["--namespace", &self.namespace])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The runtime's state directory for this namespace (the shim's default runc root).
-    fn runtime_root(&self) -> PathBuf {
-        Path::new("/run/containerd/runc").join(&self.namespace)
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Whatever a failed test left running goes, then containerd.
-        let tasks = String::from_utf8_lossy(&self.ctr(&["task", "ls", "-q"]).stdout).into_owned();
-        for t in tasks.lines() {
-            let _ = self.ctr(&["task", "kill", "-s", "KILL", t]);
-            let _ = self.ctr(&["task", "rm", "-f", t]);
-        }
-        let containers = String::from_utf8_lossy(&self.ctr(&["c", "ls", "-q"]).stdout).into_owned();
-        for c in containers.lines() {
-            let _ = self.ctr(&["c", "rm", c]);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir(self.runtime_root());
-    }
+    let store = Store::open(c.dir.path().join("store")).unwrap();
+    let reference: Reference = IMAGE.parse().unwrap();
+    import_dir(&store, &rootfs, &reference, &ImportOptions::default()).unwrap();
+    let out = c.dir.path().join("busybox.tar");
+    let f = std::fs::File::create(&out).unwrap();
+    wharf::image::archive::save(&store, &[reference], &wharf::image::Platform::host(), f).unwrap();
+    out
 }
 
 #[test]
 fn ctr_run_brings_back_output_and_exit_code() {
-    let c = Containerd::start();
+    let c = with_busybox();
     let rt = runtime_bin().to_str().unwrap();
     let out = c.ctr(&[
         "run",
@@ -185,7 +76,7 @@ fn ctr_run_brings_back_output_and_exit_code() {
 
 #[test]
 fn ctr_task_kill_exec_ps_metrics_and_cleanup() {
-    let c = Containerd::start();
+    let c = with_busybox();
     let rt = runtime_bin().to_str().unwrap();
     c.ok(&["run", "-d", "--runc-binary", rt, IMAGE, "t1", "sleep", "1000"]);
     let ls = c.ok(&["task", "ls"]);
@@ -269,7 +160,7 @@ fn ctr_task_kill_exec_ps_metrics_and_cleanup() {
 
 #[test]
 fn ctr_run_with_a_terminal_gets_the_pty_through_the_console_socket() {
-    let c = Containerd::start();
+    let c = with_busybox();
     let rt = runtime_bin().to_str().unwrap();
     // ctr -t needs a terminal of its own: script(1) gives it one.
     let ctr = format!(

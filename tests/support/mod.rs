@@ -1,6 +1,8 @@
 //! Shared by the root package's integration tests: the example programs they drive.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod containerd;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::Path;
