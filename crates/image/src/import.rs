@@ -13,7 +13,7 @@ use oci_spec::image::{Descriptor, HistoryBuilder, MediaType};
 use crate::error::{Error, Result};
 use crate::media::Compression;
 use crate::store::{BlobWriter, Image};
-use crate::{Algorithm, Digest, Hasher, ImageConfig, Platform, Reference, Store};
+use crate::{ImageConfig, LayerWriter, Platform, Reference, Store};
 
 /// The container defaults recorded in an imported image's config (`docker import --change`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,76 +59,11 @@ impl Default for ImportOptions {
     }
 }
 
-/// Hashes the uncompressed layer and compresses it into a blob writer.
-struct LayerSink {
-    diff: Hasher,
-    out: Encoder,
-}
-
-enum Encoder {
-    Plain(BlobWriter),
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, BlobWriter>),
-}
-
-impl LayerSink {
-    fn new(store: &Store, compression: Compression) -> Result<LayerSink> {
-        let w = store.blob_writer(None, None)?;
-        let out = match compression {
-            Compression::None => Encoder::Plain(w),
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::fast())),
-            Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(w, 3).map_err(Error::io("compress", store.root()))?)
-            }
-        };
-        Ok(LayerSink {
-            diff: Hasher::new(Algorithm::Sha256),
-            out,
-        })
-    }
-
-    /// Finishes compression and commits the blob: (diff_id, digest, size, media type).
-    fn finish(self) -> Result<(Digest, Digest, u64, MediaType)> {
-        let (writer, media_type) = match self.out {
-            Encoder::Plain(w) => (w, MediaType::ImageLayer),
-            Encoder::Gzip(e) => (
-                e.finish().map_err(Error::io("compress", "layer"))?,
-                MediaType::ImageLayerGzip,
-            ),
-            Encoder::Zstd(e) => (
-                e.finish().map_err(Error::io("compress", "layer"))?,
-                MediaType::ImageLayerZstd,
-            ),
-        };
-        let (digest, size) = writer.commit()?;
-        Ok((self.diff.finish(), digest, size, media_type))
-    }
-}
-
-impl Write for LayerSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match &mut self.out {
-            Encoder::Plain(w) => w.write(buf)?,
-            Encoder::Gzip(e) => e.write(buf)?,
-            Encoder::Zstd(e) => e.write(buf)?,
-        };
-        self.diff.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.out {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-        }
-    }
-}
-
 /// A reader that copies what it reads into a writer (the layer sink), so the tar can be
 /// validated entry by entry while the same bytes are stored.
 struct Tee<'a, R> {
     inner: R,
-    sink: &'a mut LayerSink,
+    sink: &'a mut LayerWriter<BlobWriter>,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
@@ -156,7 +91,8 @@ pub fn import_tar(store: &Store, input: impl Read, reference: &Reference, opts: 
             Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(Error::io("read", origin))?)
         }
     };
-    let mut sink = LayerSink::new(store, opts.compression)?;
+    let mut sink = LayerWriter::new(store.blob_writer(None, None)?, opts.compression)
+        .map_err(Error::io("compress", store.root()))?;
     {
         // Read as unpacking will (the same reader and entry rules), while the same bytes
         // are hashed, compressed and stored.
@@ -194,7 +130,8 @@ pub fn import_tar(store: &Store, input: impl Read, reference: &Reference, opts: 
 /// Reads `dir` as given.
 pub fn import_dir(store: &Store, dir: &Path, reference: &Reference, opts: &ImportOptions) -> Result<Image> {
     let _lease = store.lease()?;
-    let mut sink = LayerSink::new(store, opts.compression)?;
+    let mut sink = LayerWriter::new(store.blob_writer(None, None)?, opts.compression)
+        .map_err(Error::io("compress", store.root()))?;
     {
         let mut w = wharf_tar::Writer::new(io::BufWriter::with_capacity(1 << 20, &mut sink));
         let m = std::fs::symlink_metadata(dir).map_err(Error::io("stat", dir))?;
@@ -282,8 +219,11 @@ fn append_tree<W: Write>(w: &mut wharf_tar::Writer<W>, dir: &Path, rel: &[u8]) -
     Ok(())
 }
 
-fn finish(store: &Store, sink: LayerSink, reference: &Reference, opts: &ImportOptions) -> Result<Image> {
-    let (diff_id, digest, size, media_type) = sink.finish()?;
+fn finish(store: &Store, sink: LayerWriter<BlobWriter>, reference: &Reference, opts: &ImportOptions) -> Result<Image> {
+    let (writer, layer) = sink.finish().map_err(Error::io("compress", "layer"))?;
+    let (digest, size) = writer.commit()?;
+    let diff_id = layer.diff_id.clone();
+    let media_type = MediaType::from(layer.media_type());
     let created = opts
         .created
         .clone()

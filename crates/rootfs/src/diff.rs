@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use wharf_image::media::{self, Compression, Kind};
 use wharf_image::oci_spec::image::{Descriptor, HistoryBuilder};
 use wharf_image::store::Image;
-use wharf_image::{Algorithm, Digest, Hasher, Reference, Store};
+use wharf_image::{Digest, LayerDigests, LayerWriter, Reference, Store};
 
 use crate::apply::{Limits, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
@@ -194,49 +194,6 @@ impl Walk<'_> {
     }
 }
 
-/// Counts and hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A layer written by [`Rootfs::diff`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerDigests {
-    /// SHA-256 of the uncompressed tar.
-    pub diff_id: Digest,
-    /// SHA-256 of the blob as written (compressed).
-    pub digest: Digest,
-    /// Bytes of the blob as written.
-    pub size: u64,
-    /// The compression used.
-    pub compression: Compression,
-}
-
-impl LayerDigests {
-    /// The OCI media type of the blob.
-    pub fn media_type(&self) -> &'static str {
-        match self.compression {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-}
-
 fn tar_tree(
     out: impl Write,
     root: BorrowedFd<'_>,
@@ -244,11 +201,6 @@ fn tar_tree(
     merged: Option<BorrowedFd<'_>>,
     compression: Compression,
 ) -> Result<LayerDigests> {
-    let hashed = HashingWriter {
-        inner: out,
-        hasher: Hasher::new(Algorithm::Sha256),
-        count: 0,
-    };
     let fail = |e: io::Error| Error::Io {
         op: "write layer",
         path: "<layer>".into(),
@@ -259,47 +211,16 @@ fn tar_tree(
         merged,
         links: HashMap::new(),
     };
-    // Uncompressed side: hash for the diff_id.
-    fn body<W: Write>(walk: &mut Walk<'_>, root: BorrowedFd<'_>, w: W) -> Result<(W, Digest)> {
-        let mut tw = HashingWriter {
-            inner: io::BufWriter::with_capacity(1 << 20, w),
-            hasher: Hasher::new(Algorithm::Sha256),
-            count: 0,
-        };
-        walk.dir(&mut tw, root, b"")?;
-        tw.write_all(&[0u8; 1024]).map_err(io_entry(b"<end>", "write"))?;
-        let diff_id = tw.hasher.finish();
-        let inner = tw.inner.into_inner().map_err(|e| Error::Io {
-            op: "flush layer",
-            path: "<layer>".into(),
-            source: e.into_error(),
-        })?;
-        Ok((inner, diff_id))
+    let mut layer = LayerWriter::new(out, compression).map_err(fail)?;
+    {
+        let mut w = io::BufWriter::with_capacity(1 << 20, &mut layer);
+        walk.dir(&mut w, root, b"")?;
+        w.write_all(&[0u8; 1024]).map_err(io_entry(b"<end>", "write"))?;
+        w.flush().map_err(fail)?;
     }
-    let (hashed, diff_id) = match compression {
-        Compression::None => body(&mut walk, root, hashed)?,
-        Compression::Gzip => {
-            let (enc, d) = body(
-                &mut walk,
-                root,
-                flate2::write::GzEncoder::new(hashed, flate2::Compression::new(6)),
-            )?;
-            (enc.finish().map_err(fail)?, d)
-        }
-        Compression::Zstd => {
-            let enc = zstd::stream::write::Encoder::new(hashed, 3).map_err(fail)?;
-            let (enc, d) = body(&mut walk, root, enc)?;
-            (enc.finish().map_err(fail)?, d)
-        }
-    };
-    let mut hashed = hashed;
-    hashed.flush().map_err(fail)?;
-    Ok(LayerDigests {
-        diff_id,
-        digest: hashed.hasher.finish(),
-        size: hashed.count,
-        compression,
-    })
+    let (mut out, digests) = layer.finish().map_err(fail)?;
+    out.flush().map_err(fail)?;
+    Ok(digests)
 }
 
 fn open_dir(p: &Path) -> Result<OwnedFd> {
