@@ -12,7 +12,7 @@ pkgs=(
   runc crun containerd       # peers for the runtime tests and benchmarks
   containernetworking-plugins iptables iproute2  # wharf-network runs the CNI plugins (bridge, host-local, portmap)
   util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
-  libarchive-tools libcap2-bin python3  # the layer corpus: bsdtar, setcap, Python's tarfile (tests/corpus.rs)
+  libarchive-tools libcap2-bin python3 buildah  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah (tests/corpus.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

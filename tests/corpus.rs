@@ -1,14 +1,15 @@
 //! The corpus: layers written by the tools people build images with (GNU tar in its gnu and
 //! posix formats, bsdtar's pax and ustar, Python's tarfile in GNU, PAX and USTAR, umoci's
-//! `insert`), unpacked by wharf (flattened, and through the layer cache as an overlay), by
+//! `insert`, buildah's commit in OCI and Docker formats, skopeo's copy between formats and to
+//! zstd), unpacked by wharf (flattened, and through the layer cache as an overlay), by
 //! containerd (`ctr images import` of the image wharf saves, `ctr images mount`) and by umoci,
 //! and the trees compared: path, type, mode, owner, size, content, link target, device
 //! numbers, xattrs, mtime and hardlink groups. Every difference fails the test unless it is
 //! one of the deliberate ones listed in `DELIBERATE` (none) or where umoci departs from the
 //! tar and from containerd (`UMOCI_QUIRKS`).
 //!
-//! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci, containerd and
-//! setcap (`libcap2-bin`): `scripts/test-deps.sh`.
+//! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci, containerd,
+//! buildah, skopeo and setcap (`libcap2-bin`): `scripts/test-deps.sh`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -594,6 +595,120 @@ fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
         INSERT_UNPACK_TIME,
     ));
     checks("umoci insert", Reach::Full, &ours);
+    assert!(
+        diffs.is_empty(),
+        "wharf unpacks differently from its peers:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn images_buildah_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_them() {
+    preflight();
+    require("buildah", "buildah");
+    require("skopeo", "skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    base_tree(&base, Reach::Full);
+    let p = |name: &str| t.path().join(name).to_str().unwrap().to_string();
+    let buildah = |args: &[&str]| -> String {
+        let out = Command::new("buildah")
+            .args([
+                "--root",
+                &p("storage"),
+                "--runroot",
+                &p("run"),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // From scratch, the tree copied in, committed in both formats.
+    let ctr = buildah(&["from", "scratch"]);
+    buildah(&["copy", &ctr, &p("base"), "/"]);
+    buildah(&["commit", "--format", "oci", &ctr, &format!("oci:{}:t", p("oci"))]);
+    buildah(&[
+        "commit",
+        "--format",
+        "docker",
+        &ctr,
+        &format!("docker-archive:{}:corpus/docker:t", p("docker.tar")),
+    ]);
+    buildah(&["rm", &ctr]);
+    let skopeo = |args: &[&str]| run(Command::new("skopeo").arg("--insecure-policy").args(args));
+    skopeo(&[
+        "copy",
+        &format!("docker-archive:{}", p("docker.tar")),
+        &format!("oci:{}:t", p("from-docker")),
+    ]);
+    skopeo(&[
+        "copy",
+        "--dest-compress-format",
+        "zstd",
+        "--dest-compress",
+        &format!("oci:{}:t", p("oci")),
+        &format!("oci:{}:t", p("zstd")),
+    ]);
+    // wharf loads buildah's docker archive as it is.
+    let loaded = Store::open(t.path().join("loaded")).unwrap();
+    let file = t.path().join("docker.tar");
+    archive::load(&loaded, &file, std::fs::File::open(&file).unwrap()).unwrap();
+
+    let containerd = Containerd::start();
+    let mut diffs = Vec::new();
+    for (i, (label, layout, umoci_reads)) in [
+        ("buildah commit --format oci", "oci", true),
+        (
+            "buildah commit --format docker, skopeo copy to oci",
+            "from-docker",
+            true,
+        ),
+        // umoci 0.4.7 does not read zstd layers.
+        ("skopeo copy --dest-compress-format zstd", "zstd", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = t.path().join(format!("c{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let umoci = Umoci {
+            layout: t.path().join(layout),
+        };
+        let ours = dir.join("wharf");
+        wharf_unpack(&umoci.layers(), &ours);
+        let name = format!("corpus/b{i}");
+        let (overlay, store) = wharf_overlay(&umoci.layout, &dir, &name);
+        if umoci_reads {
+            let theirs = umoci.unpack(&dir.join("bundle"));
+            diffs.extend(compare(&format!("{label}, flattened"), &ours, &theirs, &[]));
+            diffs.extend(compare(&format!("{label}, overlay"), &overlay.path(), &theirs, &[]));
+        } else {
+            diffs.extend(compare_with(label, "wharf flattened", &overlay.path(), &ours, &[]));
+        }
+        overlay.close().unwrap();
+        diffs.extend(compare_with_containerd(
+            label,
+            &containerd,
+            (&store, &name),
+            &dir,
+            &ours,
+            &[],
+        ));
+        let tree = describe(&ours);
+        assert!(
+            tree.contains_key(&b"etc/hostname"[..]) && tree.contains_key(&b"srv/huge"[..]),
+            "{label}: {tree:?}"
+        );
+    }
     assert!(
         diffs.is_empty(),
         "wharf unpacks differently from its peers:\n{}",
