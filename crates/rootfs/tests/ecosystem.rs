@@ -242,3 +242,22 @@ fn data_after_the_end_of_archive_marker_is_refused() {
     let err = apply(&s.root, &blob, &ApplyOptions::default()).unwrap_err();
     assert!(matches!(err, Error::TrailingGarbage { offset: 2048 }), "{err:?}");
 }
+
+#[test]
+fn an_entry_beneath_a_lower_layers_file_is_refused_as_containerd_refuses_it() {
+    // Children before parents over a directory a lower layer replaced by a file:
+    // containerd applies the layer onto the mounted lower layers and fails ("lstat
+    // home/again: not a directory"), umoci too; so does flattening here.
+    let s = Scratch::new();
+    let mut l1 = Tar::new();
+    l1.file("home", b"a file", 0o644);
+    apply(&s.root, &l1.end(), &ApplyOptions::default()).unwrap();
+    let mut l2 = Tar::new();
+    l2.file("home/again/file", b"back", 0o644).dir("home/", 0o750);
+    let err = apply(&s.root, &l2.end(), &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Entry { entry, .. } if entry == "home/again/file"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Not a directory"), "{err}");
+}
