@@ -12,7 +12,7 @@ pkgs=(
   runc crun containerd       # peers for the runtime tests and benchmarks
   containernetworking-plugins iptables iproute2  # wharf-network runs the CNI plugins (bridge, host-local, portmap)
   util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
-  libarchive-tools libcap2-bin python3 buildah  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah (tests/corpus.rs)
+  libarchive-tools libcap2-bin python3 buildah podman  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah, podman (tests/corpus.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -24,7 +24,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts these services on install where it can; the tests start their own instances.
-for svc in docker-registry containerd; do
+for svc in docker-registry containerd podman.socket; do
   systemctl stop "$svc" >/dev/null 2>&1 || true
 done
+# podman's API socket is not used (the corpus runs podman directly): keep it from starting at boot.
+systemctl disable podman.socket >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

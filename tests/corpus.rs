@@ -1,7 +1,7 @@
 //! The corpus: layers written by the tools people build images with (GNU tar in its gnu and
 //! posix formats, bsdtar's pax and ustar, Python's tarfile in GNU, PAX and USTAR, umoci's
-//! `insert`, buildah's commit in OCI and Docker formats, skopeo's copy between formats and to
-//! zstd), unpacked by wharf (flattened, and through the layer cache as an overlay), by
+//! `insert`, buildah's commit in OCI and Docker formats, podman's build saved as docker-archive
+//! and oci-archive, skopeo's copy between formats and to zstd), unpacked by wharf (flattened, and through the layer cache as an overlay), by
 //! containerd (`ctr images import` of the image wharf saves, `ctr images mount`) and by umoci,
 //! and the trees compared: path, type, mode, owner, size, content, link target, device
 //! numbers, xattrs, mtime and hardlink groups. Every difference fails the test unless it is
@@ -9,7 +9,7 @@
 //! tar and from containerd (`UMOCI_QUIRKS`).
 //!
 //! Needs root, GNU tar, bsdtar (`libarchive-tools`), Debian's python3, umoci, containerd,
-//! buildah, skopeo and setcap (`libcap2-bin`): `scripts/test-deps.sh`.
+//! buildah, podman, skopeo and setcap (`libcap2-bin`): `scripts/test-deps.sh`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -624,9 +624,10 @@ fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
 }
 
 #[test]
-fn images_buildah_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_them() {
+fn images_buildah_podman_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_them() {
     preflight();
     require("buildah", "buildah");
+    require("podman", "podman");
     require("skopeo", "skopeo");
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
@@ -679,10 +680,60 @@ fn images_buildah_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_them() 
         &format!("oci:{}:t", p("oci")),
         &format!("oci:{}:t", p("zstd")),
     ]);
-    // wharf loads buildah's docker archive as it is.
+    // podman build from scratch (two COPY layers), saved in both archive formats.
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("base")).unwrap();
+    base_tree(&ctx.join("base"), Reach::Full);
+    std::fs::create_dir_all(ctx.join("top")).unwrap();
+    top_tree(&ctx.join("top"));
+    std::fs::write(ctx.join("Containerfile"), "FROM scratch\nCOPY base /\nCOPY top /\n").unwrap();
+    let podman = |args: &[&str]| {
+        run(Command::new("podman")
+            .args([
+                "--root",
+                &p("proot"),
+                "--runroot",
+                &p("prun"),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
+            .args(args))
+    };
+    podman(&["build", "--network", "none", "-t", "corpus/podman:t", &p("ctx")]);
+    podman(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        &p("podman-docker.tar"),
+        "corpus/podman:t",
+    ]);
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &p("podman-oci.tar"),
+        "corpus/podman:t",
+    ]);
+    skopeo(&[
+        "copy",
+        &format!("docker-archive:{}", p("podman-docker.tar")),
+        &format!("oci:{}:t", p("podman-docker")),
+    ]);
+    skopeo(&[
+        "copy",
+        &format!("oci-archive:{}", p("podman-oci.tar")),
+        &format!("oci:{}:t", p("podman-oci")),
+    ]);
+    // wharf loads the archives buildah and podman write as they are.
     let loaded = Store::open(t.path().join("loaded")).unwrap();
-    let file = t.path().join("docker.tar");
-    archive::load(&loaded, &file, std::fs::File::open(&file).unwrap()).unwrap();
+    for archive_name in ["docker.tar", "podman-docker.tar", "podman-oci.tar"] {
+        let file = t.path().join(archive_name);
+        archive::load(&loaded, &file, std::fs::File::open(&file).unwrap())
+            .unwrap_or_else(|e| panic!("wharf refused {archive_name}: {e}"));
+    }
 
     let containerd = Containerd::start();
     let mut diffs = Vec::new();
@@ -693,6 +744,8 @@ fn images_buildah_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_them() 
             "from-docker",
             true,
         ),
+        ("podman build, save --format docker-archive", "podman-docker", true),
+        ("podman build, save --format oci-archive", "podman-oci", true),
         // umoci 0.4.7 does not read zstd layers.
         ("skopeo copy --dest-compress-format zstd", "zstd", false),
     ]
