@@ -789,3 +789,98 @@ fn images_buildah_podman_and_skopeo_write_unpack_as_containerd_and_umoci_unpack_
         diffs.join("\n")
     );
 }
+
+#[test]
+fn hardlinks_into_lower_layers_unpack_as_umoci_unpacks_them() {
+    // Python's tarfile writes the upper layer by hand: a hardlink to a file of the layer
+    // below, another to a file that the same layer then deletes below, and one within.
+    preflight();
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    base_tree(&base, Reach::Full);
+    let umoci = Umoci::new(t.path());
+    let l1 = t.path().join("l1.tar");
+    produce("gnu tar --format=posix", &base, &l1);
+    umoci.add_layer(&l1);
+    let l2 = t.path().join("l2.tar");
+    let script = "import io, sys, tarfile\n\
+         def entry(t, name, kind, link=''):\n\
+         \x20   i = tarfile.TarInfo(name); i.type = kind; i.linkname = link; i.mtime = 1600000000; i.mode = 0o644\n\
+         \x20   t.addfile(i)\n\
+         with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as t:\n\
+         \x20   entry(t, 'etc/hostname.again', tarfile.LNKTYPE, 'etc/hostname')\n\
+         \x20   entry(t, 'bin/su.kept', tarfile.LNKTYPE, 'bin/su')\n\
+         \x20   i = tarfile.TarInfo('new'); i.size = 3; i.mtime = 1600000000; t.addfile(i, io.BytesIO(b'new'))\n\
+         \x20   entry(t, 'new.link', tarfile.LNKTYPE, 'new')\n";
+    run(Command::new("/usr/bin/python3").arg("-c").arg(script).arg(&l2));
+    umoci.add_layer(&l2);
+    let theirs = umoci.unpack(&t.path().join("bundle"));
+    let ours = t.path().join("wharf");
+    wharf_unpack(&umoci.layers(), &ours);
+    // The layer adds to etc and bin without entries for them: their times are the time of
+    // unpacking, except in umoci.
+    let unpack_time = [
+        ("etc", "mtime", "the time of unpacking"),
+        ("bin", "mtime", "the time of unpacking"),
+    ];
+    let mut diffs = compare("hardlinks into lower layers, flattened", &ours, &theirs, &unpack_time);
+    let (overlay, store) = wharf_overlay(&umoci.layout, t.path(), "corpus/links");
+    let overlay_limits = [
+        unpack_time[0],
+        unpack_time[1],
+        (
+            "etc/hostname.link",
+            "hardlink-group",
+            "overlayfs: etc/hostname, copied up to be linked from the upper layer, leaves its other \
+             lower link behind (as any overlay mount without index=on, Docker's overlay2 included)",
+        ),
+    ];
+    diffs.extend(compare(
+        "hardlinks into lower layers, overlay",
+        &overlay.path(),
+        &theirs,
+        &overlay_limits,
+    ));
+    overlay.close().unwrap();
+    // Debian's containerd 1.6 applies a layer straight into its snapshot's upper directory
+    // and cannot link to a lower layer's file ("link …/etc/hostname: no such file or
+    // directory"); a containerd that unpacks the image must give the same tree.
+    let containerd = Containerd::start();
+    let reference: Reference = "corpus/links:t".parse().unwrap();
+    let saved = t.path().join("links.tar");
+    archive::save(
+        &store,
+        std::slice::from_ref(&reference),
+        &Platform::default(),
+        std::fs::File::create(&saved).unwrap(),
+    )
+    .unwrap();
+    let import = containerd.ctr(&["images", "import", saved.to_str().unwrap()]);
+    if import.status.success() {
+        diffs.extend(compare_with_containerd(
+            "hardlinks into lower layers",
+            &containerd,
+            (&store, "corpus/links"),
+            t.path(),
+            &ours,
+            &[],
+        ));
+    } else {
+        let err = String::from_utf8_lossy(&import.stderr);
+        assert!(
+            err.contains("link") && err.contains("no such file"),
+            "containerd failed otherwise: {err}"
+        );
+    }
+    let tree = describe(&ours);
+    assert!(
+        tree[&b"etc/hostname.again"[..]].contains("hardlink-group=etc/hostname"),
+        "{tree:?}"
+    );
+    assert!(
+        diffs.is_empty(),
+        "wharf unpacks differently from its peers:\n{}",
+        diffs.join("\n")
+    );
+}
