@@ -552,46 +552,10 @@ pub(crate) fn check_supported(spec: &Spec, cgroup_version: CgroupVersion) -> Res
             p.components().any(|c| matches!(c, Component::ParentDir)),
         )?;
     }
-    let Some(r) = linux.resources() else { return Ok(()) };
-    refuse("linux.resources.network", r.network().is_some())?;
-    refuse("linux.resources.rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty()))?;
-    refuse(
-        "linux.resources.unified (cgroup v2 only; this host uses v1)",
-        cgroup_version == CgroupVersion::V1 && r.unified().as_ref().is_some_and(|v| !v.is_empty()),
-    )?;
-    if let Some(m) = r.memory() {
-        refuse("linux.resources.memory.kernel", m.kernel().is_some())?;
-        refuse("linux.resources.memory.kernelTCP", m.kernel_tcp().is_some())?;
-        refuse(
-            "linux.resources.memory.disableOOMKiller",
-            m.disable_oom_killer() == Some(true),
-        )?;
+    match linux.resources() {
+        Some(r) => crate::cgroup::limits::check_supported(r, cgroup_version),
+        None => Ok(()),
     }
-    if let Some(c) = r.cpu() {
-        refuse("linux.resources.cpu.realtimeRuntime", c.realtime_runtime().is_some())?;
-        refuse("linux.resources.cpu.realtimePeriod", c.realtime_period().is_some())?;
-        refuse("linux.resources.cpu.idle", c.idle().is_some())?;
-        refuse("linux.resources.cpu.burst", c.burst().is_some())?;
-    }
-    if let Some(b) = r.block_io() {
-        refuse("linux.resources.blockIO.leafWeight", b.leaf_weight().is_some())?;
-        refuse(
-            "linux.resources.blockIO.weightDevice",
-            b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
-        )?;
-        refuse(
-            "linux.resources.blockIO.throttle*",
-            [
-                b.throttle_read_bps_device(),
-                b.throttle_write_bps_device(),
-                b.throttle_read_iops_device(),
-                b.throttle_write_iops_device(),
-            ]
-            .iter()
-            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty())),
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,736 @@
+//! Resource limits as data: one pure translation from [`LinuxResources`] (and what the host's cgroup offers) to the
+//! ordered list of cgroup file writes. [`Cgroup::create`](super::Cgroup::create) and
+//! [`Cgroup::update`](super::Cgroup::update) both apply what it returns, so a limit behaves the same at create and
+//! at update, and both refuse the same unsupported fields ([`check_supported`]).
+//!
+//! The few host facts a translation depends on (the current v1 memory and swap limits, the current v2 `cpu.max`,
+//! which weight file the IO scheduler offers, the huge page sizes) are read beforehand into [`Facts`], so the
+//! translation itself touches nothing and unit tests cover it for v1 and v2 without root.
+//!
+//! Orders and conventions follow runc's cgroup code:
+//! - v1 memory and swap (`memory.memsw.limit_in_bytes`, which the kernel keeps at or above the memory limit): when
+//!   both change, swap is written first if the new swap limit is above the current memory limit (or unlimited),
+//!   else the memory limit first. When only the memory limit changes and would rise above the current swap limit,
+//!   the swap limit is raised with it, keeping the swap allowance (swap limit minus memory limit) the container had
+//!   (runc and Docker fail there with EINVAL instead); an unlimited memory limit makes swap unlimited too, as runc
+//!   does. `0` for the memory or swap limit means "not set", as in runc.
+//! - v2 `cpu.max` holds quota and period together: changing one keeps the other's current value (runc's update).
+//! - An IO weight goes to BFQ's `*.bfq.weight` when the scheduler offers it (unconverted), else to
+//!   `blkio.weight`/`io.weight`.
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+
+use super::CgroupVersion;
+use crate::devices::Rule;
+use crate::error::{Error, Result};
+
+/// Device rules every container gets on top of the spec's, as runc allows them: mknod of anything, and use of
+/// null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+pub(crate) const DEFAULT_ALLOWED_DEVICES: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// A v1 limit at or above this is the kernel's "unlimited" (`PAGE_COUNTER_MAX` in bytes).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// One write of a cgroup file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Write {
+    /// The controller whose directory holds the file (on v2, where every file is in one directory, the controller
+    /// the file belongs to: it names a missing one in errors).
+    pub controller: &'static str,
+    /// The file name (`memory.limit_in_bytes`).
+    pub file: String,
+    /// What is written.
+    pub value: String,
+    /// What the write does, for errors (`memory limit`).
+    pub what: &'static str,
+}
+
+/// Everything a [`LinuxResources`] turns into, in order: the device filter first (v2: an eBPF program of these
+/// rules; v1: it is among the writes), then the writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// v2 only: the device rules of the eBPF filter, when the device rules are (re)applied.
+    pub device_program: Option<Vec<Rule>>,
+    /// The file writes, in the order they must happen.
+    pub writes: Vec<Write>,
+}
+
+/// What the translation needs to know about the host and the cgroup's current values. [`Facts::default`] is a host
+/// that offers nothing optional: no swap accounting, no huge page sizes, no IO weight file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// v1: the current `memory.limit_in_bytes`.
+    pub memory_limit: Option<u64>,
+    /// v1: the current `memory.memsw.limit_in_bytes` (`None`: no swap accounting).
+    pub memsw_limit: Option<u64>,
+    /// v2: the current `cpu.max` as (quota, period), e.g. (`max`, 100000).
+    pub cpu_max: Option<(String, u64)>,
+    /// The IO weight file the scheduler offers (`blkio.weight`, `blkio.bfq.weight`, `io.weight`, `io.bfq.weight`).
+    pub io_weight_file: Option<&'static str>,
+    /// `Ok(())` when the hugetlb controller is there for this cgroup, else why not.
+    pub hugetlb: std::result::Result<(), String>,
+    /// The huge page sizes the kernel offers (`2MB`, `1GB`), or why there are none.
+    pub page_sizes: std::result::Result<Vec<String>, String>,
+    /// The kernel has reservation limits (`hugetlb.<size>.rsvd.*`, Linux 5.7+).
+    pub hugetlb_rsvd: bool,
+    /// v1: the devices controller is mounted (the device rules go through it).
+    pub devices_v1: bool,
+}
+
+impl Default for Facts {
+    fn default() -> Facts {
+        Facts {
+            memory_limit: None,
+            memsw_limit: None,
+            cpu_max: None,
+            io_weight_file: None,
+            hugetlb: Ok(()),
+            page_sizes: Ok(Vec::new()),
+            hugetlb_rsvd: false,
+            devices_v1: false,
+        }
+    }
+}
+
+/// Whether `r`'s device rules are applied: at create always (every container gets the default-deny filter), at
+/// update only when `r` lists some.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeviceRules {
+    /// Create: always.
+    Always,
+    /// Update: when listed.
+    IfListed,
+}
+
+fn refuse(field: &str, set: bool) -> Result<()> {
+    if set {
+        Err(Error::spec(
+            field,
+            "not supported by wharf-sandbox (refused rather than ignored)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuse the resource fields this crate does not implement, at create and at update alike.
+///
+/// # Errors
+/// [`Error::InvalidSpec`] naming the field.
+pub(crate) fn check_supported(r: &LinuxResources, version: CgroupVersion) -> Result<()> {
+    refuse("linux.resources.network", r.network().is_some())?;
+    refuse("linux.resources.rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty()))?;
+    refuse(
+        "linux.resources.unified (cgroup v2 only; this host uses v1)",
+        version == CgroupVersion::V1 && r.unified().as_ref().is_some_and(|v| !v.is_empty()),
+    )?;
+    if let Some(m) = r.memory() {
+        refuse("linux.resources.memory.kernel", m.kernel().is_some())?;
+        refuse("linux.resources.memory.kernelTCP", m.kernel_tcp().is_some())?;
+        refuse(
+            "linux.resources.memory.disableOOMKiller",
+            m.disable_oom_killer() == Some(true),
+        )?;
+    }
+    if let Some(c) = r.cpu() {
+        refuse("linux.resources.cpu.realtimeRuntime", c.realtime_runtime().is_some())?;
+        refuse("linux.resources.cpu.realtimePeriod", c.realtime_period().is_some())?;
+        refuse("linux.resources.cpu.idle", c.idle().is_some())?;
+        refuse("linux.resources.cpu.burst", c.burst().is_some())?;
+    }
+    if let Some(b) = r.block_io() {
+        refuse("linux.resources.blockIO.leafWeight", b.leaf_weight().is_some())?;
+        refuse(
+            "linux.resources.blockIO.weightDevice",
+            b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
+        )?;
+        refuse(
+            "linux.resources.blockIO.throttle*",
+            [
+                b.throttle_read_bps_device(),
+                b.throttle_write_bps_device(),
+                b.throttle_read_iops_device(),
+                b.throttle_write_iops_device(),
+            ]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty())),
+        )?;
+    }
+    Ok(())
+}
+
+/// Collects writes.
+struct Out<'a> {
+    writes: &'a mut Vec<Write>,
+}
+
+impl Out<'_> {
+    fn put(&mut self, controller: &'static str, file: impl Into<String>, value: impl ToString, what: &'static str) {
+        self.writes.push(Write {
+            controller,
+            file: file.into(),
+            value: value.to_string(),
+            what,
+        });
+    }
+}
+
+/// Translate `r` into the writes that apply it to a cgroup of `version`, given the host `facts`.
+///
+/// # Errors
+/// [`Error::InvalidSpec`] for an unsupported field or a malformed value (a huge page size); 
+/// [`Error::CgroupUnavailable`] when a limit needs what the host lacks (hugetlb, a page size, an IO weight file).
+pub(crate) fn translate(
+    r: &LinuxResources,
+    version: CgroupVersion,
+    facts: &Facts,
+    devices: DeviceRules,
+) -> Result<Limits> {
+    check_supported(r, version)?;
+    let mut limits = Limits::default();
+    let rules = r.devices().clone().unwrap_or_default();
+    if devices == DeviceRules::Always || !rules.is_empty() {
+        match version {
+            CgroupVersion::V2 => limits.device_program = Some(device_program(&rules)),
+            CgroupVersion::V1 if facts.devices_v1 => device_writes(&rules, &mut limits.writes),
+            CgroupVersion::V1 => {}
+        }
+    }
+    let hugetlb = hugetlb(r, version, facts)?;
+    let mut out = Out {
+        writes: &mut limits.writes,
+    };
+    match version {
+        CgroupVersion::V1 => memory_v1(r, facts, &mut out),
+        CgroupVersion::V2 => memory_v2(r, &mut out),
+    }
+    cpu(r, version, facts, &mut out);
+    if let Some(p) = r.pids() {
+        let v = if p.limit() <= 0 { "max".to_owned() } else { p.limit().to_string() };
+        out.put("pids", "pids.max", v, "pids limit");
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        io_weight(w, version, facts, &mut out)?;
+    }
+    out.writes.extend(hugetlb);
+    if let (CgroupVersion::V2, Some(unified)) = (version, r.unified()) {
+        let mut keys: Vec<_> = unified.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            if k.contains('/') || k.starts_with('.') || !k.contains('.') {
+                return Err(Error::CgroupUnavailable {
+                    controller: k.clone(),
+                    reason: "not a cgroup file name".into(),
+                });
+            }
+            out.put("", k.clone(), v, "unified resource");
+        }
+    }
+    Ok(limits)
+}
+
+/// The v2 device filter: deny everything, then the spec's rules, then the nodes every container gets.
+fn device_program(rules: &[LinuxDeviceCgroup]) -> Vec<Rule> {
+    let mut all = vec![Rule {
+        allow: false,
+        typ: 'a',
+        major: None,
+        minor: None,
+        access: 7,
+    }];
+    all.extend(rules.iter().map(Rule::from_spec));
+    all.extend(DEFAULT_ALLOWED_DEVICES.iter().filter_map(|r| Rule::parse_allow(r)));
+    all
+}
+
+/// The v1 device rules: `a` denied, then the spec's rules, then the nodes every container gets.
+fn device_writes(rules: &[LinuxDeviceCgroup], writes: &mut Vec<Write>) {
+    let mut put = |file: &str, rule: String| {
+        writes.push(Write {
+            controller: "devices",
+            file: file.to_owned(),
+            value: rule,
+            what: "device rule",
+        })
+    };
+    put("devices.deny", "a".to_owned());
+    for d in rules {
+        let typ = d.typ().map_or_else(|| "a".to_owned(), |t| t.as_str().to_owned());
+        let major = d.major().map_or("*".to_owned(), |m| m.to_string());
+        let minor = d.minor().map_or("*".to_owned(), |m| m.to_string());
+        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+        let rule = if typ == "a" {
+            "a".to_owned()
+        } else {
+            format!("{typ} {major}:{minor} {access}")
+        };
+        put(if d.allow() { "devices.allow" } else { "devices.deny" }, rule);
+    }
+    for rule in DEFAULT_ALLOWED_DEVICES {
+        put("devices.allow", rule.to_owned());
+    }
+}
+
+fn memory_v1(r: &LinuxResources, facts: &Facts, out: &mut Out<'_>) {
+    let Some(m) = r.memory() else { return };
+    // 0 means "not set", as in runc.
+    let limit = m.limit().filter(|l| *l != 0);
+    let mut swap = m.swap().filter(|s| *s != 0);
+    let swap_first = match (limit, swap, facts.memsw_limit) {
+        // Unlimited memory makes swap unlimited too (runc), where swap is accounted.
+        (Some(-1), None, Some(_)) => {
+            swap = Some(-1);
+            true
+        }
+        (Some(_), Some(s), _) => s == -1 || facts.memory_limit.is_some_and(|cur| cur < s as u64),
+        // Only the memory limit, above the current swap limit: raise swap with it, keeping the allowance.
+        (Some(l), None, Some(memsw)) if memsw < V1_UNLIMITED && l > 0 && l as u64 > memsw => {
+            let allowance = memsw.saturating_sub(facts.memory_limit.unwrap_or(memsw));
+            swap = Some((l as u64).saturating_add(allowance).min(i64::MAX as u64) as i64);
+            true
+        }
+        _ => false,
+    };
+    let mem = |out: &mut Out<'_>| {
+        if let Some(l) = limit {
+            out.put("memory", "memory.limit_in_bytes", l, "memory limit");
+        }
+    };
+    let sw = |out: &mut Out<'_>| {
+        if let Some(s) = swap {
+            out.put("memory", "memory.memsw.limit_in_bytes", s, "swap limit");
+        }
+    };
+    if swap_first {
+        sw(out);
+        mem(out);
+    } else {
+        mem(out);
+        sw(out);
+    }
+    if let Some(res) = m.reservation() {
+        out.put("memory", "memory.soft_limit_in_bytes", res, "memory reservation");
+    }
+    if let Some(s) = m.swappiness() {
+        out.put("memory", "memory.swappiness", s, "swappiness");
+    }
+}
+
+fn memory_v2(r: &LinuxResources, out: &mut Out<'_>) {
+    let Some(m) = r.memory() else { return };
+    if let Some(l) = m.limit() {
+        let v = if l < 0 { "max".to_owned() } else { l.to_string() };
+        out.put("memory", "memory.max", v, "memory limit");
+    }
+    if let Some(s) = m.swap() {
+        // OCI swap is memory+swap; v2's swap.max is swap alone.
+        let v = match (s, m.limit()) {
+            (s, _) if s < 0 => "max".to_owned(),
+            (s, Some(l)) if l >= 0 => (s - l).max(0).to_string(),
+            (s, _) => s.to_string(),
+        };
+        out.put("memory", "memory.swap.max", v, "swap limit");
+    }
+    if let Some(res) = m.reservation() {
+        out.put("memory", "memory.low", res, "memory reservation");
+    }
+}
+
+fn cpu(r: &LinuxResources, version: CgroupVersion, facts: &Facts, out: &mut Out<'_>) {
+    let Some(c) = r.cpu() else { return };
+    match version {
+        CgroupVersion::V1 => {
+            if let Some(s) = c.shares() {
+                out.put("cpu", "cpu.shares", s, "cpu shares");
+            }
+            if let Some(p) = c.period() {
+                out.put("cpu", "cpu.cfs_period_us", p, "cpu period");
+            }
+            if let Some(q) = c.quota() {
+                out.put("cpu", "cpu.cfs_quota_us", q, "cpu quota");
+            }
+        }
+        CgroupVersion::V2 => {
+            if let Some(s) = c.shares() {
+                // runc's conversion of shares [2, 262144] to weight [1, 10000].
+                let w = 1 + (s.clamp(2, 262144) - 2) * 9999 / 262142;
+                out.put("cpu", "cpu.weight", w, "cpu weight");
+            }
+            if c.quota().is_some() || c.period().is_some() {
+                let (cur_q, cur_p) = facts.cpu_max.clone().unwrap_or_else(|| ("max".into(), 100_000));
+                let q = match c.quota() {
+                    Some(q) if q > 0 => q.to_string(),
+                    Some(_) => "max".into(),
+                    None => cur_q,
+                };
+                let p = c.period().unwrap_or(cur_p);
+                out.put("cpu", "cpu.max", format!("{q} {p}"), "cpu quota");
+            }
+        }
+    }
+    if let Some(cpus) = c.cpus() {
+        out.put("cpuset", "cpuset.cpus", cpus, "cpuset cpus");
+    }
+    if let Some(mems) = c.mems() {
+        out.put("cpuset", "cpuset.mems", mems, "cpuset mems");
+    }
+}
+
+fn io_weight(w: u16, version: CgroupVersion, facts: &Facts, out: &mut Out<'_>) -> Result<()> {
+    let (controller, v) = match (version, facts.io_weight_file) {
+        (CgroupVersion::V1, Some(f @ ("blkio.weight" | "blkio.bfq.weight"))) => ("blkio", (f, u64::from(w))),
+        (CgroupVersion::V2, Some(f @ "io.bfq.weight")) => ("io", (f, u64::from(w))),
+        (CgroupVersion::V2, Some(f @ "io.weight")) => ("io", (f, 1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990)),
+        (CgroupVersion::V1, _) => {
+            return Err(Error::CgroupUnavailable {
+                controller: "blkio".into(),
+                reason: "neither blkio.weight nor blkio.bfq.weight exists (no proportional IO scheduler)".into(),
+            });
+        }
+        (CgroupVersion::V2, _) => {
+            return Err(Error::CgroupUnavailable {
+                controller: "io".into(),
+                reason: "neither io.bfq.weight nor io.weight exists (no proportional IO scheduler)".into(),
+            });
+        }
+    };
+    out.put(controller, v.0, v.1, "IO weight");
+    Ok(())
+}
+
+/// Check `r`'s huge page limits against the host and say which files get which value: the fault-time limit, and the
+/// reservation limit where the kernel has one.
+fn hugetlb(r: &LinuxResources, version: CgroupVersion, facts: &Facts) -> Result<Vec<Write>> {
+    let Some(limits) = r.hugepage_limits().as_ref().filter(|l| !l.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let unavailable = |reason: String| Error::CgroupUnavailable {
+        controller: "hugetlb".into(),
+        reason,
+    };
+    facts.hugetlb.clone().map_err(unavailable)?;
+    let sizes = facts.page_sizes.clone().map_err(unavailable)?;
+    let (suffix, unlimited) = match version {
+        CgroupVersion::V1 => ("limit_in_bytes", "-1"),
+        CgroupVersion::V2 => ("max", "max"),
+    };
+    let mut out = Vec::new();
+    for (i, l) in limits.iter().enumerate() {
+        let size = l.page_size();
+        let well_formed = size
+            .strip_suffix("KB")
+            .or_else(|| size.strip_suffix("MB"))
+            .or_else(|| size.strip_suffix("GB"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed {
+            return Err(Error::spec(
+                &format!("linux.resources.hugepageLimits[{i}].pageSize"),
+                format!("{size:?} is not a page size like 64KB, 2MB or 1GB"),
+            ));
+        }
+        if !sizes.contains(size) {
+            return Err(unavailable(format!(
+                "page size {size} is not offered by this kernel (it offers {}; see {})",
+                sizes.join(", "),
+                super::HUGEPAGES_DIR
+            )));
+        }
+        let value = if l.limit() < 0 {
+            unlimited.to_owned()
+        } else {
+            l.limit().to_string()
+        };
+        out.push(Write {
+            controller: "hugetlb",
+            file: format!("hugetlb.{size}.{suffix}"),
+            value: value.clone(),
+            what: "hugetlb limit",
+        });
+        if facts.hugetlb_rsvd {
+            out.push(Write {
+                controller: "hugetlb",
+                file: format!("hugetlb.{size}.rsvd.{suffix}"),
+                value,
+                what: "hugetlb reservation limit",
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use oci_spec::runtime::{
+        LinuxBlockIo, LinuxCpu, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
+        LinuxPids,
+    };
+
+    use super::*;
+
+    const MIB: i64 = 1 << 20;
+
+    fn memory(limit: Option<i64>, swap: Option<i64>) -> LinuxResources {
+        let mut m = LinuxMemory::default();
+        m.set_limit(limit);
+        m.set_swap(swap);
+        let mut r = LinuxResources::default();
+        r.set_memory(Some(m));
+        r
+    }
+
+    fn v1(memory_limit: i64, memsw_limit: Option<u64>) -> Facts {
+        Facts {
+            memory_limit: Some(memory_limit as u64),
+            memsw_limit,
+            ..Facts::default()
+        }
+    }
+
+    /// The writes as `file=value`, in order.
+    fn writes(r: &LinuxResources, version: CgroupVersion, facts: &Facts) -> Vec<String> {
+        translate(r, version, facts, DeviceRules::IfListed)
+            .unwrap()
+            .writes
+            .iter()
+            .map(|w| format!("{}={}", w.file, w.value))
+            .collect()
+    }
+
+    #[test]
+    fn v1_memory_raise_alone_lifts_swap_first_keeping_the_allowance() {
+        // 100 MiB of memory and 50 MiB of swap; raising memory to 200 MiB keeps 50 MiB of swap.
+        let facts = v1(100 * MIB, Some(150 * MIB as u64));
+        assert_eq!(
+            writes(&memory(Some(200 * MIB), None), CgroupVersion::V1, &facts),
+            [
+                format!("memory.memsw.limit_in_bytes={}", 250 * MIB),
+                format!("memory.limit_in_bytes={}", 200 * MIB)
+            ]
+        );
+        // No swap allowed (memsw == limit): still none after the raise.
+        let facts = v1(100 * MIB, Some(100 * MIB as u64));
+        assert_eq!(
+            writes(&memory(Some(200 * MIB), None), CgroupVersion::V1, &facts),
+            [
+                format!("memory.memsw.limit_in_bytes={}", 200 * MIB),
+                format!("memory.limit_in_bytes={}", 200 * MIB)
+            ]
+        );
+    }
+
+    #[test]
+    fn v1_memory_alone_leaves_swap_alone_when_it_fits() {
+        // Swap unlimited (the kernel's default), not accounted, or a lowering: the memory limit only.
+        for facts in [
+            v1(100 * MIB, Some(i64::MAX as u64 & !4095)),
+            v1(100 * MIB, None),
+            v1(100 * MIB, Some(300 * MIB as u64)),
+        ] {
+            assert_eq!(
+                writes(&memory(Some(64 * MIB), None), CgroupVersion::V1, &facts),
+                [format!("memory.limit_in_bytes={}", 64 * MIB)],
+                "{facts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn v1_memory_and_swap_are_ordered_as_runc_orders_them() {
+        // Raising both: swap first (the new swap limit is above the current memory limit).
+        assert_eq!(
+            writes(&memory(Some(200 * MIB), Some(400 * MIB)), CgroupVersion::V1, &v1(100 * MIB, Some(200 * MIB as u64))),
+            [
+                format!("memory.memsw.limit_in_bytes={}", 400 * MIB),
+                format!("memory.limit_in_bytes={}", 200 * MIB)
+            ]
+        );
+        // Lowering both: memory first.
+        assert_eq!(
+            writes(&memory(Some(32 * MIB), Some(48 * MIB)), CgroupVersion::V1, &v1(100 * MIB, Some(200 * MIB as u64))),
+            [
+                format!("memory.limit_in_bytes={}", 32 * MIB),
+                format!("memory.memsw.limit_in_bytes={}", 48 * MIB)
+            ]
+        );
+        // Unlimited memory makes swap unlimited too, swap first.
+        assert_eq!(
+            writes(&memory(Some(-1), None), CgroupVersion::V1, &v1(100 * MIB, Some(200 * MIB as u64))),
+            ["memory.memsw.limit_in_bytes=-1", "memory.limit_in_bytes=-1"]
+        );
+        // 0 means "not set", as in runc.
+        assert_eq!(
+            writes(&memory(Some(0), Some(0)), CgroupVersion::V1, &v1(100 * MIB, None)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn v2_memory_swap_is_swap_alone_and_cpu_max_keeps_the_other_half() {
+        assert_eq!(
+            writes(&memory(Some(64 * MIB), Some(96 * MIB)), CgroupVersion::V2, &Facts::default()),
+            [format!("memory.max={}", 64 * MIB), format!("memory.swap.max={}", 32 * MIB)]
+        );
+        assert_eq!(
+            writes(&memory(Some(-1), Some(-1)), CgroupVersion::V2, &Facts::default()),
+            ["memory.max=max", "memory.swap.max=max"]
+        );
+        let mut cpu = LinuxCpu::default();
+        cpu.set_quota(Some(25_000));
+        let mut r = LinuxResources::default();
+        r.set_cpu(Some(cpu));
+        let facts = Facts {
+            cpu_max: Some(("50000".into(), 200_000)),
+            ..Facts::default()
+        };
+        assert_eq!(writes(&r, CgroupVersion::V2, &facts), ["cpu.max=25000 200000"]);
+        let mut cpu = LinuxCpu::default();
+        cpu.set_period(Some(50_000));
+        cpu.set_shares(Some(1024));
+        r.set_cpu(Some(cpu));
+        assert_eq!(writes(&r, CgroupVersion::V2, &facts), ["cpu.weight=39", "cpu.max=50000 50000"]);
+        // On v1 quota and period are separate files: only the one given is written.
+        assert_eq!(
+            writes(&r, CgroupVersion::V1, &Facts::default()),
+            ["cpu.shares=1024", "cpu.cfs_period_us=50000"]
+        );
+    }
+
+    #[test]
+    fn only_the_fields_given_are_written() {
+        let mut p = LinuxPids::default();
+        p.set_limit(-1);
+        let mut r = LinuxResources::default();
+        r.set_pids(Some(p));
+        for version in [CgroupVersion::V1, CgroupVersion::V2] {
+            assert_eq!(writes(&r, version, &Facts::default()), ["pids.max=max"]);
+        }
+        assert_eq!(
+            writes(&LinuxResources::default(), CgroupVersion::V1, &Facts::default()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn update_refuses_what_create_refuses() {
+        let mut cpu = LinuxCpu::default();
+        cpu.set_idle(Some(1));
+        let mut r = LinuxResources::default();
+        r.set_cpu(Some(cpu));
+        for devices in [DeviceRules::Always, DeviceRules::IfListed] {
+            let e = translate(&r, CgroupVersion::V1, &Facts::default(), devices).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidSpec { field, .. } if field == "linux.resources.cpu.idle"),
+                "{e:?}"
+            );
+        }
+        let mut m = LinuxMemory::default();
+        m.set_kernel(Some(1 << 20));
+        let mut r = LinuxResources::default();
+        r.set_memory(Some(m));
+        let e = translate(&r, CgroupVersion::V2, &Facts::default(), DeviceRules::IfListed).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidSpec { field, .. } if field == "linux.resources.memory.kernel"),
+            "{e:?}"
+        );
+        let mut r = LinuxResources::default();
+        r.set_unified(Some([("memory.high".to_owned(), "1M".to_owned())].into()));
+        assert!(translate(&r, CgroupVersion::V1, &Facts::default(), DeviceRules::IfListed).is_err());
+        assert_eq!(writes(&r, CgroupVersion::V2, &Facts::default()), ["memory.high=1M"]);
+    }
+
+    #[test]
+    fn device_rules_deny_all_then_the_spec_then_the_defaults() {
+        let rule = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .access("rw")
+            .build()
+            .unwrap();
+        let mut r = LinuxResources::default();
+        r.set_devices(Some(vec![rule]));
+        let facts = Facts {
+            devices_v1: true,
+            ..Facts::default()
+        };
+        let v1 = writes(&r, CgroupVersion::V1, &facts);
+        assert_eq!(v1[..2], ["devices.deny=a", "devices.allow=c 10:* rw"]);
+        assert_eq!(v1.len(), 2 + DEFAULT_ALLOWED_DEVICES.len());
+        let v2 = translate(&r, CgroupVersion::V2, &facts, DeviceRules::IfListed).unwrap();
+        let program = v2.device_program.unwrap();
+        assert!(!program[0].allow && program[0].typ == 'a');
+        assert_eq!(program[1].major, Some(10));
+        assert!(v2.writes.is_empty());
+        // An update without rules leaves the device filter alone; a create always sets it.
+        let none = LinuxResources::default();
+        assert_eq!(translate(&none, CgroupVersion::V1, &facts, DeviceRules::IfListed).unwrap(), Limits::default());
+        let created = translate(&none, CgroupVersion::V1, &facts, DeviceRules::Always).unwrap();
+        assert_eq!(created.writes.len(), 1 + DEFAULT_ALLOWED_DEVICES.len());
+    }
+
+    #[test]
+    fn io_weight_goes_to_the_file_the_scheduler_offers() {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(500));
+        let mut r = LinuxResources::default();
+        r.set_block_io(Some(b));
+        let with = |f| Facts {
+            io_weight_file: Some(f),
+            ..Facts::default()
+        };
+        assert_eq!(writes(&r, CgroupVersion::V1, &with("blkio.bfq.weight")), ["blkio.bfq.weight=500"]);
+        assert_eq!(writes(&r, CgroupVersion::V2, &with("io.bfq.weight")), ["io.bfq.weight=500"]);
+        assert_eq!(writes(&r, CgroupVersion::V2, &with("io.weight")), ["io.weight=4951"]);
+        for version in [CgroupVersion::V1, CgroupVersion::V2] {
+            let e = translate(&r, version, &Facts::default(), DeviceRules::IfListed).unwrap_err();
+            assert!(matches!(e, Error::CgroupUnavailable { .. }), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn hugepage_limits_are_checked_before_any_write() {
+        let mut r = LinuxResources::default();
+        let limit = |size: &str, limit| {
+            let mut l = LinuxHugepageLimit::default();
+            l.set_page_size(size.into());
+            l.set_limit(limit);
+            l
+        };
+        r.set_hugepage_limits(Some(vec![limit("2MB", -1)]));
+        let facts = Facts {
+            page_sizes: Ok(vec!["2MB".into(), "1GB".into()]),
+            hugetlb_rsvd: true,
+            ..Facts::default()
+        };
+        assert_eq!(
+            writes(&r, CgroupVersion::V1, &facts),
+            ["hugetlb.2MB.limit_in_bytes=-1", "hugetlb.2MB.rsvd.limit_in_bytes=-1"]
+        );
+        assert_eq!(writes(&r, CgroupVersion::V2, &facts), ["hugetlb.2MB.max=max", "hugetlb.2MB.rsvd.max=max"]);
+        let no_hugetlb = Facts {
+            hugetlb: Err("no hierarchy".into()),
+            ..facts.clone()
+        };
+        let e = translate(&r, CgroupVersion::V1, &no_hugetlb, DeviceRules::IfListed).unwrap_err();
+        assert!(matches!(&e, Error::CgroupUnavailable { controller, .. } if controller == "hugetlb"), "{e:?}");
+        r.set_hugepage_limits(Some(vec![limit("2MB", 0), limit("3MB", 0)]));
+        let e = translate(&r, CgroupVersion::V2, &facts, DeviceRules::IfListed).unwrap_err();
+        assert!(matches!(&e, Error::CgroupUnavailable { reason, .. } if reason.contains("3MB")), "{e:?}");
+        r.set_hugepage_limits(Some(vec![limit("../memory", 0)]));
+        let e = translate(&r, CgroupVersion::V2, &facts, DeviceRules::IfListed).unwrap_err();
+        assert!(matches!(e, Error::InvalidSpec { .. }), "{e:?}");
+    }
+}
