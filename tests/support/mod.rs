@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod containerd;
+pub mod runtime_env;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

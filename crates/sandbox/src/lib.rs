@@ -13,7 +13,8 @@
 //!   allocation, no locks, no glibc `setuid`-family wrappers, which would signal the parent's other threads), so
 //!   spawning is safe from a multithreaded or async program. The pidfd is the handle: signals and waits can never
 //!   hit a recycled pid. Namespaces joined by path (`--net=container:x`) are joined by a short-lived helper thread
-//!   just before the clone, so the caller's threads are untouched and the child starts inside them.
+//!   just before the clone, so the caller's threads are untouched and the child starts inside them; a user or mount
+//!   namespace joined by path is joined by the child itself (see [`namespaces`](crate#namespaces) below).
 //! - **Typed spawn errors.** The child reports a failed step (exec not found, permission, bad cwd, bad user, a
 //!   mount) as a fixed-size record over a close-on-exec pipe; the parent turns it into an [`Error`] variant with
 //!   context. A clean EOF on that pipe means `execve` succeeded.
@@ -28,6 +29,21 @@
 //!   host's. Then `pivot_root(".", ".")` (or, where that is
 //!   impossible or [`SpawnOptions::no_pivot`] asks, `MS_MOVE` + `chroot`, which a process with
 //!   `CAP_SYS_CHROOT` can escape). All mounts live in the container's mount namespace and vanish with it.
+//! - **Device nodes** (runc's rules): unless `/dev` is bind-mounted, the default nodes (null, zero, full, random,
+//!   urandom, tty) and `linux.devices` are made in the container's `/dev` — a tmpfs or the rootfs's own directory —
+//!   with the `/dev/fd`, `stdin`... and `ptmx -> pts/ptmx` symlinks (`core` where the host has `/proc/kcore`); a
+//!   `linux.devices` entry for `/dev/ptmx` is left to that symlink. With `/dev` bind-mounted nothing is made in it:
+//!   it is the source's directory. Unlike runc, a node already in the rootfs at that path is replaced, so the
+//!   container gets the device the spec names rather than whatever the image put there; type bits in `fileMode`
+//!   are ignored for `type`, and the mode is exact whatever the umask.
+//! - <a id="namespaces"></a>**Namespaces** (`linux.namespaces`) are checked as runc checks them: each type once;
+//!   a path must be a namespace of the listed type (`NS_GET_NSTYPE`: an error naming the entry, not a failed
+//!   `setns`); a new user namespace only with mappings. Unlike runc, which ignores uid/gid mappings without a user
+//!   namespace and runs the container as the host's root, they are refused: a config that maps ids but forgot the
+//!   namespace must not silently run as real root. A mount namespace is
+//!   required, new or joined by path; a joined one gets the container's mounts and `pivot_root`, as with runc, so
+//!   its holder sees them. Sysctls and a hostname may be set in namespaces the container has of its own, new or
+//!   joined (not the caller's own joined by path).
 //! - **Cgroups** go through a small in-crate layer ([`cgroup`]) for v1, v2 and hybrid hosts; its docs say why not
 //!   `cgroups-rs`. The process enters its cgroup by itself before it runs anything of its own (a v1 `tasks`
 //!   write of `0`, or `CLONE_INTO_CGROUP` on v2), which spares the RCU grace period a parent's `cgroup.procs`
@@ -92,18 +108,30 @@ mod bpf_cache;
 pub mod caps;
 pub mod cgroup;
 mod child;
+mod clone;
 mod container;
 mod devices;
 mod error;
+mod exec;
+mod fds;
+mod filter;
+mod namespaces;
+mod options;
+mod plan;
 mod prepare;
+mod process;
+mod report;
 pub mod seccomp;
+mod spawn;
 pub mod state;
+mod stdio;
+mod sys;
 
-pub use container::{
-    BeforePivot, Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, Exit, ExitStatus, ProcessHandle, ProcessInfo,
-    SpawnOptions, Stdio, StdioConfig,
-};
+pub use container::Container;
 pub use error::{Error, Result};
 #[doc(inline)]
 pub use oci_spec;
+pub use options::{BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, SpawnOptions};
+pub use process::{Exit, ExitStatus, ProcessHandle, ProcessInfo};
 pub use state::{StateDir, Status};
+pub use stdio::{Stdio, StdioConfig};

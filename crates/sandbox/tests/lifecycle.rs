@@ -577,3 +577,27 @@ fn detached_exec_outlives_its_handle() {
     c.kill(libc::SIGKILL).unwrap();
     c.wait().unwrap();
 }
+
+/// A created container waiting to be started holds none of its creator's fds (a lock, a socket): only its stdio
+/// and what the sandbox handed it. Regression: a created container of a test harness kept the harness's build
+/// lock (an inherited `flock` fd) for as long as it waited.
+#[test]
+fn created_container_holds_none_of_the_callers_fds() {
+    let root = rootfs();
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let held = std::fs::File::open(marker.path()).unwrap();
+    let opts = SpawnOptions {
+        created_only: true,
+        ..Default::default()
+    };
+    let mut c = Container::spawn_with(&spec(&["true"]), root.path(), StdioConfig::piped(), opts).unwrap();
+    let links: Vec<_> = std::fs::read_dir(format!("/proc/{}/fd", c.pid()))
+        .unwrap()
+        .map(|e| std::fs::read_link(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(!links.iter().any(|l| l == marker.path()), "{links:?}");
+    assert!(links.len() <= 10, "more fds than the sandbox hands over: {links:?}");
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap().status, ExitStatus::Exited(0));
+    drop(held);
+}

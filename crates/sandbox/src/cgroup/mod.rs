@@ -6,6 +6,10 @@
 //! `/sys/fs/cgroup/unified` with no controllers in it, as on this project's machines) needs the choice made per
 //! controller. The dozen files a container runtime touches are simple to write directly.
 //!
+//! Limits are data: one pure translation (`cgroup/limits.rs`) turns `LinuxResources` (and the few host facts it
+//! depends on) into the ordered list of file writes, the same for [`Cgroup::create`] and [`Cgroup::update`]; an
+//! update changes only what it names and refuses the fields create refuses.
+//!
 //! Which version is used: v1 when the `memory` controller is mounted as a v1 hierarchy, otherwise v2 when a cgroup2
 //! mount offers `memory`. [`CgroupDriver::detect`] reports the choice.
 //!
@@ -27,7 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod driver;
 pub(crate) mod limits;
+
+pub use driver::CgroupDriver;
 
 use limits::{DeviceRules, Facts};
 
@@ -50,77 +57,6 @@ const V2_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuset", "pids", "io", "hug
 
 /// Where the kernel lists the huge page sizes it supports, one `hugepages-<N>kB` directory each.
 const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
-
-/// The cgroup hierarchies found on the host, and the one used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CgroupDriver {
-    /// The version used for limits.
-    pub version: CgroupVersion,
-    /// v1: `(controller, mount point)`; v2: `("", mount point)`.
-    pub mounts: Vec<(String, PathBuf)>,
-}
-
-impl CgroupDriver {
-    /// Find the cgroup hierarchies in `/proc/self/mountinfo` and choose one.
-    ///
-    /// # Errors
-    /// [`Error::CgroupUnavailable`] when neither a v1 memory hierarchy nor a cgroup2 mount with the memory controller
-    /// exists.
-    pub fn detect() -> Result<CgroupDriver> {
-        let info = fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
-        let mut v1 = Vec::new();
-        let mut v2 = Vec::new();
-        for line in info.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let Some(mountpoint) = left.split(' ').nth(4) else {
-                continue;
-            };
-            let mut r = right.split(' ');
-            let fstype = r.next().unwrap_or("");
-            let _source = r.next();
-            let opts = r.next().unwrap_or("");
-            match fstype {
-                "cgroup" => {
-                    for c in opts.split(',') {
-                        if V1_CONTROLLERS.contains(&c) {
-                            v1.push((c.to_owned(), PathBuf::from(mountpoint)));
-                        }
-                    }
-                }
-                "cgroup2" => v2.push(PathBuf::from(mountpoint)),
-                _ => {}
-            }
-        }
-        if v1.iter().any(|(c, _)| c == "memory") {
-            return Ok(CgroupDriver {
-                version: CgroupVersion::V1,
-                mounts: v1,
-            });
-        }
-        for m in v2 {
-            let ctrls = fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default();
-            if ctrls.split_whitespace().any(|c| c == "memory") {
-                return Ok(CgroupDriver {
-                    version: CgroupVersion::V2,
-                    mounts: vec![(String::new(), m)],
-                });
-            }
-        }
-        Err(Error::CgroupUnavailable {
-            controller: "memory".into(),
-            reason: "neither a cgroup v1 memory hierarchy nor a cgroup2 mount offering memory is mounted".into(),
-        })
-    }
-
-    fn mount_of(&self, controller: &str) -> Option<&Path> {
-        self.mounts
-            .iter()
-            .find(|(c, _)| c == controller)
-            .map(|(_, p)| p.as_path())
-    }
-}
 
 /// One container's cgroup (a directory per v1 controller, or one v2 directory).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,7 +243,9 @@ impl Cgroup {
         // Each distinct file is checked once (the device rules write `devices.allow` a dozen times).
         let mut paths: Vec<PathBuf> = Vec::with_capacity(limits.writes.len());
         for w in &limits.writes {
-            let seen = paths.iter().find(|p| p.ends_with(&w.file) && self.dir(w.controller) == p.parent());
+            let seen = paths
+                .iter()
+                .find(|p| p.ends_with(&w.file) && self.dir(w.controller) == p.parent());
             let path = match seen {
                 Some(p) => p.clone(),
                 None => self.need(w.controller, &w.file)?,
@@ -340,7 +278,11 @@ impl Cgroup {
             f.memory_limit = file("memory", "memory.limit_in_bytes").and_then(|p| read_u64(&p));
             f.memsw_limit = file("memory", "memory.memsw.limit_in_bytes").and_then(|p| read_u64(&p));
         }
-        if !v1 && r.cpu().is_some_and(|c| c.quota().is_none() != c.period().is_none()) {
+        if !v1
+            && r.cpu()
+                .as_ref()
+                .is_some_and(|c| c.quota().is_none() != c.period().is_none())
+        {
             f.cpu_max = file("cpu", "cpu.max").and_then(|p| read(&p)).and_then(|s| {
                 let (q, p) = s.trim().split_once(' ')?;
                 Some((q.to_owned(), p.parse().ok()?))
@@ -552,8 +494,8 @@ impl Cgroup {
 
 /// The huge page sizes this kernel offers, named as the hugetlb controller names its files (`64KB`, `2MB`, `1GB`).
 fn huge_page_sizes() -> std::result::Result<Vec<String>, String> {
-    let entries = fs::read_dir(HUGEPAGES_DIR)
-        .map_err(|e| format!("this kernel offers no huge pages: {HUGEPAGES_DIR}: {e}"))?;
+    let entries =
+        fs::read_dir(HUGEPAGES_DIR).map_err(|e| format!("this kernel offers no huge pages: {HUGEPAGES_DIR}: {e}"))?;
     let mut kbs: Vec<u64> = entries
         .filter_map(|e| {
             let name = e.ok()?.file_name();

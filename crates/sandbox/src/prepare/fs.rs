@@ -1,48 +1,17 @@
-//! Turning an OCI runtime spec into a child [`Plan`]: every allocation happens here, before the clone.
+//! The mount-namespace part of a child's plan ([`FsPlan`]): mounts, device nodes, masked and read-only paths,
+//! sysctls, hostname.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use libc::c_ulong;
-use oci_spec::runtime::{LinuxDeviceType, Mount, PosixRlimitType, Process, Spec};
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
-use crate::caps::{self, CapMasks};
+use super::{cstring, in_path};
 use crate::cgroup::CgroupVersion;
-use crate::child::{DeviceOp, FsPlan, InPath, MountKind, MountOp};
 use crate::error::{Error, Result};
-
-pub(crate) fn cstring(field: &str, s: impl AsRef<[u8]>) -> Result<CString> {
-    CString::new(s.as_ref()).map_err(|_| Error::spec(field, "contains a NUL byte"))
-}
-
-/// A container path (`/proc/sys`) prepared for the child.
-pub(crate) fn in_path(field: &str, p: &Path) -> Result<InPath> {
-    let mut names = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => names.push(n.as_bytes().to_vec()),
-            Component::ParentDir => names.push(b"..".to_vec()),
-            _ => {}
-        }
-    }
-    let mut prefixes = Vec::new();
-    let mut acc: Vec<u8> = Vec::new();
-    for n in &names {
-        if !acc.is_empty() {
-            acc.push(b'/');
-        }
-        acc.extend_from_slice(n);
-        prefixes.push(cstring(field, &acc)?);
-    }
-    let rel = if acc.is_empty() {
-        cstring(field, ".")?
-    } else {
-        cstring(field, &acc)?
-    };
-    let names = names.iter().map(|n| cstring(field, n)).collect::<Result<_>>()?;
-    Ok(InPath { rel, prefixes, names })
-}
+use crate::plan::{DeviceOp, FsPlan, MountKind, MountOp};
 
 /// Parse a mount's options like mount(8) and runc: flags, propagation, and the rest as filesystem data.
 fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool) {
@@ -255,12 +224,12 @@ pub(crate) fn fs_plan(
     spec: &Spec,
     rootfs: &Path,
     cgroup_version: CgroupVersion,
-    unshare_flags: libc::c_int,
+    own_ns: libc::c_int,
 ) -> Result<FsPlan> {
     let linux = spec.linux().clone().unwrap_or_default();
     // New or joined by path: like runc, a hostname is set in the UTS namespace the container is in, as long as it
     // is not the host's (a pod's containers join the sandbox's and set the same name).
-    let own_uts = unshare_flags & libc::CLONE_NEWUTS != 0
+    let own_uts = own_ns & libc::CLONE_NEWUTS != 0
         || linux
             .namespaces()
             .iter()
@@ -272,11 +241,15 @@ pub(crate) fn fs_plan(
         .enumerate()
         .map(|(i, m)| mount_op(i, m, cgroup_version))
         .collect::<Result<Vec<_>>>()?;
-    let dev_tmpfs = mounts
-        .iter()
-        .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs"));
+    // runc's rule: unless /dev is bind-mounted (the devices then come from its source, which must not be changed),
+    // the default nodes, the spec's and the /dev symlinks are made in the container's /dev, be it a tmpfs or the
+    // rootfs's own directory.
+    let dev_bind = mounts.iter().any(|m| {
+        m.destination().components().eq(Path::new("/dev").components())
+            && (m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
+    });
     let mut devices = Vec::new();
-    if dev_tmpfs {
+    if !dev_bind {
         for (p, maj, min) in DEFAULT_DEVICES {
             devices.push(device_op(
                 "linux.devices",
@@ -291,13 +264,19 @@ pub(crate) fn fs_plan(
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         let field = format!("linux.devices[{i}]");
+        // /dev/ptmx is the symlink to pts/ptmx made below (runc skips such an entry too); with /dev bind-mounted, no
+        // node is made (runc).
+        if dev_bind || d.path().components().eq(Path::new("/dev/ptmx").components()) {
+            continue;
+        }
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
             LinuxDeviceType::B => libc::S_IFBLK,
             LinuxDeviceType::P => libc::S_IFIFO,
             LinuxDeviceType::A => return Err(Error::spec(&field, "device type 'a' cannot be created")),
         };
-        let mode = kind | d.file_mode().unwrap_or(0o666);
+        // The type comes from `type`, whatever bits of it `fileMode` carries (runc masks them too).
+        let mode = kind | (d.file_mode().unwrap_or(0o666) & !libc::S_IFMT);
         let (maj, min) = (u32::try_from(d.major()), u32::try_from(d.minor()));
         let (Ok(maj), Ok(min)) = (maj, min) else {
             return Err(Error::spec(&field, "negative major/minor"));
@@ -339,7 +318,7 @@ pub(crate) fn fs_plan(
     keys.sort();
     for (k, v) in keys {
         let field = format!("linux.sysctl[{k:?}]");
-        if !sysctl_is_namespaced(k, unshare_flags) {
+        if !sysctl_is_namespaced(k, own_ns) {
             return Err(Error::spec(
                 &field,
                 "not a sysctl of a namespace this container has its own of",
@@ -366,7 +345,8 @@ pub(crate) fn fs_plan(
         propagation,
         mounts: ops,
         devices,
-        dev_symlinks: dev_tmpfs,
+        dev_symlinks: !dev_bind,
+        dev_core: Path::new("/proc/kcore").exists(),
         masked,
         readonly,
         root_readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
@@ -380,199 +360,10 @@ pub(crate) fn fs_plan(
     })
 }
 
-/// The process part of the plan (shared by spawn and exec).
-pub(crate) struct ProcPlan {
-    pub rlimits: Vec<(libc::c_int, libc::rlimit64)>,
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<libc::gid_t>,
-    pub caps: CapMasks,
-    pub no_new_privs: bool,
-    pub umask: libc::mode_t,
-    pub cwd: InPath,
-    pub exec_paths: Vec<CString>,
-    pub args: Vec<CString>,
-    pub env: Vec<CString>,
-    pub program: String,
-    /// `exec PROFILE`, to write to the AppArmor exec attribute before `execve`.
-    pub apparmor: Option<CString>,
-}
-
-/// Whether AppArmor is enabled on this host.
-pub(crate) fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
-}
-
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-pub(crate) fn proc_plan(p: &Process) -> Result<ProcPlan> {
-    let args = p.args().clone().unwrap_or_default();
-    let program = args
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::spec("process.args", "empty: nothing to run"))?;
-    if program.is_empty() {
-        return Err(Error::spec("process.args", "args[0] is empty"));
-    }
-    let env = p.env().clone().unwrap_or_default();
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-    let exec_paths = if program.contains('/') {
-        vec![cstring("process.args", &program)?]
-    } else {
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| cstring("process.env PATH", format!("{}/{program}", d.trim_end_matches('/'))))
-            .collect::<Result<_>>()?
-    };
-    let cwd = p.cwd();
-    if !cwd.is_absolute() {
-        return Err(Error::spec("process.cwd", format!("{} is not absolute", cwd.display())));
-    }
-    let mut rlimits = Vec::new();
-    for r in p.rlimits().iter().flatten() {
-        use PosixRlimitType as R;
-        let res = match r.typ() {
-            R::RlimitCpu => libc::RLIMIT_CPU,
-            R::RlimitFsize => libc::RLIMIT_FSIZE,
-            R::RlimitData => libc::RLIMIT_DATA,
-            R::RlimitStack => libc::RLIMIT_STACK,
-            R::RlimitCore => libc::RLIMIT_CORE,
-            R::RlimitRss => libc::RLIMIT_RSS,
-            R::RlimitNproc => libc::RLIMIT_NPROC,
-            R::RlimitNofile => libc::RLIMIT_NOFILE,
-            R::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-            R::RlimitAs => libc::RLIMIT_AS,
-            R::RlimitLocks => libc::RLIMIT_LOCKS,
-            R::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-            R::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-            R::RlimitNice => libc::RLIMIT_NICE,
-            R::RlimitRtprio => libc::RLIMIT_RTPRIO,
-            R::RlimitRttime => libc::RLIMIT_RTTIME,
-        };
-        if r.soft() > r.hard() {
-            return Err(Error::spec(
-                "process.rlimits",
-                format!("{:?}: soft limit above hard limit", r.typ()),
-            ));
-        }
-        rlimits.push((
-            res as libc::c_int,
-            libc::rlimit64 {
-                rlim_cur: r.soft(),
-                rlim_max: r.hard(),
-            },
-        ));
-    }
-    let user = p.user();
-    let caps = p.capabilities().clone().unwrap_or_else(caps::docker_default);
-    Ok(ProcPlan {
-        rlimits,
-        uid: user.uid(),
-        gid: user.gid(),
-        groups: user.additional_gids().clone().unwrap_or_default(),
-        caps: CapMasks::from_spec(&caps),
-        no_new_privs: p.no_new_privileges().unwrap_or(false),
-        umask: user.umask().unwrap_or(0o022) as libc::mode_t,
-        cwd: in_path("process.cwd", cwd)?,
-        exec_paths,
-        args: args.iter().map(|a| cstring("process.args", a)).collect::<Result<_>>()?,
-        env: env.iter().map(|e| cstring("process.env", e)).collect::<Result<_>>()?,
-        program,
-        apparmor: match p.apparmor_profile().as_deref() {
-            Some(name) if !name.is_empty() => Some(cstring("process.apparmorProfile", format!("exec {name}"))?),
-            _ => None,
-        },
-    })
-}
-
-fn refuse(field: &str, set: bool) -> Result<()> {
-    if set {
-        Err(Error::spec(
-            field,
-            "not supported by wharf-sandbox (refused rather than ignored)",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// Refuse process fields this crate does not implement.
-pub(crate) fn check_process_supported(p: &Process) -> Result<()> {
-    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) && !apparmor_enabled() {
-        // As runc: a profile that cannot be applied is an error, not a container without one.
-        return Err(Error::spec(
-            "process.apparmorProfile",
-            "AppArmor is not enabled on this host (/sys/module/apparmor/parameters/enabled)",
-        ));
-    }
-    refuse(
-        "process.selinuxLabel",
-        p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
-    )?;
-    refuse("process.ioPriority", p.io_priority().is_some())?;
-    refuse("process.scheduler", p.scheduler().is_some())?;
-    refuse("process.execCPUAffinity", p.exec_cpu_affinity().is_some())
-}
-
-/// Refuse spec fields this crate does not implement, so nothing is silently ignored.
-pub(crate) fn check_supported(spec: &Spec, cgroup_version: CgroupVersion) -> Result<()> {
-    if let Some(p) = spec.process() {
-        check_process_supported(p)?;
-    }
-    refuse(
-        "hooks (run them in the runtime that drives the sandbox)",
-        spec.hooks().as_ref().is_some_and(|h| {
-            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-                || h.create_container().as_ref().is_some_and(|v| !v.is_empty())
-                || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
-                || h.poststart().as_ref().is_some_and(|v| !v.is_empty())
-                || h.poststop().as_ref().is_some_and(|v| !v.is_empty())
-        }),
-    )?;
-    let Some(linux) = spec.linux() else { return Ok(()) };
-    refuse("linux.intelRdt", linux.intel_rdt().is_some())?;
-    refuse("linux.personality", linux.personality().is_some())?;
-    refuse(
-        "linux.timeOffsets",
-        linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
-    )?;
-    refuse("linux.memoryPolicy", linux.memory_policy().is_some())?;
-    refuse(
-        "linux.netDevices",
-        linux.net_devices().as_ref().is_some_and(|t| !t.is_empty()),
-    )?;
-    refuse(
-        "linux.mountLabel",
-        linux.mount_label().as_deref().is_some_and(|s| !s.is_empty()),
-    )?;
-    if let Some(p) = linux.cgroups_path() {
-        refuse(
-            "linux.cgroupsPath (with '..')",
-            p.components().any(|c| matches!(c, Component::ParentDir)),
-        )?;
-    }
-    match linux.resources() {
-        Some(r) => crate::cgroup::limits::check_supported(r, cgroup_version),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn in_path_splits_components() {
-        let p = in_path("x", Path::new("/proc/sys/")).unwrap();
-        assert_eq!(p.rel.as_bytes(), b"proc/sys");
-        assert_eq!(
-            p.prefixes.iter().map(|c| c.as_bytes().to_vec()).collect::<Vec<_>>(),
-            vec![b"proc".to_vec(), b"proc/sys".to_vec()]
-        );
-        assert_eq!(in_path("x", Path::new("/")).unwrap().rel.as_bytes(), b".");
-    }
 
     #[test]
     fn options_parse() {
@@ -585,42 +376,6 @@ mod tests {
         assert_eq!(prop, libc::MS_SLAVE | libc::MS_REC);
         assert_eq!(data, vec!["mode=755".to_owned()]);
         assert!(bind && rbind);
-    }
-
-    #[test]
-    fn unsupported_fields_are_refused_not_ignored() {
-        let mut spec = Spec::default();
-        spec.process_mut()
-            .as_mut()
-            .unwrap()
-            .set_apparmor_profile(Some("docker-default".into()));
-        // A profile is applied where AppArmor is enabled and refused where it is not.
-        match check_supported(&spec, CgroupVersion::V1) {
-            Ok(()) => assert!(apparmor_enabled()),
-            Err(e) => assert!(
-                !apparmor_enabled()
-                    && matches!(&e, Error::InvalidSpec { field, reason } if field == "process.apparmorProfile"
-                        && reason.contains("not enabled")),
-                "{e:?}"
-            ),
-        }
-        let mut spec = Spec::default();
-        spec.process_mut()
-            .as_mut()
-            .unwrap()
-            .set_selinux_label(Some("system_u:system_r:container_t:s0".into()));
-        let e = check_supported(&spec, CgroupVersion::V1).unwrap_err();
-        assert!(
-            matches!(&e, Error::InvalidSpec { field, .. } if field == "process.selinuxLabel"),
-            "{e:?}"
-        );
-        let mut spec = Spec::default();
-        spec.linux_mut()
-            .as_mut()
-            .unwrap()
-            .set_cgroups_path(Some("/a/../../b".into()));
-        assert!(check_supported(&spec, CgroupVersion::V1).is_err());
-        assert!(check_supported(&Spec::default(), CgroupVersion::V1).is_ok());
     }
 
     #[test]
@@ -668,6 +423,71 @@ mod tests {
         assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWNS).is_ok());
     }
 
+    fn device(path: &str, typ: LinuxDeviceType, major: i64, minor: i64, mode: u32) -> oci_spec::runtime::LinuxDevice {
+        let mut d = oci_spec::runtime::LinuxDevice::default();
+        d.set_path(path.into());
+        d.set_typ(typ);
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_file_mode(Some(mode));
+        d
+    }
+
+    fn nodes(plan: &FsPlan) -> Vec<(String, libc::mode_t)> {
+        plan.devices
+            .iter()
+            .map(|d| (String::from_utf8_lossy(d.path.rel.as_bytes()).into_owned(), d.mode))
+            .collect()
+    }
+
+    /// runc's device-list cases: nodes (defaults and the spec's) unless /dev is bind-mounted, in a tmpfs /dev or the
+    /// rootfs's own; /dev/ptmx left to the symlink; the spec's entry replacing a default; type bits in fileMode.
+    #[test]
+    fn device_nodes_follow_runc() {
+        let ns = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+        let mut spec = Spec::default();
+        spec.linux_mut().as_mut().unwrap().set_devices(Some(vec![
+            device("/dev/fuse", LinuxDeviceType::C, 10, 229, 0o20666),
+            device("/dev/null", LinuxDeviceType::C, 1, 3, 0o600),
+            device("/dev/ptmx", LinuxDeviceType::C, 5, 2, 0o666),
+            device("/dev/sda", LinuxDeviceType::B, 8, 0, 0o660),
+        ]));
+        let plan = fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, ns).unwrap();
+        let got = nodes(&plan);
+        assert!(got.contains(&("dev/fuse".into(), libc::S_IFCHR | 0o666)), "{got:?}");
+        assert!(got.contains(&("dev/null".into(), libc::S_IFCHR | 0o600)), "{got:?}");
+        assert!(got.contains(&("dev/sda".into(), libc::S_IFBLK | 0o660)), "{got:?}");
+        assert_eq!(got.iter().filter(|(p, _)| p == "dev/null").count(), 1);
+        assert!(!got.iter().any(|(p, _)| p == "dev/ptmx"));
+        assert_eq!(got.len(), 6 + 2);
+        assert!(plan.dev_symlinks);
+
+        // No /dev mount at all: the nodes go to the rootfs's /dev, as runc makes them.
+        let mut no_dev = spec.clone();
+        let mounts: Vec<Mount> = no_dev
+            .mounts()
+            .clone()
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.destination() != Path::new("/dev"))
+            .collect();
+        no_dev.set_mounts(Some(mounts.clone()));
+        let plan = fs_plan(&no_dev, Path::new("/r"), CgroupVersion::V1, ns).unwrap();
+        assert_eq!(nodes(&plan).len(), 8);
+
+        // /dev bind-mounted: nothing is made in it (it is someone else's directory).
+        let mut bind = Mount::default();
+        bind.set_destination("/dev/".into());
+        bind.set_typ(Some("none".into()));
+        bind.set_source(Some("/".into()));
+        bind.set_options(Some(vec!["rbind".into(), "ro".into()]));
+        let mut dev_bound = no_dev.clone();
+        dev_bound.set_mounts(Some([vec![bind], mounts].concat()));
+        let plan = fs_plan(&dev_bound, Path::new("/r"), CgroupVersion::V1, ns).unwrap();
+        assert!(plan.devices.is_empty());
+        assert!(!plan.dev_symlinks);
+    }
+
     #[test]
     fn relative_and_typeless_mounts_are_refused() {
         let mut spec = Spec::default();
@@ -680,12 +500,5 @@ mod tests {
         m.set_typ(None);
         spec.set_mounts(Some(vec![m]));
         assert!(fs_plan(&spec, Path::new("/r"), CgroupVersion::V1, libc::CLONE_NEWUTS).is_err());
-    }
-
-    #[test]
-    fn empty_args_are_refused() {
-        let mut p = Process::default();
-        p.set_args(Some(vec![]));
-        assert!(matches!(proc_plan(&p), Err(Error::InvalidSpec { .. })));
     }
 }

@@ -1,0 +1,78 @@
+//! [`CgroupDriver`]: which cgroup hierarchies the host has, and which one a container's limits go through.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{CgroupVersion, V1_CONTROLLERS};
+use crate::error::{Error, Result};
+
+/// The cgroup hierarchies found on the host, and the one used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupDriver {
+    /// The version used for limits.
+    pub version: CgroupVersion,
+    /// v1: `(controller, mount point)`; v2: `("", mount point)`.
+    pub mounts: Vec<(String, PathBuf)>,
+}
+
+impl CgroupDriver {
+    /// Find the cgroup hierarchies in `/proc/self/mountinfo` and choose one.
+    ///
+    /// # Errors
+    /// [`Error::CgroupUnavailable`] when neither a v1 memory hierarchy nor a cgroup2 mount with the memory controller
+    /// exists.
+    pub fn detect() -> Result<CgroupDriver> {
+        let info = fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
+        let mut v1 = Vec::new();
+        let mut v2 = Vec::new();
+        for line in info.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mountpoint) = left.split(' ').nth(4) else {
+                continue;
+            };
+            let mut r = right.split(' ');
+            let fstype = r.next().unwrap_or("");
+            let _source = r.next();
+            let opts = r.next().unwrap_or("");
+            match fstype {
+                "cgroup" => {
+                    for c in opts.split(',') {
+                        if V1_CONTROLLERS.contains(&c) {
+                            v1.push((c.to_owned(), PathBuf::from(mountpoint)));
+                        }
+                    }
+                }
+                "cgroup2" => v2.push(PathBuf::from(mountpoint)),
+                _ => {}
+            }
+        }
+        if v1.iter().any(|(c, _)| c == "memory") {
+            return Ok(CgroupDriver {
+                version: CgroupVersion::V1,
+                mounts: v1,
+            });
+        }
+        for m in v2 {
+            let ctrls = fs::read_to_string(m.join("cgroup.controllers")).unwrap_or_default();
+            if ctrls.split_whitespace().any(|c| c == "memory") {
+                return Ok(CgroupDriver {
+                    version: CgroupVersion::V2,
+                    mounts: vec![(String::new(), m)],
+                });
+            }
+        }
+        Err(Error::CgroupUnavailable {
+            controller: "memory".into(),
+            reason: "neither a cgroup v1 memory hierarchy nor a cgroup2 mount offering memory is mounted".into(),
+        })
+    }
+
+    pub(super) fn mount_of(&self, controller: &str) -> Option<&Path> {
+        self.mounts
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p.as_path())
+    }
+}

@@ -1,0 +1,68 @@
+//! The last step: `execve` of the program (and the check `create` makes before waiting to be started).
+
+use std::ffi::CStr;
+
+use super::{errno, fail};
+use crate::plan::Plan;
+use crate::report::Stage;
+
+/// Tries each candidate path with `attempt` (true: done) and, when none works, fails as
+/// `execve` on a `PATH` search does: "not found" if every path was missing, else the last
+/// other error.
+fn try_exec_paths(plan: &Plan, mut attempt: impl FnMut(&CStr) -> bool) {
+    let mut last = libc::ENOENT;
+    for p in &plan.exec_paths {
+        if attempt(p) {
+            return;
+        }
+        let e = errno();
+        if e != libc::ENOENT && e != libc::ENOTDIR {
+            last = e;
+        }
+    }
+    if last == libc::ENOENT {
+        fail(plan, Stage::ExecNotFound, 0, last)
+    }
+    fail(plan, Stage::Exec, 0, last)
+}
+
+/// Fails the way `exec` would when no candidate path is an executable the process may run.
+pub(super) fn check_executable(plan: &Plan) {
+    // SAFETY: a NUL-terminated path prepared before the fork.
+    try_exec_paths(plan, |p| unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0);
+}
+
+/// Reset signal handlers to default and unblock signals, then try each candidate path.
+pub(super) fn exec(plan: &Plan) -> ! {
+    // SAFETY: raw syscalls; argv/envp are NULL-terminated arrays of pointers into live CStrings.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_DFL
+                && old.sa_sigaction != libc::SIG_IGN
+            {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const _,
+            std::ptr::null_mut::<u8>(),
+            8,
+        );
+        // execve returns only when it failed: every attempt "fails" or replaces the process.
+        try_exec_paths(plan, |p| {
+            libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+            false
+        });
+        fail(plan, Stage::Exec, 0, libc::ENOENT)
+    }
+}

@@ -1,0 +1,70 @@
+//! [`SpawnOptions`]: how a container is spawned, beyond its spec.
+
+use std::path::PathBuf;
+
+use crate::cgroup::CgroupDriver;
+
+/// Which seccomp filter a container gets when its spec has no `linux.seccomp`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DefaultSeccomp {
+    /// Docker's default profile, resolved for the container's capabilities (the default).
+    #[default]
+    Docker,
+    /// No filter.
+    Unconfined,
+}
+
+/// A callback run while a new container's process waits with its mounts in place, before `pivot_root`: the point
+/// where the OCI runtime spec runs `createRuntime` (on the host) and `createContainer` (in the container's
+/// namespaces) hooks. It gets the process's host pid (its namespaces are `/proc/PID/ns/*`); the container's state,
+/// when kept in a state directory, says [`Status::Creating`](crate::Status::Creating) meanwhile. An `Err` removes
+/// the container and makes the spawn fail with [`Error::BeforePivot`](crate::Error::BeforePivot).
+pub struct BeforePivot(pub Box<dyn FnOnce(i32) -> std::result::Result<(), String> + Send>);
+
+impl std::fmt::Debug for BeforePivot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforePivot(..)")
+    }
+}
+
+/// Options for [`Container::spawn_with`](crate::Container::spawn_with).
+#[derive(Debug, Default)]
+pub struct SpawnOptions {
+    /// The container id (default: `wharf-PID-N`). Names the cgroup (`wharf/ID` unless the spec has a
+    /// `linux.cgroupsPath`) and the state directory entry.
+    pub id: Option<String>,
+    /// Persist state under this directory so other processes can find the container.
+    pub state_dir: Option<PathBuf>,
+    /// Run a minimal init as pid 1 that reaps orphans and forwards signals (`docker run --init`).
+    pub init: bool,
+    /// Set everything up but wait before `execve` until [`Container::start`](crate::Container::start) (or
+    /// [`StateDir::start`](crate::StateDir::start)).
+    pub created_only: bool,
+    /// Seccomp when the spec has none (default: Docker's profile).
+    pub default_seccomp: DefaultSeccomp,
+    /// Enter the rootfs with `MS_MOVE` + `chroot` instead of `pivot_root` (runc's `--no-pivot`), for roots that
+    /// cannot be pivoted (a ramfs). Weaker: a process with `CAP_SYS_CHROOT` can escape a chroot. Used
+    /// automatically when `pivot_root` says `EINVAL`.
+    pub no_pivot: bool,
+    /// The cgroup hierarchy to use (default: [`CgroupDriver::detect`]), e.g. a cgroup2 mount on a hybrid host.
+    pub cgroup_driver: Option<CgroupDriver>,
+    /// Keep compiled seccomp programs in this directory, so that the next process that starts a container with the
+    /// same profile does not compile it again (10 to 20 ms for Docker's profile). It is created 0700 when missing,
+    /// and must belong to the caller and not be writable by anyone else: its programs become containers' filters.
+    /// [`DEFAULT_SECCOMP_CACHE`] is the conventional place for root. Default: compile in each process (compiled
+    /// programs are always kept in memory for the life of the process).
+    pub seccomp_cache: Option<PathBuf>,
+    /// Pause before `pivot_root` and run this (see [`BeforePivot`]).
+    pub before_pivot: Option<BeforePivot>,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`). By default the container's process joins a
+    /// session keyring of its own, `_ses.ID`, so keys of the caller's session are not reachable from it;
+    /// processes exec'd into the container join the same one.
+    pub no_new_keyring: bool,
+    /// Bring the loopback interface `lo` up when the container gets a network namespace of its own (not one joined
+    /// by path, not the host's), as Docker and podman do. runc leaves it down, and so does the default.
+    pub loopback_up: bool,
+}
+
+/// Where the examples keep compiled seccomp programs (see [`SpawnOptions::seccomp_cache`]): on the tmpfs `/run`, so
+/// the cache starts empty after every boot.
+pub const DEFAULT_SECCOMP_CACHE: &str = "/run/wharf/seccomp";
