@@ -371,13 +371,14 @@ struct DockerEntry {
 /// Loads a `docker save` archive (or an OCI layout in a tar) into the store, like `docker load`.
 ///
 /// `origin` only names the archive in errors. Every member is hashed as it streams; layers are
-/// checked against the config's diff_ids; names are tagged only after all images of the archive
-/// were verified and stored.
+/// checked against the config's diff_ids and read entry by entry with the rules unpacking
+/// applies ([`wharf_tar::check_layer`]), so an image that `run` would refuse is not loaded;
+/// names are tagged only after all images of the archive were verified and stored.
 ///
 /// # Errors
 /// [`Error::Archive`] for a damaged or hostile archive (members or references leaving it,
-/// missing members, layers that do not match the config), and the store's errors. The store's
-/// names are unchanged on error.
+/// missing members, layers that do not match the config or that unpacking would refuse), and
+/// the store's errors. The store's names are unchanged on error.
 pub fn load(store: &Store, origin: &Path, input: impl Read) -> Result<Vec<LoadedImage>> {
     let _lease = store.lease()?;
     let staged = StagedTar::stage(store, origin, input)?;

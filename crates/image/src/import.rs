@@ -75,10 +75,12 @@ impl<R: Read> Read for Tee<'_, R> {
 }
 
 /// Imports a flat rootfs tar (plain, gzip or zstd: detected) as a single-layer image named
-/// `reference`. The tar is checked entry by entry while it streams.
+/// `reference`. The tar is checked entry by entry while it streams, with the rules unpacking
+/// applies ([`wharf_tar::check_layer`]).
 ///
 /// # Errors
-/// [`Error::Archive`] when the input is not a tar; store errors. Nothing is named on error.
+/// [`Error::Archive`] when the input is not a tar or one unpacking would refuse; store errors.
+/// Nothing is named on error.
 pub fn import_tar(store: &Store, input: impl Read, reference: &Reference, opts: &ImportOptions) -> Result<Image> {
     let _lease = store.lease()?;
     let origin = Path::new("import");
