@@ -326,12 +326,9 @@ pub(crate) fn check_diff_id(expected: Option<&wharf_image::Digest>, actual: &wha
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // A one-file layer.
-/// let mut b = tar::Builder::new(Vec::new());
-/// let mut h = tar::Header::new_ustar();
-/// h.set_size(5);
-/// h.set_mode(0o644);
-/// b.append_data(&mut h, "hello.txt", &b"hello"[..])?;
-/// let layer = b.into_inner()?;
+/// let mut w = wharf_rootfs::tar::Writer::new(Vec::new());
+/// w.append_data(&wharf_rootfs::tar::Header::file("hello.txt", 0o644), b"hello")?;
+/// let layer = w.finish()?;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let root = std::fs::File::open(dir.path())?;
