@@ -213,11 +213,13 @@ fn a_web_server_on_a_user_network_is_published_named_and_cleaned_up() {
         let taken = env.err(&["run", "--rm", "--net", "app", "-p", "8080:80", "net/busybox:1", "true"]);
         assert!(taken.contains("already in use by container web"), "{taken}");
 
-        env.ok(&["rm", "-f", "web"]);
+        env.ok(&["stop", "web"]);
         assert!(
             curl("http://127.0.0.1:8080/").is_err(),
-            "the published port is gone with the container"
+            "the published port is gone with the stopped container"
         );
+        assert_eq!(env.ok(&["port", "web"]), "");
+        env.ok(&["rm", "web"]);
         assert_eq!(env.ok(&["network", "rm", "app"]), "app\n");
         assert!(
             sh(&["ip", "-o", "link", "show", "type", "veth"]).trim().is_empty(),

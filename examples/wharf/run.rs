@@ -387,6 +387,8 @@ pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
                 return Err(format!("container {name} did not stop after SIGKILL").into());
             }
         }
+        // A stopped container gives its address, veth and published ports back, as Docker's do.
+        crate::network::release(ctx, name)?;
     }
     println!("{name}");
     Ok(())
