@@ -884,3 +884,112 @@ fn hardlinks_into_lower_layers_unpack_as_umoci_unpacks_them() {
         diffs.join("\n")
     );
 }
+
+#[test]
+fn a_multi_platform_index_unpacks_the_hosts_image_as_containerd_does() {
+    // Two images in one layout (umoci), joined by an image index with their platforms: wharf
+    // and containerd both take the host's (umoci 0.4.7 unpacks single manifests only).
+    preflight();
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    run(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
+    let (host_arch, other_arch) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "arm64"),
+        "aarch64" => ("arm64", "amd64"),
+        other => panic!("this test knows the OCI name of x86_64 and aarch64 only, not {other}"),
+    };
+    let mut manifests = Vec::new();
+    for arch in [other_arch, host_arch] {
+        let image = format!("{}:{arch}", layout.display());
+        run(Command::new("umoci").args(["new", "--image"]).arg(&image));
+        run(Command::new("umoci")
+            .args(["config", "--architecture", arch, "--image"])
+            .arg(&image));
+        let tree = t.path().join(arch);
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/arch"), arch).unwrap();
+        let tar = t.path().join(format!("{arch}.tar"));
+        produce("gnu tar --format=posix", &tree, &tar);
+        run(Command::new("umoci")
+            .args(["raw", "add-layer", "--image"])
+            .arg(&image)
+            .arg(&tar));
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == arch)
+            .unwrap()
+            .clone();
+        manifests.push(serde_json::json!({
+            "mediaType": entry["mediaType"],
+            "digest": entry["digest"],
+            "size": entry["size"],
+            "platform": {"architecture": arch, "os": "linux"},
+        }));
+    }
+    let image_index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let digest = wharf::image::Digest::sha256(&image_index);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &image_index).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": image_index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "t"},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let (overlay, store) = wharf_overlay(&layout, t.path(), "corpus/multi");
+    let ours = t.path().join("wharf");
+    std::fs::create_dir(&ours).unwrap();
+    let image = store
+        .image(&"corpus/multi:t".parse().unwrap(), &Platform::default())
+        .unwrap();
+    wharf::rootfs::unpack_image(&store, &image, &ours, &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(ours.join("etc/arch")).unwrap(), host_arch.as_bytes());
+    let mut diffs = compare_with(
+        "multi-platform index, overlay",
+        "wharf flattened",
+        &overlay.path(),
+        &ours,
+        &[],
+    );
+    overlay.close().unwrap();
+    // containerd gets the layout itself, index and both platforms, as an OCI archive.
+    let containerd = Containerd::start();
+    let archive_path = t.path().join("multi.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&archive_path)
+        .arg("."));
+    containerd.ok(&[
+        "images",
+        "import",
+        "--base-name",
+        "docker.io/corpus/multi",
+        archive_path.to_str().unwrap(),
+    ]);
+    let mnt = t.path().join("containerd-mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    containerd.ok(&["images", "mount", "docker.io/corpus/multi:t", mnt.to_str().unwrap()]);
+    diffs.extend(compare_with("multi-platform index", "containerd", &ours, &mnt, &[]));
+    containerd.ok(&["images", "unmount", "--rm", mnt.to_str().unwrap()]);
+    assert!(
+        diffs.is_empty(),
+        "wharf unpacks differently from its peers:\n{}",
+        diffs.join("\n")
+    );
+}
