@@ -2,10 +2,8 @@
 //!
 //! `cargo run --example pull -- STORE_DIR IMAGE` (e.g. `/tmp/store localhost:5000/busybox:1`).
 
-use std::sync::Arc;
-
 use wharf::image::{Platform, Reference, Store};
-use wharf::registry::{Client, ClientConfig, Progress, PullOptions};
+use wharf::registry::{Client, ClientConfig, Progress, ProgressEvent, PullOptions};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -18,12 +16,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::new(ClientConfig::default())?;
     let options = PullOptions {
         platform: Platform::host(),
-        progress: Some(Arc::new(|p: &Progress| match p {
-            Progress::Started { digest, size } => eprintln!("fetching {digest} ({size} bytes)"),
-            Progress::Verified { digest, .. } => eprintln!("verified {digest}"),
-            Progress::Skipped { digest, .. } => eprintln!("already have {digest}"),
+        progress: Progress::new(|p: &ProgressEvent| match p {
+            ProgressEvent::Started { digest, size } => eprintln!("fetching {digest} ({size} bytes)"),
+            ProgressEvent::Verified { digest, .. } => eprintln!("verified {digest}"),
+            ProgressEvent::Skipped { digest, .. } => eprintln!("already have {digest}"),
             _ => {}
-        })),
+        }),
     };
     let pulled = client.pull(&reference, &store, &options).await?;
     println!("{} is {} (image id {})", reference, pulled.digest, pulled.config_digest);

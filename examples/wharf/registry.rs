@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wharf::image::{Digest, Manifest, Reference};
-use wharf::registry::{Client, ClientConfig, FetchedManifest, Progress, PullOptions, PushOptions, Repository};
+use wharf::registry::{
+    Client, ClientConfig, FetchedManifest, Progress, ProgressEvent, PullOptions, PushOptions, Repository,
+};
 use wharf::rootfs::{Limits, list_image_layers};
 
 use crate::images::human;
@@ -58,24 +60,24 @@ impl Bars {
             .clone()
     }
 
-    fn event(&self, p: &Progress) {
+    fn event(&self, p: &ProgressEvent) {
         match p {
-            Progress::Started { digest, size } => {
+            ProgressEvent::Started { digest, size } => {
                 self.bar(digest, *size);
             }
-            Progress::Bytes { digest, done, total } => self.bar(digest, *total).set_position(*done),
-            Progress::Resumed { digest, offset } => {
+            ProgressEvent::Bytes { digest, done, total } => self.bar(digest, *total).set_position(*done),
+            ProgressEvent::Resumed { digest, offset } => {
                 let bar = self.bar(digest, 0);
                 bar.set_position(*offset);
                 bar.set_message("resuming");
             }
-            Progress::Verified { digest, size } => {
+            ProgressEvent::Verified { digest, size } => {
                 let bar = self.bar(digest, *size);
                 bar.set_position(*size);
                 bar.finish_with_message("done");
             }
-            Progress::Skipped { digest, size } => self.bar(digest, *size).finish_with_message("exists"),
-            Progress::Failed { digest, reason } => {
+            ProgressEvent::Skipped { digest, size } => self.bar(digest, *size).finish_with_message("exists"),
+            ProgressEvent::Failed { digest, reason } => {
                 self.bar(digest, 0).abandon_with_message(format!("failed: {reason}"))
             }
             _ => {}
@@ -123,14 +125,40 @@ pub fn pull_quiet(ctx: &Ctx, r: &Reference, insecure: &[String], bars: bool) -> 
     let progress = bars.then(|| Bars::new("pulling"));
     let options = PullOptions {
         platform: ctx.platform.clone(),
-        progress: progress.clone().map(|b| {
-            let f: wharf::registry::ProgressFn = Arc::new(move |p: &Progress| b.event(p));
-            f
-        }),
+        progress: progress
+            .clone()
+            .map(|b| Progress::new(move |p: &ProgressEvent| b.event(p)))
+            .unwrap_or_default(),
     };
     let store = ctx.store.clone();
+    let name = r.familiar();
     let r = r.clone();
-    Ok(runtime()?.block_on(async move { client.pull(&r, &store, &options).await })?)
+    let rt = runtime()?;
+    let outcome: Result<std::result::Result<wharf::registry::Pulled, (&str, i32)>> = rt.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            pulled = client.pull(&r, &store, &options) => Ok(Ok(pulled?)),
+            _ = int.recv() => Ok(Err(("SIGINT", 130))),
+            _ = term.recv() => Ok(Err(("SIGTERM", 143))),
+        }
+    });
+    let (signal, code) = match outcome? {
+        Ok(pulled) => return Ok(pulled),
+        Err(interrupted) => interrupted,
+    };
+    // The pull was dropped: its writers flush what arrived and keep it, so that the next pull
+    // resumes instead of downloading again. Give them a moment to finish.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    if let Some(bars) = &progress {
+        let _ = bars.multi.clear();
+    }
+    eprintln!(
+        "wharf: pull of {name} interrupted by {signal}; what was downloaded is kept in {} for the next pull to resume",
+        ctx.store.root().join(".wharf/partial").display()
+    );
+    std::process::exit(code);
 }
 
 /// `docker push`.
@@ -139,7 +167,7 @@ pub fn push(ctx: &Ctx, image: &str, insecure: &[String]) -> Result<()> {
     let client = client(insecure)?;
     let bars = Bars::new("pushing");
     let options = PushOptions {
-        progress: Some(Arc::new(move |p: &Progress| bars.event(p))),
+        progress: Progress::new(move |p: &ProgressEvent| bars.event(p)),
         ..Default::default()
     };
     let store = ctx.store.clone();

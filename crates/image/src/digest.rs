@@ -386,6 +386,43 @@ impl<W: Write> VerifyingWriter<W> {
         }
     }
 
+    /// A writer that continues content of which `existing` holds the beginning (already in
+    /// `inner`, which must be positioned after it): `existing` is read and hashed again, so
+    /// the final check covers every byte, not only those written from now on.
+    ///
+    /// # Errors
+    /// A read error of `existing`, or a wrapped [`DigestError::SizeMismatch`] when it is
+    /// longer than `expected_size`.
+    pub fn resume(
+        inner: W,
+        expected: Digest,
+        expected_size: Option<u64>,
+        mut existing: impl io::Read,
+    ) -> io::Result<Self> {
+        let mut w = VerifyingWriter::new(inner, expected.algorithm(), Some(expected), expected_size);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match existing.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(max) = w.expected_size
+                && w.written + n as u64 > max
+            {
+                return Err(io_err(DigestError::SizeMismatch {
+                    digest: w.expected.clone().unwrap_or_else(|| w.hasher.clone().finish()),
+                    expected: max,
+                    actual: w.written + n as u64,
+                }));
+            }
+            w.hasher.update(&buf[..n]);
+            w.written += n as u64;
+        }
+        Ok(w)
+    }
+
     /// Bytes written so far.
     pub fn bytes_written(&self) -> u64 {
         self.written

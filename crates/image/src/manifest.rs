@@ -9,6 +9,14 @@ use crate::platform::{self, Platform};
 /// Manifests larger than this are refused (the limit registries and containerd apply).
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
+/// Manifests listing more layers, or indexes listing more manifests, than this are refused
+/// before they are parsed: a hostile manifest within [`MAX_MANIFEST_SIZE`] could otherwise
+/// list some 20,000 layers and cost a pull ~100 MiB of memory before anything failed. No
+/// real image comes near it: overlayfs stacks at most 500 layers (the kernel's
+/// `OVL_MAX_STACK`), and Docker builds refuse more than 125. containerd has no such limit;
+/// this one is deliberate.
+pub const MAX_DESCRIPTORS: usize = 1000;
+
 /// Why a manifest or index was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -40,6 +48,14 @@ pub enum ManifestError {
         body: String,
         /// The `Content-Type` (or descriptor media type) it arrived under.
         announced: String,
+    },
+    /// The manifest lists more than [`MAX_DESCRIPTORS`] layers (or an index more manifests).
+    #[error("manifest lists {count} {what}, over the limit of {MAX_DESCRIPTORS}")]
+    TooManyDescriptors {
+        /// `layers` or `manifests`.
+        what: &'static str,
+        /// How many it lists.
+        count: usize,
     },
     /// A descriptor in the manifest has a digest wharf cannot use.
     #[error("manifest references an invalid digest: {0}")]
@@ -75,8 +91,33 @@ struct Probe {
     schema_version: Option<u64>,
     #[serde(rename = "mediaType")]
     media_type: Option<String>,
-    manifests: Option<serde::de::IgnoredAny>,
+    manifests: Option<Count>,
+    layers: Option<Count>,
     config: Option<serde::de::IgnoredAny>,
+}
+
+/// The length of a JSON array, counted without keeping its elements (so counting a hostile
+/// array costs no memory).
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
 impl Manifest {
@@ -97,6 +138,13 @@ impl Manifest {
         }
         let malformed = |what| move |source| ManifestError::Malformed { what, source };
         let probe: Probe = serde_json::from_slice(bytes).map_err(malformed("manifest"))?;
+        for (what, count) in [("layers", &probe.layers), ("manifests", &probe.manifests)] {
+            if let Some(Count(count)) = count
+                && *count > MAX_DESCRIPTORS
+            {
+                return Err(ManifestError::TooManyDescriptors { what, count: *count });
+            }
+        }
         match probe.schema_version {
             Some(2) => {}
             Some(v) => return Err(ManifestError::SchemaVersion(v)),
@@ -199,6 +247,28 @@ mod tests {
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    /// Fault: a hostile manifest within the size cap listing 20,000 layers.
+    #[test]
+    fn a_manifest_with_too_many_layers_is_refused_before_parsing() {
+        let layer = format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":1,"digest":"{D1}"}}"#);
+        let doc = |n: usize| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":1,"digest":"{D2}"}},"layers":[{}]}}"#,
+                vec![layer.as_str(); n].join(",")
+            )
+        };
+        let hostile = doc(20_000);
+        assert!(hostile.len() < MAX_MANIFEST_SIZE);
+        match Manifest::parse(hostile.as_bytes(), None) {
+            Err(ManifestError::TooManyDescriptors {
+                what: "layers",
+                count: 20_000,
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Manifest::parse(doc(MAX_DESCRIPTORS).as_bytes(), None).is_ok());
+    }
 
     fn docker_manifest() -> String {
         format!(

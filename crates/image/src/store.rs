@@ -5,6 +5,7 @@
 //! ROOT/index.json            named images: descriptors annotated with org.opencontainers.image.ref.name
 //! ROOT/blobs/sha256/<hex>    content-addressed blobs
 //! ROOT/.wharf/tmp/           blobs being written (never visible under blobs/ until verified)
+//! ROOT/.wharf/partial/       downloads in progress, resumable by the next process (see `PartialBlob`)
 //! ROOT/.wharf/*.lock         file locks shared by every process using the store
 //! ```
 //!
@@ -35,6 +36,9 @@ use crate::media::{self, Kind};
 use crate::{Algorithm, Digest, DigestError, ImageConfig, Manifest, Platform, Reference, VerifyingWriter};
 
 mod layout;
+mod partial;
+
+pub use partial::{PARTIAL_MAX_AGE, PartialBlob};
 
 /// The annotation naming an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -718,7 +722,8 @@ impl Store {
         self.gc()
     }
 
-    /// Deletes every blob not reachable from `index.json`, and stale temporary files.
+    /// Deletes every blob not reachable from `index.json`, stale temporary files and partial
+    /// downloads ([`PartialBlob`]) that no process holds.
     /// Waits for every [`Lease`] to be released first.
     ///
     /// # Errors
@@ -767,6 +772,8 @@ impl Store {
                 }
             }
         }
+        // Partial downloads: no lease is held, so no download is in progress either.
+        report.bytes += self.sweep_partials(std::time::Duration::ZERO);
         report.removed.sort();
         Ok(report)
     }

@@ -100,6 +100,36 @@ fn a_layout_left_half_made_by_a_killed_process_is_finished() {
     assert!(s.list().unwrap().is_empty());
 }
 
+/// Fault: a download killed halfway (its partial blob dropped uncommitted). The next writer
+/// of the digest resumes from the kept bytes, and the digest check covers all of them.
+#[test]
+fn a_partial_blob_is_resumed_by_the_next_writer_and_verified_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("store")).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (d, len) = (Digest::sha256(&data), data.len() as u64);
+    let mut w = s.partial_blob(&d, len).unwrap();
+    assert_eq!(w.offset(), 0);
+    w.write_all(&data[..40_000]).unwrap();
+    drop(w);
+    let mut w = s.partial_blob(&d, len).unwrap();
+    assert_eq!(w.offset(), 40_000);
+    w.write_all(&data[40_000..]).unwrap();
+    w.commit().unwrap();
+    assert_eq!(s.read_blob(&d, 1 << 20).unwrap(), data);
+    assert!(!s.partial_path(&d).exists());
+
+    // Restarted (the server could not resume): only what follows counts.
+    let other: Vec<u8> = data.iter().rev().copied().collect();
+    let od = Digest::sha256(&other);
+    let mut w = s.partial_blob(&od, len).unwrap();
+    w.write_all(&data[..1000]).unwrap();
+    w.restart().unwrap();
+    w.write_all(&other).unwrap();
+    w.commit().unwrap();
+    assert_eq!(s.read_blob(&od, 1 << 20).unwrap(), other);
+}
+
 #[test]
 fn a_blob_that_does_not_match_its_digest_is_never_visible() {
     let dir = tempfile::tempdir().unwrap();

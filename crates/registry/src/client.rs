@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use crate::auth::{Challenge, Credentials, RegistryAuth, TokenResponse, merge_scopes};
+use crate::body::Body;
 use crate::error::{Error, RegistryErrors, Result};
 
 /// Settings of a [`Client`]. `Default` gives the values documented on each field.
@@ -23,9 +24,11 @@ pub struct ClientConfig {
     pub max_concurrent_downloads: usize,
     /// Blobs uploaded at once during a push. Default: 3.
     pub max_concurrent_uploads: usize,
-    /// Retries of a request after a connection error, 408, 429 or 5xx. Default: 4.
+    /// Retries of a request after a connection error, a timeout, 408, 429 or 5xx. Default: 4.
     pub max_retries: u32,
-    /// First backoff delay; doubled on each retry. Default: 200 ms.
+    /// First backoff delay; doubled on each retry, and jittered (half of it, plus a random
+    /// part of up to the other half) so that parallel transfers do not retry in step.
+    /// Default: 200 ms.
     pub retry_base_delay: Duration,
     /// Longest wait between retries, `Retry-After` included. Default: 30 s.
     pub max_retry_delay: Duration,
@@ -42,10 +45,22 @@ pub struct ClientConfig {
     /// Credential files to consult (Docker `config.json` format); `None` means
     /// [`credentials::default_files`](crate::credentials::default_files). Default: `None`.
     pub credential_files: Option<Vec<PathBuf>>,
-    /// Timeout for establishing a connection. Default: 30 s.
+    /// Longest wait for a connection, the TLS handshake included. Default: 30 s.
     pub connect_timeout: Duration,
-    /// Longest silence while reading a response. Default: 60 s.
-    pub read_timeout: Duration,
+    /// Longest wait, once the request is sent, for the response's status and headers.
+    /// Default: 60 s.
+    pub response_timeout: Duration,
+    /// The low-speed limit, as curl's `--speed-limit`: a body must arrive at this many
+    /// bytes per second on average over each [`low_speed_time`](Self::low_speed_time), or
+    /// the request fails with [`Error::TooSlow`] (a blob download then resumes). A server
+    /// that stalls or trickles cannot hold a pull. 0 turns the check off. Default: 1024.
+    pub low_speed_limit: u64,
+    /// The window of [`low_speed_limit`](Self::low_speed_limit), as curl's `--speed-time`.
+    /// Default: 30 s.
+    pub low_speed_time: Duration,
+    /// Deadline of one request, from sending it to the last byte of its body (each retry and
+    /// each resumed blob download is a new request). Default: 30 min.
+    pub request_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -63,7 +78,10 @@ impl Default for ClientConfig {
             credentials: HashMap::new(),
             credential_files: None,
             connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
+            response_timeout: Duration::from_secs(60),
+            low_speed_limit: 1024,
+            low_speed_time: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -179,7 +197,6 @@ impl Client {
             .user_agent(config.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
         Ok(Client {
@@ -333,7 +350,9 @@ impl Client {
             .await?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let body = read_capped(resp, &url, 64 * 1024).await.unwrap_or_default();
+            let body = read_capped(&self.inner.config, resp, 64 * 1024)
+                .await
+                .unwrap_or_default();
             return Err(Error::Unauthorized {
                 url: url.to_string(),
                 status,
@@ -343,7 +362,7 @@ impl Client {
         if !status.is_success() {
             return Err(token_err(format!("HTTP {status}")));
         }
-        let body = read_capped(resp, &url, 1024 * 1024).await?;
+        let body = read_capped(&self.inner.config, resp, 1024 * 1024).await?;
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| token_err(format!("malformed answer: {e}")))?;
         let token = parsed
@@ -359,33 +378,53 @@ impl Client {
         Ok(value)
     }
 
-    /// Sends one request built by `build`, retrying connection errors, 408, 429 and 5xx
-    /// with backoff (honouring `Retry-After`). Other statuses are returned.
+    /// Sends one request built by `build`, retrying connection errors, timeouts, 408, 429
+    /// and 5xx with jittered backoff (honouring `Retry-After`). Other statuses are returned.
     pub(crate) async fn send_retrying(
         &self,
         method: &Method,
         url: &Url,
         build: impl Fn() -> Result<reqwest::RequestBuilder>,
     ) -> Result<Response> {
+        let config = &self.inner.config;
         let mut attempt = 0;
         loop {
-            match build()?.send().await {
-                Err(e) => {
-                    if attempt < self.inner.config.max_retries && retryable_transport(&e) {
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
+            let send = build()?.timeout(config.request_timeout).send();
+            let failure = match tokio::time::timeout(config.response_timeout, send).await {
+                Err(_elapsed) => Error::TimedOut {
+                    method: method.clone(),
+                    url: url.to_string(),
+                    phase: "response headers",
+                    limit: config.response_timeout,
+                    received: 0,
+                },
+                Ok(Err(e)) if e.is_timeout() => Error::TimedOut {
+                    method: method.clone(),
+                    url: url.to_string(),
+                    phase: if e.is_connect() { "connecting" } else { "the request" },
+                    limit: if e.is_connect() {
+                        config.connect_timeout
+                    } else {
+                        config.request_timeout
+                    },
+                    received: 0,
+                },
+                Ok(Err(e)) if retryable_transport(&e) => Error::Transport {
+                    method: method.clone(),
+                    url: url.to_string(),
+                    source: e,
+                },
+                Ok(Err(e)) => {
                     return Err(Error::Transport {
                         method: method.clone(),
                         url: url.to_string(),
                         source: e,
                     });
                 }
-                Ok(resp) => {
-                    if attempt < self.inner.config.max_retries && retryable_status(resp.status()) {
+                Ok(Ok(resp)) => {
+                    if attempt < config.max_retries && retryable_status(resp.status()) {
                         let delay = retry_after(&resp)
-                            .map(|d| d.min(self.inner.config.max_retry_delay))
+                            .map(|d| d.min(config.max_retry_delay))
                             .unwrap_or_else(|| self.backoff(attempt));
                         drop(resp);
                         tokio::time::sleep(delay).await;
@@ -394,19 +433,26 @@ impl Client {
                     }
                     return Ok(resp);
                 }
+            };
+            if attempt >= config.max_retries {
+                return Err(failure);
             }
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.inner.config.retry_base_delay;
-        let exp = base.saturating_mul(1u32 << attempt.min(16));
-        // A little jitter so parallel transfers do not retry in lockstep.
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = Duration::from_nanos(u64::from(nanos) % (base.as_nanos().max(1) as u64));
-        (exp + jitter / 2).min(self.inner.config.max_retry_delay)
+    /// The delay before retry number `attempt + 1`: `retry_base_delay * 2^attempt`, of which
+    /// the upper half is random (equal jitter), at most `max_retry_delay`.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let config = &self.inner.config;
+        let exp = config
+            .retry_base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(config.max_retry_delay);
+        let half = exp / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(fastrand::u64(0..=nanos))
     }
 
     /// Executes a logical request: authentication (re-authenticating once on 401),
@@ -479,7 +525,9 @@ impl Client {
                 }
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                let body = read_capped(resp, &url, 64 * 1024).await.unwrap_or_default();
+                let body = read_capped(&self.inner.config, resp, 64 * 1024)
+                    .await
+                    .unwrap_or_default();
                 return Err(Error::Unauthorized {
                     url: url.to_string(),
                     status,
@@ -523,7 +571,7 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        Err(status_error(&req.method, resp).await)
+        Err(status_error(&self.inner.config, &req.method, resp).await)
     }
 }
 
@@ -544,10 +592,10 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 }
 
 /// Turns a non-success response into an error, decoding its JSON error body.
-pub(crate) async fn status_error(method: &Method, resp: Response) -> Error {
+pub(crate) async fn status_error(config: &ClientConfig, method: &Method, resp: Response) -> Error {
     let status = resp.status();
     let url = resp.url().clone();
-    let body = read_capped(resp, &url, 64 * 1024).await.unwrap_or_default();
+    let body = read_capped(config, resp, 64 * 1024).await.unwrap_or_default();
     let errors = RegistryErrors::decode(&body);
     if status == StatusCode::METHOD_NOT_ALLOWED || errors.has("UNSUPPORTED") {
         return Error::Unsupported {
@@ -574,13 +622,10 @@ pub(crate) async fn status_error(method: &Method, resp: Response) -> Error {
 
 /// Reads a whole body of at most `max` bytes; longer bodies are cut at `max` (callers
 /// that must refuse them use [`read_limited`]).
-pub(crate) async fn read_capped(mut resp: Response, url: &Url, max: usize) -> Result<Vec<u8>> {
+pub(crate) async fn read_capped(config: &ClientConfig, resp: Response, max: usize) -> Result<Vec<u8>> {
+    let mut body = Body::new(resp, &Method::GET, config);
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Transport {
-        method: Method::GET,
-        url: url.to_string(),
-        source: e,
-    })? {
+    while let Some(chunk) = body.chunk().await? {
         let room = max.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= max {
@@ -593,9 +638,9 @@ pub(crate) async fn read_capped(mut resp: Response, url: &Url, max: usize) -> Re
 /// Reads a whole body, failing with `too_large(bytes_seen)` as soon as it exceeds `max`
 /// (whatever `Content-Length` said).
 pub(crate) async fn read_limited(
-    mut resp: Response,
+    config: &ClientConfig,
+    resp: Response,
     method: &Method,
-    url: &Url,
     max: u64,
     too_large: impl Fn(u64) -> Error,
 ) -> Result<Vec<u8>> {
@@ -604,12 +649,9 @@ pub(crate) async fn read_limited(
     {
         return Err(too_large(len));
     }
+    let mut body = Body::new(resp, method, config);
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Transport {
-        method: method.clone(),
-        url: url.to_string(),
-        source: e,
-    })? {
+    while let Some(chunk) = body.chunk().await? {
         out.extend_from_slice(&chunk);
         if out.len() as u64 > max {
             return Err(too_large(out.len() as u64));

@@ -243,10 +243,12 @@ impl Client {
         let content_type = content_type(resp.headers());
         let announced = header_digest(resp.headers(), &url)?;
         let limit = MAX_MANIFEST_SIZE as u64;
-        let bytes = read_limited(resp, &Method::GET, &url, limit, |size| Error::ManifestTooLarge {
-            url: url.to_string(),
-            size,
-            limit,
+        let bytes = read_limited(&self.inner.config, resp, &Method::GET, limit, |size| {
+            Error::ManifestTooLarge {
+                url: url.to_string(),
+                size,
+                limit,
+            }
         })
         .await?;
         let digest = verify_manifest_digest(&url, &bytes, reference, announced.as_ref())?;
@@ -274,7 +276,7 @@ impl Client {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(status_error(&Method::HEAD, resp).await);
+            return Err(status_error(&self.inner.config, &Method::HEAD, resp).await);
         }
         Ok(Some(resp))
     }
@@ -456,10 +458,12 @@ impl Client {
     pub async fn get_blob_bytes(&self, repo: &Repository, digest: &Digest, max: u64) -> Result<Vec<u8>> {
         let resp = self.blob_response(repo, digest, None).await?;
         let url = resp.url().clone();
-        let bytes = read_limited(resp, &Method::GET, &url, max, |actual| Error::SizeMismatch {
-            url: url.to_string(),
-            expected: max,
-            actual,
+        let bytes = read_limited(&self.inner.config, resp, &Method::GET, max, |actual| {
+            Error::SizeMismatch {
+                url: url.to_string(),
+                expected: max,
+                actual,
+            }
         })
         .await?;
         let actual = Digest::of(digest.algorithm(), &bytes);
@@ -489,7 +493,7 @@ impl Client {
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(status_error(&Method::GET, resp).await)
+            Err(status_error(&self.inner.config, &Method::GET, resp).await)
         }
     }
 
@@ -578,9 +582,11 @@ impl Client {
         let req = Req::new(Method::GET, url.clone(), registry, scopes);
         let resp = self.execute_ok(&req).await?;
         let next = next_link(resp.headers(), &url);
-        let bytes = read_limited(resp, &Method::GET, &url, 16 * 1024 * 1024, |size| Error::Protocol {
-            url: url.to_string(),
-            reason: format!("list page of {size} bytes or more"),
+        let bytes = read_limited(&self.inner.config, resp, &Method::GET, 16 * 1024 * 1024, |size| {
+            Error::Protocol {
+                url: url.to_string(),
+                reason: format!("list page of {size} bytes or more"),
+            }
         })
         .await?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
@@ -656,20 +662,24 @@ impl Client {
                 Err(e) => return Err(e),
             }
         } else if resp.status().is_success() {
-            let bytes = read_limited(resp, &Method::GET, &url, MAX_MANIFEST_SIZE as u64, |size| {
-                Error::ManifestTooLarge {
+            let bytes = read_limited(
+                &self.inner.config,
+                resp,
+                &Method::GET,
+                MAX_MANIFEST_SIZE as u64,
+                |size| Error::ManifestTooLarge {
                     url: url.to_string(),
                     size,
                     limit: MAX_MANIFEST_SIZE as u64,
-                }
-            })
+                },
+            )
             .await?;
             serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
                 url: url.to_string(),
                 reason: format!("malformed referrers index: {e}"),
             })?
         } else {
-            return Err(status_error(&Method::GET, resp).await);
+            return Err(status_error(&self.inner.config, &Method::GET, resp).await);
         };
         let mut index = index;
         if let Some(t) = artifact_type {

@@ -223,8 +223,9 @@ pub enum Error {
         /// The platforms of the index.
         available: String,
     },
-    /// A blob download failed after the configured number of resume attempts.
-    #[error("{url}: download of {digest} interrupted after {attempts} attempts: {reason}")]
+    /// A blob download failed after the configured number of resume attempts; the last
+    /// failure is the source.
+    #[error("{url}: download of {digest} interrupted after {attempts} attempts")]
     Interrupted {
         /// The blob URL.
         url: String,
@@ -233,7 +234,57 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
         /// The last failure.
-        reason: String,
+        #[source]
+        last: Box<Error>,
+    },
+    /// A time limit of [`ClientConfig`](crate::ClientConfig) was reached: connecting (TLS
+    /// included), waiting for the response headers, or the whole request.
+    #[error("{method} {url}: {phase} took longer than {limit:?} ({} received)", human_bytes(.received))]
+    TimedOut {
+        /// The request method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// What was being waited for: `connecting`, `response headers` or `the request`.
+        phase: &'static str,
+        /// The limit.
+        limit: std::time::Duration,
+        /// Body bytes received by then.
+        received: u64,
+    },
+    /// The body arrived slower than [`ClientConfig::low_speed_limit`](crate::ClientConfig::low_speed_limit)
+    /// bytes per second over [`ClientConfig::low_speed_time`](crate::ClientConfig::low_speed_time)
+    /// (a stalled or trickling server).
+    #[error(
+        "{method} {url}: transfer below {limit} bytes/s for {time:?} ({} received, {window} in the last {time:?})",
+        human_bytes(.received)
+    )]
+    TooSlow {
+        /// The request method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// Body bytes received in all.
+        received: u64,
+        /// Bytes received during the last `time`.
+        window: u64,
+        /// The limit, in bytes per second.
+        limit: u64,
+        /// Over how long.
+        time: std::time::Duration,
+    },
+    /// The connection broke while the body was read; the network error is the source.
+    #[error("{method} {url}: connection closed after {}", human_bytes(.received))]
+    Broken {
+        /// The request method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// Body bytes received before it broke.
+        received: u64,
+        /// What failed.
+        #[source]
+        source: reqwest::Error,
     },
     /// The transfer was stopped because another transfer of the same pull failed.
     #[error("cancelled because another transfer failed")]
@@ -279,6 +330,22 @@ impl Error {
     }
 }
 
+/// `1.5 MiB`, `300 bytes`.
+pub(crate) fn human_bytes(n: impl std::borrow::Borrow<u64>) -> String {
+    let n = *n.borrow();
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -298,5 +365,12 @@ mod tests {
         assert_eq!(e.to_string(), "MANIFEST_UNKNOWN: manifest unknown; TOOMANYREQUESTS");
         assert!(RegistryErrors::decode(b"<html>").0.is_empty());
         assert!(RegistryErrors::decode(b"").0.is_empty());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(300), "300 bytes");
+        assert_eq!(human_bytes(1024 * 1024), "1.0 MiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 }

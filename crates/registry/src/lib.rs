@@ -10,20 +10,20 @@
 //!   Docker's `config.json`, credential helpers and `$REGISTRY_AUTH_FILE`.
 //! - [`Client::pull`] / [`Client::push`]: between a registry and a [`wharf_image::Store`],
 //!   blobs in parallel, each streamed through digest and size verification (never whole in
-//!   memory), with [`Progress`] events; interrupted downloads resume with `Range`.
+//!   memory), with [`ProgressEvent`]s to a [`Progress`] callback; interrupted downloads resume with `Range`.
 //! - [`Client::delete`] / [`Client::restore`]: delete a manifest and put it back.
 //! - [`Error`]: one enum; registry JSON error bodies are decoded into [`RegistryErrors`].
 //!
 //! # Examples
 //! ```no_run
-//! use wharf_registry::{Client, ClientConfig, PullOptions, PushOptions};
+//! use wharf_registry::{Client, ClientConfig, PullOptions, PushOptions, Reference, Store};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = wharf_image::Store::open("/var/lib/wharf")?;
+//! let store = Store::open("/var/lib/wharf")?;
 //! let client = Client::new(ClientConfig::default())?;
-//! let image: wharf_image::Reference = "docker.io/library/busybox:latest".parse()?;
+//! let image: Reference = "docker.io/library/busybox:latest".parse()?;
 //! let pulled = client.pull(&image, &store, &PullOptions::default()).await?;
 //! println!("{} -> {}", pulled.reference, pulled.manifest_digest);
-//! let copy: wharf_image::Reference = "localhost:5000/busybox:mine".parse()?;
+//! let copy: Reference = "localhost:5000/busybox:mine".parse()?;
 //! client.push(&store, &image, &copy, &PushOptions::default()).await?;
 //! # Ok(()) }
 //! ```
@@ -39,6 +39,7 @@
 //! realm that would downgrade another registry to http is refused ([`Error::Insecure`]).
 
 pub mod auth;
+mod body;
 mod client;
 pub mod credentials;
 mod endpoints;
@@ -52,8 +53,13 @@ pub use auth::Credentials;
 pub use client::{Client, ClientConfig};
 pub use endpoints::{FetchedManifest, MAX_PAGES, ManifestHead, ManifestRef, Page, Repository};
 pub use error::{Error, RegistryError, RegistryErrors, Result};
-pub use progress::{Progress, ProgressFn};
+pub use progress::{Progress, ProgressEvent};
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};
 pub use reqwest::{StatusCode, Url};
 pub use upload::{BlobSource, Uploaded};
+
+/// The image model this API speaks in: re-exported so that users need not depend on a
+/// matching wharf-image version themselves.
+pub use wharf_image;
+pub use wharf_image::{Digest, Manifest, Platform, Reference, Store};

@@ -1,4 +1,6 @@
-//! Progress events of pulls and pushes: the library emits, the caller renders.
+//! Progress of pulls and pushes: the library emits [`ProgressEvent`]s to a [`Progress`]
+//! callback, the caller renders them. The same pattern, under the same names, as
+//! wharf-rootfs's layer extraction (`wharf_rootfs::Progress`, `wharf_rootfs::ProgressEvent`).
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use wharf_image::Digest;
 /// One event about one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Progress {
+pub enum ProgressEvent {
     /// The transfer of a blob started.
     Started {
         /// The blob.
@@ -25,7 +27,8 @@ pub enum Progress {
         total: u64,
     },
     /// An interrupted download continues from `offset` (with `Range`), or from 0 when
-    /// the server cannot resume.
+    /// the server cannot resume; also a download that picks up a partial file an earlier
+    /// pull left.
     Resumed {
         /// The blob.
         digest: Digest,
@@ -56,11 +59,48 @@ pub enum Progress {
     },
 }
 
-/// A progress callback; called from the transfer tasks, so it must be quick and thread-safe.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+type ProgressFn = dyn Fn(&ProgressEvent) + Send + Sync;
 
-pub(crate) fn emit(cb: &Option<ProgressFn>, event: Progress) {
-    if let Some(cb) = cb {
-        cb(&event);
+/// A progress callback; the default reports nothing. Cheap to clone.
+///
+/// It is called from the transfer tasks, so it must be quick and thread-safe.
+///
+/// # Examples
+/// ```
+/// use wharf_registry::{Progress, ProgressEvent, PullOptions};
+///
+/// let options = PullOptions {
+///     progress: Progress::new(|e: &ProgressEvent| {
+///         if let ProgressEvent::Verified { digest, size } = e {
+///             eprintln!("{digest}: {size} bytes");
+///         }
+///     }),
+///     ..PullOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<ProgressFn>>);
+
+impl Progress {
+    /// Calls `f` for every event (from several tasks when blobs move in parallel).
+    pub fn new(f: impl Fn(&ProgressEvent) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    pub(crate) fn emit(&self, e: ProgressEvent) {
+        if let Some(f) = &self.0 {
+            f(&e);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(callback)"
+        } else {
+            "Progress(none)"
+        })
     }
 }

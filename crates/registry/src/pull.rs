@@ -15,25 +15,26 @@ use reqwest::header;
 use tokio::sync::{Semaphore, mpsc};
 use wharf_image::{Digest, DigestError, Manifest, Platform, Reference, Store};
 
+use crate::body::Body;
 use crate::client::Client;
 use crate::endpoints::{ManifestRef, Repository};
 use crate::error::{Error, Result};
-use crate::progress::{Progress, ProgressFn, emit};
+use crate::progress::{Progress, ProgressEvent};
 
 /// Settings of one pull.
 #[derive(Clone)]
 pub struct PullOptions {
     /// The platform chosen from a multi-platform index. Default: the host's.
     pub platform: Platform,
-    /// Called for every [`Progress`] event. Default: none.
-    pub progress: Option<ProgressFn>,
+    /// Called for every [`ProgressEvent`]. Default: none.
+    pub progress: Progress,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             platform: Platform::host(),
-            progress: None,
+            progress: Progress::default(),
         }
     }
 }
@@ -42,7 +43,7 @@ impl std::fmt::Debug for PullOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PullOptions")
             .field("platform", &self.platform)
-            .field("progress", &self.progress.is_some())
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -81,7 +82,7 @@ struct Transfer<'a> {
     digest: &'a Digest,
     size: u64,
     url: &'a str,
-    progress: &'a Option<ProgressFn>,
+    progress: &'a Progress,
     cancel: &'a AtomicBool,
 }
 
@@ -92,6 +93,22 @@ enum Msg {
     Reset,
     /// All bytes were sent: verify and commit.
     Commit,
+    /// The content is wrong (the server lied about its size): remove the partial file.
+    Discard,
+}
+
+/// Why streaming stopped before all bytes were handed to the writer.
+enum Stop {
+    /// The network or the server failed.
+    Net(Error),
+    /// The writer thread stopped: its own error says why.
+    WriterGone,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Net(e)
+    }
 }
 
 impl Client {
@@ -155,9 +172,10 @@ impl Client {
 
         // Config first in the list, then layers; each blob once.
         let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
             let dg = descriptor_digest(d)?;
-            if !blobs.iter().any(|(b, _)| b == &dg) {
+            if seen.insert(dg.clone()) {
                 blobs.push((dg, d.size()));
             }
         }
@@ -168,19 +186,23 @@ impl Client {
         let cancel = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
         for (digest, size) in blobs {
-            let (client, repo, store, sem, progress, cancel) = (
+            // A task is spawned only when it may run, so memory stays bounded by the number
+            // of concurrent downloads whatever the manifest lists.
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            if cancel.load(Ordering::SeqCst) {
+                break;
+            }
+            let (client, repo, store, progress, cancel) = (
                 self.clone(),
                 repo.clone(),
                 store.clone(),
-                sem.clone(),
                 options.progress.clone(),
                 cancel.clone(),
             );
             tasks.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                if cancel.load(Ordering::SeqCst) {
-                    return Err(Error::Cancelled);
-                }
+                let _permit = permit;
                 let r = client
                     .fetch_blob(&repo, &digest, size, &store, &progress, &cancel)
                     .await;
@@ -188,13 +210,10 @@ impl Client {
                     Err(Error::Cancelled) | Ok(_) => {}
                     Err(e) => {
                         cancel.store(true, Ordering::SeqCst);
-                        emit(
-                            &progress,
-                            Progress::Failed {
-                                digest: digest.clone(),
-                                reason: e.to_string(),
-                            },
-                        );
+                        progress.emit(ProgressEvent::Failed {
+                            digest: digest.clone(),
+                            reason: e.to_string(),
+                        });
                     }
                 }
                 r
@@ -255,86 +274,107 @@ impl Client {
     }
 
     /// Downloads one blob into the store, resuming with `Range` when the connection
-    /// breaks.
+    /// breaks, and from the partial file an earlier (killed or interrupted) pull left.
     async fn fetch_blob(
         &self,
         repo: &Repository,
         digest: &Digest,
         size: u64,
         store: &Store,
-        progress: &Option<ProgressFn>,
+        progress: &Progress,
         cancel: &AtomicBool,
     ) -> Result<Got> {
-        if store.has_blob(digest) && store.blob_size(digest).is_ok_and(|s| s == size) {
-            emit(
-                progress,
-                Progress::Skipped {
-                    digest: digest.clone(),
-                    size,
-                },
-            );
-            return Ok(Got::Skipped);
-        }
-        emit(
-            progress,
-            Progress::Started {
+        let skipped = || {
+            progress.emit(ProgressEvent::Skipped {
                 digest: digest.clone(),
                 size,
-            },
-        );
+            });
+            Ok(Got::Skipped)
+        };
+        if store.has_blob(digest) && store.blob_size(digest).is_ok_and(|s| s == size) {
+            return skipped();
+        }
+        progress.emit(ProgressEvent::Started {
+            digest: digest.clone(),
+            size,
+        });
         let url = self.repo_url(repo, &format!("blobs/{digest}"))?.to_string();
 
-        // The writer thread: owns the BlobWriter, so the async side never blocks on disk.
+        // The writer thread: owns the partial blob, so the async side never blocks on disk
+        // (nor on another process that holds the same partial file).
         let (tx, mut rx) = mpsc::channel::<Msg>(8);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Option<u64>>();
         let (st, d) = (store.clone(), digest.clone());
         let writer = tokio::task::spawn_blocking(move || -> Result<Option<(Digest, u64)>> {
-            let mut w = st.blob_writer(Some(&d), Some(size))?;
+            let mut w = st.partial_blob(&d, size)?;
+            if st.has_blob(&d) {
+                // Another process stored it while this one waited for the partial file.
+                w.discard();
+                let _ = ready_tx.send(None);
+                return Ok(None);
+            }
+            let _ = ready_tx.send(Some(w.offset()));
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    Msg::Data(b) => w.write_all(&b).map_err(|e| write_error(&st, e))?,
-                    Msg::Reset => w = st.blob_writer(Some(&d), Some(size))?,
+                    Msg::Data(b) => w.write_all(&b).map_err(|e| write_error(&st, &d, e))?,
+                    Msg::Reset => w.restart()?,
                     Msg::Commit => return Ok(Some(w.commit()?)),
+                    Msg::Discard => {
+                        w.discard();
+                        return Ok(None);
+                    }
                 }
             }
-            // The sender gave up: the writer's drop removes the temporary file.
+            // The sender gave up (a failure, or the pull was dropped): the partial blob's
+            // drop keeps what arrived for the next pull.
             Ok(None)
         });
-
-        let result = self
-            .stream_blob(
-                Transfer {
-                    repo,
-                    digest,
-                    size,
-                    url: &url,
-                    progress,
-                    cancel,
-                },
-                &tx,
-            )
-            .await;
-        let downloaded = match result {
+        let writer_result = |joined: std::result::Result<_, tokio::task::JoinError>| {
+            joined.map_err(|e| Error::Io {
+                what: format!("writing blob {digest}"),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        };
+        let Ok(ready) = ready_rx.await else {
+            // The writer failed before it was ready.
+            writer_result(writer.await)?;
+            return Err(writer_stopped(digest));
+        };
+        let Some(offset) = ready else {
+            writer_result(writer.await)?;
+            return skipped();
+        };
+        let t = Transfer {
+            repo,
+            digest,
+            size,
+            url: &url,
+            progress,
+            cancel,
+        };
+        let downloaded = match self.stream_blob(t, offset, &tx).await {
             Ok(n) => n,
-            Err(e) => {
+            Err(stop) => {
+                if let Stop::Net(Error::SizeMismatch { .. }) = &stop {
+                    let _ = tx.send(Msg::Discard).await;
+                }
                 drop(tx);
-                let _ = writer.await;
-                return Err(e);
+                let written = writer_result(writer.await);
+                return Err(match stop {
+                    Stop::Net(e) => e,
+                    // The writer's own error (e.g. "No space left on device") says why.
+                    Stop::WriterGone => match written {
+                        Err(e) => e,
+                        Ok(_) => writer_stopped(digest),
+                    },
+                });
             }
         };
         let sent = tx.send(Msg::Commit).await.is_ok();
         drop(tx);
-        let committed = writer.await.map_err(|e| Error::Io {
-            what: format!("writing blob {digest}"),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        match committed {
+        match writer_result(writer.await) {
             Ok(Some(_)) if sent => {}
-            Ok(_) => {
-                return Err(Error::Io {
-                    what: format!("writing blob {digest}"),
-                    source: std::io::Error::other("writer stopped early"),
-                });
-            }
+            Ok(_) => return Err(writer_stopped(digest)),
             Err(Error::Store(wharf_image::Error::Corrupt { source, .. })) => {
                 return Err(match source {
                     DigestError::Mismatch { expected, actual } => Error::DigestMismatch { url, expected, actual },
@@ -344,18 +384,16 @@ impl Client {
             }
             Err(e) => return Err(e),
         }
-        emit(
-            progress,
-            Progress::Verified {
-                digest: digest.clone(),
-                size,
-            },
-        );
+        progress.emit(ProgressEvent::Verified {
+            digest: digest.clone(),
+            size,
+        });
         Ok(Got::Fetched(downloaded))
     }
 
-    /// Streams the blob's bytes to the writer; returns the bytes downloaded.
-    async fn stream_blob(&self, t: Transfer<'_>, tx: &mpsc::Sender<Msg>) -> Result<u64> {
+    /// Streams the blob's bytes from `offset` on to the writer, resuming (with backoff)
+    /// when the body breaks, stalls or trickles; returns the bytes downloaded.
+    async fn stream_blob(&self, t: Transfer<'_>, offset: u64, tx: &mpsc::Sender<Msg>) -> Result<u64, Stop> {
         let Transfer {
             repo,
             digest,
@@ -365,132 +403,153 @@ impl Client {
             cancel,
         } = t;
         let max_attempts = self.inner.config.resume_attempts + 1;
-        let mut received = 0u64; // bytes the writer holds
+        let mut received = offset; // bytes the writer holds
         let mut downloaded = 0u64;
         let mut attempts = 0u32;
-        let closed = || Error::Io {
-            what: format!("writing blob {digest}"),
-            source: std::io::Error::other("the blob writer stopped"),
+        let send = |msg| async move { tx.send(msg).await.map_err(|_| Stop::WriterGone) };
+        let interrupted = |attempts, last| {
+            Stop::Net(Error::Interrupted {
+                url: url.to_string(),
+                digest: digest.clone(),
+                attempts,
+                last: Box::new(last),
+            })
         };
+        if offset > 0 {
+            progress.emit(ProgressEvent::Resumed {
+                digest: digest.clone(),
+                offset,
+            });
+        }
         loop {
+            if received == size {
+                // Everything is there (a pull was killed just before committing).
+                return Ok(downloaded);
+            }
+            if attempts > 0 {
+                tokio::time::sleep(self.backoff(attempts - 1)).await;
+            }
             attempts += 1;
             let from = (received > 0).then_some(received);
-            let mut resp = match self.blob_response(repo, digest, from).await {
+            let resp = match self.blob_response(repo, digest, from).await {
                 Ok(r) => r,
-                // Transport errors were already retried by the client; a resume after a
-                // broken body gets its own attempts.
-                Err(e @ Error::Transport { .. }) if received > 0 => {
+                // The server cannot serve this range (e.g. the partial file is of another
+                // upload of the same digest): start over.
+                Err(e) if from.is_some() && e.status() == Some(StatusCode::RANGE_NOT_SATISFIABLE) => {
+                    send(Msg::Reset).await?;
+                    received = 0;
                     if attempts >= max_attempts {
-                        return Err(Error::Interrupted {
-                            url: url.to_string(),
-                            digest: digest.clone(),
-                            attempts,
-                            reason: e.to_string(),
-                        });
+                        return Err(interrupted(attempts, e));
                     }
                     continue;
                 }
-                Err(e) => return Err(e),
+                // Transport errors and timeouts were already retried by the client; a
+                // resume after a broken body gets its own attempts.
+                Err(e @ (Error::Transport { .. } | Error::TimedOut { .. })) if received > 0 => {
+                    if attempts >= max_attempts {
+                        return Err(interrupted(attempts, e));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Stop::Net(e)),
             };
             let len = resp.content_length();
             if from.is_some() && resp.status() == StatusCode::PARTIAL_CONTENT {
                 if !content_range_matches(resp.headers(), received, size) {
                     // A range we did not ask for: start over.
                     drop(resp);
-                    tx.send(Msg::Reset).await.map_err(|_| closed())?;
+                    send(Msg::Reset).await?;
                     received = 0;
-                    emit(
-                        progress,
-                        Progress::Resumed {
-                            digest: digest.clone(),
-                            offset: 0,
-                        },
-                    );
+                    progress.emit(ProgressEvent::Resumed {
+                        digest: digest.clone(),
+                        offset: 0,
+                    });
                     continue;
                 }
-                emit(
-                    progress,
-                    Progress::Resumed {
-                        digest: digest.clone(),
-                        offset: received,
-                    },
-                );
+                progress.emit(ProgressEvent::Resumed {
+                    digest: digest.clone(),
+                    offset: received,
+                });
             } else if resp.status() == StatusCode::OK {
                 if received > 0 {
                     // The server ignored Range: restart from the first byte.
-                    tx.send(Msg::Reset).await.map_err(|_| closed())?;
+                    send(Msg::Reset).await?;
                     received = 0;
-                    emit(
-                        progress,
-                        Progress::Resumed {
-                            digest: digest.clone(),
-                            offset: 0,
-                        },
-                    );
+                    progress.emit(ProgressEvent::Resumed {
+                        digest: digest.clone(),
+                        offset: 0,
+                    });
                 }
                 if let Some(len) = len
                     && len != size
                 {
-                    return Err(Error::SizeMismatch {
+                    return Err(Stop::Net(Error::SizeMismatch {
                         url: url.to_string(),
                         expected: size,
                         actual: len,
-                    });
+                    }));
                 }
             } else {
-                return Err(Error::Protocol {
+                return Err(Stop::Net(Error::Protocol {
                     url: url.to_string(),
                     reason: format!("unexpected status {} for a blob", resp.status()),
-                });
+                }));
             }
+            let mut body = Body::new(resp, &reqwest::Method::GET, &self.inner.config);
             let mut since_event = 0u64;
             let broke = loop {
                 if cancel.load(Ordering::SeqCst) {
-                    return Err(Error::Cancelled);
+                    return Err(Stop::Net(Error::Cancelled));
                 }
-                match resp.chunk().await {
+                match body.chunk().await {
                     Ok(Some(chunk)) => {
                         let n = chunk.len() as u64;
                         if received + n > size {
-                            return Err(Error::SizeMismatch {
+                            return Err(Stop::Net(Error::SizeMismatch {
                                 url: url.to_string(),
                                 expected: size,
                                 actual: received + n,
-                            });
+                            }));
                         }
                         received += n;
                         downloaded += n;
                         since_event += n;
-                        tx.send(Msg::Data(chunk)).await.map_err(|_| closed())?;
+                        send(Msg::Data(chunk)).await?;
                         if since_event >= 512 * 1024 || received == size {
                             since_event = 0;
-                            emit(
-                                progress,
-                                Progress::Bytes {
-                                    digest: digest.clone(),
-                                    done: received,
-                                    total: size,
-                                },
-                            );
+                            progress.emit(ProgressEvent::Bytes {
+                                digest: digest.clone(),
+                                done: received,
+                                total: size,
+                            });
                         }
                     }
                     Ok(None) => break None,
-                    Err(e) => break Some(e.to_string()),
+                    Err(e) => break Some(e),
                 }
             };
             if received == size && broke.is_none() {
                 return Ok(downloaded);
             }
-            let reason = broke.unwrap_or_else(|| format!("body ended after {received} of {size} bytes"));
+            let last = broke.unwrap_or_else(|| Error::Protocol {
+                url: url.to_string(),
+                reason: format!(
+                    "body ended after {} of {}",
+                    crate::error::human_bytes(body.received()),
+                    crate::error::human_bytes(size - (received - body.received()))
+                ),
+            });
             if attempts >= max_attempts {
-                return Err(Error::Interrupted {
-                    url: url.to_string(),
-                    digest: digest.clone(),
-                    attempts,
-                    reason,
-                });
+                return Err(interrupted(attempts, last));
             }
         }
+    }
+}
+
+fn writer_stopped(digest: &Digest) -> Error {
+    Error::Io {
+        what: format!("writing blob {digest}"),
+        source: std::io::Error::other("the blob writer stopped early"),
     }
 }
 
@@ -520,21 +579,19 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
     })
 }
 
-fn write_error(st: &Store, e: std::io::Error) -> Error {
+/// A failed write into the partial blob: a verification failure, or the OS error (e.g. "No
+/// space left on device") with the path.
+fn write_error(st: &Store, digest: &Digest, e: std::io::Error) -> Error {
     match DigestError::from_io(&e) {
         Some(d) => Error::Store(wharf_image::Error::Corrupt {
-            digest: match d {
-                DigestError::Mismatch { expected, .. } | DigestError::SizeMismatch { digest: expected, .. } => {
-                    expected.clone()
-                }
-                _ => Digest::sha256(b""),
-            },
+            digest: digest.clone(),
             source: d.clone(),
         }),
-        None => Error::Io {
-            what: format!("writing a blob into {}", st.root().display()),
+        None => Error::Store(wharf_image::Error::Io {
+            op: "write",
+            path: st.partial_path(digest),
             source: e,
-        },
+        }),
     }
 }
 

@@ -10,7 +10,7 @@ use wharf_image::{Digest, Manifest, Reference, Store};
 use crate::client::Client;
 use crate::endpoints::{ManifestRef, Repository};
 use crate::error::{Error, Result};
-use crate::progress::{Progress, ProgressFn, emit};
+use crate::progress::{Progress, ProgressEvent};
 use crate::pull::blocking;
 use crate::upload::{BlobSource, Uploaded};
 
@@ -20,15 +20,15 @@ pub struct PushOptions {
     /// A repository on the same registry that already has the blobs (e.g. the one the
     /// image was pulled from): blobs are mounted from it instead of uploaded. Default: none.
     pub mount_from: Option<Repository>,
-    /// Called for every [`Progress`] event. Default: none.
-    pub progress: Option<ProgressFn>,
+    /// Called for every [`ProgressEvent`]. Default: none.
+    pub progress: Progress,
 }
 
 impl std::fmt::Debug for PushOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushOptions")
             .field("mount_from", &self.mount_from)
-            .field("progress", &self.progress.is_some())
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -131,40 +131,28 @@ impl Client {
             );
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                emit(
-                    &progress,
-                    Progress::Started {
-                        digest: digest.clone(),
-                        size,
-                    },
-                );
+                progress.emit(ProgressEvent::Started {
+                    digest: digest.clone(),
+                    size,
+                });
                 let d = digest.clone();
                 let source = BlobSource::File(Arc::new(move || {
                     store.open_blob(&d).map_err(|e| std::io::Error::other(e.to_string()))
                 }));
                 let r = client.push_blob(&repo, &digest, size, &source, mount.as_ref()).await;
                 match &r {
-                    Ok(Uploaded::Existed | Uploaded::Mounted) => emit(
-                        &progress,
-                        Progress::Skipped {
-                            digest: digest.clone(),
-                            size,
-                        },
-                    ),
-                    Ok(_) => emit(
-                        &progress,
-                        Progress::Verified {
-                            digest: digest.clone(),
-                            size,
-                        },
-                    ),
-                    Err(e) => emit(
-                        &progress,
-                        Progress::Failed {
-                            digest: digest.clone(),
-                            reason: e.to_string(),
-                        },
-                    ),
+                    Ok(Uploaded::Existed | Uploaded::Mounted) => progress.emit(ProgressEvent::Skipped {
+                        digest: digest.clone(),
+                        size,
+                    }),
+                    Ok(_) => progress.emit(ProgressEvent::Verified {
+                        digest: digest.clone(),
+                        size,
+                    }),
+                    Err(e) => progress.emit(ProgressEvent::Failed {
+                        digest: digest.clone(),
+                        reason: e.to_string(),
+                    }),
                 }
                 r
             });

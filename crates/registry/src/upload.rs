@@ -120,7 +120,7 @@ impl Client {
                         .body(ReqBody::Bytes(bytes));
                     let resp = self.execute(&req).await?;
                     if resp.status() != StatusCode::ACCEPTED {
-                        return Err(status_error(&Method::PATCH, resp).await);
+                        return Err(status_error(&self.inner.config, &Method::PATCH, resp).await);
                     }
                     // The registry says how much it has: `Range: 0-<last>`.
                     if let Some(end) = resp

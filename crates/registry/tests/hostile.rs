@@ -483,9 +483,9 @@ async fn a_truncated_download_resumes_with_range() {
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let ev = events.clone();
     let opts = wharf_registry::PullOptions {
-        progress: Some(std::sync::Arc::new(move |e: &wharf_registry::Progress| {
+        progress: wharf_registry::Progress::new(move |e: &wharf_registry::ProgressEvent| {
             ev.lock().unwrap().push(e.clone())
-        })),
+        }),
         ..Default::default()
     };
     let pulled = c.pull(&fake.reference, &s, &opts).await.unwrap();
@@ -500,10 +500,15 @@ async fn a_truncated_download_resumes_with_range() {
     assert_eq!(ranges, [format!("bytes={half}-")]);
     // Only the missing half was downloaded again.
     assert_eq!(pulled.bytes, fake.layer.len() as u64 + fake.config_len);
-    assert!(events.lock().unwrap().contains(&wharf_registry::Progress::Resumed {
-        digest: fake.layer_digest.clone(),
-        offset: half
-    }));
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .contains(&wharf_registry::ProgressEvent::Resumed {
+                digest: fake.layer_digest.clone(),
+                offset: half
+            })
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{Auth, Registry, build_image, reference, tar_of};
 use wharf_image::{Digest, Platform, Store};
-use wharf_registry::{Error, Progress, PullOptions, PushOptions, Repository};
+use wharf_registry::{Error, Progress, ProgressEvent, PullOptions, PushOptions, Repository};
 
 fn stores() -> (tempfile::TempDir, Store, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +193,7 @@ async fn progress_events_cover_every_blob() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
     let push_opts = PushOptions {
-        progress: Some(Arc::new(move |e: &Progress| ev.lock().unwrap().push(e.clone()))),
+        progress: Progress::new(move |e: &ProgressEvent| ev.lock().unwrap().push(e.clone())),
         ..PushOptions::default()
     };
     c.push(&src, &local, &target, &push_opts).await.unwrap();
@@ -205,13 +205,13 @@ async fn progress_events_cover_every_blob() {
         assert!(
             pushed_events
                 .iter()
-                .any(|e| matches!(e, Progress::Verified { digest, .. } if digest == d))
+                .any(|e| matches!(e, ProgressEvent::Verified { digest, .. } if digest == d))
         );
     }
 
     let ev = events.clone();
     let opts = PullOptions {
-        progress: Some(Arc::new(move |e: &Progress| ev.lock().unwrap().push(e.clone()))),
+        progress: Progress::new(move |e: &ProgressEvent| ev.lock().unwrap().push(e.clone())),
         ..PullOptions::default()
     };
     c.pull(&target, &dst, &opts).await.unwrap();
@@ -219,17 +219,17 @@ async fn progress_events_cover_every_blob() {
     for d in &all_blobs {
         let size = dst.blob_size(d).unwrap();
         assert!(
-            got.contains(&Progress::Started {
+            got.contains(&ProgressEvent::Started {
                 digest: d.clone(),
                 size
             }),
             "{got:?}"
         );
-        assert!(got.contains(&Progress::Verified {
+        assert!(got.contains(&ProgressEvent::Verified {
             digest: d.clone(),
             size
         }));
-        assert!(got.contains(&Progress::Bytes {
+        assert!(got.contains(&ProgressEvent::Bytes {
             digest: d.clone(),
             done: size,
             total: size
@@ -239,7 +239,7 @@ async fn progress_events_cover_every_blob() {
     let big_layer = &built.layers[0];
     let steps = got
         .iter()
-        .filter(|e| matches!(e, Progress::Bytes { digest, .. } if digest == big_layer))
+        .filter(|e| matches!(e, ProgressEvent::Bytes { digest, .. } if digest == big_layer))
         .count();
     assert!(steps > 1, "{steps}");
 
@@ -247,7 +247,7 @@ async fn progress_events_cover_every_blob() {
     c.pull(&target, &dst, &opts).await.unwrap();
     let got = events.lock().unwrap().clone();
     assert_eq!(got.len(), all_blobs.len());
-    assert!(got.iter().all(|e| matches!(e, Progress::Skipped { .. })));
+    assert!(got.iter().all(|e| matches!(e, ProgressEvent::Skipped { .. })));
 }
 
 #[tokio::test]

@@ -390,6 +390,18 @@ pub enum Reply {
     /// Send the head, then `body_len` bytes of `fill`, in 64 KiB pieces, then close
     /// (for huge or endless bodies).
     Stream { head: Vec<u8>, fill: u8, body_len: u64 },
+    /// Send and wait as scripted (stalls, trickles, cuts), then close.
+    Script(Vec<Step>),
+}
+
+/// One step of a scripted reply.
+pub enum Step {
+    /// Send these bytes.
+    Send(Vec<u8>),
+    /// Send these bytes one at a time, this long apart (a trickle).
+    Trickle(Vec<u8>, Duration),
+    /// Wait (a stall).
+    Sleep(Duration),
 }
 
 type Handler = dyn Fn(&HttpRequest, usize) -> Reply + Send + Sync;
@@ -427,6 +439,31 @@ impl Hostile {
                     match handler(&req, index) {
                         Reply::Raw(bytes) => {
                             let _ = sock.write_all(&bytes).await;
+                        }
+                        Reply::Script(steps) => {
+                            for step in steps {
+                                let sent = match step {
+                                    Step::Send(b) => sock.write_all(&b).await,
+                                    Step::Trickle(b, gap) => {
+                                        let mut r = Ok(());
+                                        for byte in b {
+                                            r = sock.write_all(&[byte]).await;
+                                            if r.is_err() {
+                                                break;
+                                            }
+                                            tokio::time::sleep(gap).await;
+                                        }
+                                        r
+                                    }
+                                    Step::Sleep(d) => {
+                                        tokio::time::sleep(d).await;
+                                        Ok(())
+                                    }
+                                };
+                                if sent.is_err() {
+                                    return; // the client hung up: expected
+                                }
+                            }
                         }
                         Reply::Stream { head, fill, body_len } => {
                             if sock.write_all(&head).await.is_err() {
