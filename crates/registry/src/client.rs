@@ -712,6 +712,27 @@ mod tests {
         );
     }
 
+    /// Six transfers failing at once must not retry in step: each delay is half the
+    /// exponential step plus a random part of up to the other half.
+    #[test]
+    fn backoff_grows_with_equal_jitter_under_the_cap() {
+        let c = Client::new(ClientConfig {
+            retry_base_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(1),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        for attempt in 0..8 {
+            let step = (Duration::from_millis(100) * (1 << attempt)).min(Duration::from_secs(1));
+            for _ in 0..50 {
+                let d = c.backoff(attempt);
+                assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+            }
+        }
+        let delays: std::collections::HashSet<Duration> = (0..6).map(|_| c.backoff(3)).collect();
+        assert!(delays.len() > 1, "six retries fired with the same delay");
+    }
+
     #[test]
     fn classifies_retryable_statuses() {
         for s in [408, 429, 500, 502, 503, 504] {
