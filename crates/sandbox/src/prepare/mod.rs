@@ -9,6 +9,7 @@ use oci_spec::runtime::{PosixRlimitType, Process, Spec};
 
 use crate::caps::{self, CapMasks};
 use crate::cgroup::CgroupVersion;
+use crate::cgroup::limits::refuse;
 use crate::error::{Error, Result};
 use crate::plan::InPath;
 
@@ -151,17 +152,6 @@ pub(crate) fn proc_plan(p: &Process) -> Result<ProcPlan> {
             _ => None,
         },
     })
-}
-
-fn refuse(field: &str, set: bool) -> Result<()> {
-    if set {
-        Err(Error::spec(
-            field,
-            "not supported by wharf-sandbox (refused rather than ignored)",
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 /// Refuse process fields this crate does not implement.

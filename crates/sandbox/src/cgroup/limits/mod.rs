@@ -114,7 +114,8 @@ pub(crate) enum DeviceRules {
     IfListed,
 }
 
-fn refuse(field: &str, set: bool) -> Result<()> {
+/// `Err` naming `field` as unsupported when it is `set`: every such field is refused rather than ignored.
+pub(crate) fn refuse(field: &str, set: bool) -> Result<()> {
     if set {
         Err(Error::spec(
             field,
