@@ -106,6 +106,11 @@ fn service_and_sidecar_share_network_pid_and_ipc_then_stop_and_rm() {
 
     env.ok(&["stop", "db"]);
     assert!(!env.ok(&["ps"]).contains("db"), "ps lists a stopped container");
+    assert_eq!(
+        env.ok(&["stop", "db"]),
+        "db\n",
+        "stop of a stopped container succeeds, as docker's"
+    );
     assert!(env.ok(&["ps", "-a"]).contains("exited"));
     let (ok, out) = fetch_from(&env, &["--net", "container:db"]);
     assert!(!ok && out.contains("db is not running"), "{out}");

@@ -368,6 +368,13 @@ pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
     record(ctx, name)?;
     let states = state_dir(ctx)?;
     let sig = signal_number(signal)?;
+    if stop && !matches!(states.status(name), Ok(Status::Running)) {
+        // docker stop of a stopped container succeeds: it is where it was asked to be (and
+        // gives back the network of one that exited on its own).
+        crate::network::release(ctx, name)?;
+        println!("{name}");
+        return Ok(());
+    }
     states.kill(name, sig, true)?;
     if stop {
         // As docker stop: TERM, a grace period, then KILL; return once the container is gone.
