@@ -64,7 +64,7 @@ fn create_start_kill_delete_across_invocations() {
     let again = env.rt(&["start", "c1"]);
     assert!(!again.status.success());
     assert!(
-        again.stderr.contains("only a created container can be started"),
+        again.stderr.contains("cannot start an already running container"),
         "{}",
         again.stderr
     );
@@ -387,7 +387,11 @@ fn json_log_records_the_error() {
         "nosuch",
     ]);
     assert!(!out.status.success());
-    assert!(out.stderr.contains("\"nosuch\" does not exist"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("container does not exist: \"nosuch\""),
+        "{}",
+        out.stderr
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(line["level"], "error");

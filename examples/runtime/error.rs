@@ -26,7 +26,8 @@ pub enum Error {
         reason: String,
     },
     /// No container with this id in the state directory.
-    #[error("container {0:?} does not exist")]
+    // containerd and CRI-O recognise a missing container by runc's words "container does not exist".
+    #[error("container does not exist: {0:?}")]
     NotFound(String),
     /// The container is in the wrong state for the command.
     #[error("container {id:?} is {status}: {reason}")]
@@ -35,8 +36,8 @@ pub enum Error {
         id: String,
         /// Its current status.
         status: String,
-        /// What the command needed.
-        reason: &'static str,
+        /// What the command needed, in runc's words where containerd matches on them.
+        reason: String,
     },
     /// A signal name or number that does not exist.
     #[error("unknown signal {0:?}")]

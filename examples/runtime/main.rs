@@ -94,6 +94,9 @@ struct CreateArgs {
     /// Pass this many extra fds (3, 4, ...) into the container
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
+    /// Exec into a paused container too (the process runs once the container is resumed)
+    #[arg(long)]
+    ignore_paused: bool,
     /// The container id
     id: String,
 }
@@ -134,6 +137,9 @@ struct ExecArgs {
     /// Pass this many extra fds (3, 4, ...) into the process
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
+    /// Exec into a paused container too (the process runs once the container is resumed)
+    #[arg(long)]
+    ignore_paused: bool,
     /// The container id
     id: String,
     /// The command and its arguments (without --process)
@@ -285,11 +291,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Kill { all, id, signal } => {
             let sig = signal::parse(signal.as_deref().unwrap_or("TERM"))?;
-            let (_, status) = state::status(&sd, &id)?;
+            let (st, status) = state::status(&sd, &id)?;
             if status == "stopped" {
-                return Err(bad_state(&id, status, "it is not running"));
+                // As runc: containerd's exit handling sends `kill --all ID 9` after the container's first process
+                // exited, and needs it to reach whatever is left in the cgroup and to succeed.
+                if !all {
+                    return Err(bad_state(&id, status, "container not running"));
+                }
+                for pid in st.cgroup.pids() {
+                    // SAFETY: kill(2) on a pid listed in the container's own cgroup; one that exited meanwhile
+                    // just fails with ESRCH.
+                    unsafe { libc::kill(pid, sig) };
+                }
+            } else {
+                sd.kill(&id, sig, all)?;
             }
-            sd.kill(&id, sig, all)?;
         }
         Cmd::Delete { force, id } => delete(&sd, &id, force)?,
         Cmd::List { format, quiet } => list(&sd, &format, quiet)?,
@@ -300,21 +316,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = resources::from_args(&a)?;
             let (st, status) = state::status(&sd, &a.id)?;
             if status == "stopped" {
-                return Err(bad_state(&a.id, status, "cannot update a stopped container"));
+                return Err(bad_state(&a.id, status, "container not running"));
             }
             st.cgroup.update(&r)?;
         }
         Cmd::Pause { id } => {
             let (st, status) = state::status(&sd, &id)?;
-            if status != "running" {
-                return Err(bad_state(&id, status, "only a running container can be paused"));
+            // runc freezes a created container too (its process waits for `start`).
+            if status != "running" && status != "created" {
+                return Err(bad_state(&id, status, "container not running"));
             }
             st.cgroup.freeze(true)?;
         }
         Cmd::Resume { id } => {
             let (st, status) = state::status(&sd, &id)?;
             if status != "paused" {
-                return Err(bad_state(&id, status, "only a paused container can be resumed"));
+                return Err(bad_state(&id, status, "container not paused"));
             }
             st.cgroup.freeze(false)?;
         }
@@ -323,11 +340,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bad_state(id: &str, status: String, reason: &'static str) -> Error {
+fn bad_state(id: &str, status: String, reason: impl Into<String>) -> Error {
     Error::BadState {
         id: id.to_owned(),
         status,
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -451,8 +468,14 @@ fn state_json(sd: &StateDir, id: &str) -> Result<Vec<u8>> {
 /// to get the sandbox's exec error), poststart hooks.
 fn start(sd: &StateDir, id: &str, container: Option<&mut Container>) -> Result<()> {
     let (_, status) = state::status(sd, id)?;
-    if status != "created" {
-        return Err(bad_state(id, status, "only a created container can be started"));
+    let refusal = match status.as_str() {
+        "created" => None,
+        "stopped" => Some("cannot start a container that has stopped".to_owned()),
+        "running" => Some("cannot start an already running container".to_owned()),
+        other => Some(format!("cannot start a container in the {other} state")),
+    };
+    if let Some(reason) = refusal {
+        return Err(bad_state(id, status, reason));
     }
     let meta = Meta::load(sd, id);
     let st = state_json(sd, id)?;
@@ -560,7 +583,13 @@ fn delete(sd: &StateDir, id: &str, force: bool) -> Result<()> {
     match st.status.as_str() {
         "stopped" | "created" => {}
         _ if force => {}
-        _ => return Err(bad_state(id, st.status, "cannot delete it without --force")),
+        _ => {
+            let reason = format!(
+                "cannot delete container {id} that is not stopped: {} (use --force)",
+                st.status
+            );
+            return Err(bad_state(id, st.status, reason));
+        }
     }
     let meta = Meta::load(sd, id);
     sd.delete(id, st.status != "stopped")?;
@@ -684,7 +713,7 @@ fn events(sd: &StateDir, id: &str, once: bool, interval: &str) -> Result<()> {
             if printed {
                 return Ok(());
             }
-            return Err(bad_state(id, status, "no events from a stopped container"));
+            return Err(bad_state(id, status, format!("container with id {id} is not running")));
         }
         printed = true;
         // A reader that went away ends the stream.
@@ -778,8 +807,14 @@ fn exec_process(sd: &StateDir, a: &ExecArgs) -> Result<Process> {
 
 fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
     let (_, status) = state::status(sd, &a.id)?;
-    if status != "running" && status != "created" {
-        return Err(bad_state(&a.id, status, "cannot exec into it"));
+    match status.as_str() {
+        "running" | "created" => {}
+        "paused" if a.ignore_paused => {}
+        "paused" => {
+            let reason = "cannot exec in a paused container (use --ignore-paused to override)";
+            return Err(bad_state(&a.id, status, reason));
+        }
+        _ => return Err(bad_state(&a.id, status, "cannot exec in a stopped container")),
     }
     let process = exec_process(sd, a)?;
     let terminal = process.terminal().unwrap_or(false);

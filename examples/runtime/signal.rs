@@ -48,7 +48,8 @@ const RTMAX: i32 = 64;
 pub fn parse(s: &str) -> Result<i32> {
     let bad = || Error::Signal(s.to_owned());
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=RTMAX).contains(&n) { Ok(n) } else { Err(bad()) };
+        // 0 checks that the process exists, as kill(1) and runc allow.
+        return if (0..=RTMAX).contains(&n) { Ok(n) } else { Err(bad()) };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -89,12 +90,13 @@ mod tests {
             ("sigkill", 9),
             ("SIGUSR1", 10),
             ("9", 9),
+            ("0", 0),
             ("RTMIN+2", 36),
             ("RTMAX", 64),
         ] {
             assert_eq!(parse(s).unwrap(), n, "{s}");
         }
-        for bad in ["", "0", "65", "SIGFOO", "-1", "RTMIN+40"] {
+        for bad in ["", "65", "SIGFOO", "-1", "RTMIN+40"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

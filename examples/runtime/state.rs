@@ -109,6 +109,7 @@ pub fn status(sd: &StateDir, id: &str) -> Result<(ContainerState, String)> {
     let st = load(sd, id)?;
     let s = match sd.status(id)? {
         Status::Creating => "creating",
+        Status::Created if frozen(&st) => "paused",
         Status::Created => "created",
         Status::Running if frozen(&st) => "paused",
         Status::Running => "running",

@@ -136,7 +136,7 @@ pub enum Error {
     #[error("invalid container id {0:?}: use 1-128 characters of [A-Za-z0-9_.-], not starting with '.'")]
     InvalidId(String),
     /// A container with this id already has state in the state directory.
-    #[error("container {0:?} already exists")]
+    #[error("container with given ID already exists: {0:?}")]
     AlreadyExists(String),
     /// The operation needs a running container.
     #[error("container {id:?} is not running")]
