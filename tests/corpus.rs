@@ -1,6 +1,6 @@
 //! The corpus: layers written by the tools people build images with (GNU tar in its gnu and
 //! posix formats, bsdtar's pax and ustar, Python's tarfile in GNU, PAX and USTAR, umoci's
-//! `insert`, buildah's commit in OCI and Docker formats, podman's build saved as docker-archive
+//! `insert`, `repack` and `raw add-layer`, buildah's commit in OCI and Docker formats, podman's build saved as docker-archive
 //! and oci-archive, skopeo's copy between formats and to zstd), unpacked by wharf (flattened, and through the layer cache as an overlay), by
 //! containerd (`ctr images import` of the image wharf saves, `ctr images mount`) and by umoci,
 //! and the trees compared: path, type, mode, owner, size, content, link target, device
@@ -574,8 +574,8 @@ fn layers_of_every_producer_unpack_as_containerd_and_umoci_unpack_them() {
 }
 
 #[test]
-fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
-    // umoci 0.4.7's insert ends a layer right after the last entry's data.
+fn layers_umoci_insert_and_repack_write_unpack_as_containerd_and_umoci_unpack_them() {
+    // umoci 0.4.7's insert and repack end a layer right after the last entry's data.
     preflight();
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
@@ -594,6 +594,15 @@ fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
         .arg(umoci.image())
         .arg(&extra)
         .arg("/etc/extra"));
+    // umoci repack on top: unpack, add a file and remove the inserted one (a whiteout), repack.
+    let work = t.path().join("work");
+    let tree = umoci.unpack(&work);
+    std::fs::write(tree.join("etc/repacked"), b"repacked").unwrap();
+    std::fs::remove_file(tree.join("etc/extra")).unwrap();
+    run(Command::new("umoci")
+        .args(["repack", "--image"])
+        .arg(umoci.image())
+        .arg(&work));
     let theirs = umoci.unpack(&t.path().join("bundle"));
     let ours = t.path().join("wharf");
     wharf_unpack(&umoci.layers(), &ours);
@@ -616,6 +625,8 @@ fn layers_umoci_insert_writes_unpack_as_containerd_and_umoci_unpack_them() {
         INSERT_UNPACK_TIME,
     ));
     checks("umoci insert", Reach::Full, &ours);
+    assert_eq!(std::fs::read(ours.join("etc/repacked")).unwrap(), b"repacked");
+    assert!(!ours.join("etc/extra").exists(), "repack's whiteout was not applied");
     assert!(
         diffs.is_empty(),
         "wharf unpacks differently from its peers:\n{}",
