@@ -5,18 +5,11 @@
 //! after a container exits it sends `kill --all ID 9`, which must succeed. Needs root, busybox-static and runc.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
 
-/// One runtime with its own state directory.
-struct Side {
-    name: &'static str,
-    bin: PathBuf,
-    root: PathBuf,
-}
+use support::runtime_env::{Env, Out};
 
 /// What one call gave: success, and the error message (runc's `msg="…"` without its command prefix).
 #[derive(Debug)]
@@ -25,101 +18,45 @@ struct Outcome {
     msg: String,
 }
 
-impl Side {
-    fn call(&self, args: &[&str]) -> Outcome {
-        // Errors go to a file, not a pipe: a created container's init inherits the descriptor and holds it
-        // open until it starts, so a pipe's reader would wait for it.
-        let err_file = tempfile::NamedTempFile::new().unwrap();
-        let status = Command::new(&self.bin)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err_file.reopen().unwrap())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
-        let stderr = std::fs::read_to_string(err_file.path()).unwrap().trim().to_owned();
+impl From<Out> for Outcome {
+    fn from(out: Out) -> Outcome {
+        let stderr = out.stderr.trim();
         // runc logs `time="…" level=error msg="…"`; wharf's runtime prints the message alone.
         let msg = match stderr.find("msg=\"") {
             Some(i) => stderr[i + 5..].trim_end_matches('"').to_owned(),
-            None => stderr,
+            None => stderr.to_owned(),
         };
         let msg = ["exec failed: ", "runc create failed: "]
             .iter()
             .fold(msg, |m, p| m.strip_prefix(p).map(str::to_owned).unwrap_or(m));
         Outcome {
-            ok: status.success(),
+            ok: out.status.success(),
             msg,
         }
     }
+}
 
-    fn status(&self, id: &str) -> String {
-        let out = Command::new(&self.bin)
-            .arg("--root")
-            .arg(&self.root)
-            .args(["state", id])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{} state {id}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["status"].as_str().unwrap().to_owned()
-    }
-
-    fn wait_stopped(&self, id: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.status(id) != "stopped" {
-            assert!(Instant::now() < deadline, "{}: {id} never stopped", self.name);
-            std::thread::sleep(Duration::from_millis(20));
+/// Waits (bounded) until runc reports `id` stopped.
+fn wait_runc_stopped(env: &Env, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = env.runc(&["state", id]);
+        assert!(out.status.success(), "runc state {id}: {}", out.stderr);
+        let st: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        if st["status"] == "stopped" {
+            return;
         }
+        assert!(Instant::now() < deadline, "runc: {id} never stopped: {st}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// A busybox bundle from `runc spec` running `args`.
-fn bundle(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let b = dir.join(name);
-    let bin = b.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for d in ["proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("busybox-static is required (apt-get install busybox-static)");
-    for cmd in ["sh", "sleep", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(cmd)).unwrap();
-    }
-    let st = Command::new(runc())
-        .args(["spec", "--bundle"])
-        .arg(&b)
-        .status()
-        .unwrap();
-    assert!(st.success(), "runc spec failed");
-    let p = b.join("config.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    v["process"]["terminal"] = false.into();
-    v["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
-    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
-    b
-}
-
-fn runc() -> &'static str {
-    assert!(
-        Path::new("/usr/sbin/runc").is_file(),
-        "Debian's runc is required as the reference (apt-get install runc)"
-    );
-    "/usr/sbin/runc"
-}
-
-/// Runs `steps` on both sides, in order, and compares each outcome with runc's.
-fn compare(sides: &[Side; 2], id: &str, steps: &[&[&str]]) {
+/// Runs `steps` through runc and the runtime, in order, and compares each outcome with runc's.
+fn compare(env: &Env, id: &str, steps: &[&[&str]]) {
     for step in steps {
         let args: Vec<&str> = step.iter().map(|a| if *a == "ID" { id } else { a }).collect();
-        let [reference, ours] = sides.each_ref().map(|s| s.call(&args));
+        let reference = Outcome::from(env.runc(&args));
+        let ours = Outcome::from(env.rt(&args));
         assert_eq!(reference.ok, ours.ok, "{args:?}: runc {reference:?}, wharf {ours:?}");
         if !reference.ok {
             assert!(
@@ -132,55 +69,19 @@ fn compare(sides: &[Side; 2], id: &str, steps: &[&[&str]]) {
     }
 }
 
-fn sides(dir: &Path) -> [Side; 2] {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests need root (namespaces, cgroups, pivot_root); run them as root"
-    );
-    [
-        Side {
-            name: "runc",
-            bin: runc().into(),
-            root: dir.join("runc-state"),
-        },
-        Side {
-            name: "wharf",
-            bin: support::example_bin("runtime").to_path_buf(),
-            root: dir.join("wharf-state"),
-        },
-    ]
-}
-
-/// Containers `id` on both sides, force-deleted when dropped, so a failing test leaves no process behind.
-struct Containers<'a> {
-    sides: &'a [Side; 2],
-    id: &'a str,
-}
-
-impl Drop for Containers<'_> {
-    fn drop(&mut self) {
-        for s in self.sides {
-            let _ = s.call(&["delete", "--force", self.id]);
-        }
-    }
-}
-
-/// Creates `id` from `bundle` on both sides.
-fn create<'a>(sides: &'a [Side; 2], id: &'a str, bundle: &Path) -> Containers<'a> {
-    let made = Containers { sides, id };
-    for s in sides {
-        let out = s.call(&["create", "--bundle", bundle.to_str().unwrap(), id]);
-        assert!(out.ok, "{} create {id}: {}", s.name, out.msg);
-    }
-    made
+/// Creates `id` from `bundle` through runc and the runtime (`Env` deletes both when dropped).
+fn create(env: &Env, id: &str, bundle: &str) {
+    let args = ["create", "--bundle", bundle, id];
+    let out = env.runc(&args);
+    assert!(out.status.success(), "runc create {id}: {}", out.stderr);
+    env.ok(&args);
 }
 
 #[test]
 fn a_missing_container_is_refused_in_runcs_words() {
-    let dir = tempfile::tempdir().unwrap();
-    let sides = sides(dir.path());
+    let env = Env::new();
     compare(
-        &sides,
+        &env,
         "nosuch",
         &[
             &["state", "ID"],
@@ -201,16 +102,16 @@ fn a_missing_container_is_refused_in_runcs_words() {
 
 #[test]
 fn a_stopped_container_takes_kill_all_and_refuses_the_rest_in_runcs_words() {
-    let dir = tempfile::tempdir().unwrap();
-    let sides = sides(dir.path());
-    let b = bundle(dir.path(), "b", &["true"]);
-    let _gone = create(&sides, "gone", &b);
-    for s in &sides {
-        assert!(s.call(&["start", "gone"]).ok, "{} start", s.name);
-        s.wait_stopped("gone");
-    }
+    let env = Env::new();
+    let b = env.bundle("b", &["true"], |_| {});
+    let b = b.to_str().unwrap();
+    create(&env, "gone", b);
+    assert!(env.runc(&["start", "gone"]).status.success(), "runc start");
+    env.ok(&["start", "gone"]);
+    wait_runc_stopped(&env, "gone");
+    env.wait_status("gone", "stopped");
     compare(
-        &sides,
+        &env,
         "gone",
         &[
             &["kill", "ID", "9"],
@@ -223,7 +124,7 @@ fn a_stopped_container_takes_kill_all_and_refuses_the_rest_in_runcs_words() {
             &["pause", "ID"],
             &["resume", "ID"],
             &["events", "--stats", "ID"],
-            &["create", "--bundle", b.to_str().unwrap(), "ID"],
+            &["create", "--bundle", b, "ID"],
             &["delete", "ID"],
             &["state", "ID"],
         ],
@@ -232,12 +133,11 @@ fn a_stopped_container_takes_kill_all_and_refuses_the_rest_in_runcs_words() {
 
 #[test]
 fn created_running_and_paused_containers_answer_as_runc_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let sides = sides(dir.path());
-    let b = bundle(dir.path(), "b", &["sleep", "100"]);
-    let _live = create(&sides, "live", &b);
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "100"], |_| {});
+    create(&env, "live", b.to_str().unwrap());
     compare(
-        &sides,
+        &env,
         "live",
         &[
             // created
@@ -266,8 +166,8 @@ fn created_running_and_paused_containers_answer_as_runc_does() {
             &["kill", "ID", "KILL"],
         ],
     );
-    for s in &sides {
-        s.wait_stopped("live");
-        assert!(s.call(&["delete", "live"]).ok, "{} delete", s.name);
-    }
+    wait_runc_stopped(&env, "live");
+    env.wait_status("live", "stopped");
+    assert!(env.runc(&["delete", "live"]).status.success(), "runc delete");
+    env.ok(&["delete", "live"]);
 }

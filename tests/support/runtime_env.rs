@@ -91,9 +91,14 @@ impl Env {
         out.stdout
     }
 
+    /// runc's `--root` under this test's directory.
+    fn runc_root(&self) -> PathBuf {
+        self.dir.path().join("runc-state")
+    }
+
     /// Debian's runc with its own `--root` under this test's directory.
     pub fn runc(&self, args: &[&str]) -> Out {
-        let root = self.dir.path().join("runc-state");
+        let root = self.runc_root();
         let mut all = vec!["--root", root.to_str().unwrap()];
         all.extend_from_slice(args);
         self.call(Path::new(runc()), &all)
@@ -157,12 +162,16 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        // Whatever a failed test left behind goes (its cgroup and process too).
-        let root = self.root();
-        if let Ok(entries) = std::fs::read_dir(&root) {
+        // Whatever a failed test left behind goes (its cgroup and process too), runc's containers as well: a
+        // paused one left running would otherwise stay frozen.
+        for (root, runc) in [(self.root(), false), (self.runc_root(), true)] {
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.rt(&["delete", "--force", &id]);
+                let args = ["delete", "--force", &id];
+                let _ = if runc { self.runc(&args) } else { self.rt(&args) };
             }
         }
     }
