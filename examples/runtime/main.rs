@@ -291,21 +291,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Kill { all, id, signal } => {
             let sig = signal::parse(signal.as_deref().unwrap_or("TERM"))?;
-            let (st, status) = state::status(&sd, &id)?;
-            if status == "stopped" {
-                // As runc: containerd's exit handling sends `kill --all ID 9` after the container's first process
-                // exited, and needs it to reach whatever is left in the cgroup and to succeed.
-                if !all {
-                    return Err(bad_state(&id, status, "container not running"));
-                }
-                for pid in st.cgroup.pids() {
-                    // SAFETY: kill(2) on a pid listed in the container's own cgroup; one that exited meanwhile
-                    // just fails with ESRCH.
-                    unsafe { libc::kill(pid, sig) };
-                }
-            } else {
-                sd.kill(&id, sig, all)?;
+            let (_, status) = state::status(&sd, &id)?;
+            // As runc: only `kill --all` reaches a stopped container (what is left in its cgroup); containerd's
+            // exit handling sends it and needs it to succeed.
+            if status == "stopped" && !all {
+                return Err(bad_state(&id, status, "container not running"));
             }
+            sd.kill(&id, sig, all)?;
         }
         Cmd::Delete { force, id } => delete(&sd, &id, force)?,
         Cmd::List { format, quiet } => list(&sd, &format, quiet)?,

@@ -214,19 +214,22 @@ impl StateDir {
         fs::remove_file(&fifo).map_err(Error::io("remove start FIFO", &fifo))
     }
 
-    /// Send `signal` to the container's first process (or, with `all`, to every process in its cgroup).
+    /// Send `signal` to the container's first process (or, with `all`, to every process in its cgroup — also
+    /// after the first process exited, as runc does: containerd's exit handling signals what is left that way).
     ///
     /// # Errors
-    /// [`Error::NotRunning`] if its process is gone.
+    /// [`Error::NotRunning`] if its first process is gone and `all` is false.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let st = self.load(id)?;
-        if pid_start_time(st.pid) != Some(st.pid_start_time) {
+        let alive = pid_start_time(st.pid) == Some(st.pid_start_time);
+        if !alive && !all {
             return Err(Error::NotRunning { id: id.to_owned() });
         }
         let pids = if all { st.cgroup.pids() } else { vec![st.pid] };
         for p in pids {
-            // SAFETY: kill(2) on a pid verified above (first process) or listed in the container's cgroup.
-            if unsafe { libc::kill(p, signal) } < 0 && p == st.pid {
+            // SAFETY: kill(2) on a pid verified above (first process) or listed in the container's cgroup; one
+            // that exited meanwhile just fails with ESRCH.
+            if unsafe { libc::kill(p, signal) } < 0 && alive && p == st.pid {
                 return Err(Error::Os {
                     what: "kill",
                     source: std::io::Error::last_os_error(),
