@@ -89,18 +89,7 @@ mod stream;
 /// ```
 /// assert!(["isa-l", "zlib-rs"].contains(&wharf_rootfs::GZIP_INFLATER));
 /// ```
-#[cfg(wharf_isal)]
-pub const GZIP_INFLATER: &str = "isa-l";
-/// The deflate decoder this build inflates gzip layers with: `"isa-l"` when the `isal` feature
-/// found ISA-L's headers and library at build time, else `"zlib-rs"` (see the `isal` feature).
-///
-/// # Examples
-///
-/// ```
-/// assert!(["isa-l", "zlib-rs"].contains(&wharf_rootfs::GZIP_INFLATER));
-/// ```
-#[cfg(not(wharf_isal))]
-pub const GZIP_INFLATER: &str = "zlib-rs";
+pub const GZIP_INFLATER: &str = if cfg!(wharf_isal) { "isa-l" } else { "zlib-rs" };
 
 pub use apply::{
     ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
