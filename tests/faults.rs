@@ -30,14 +30,7 @@ fn wharf(root: &Path, args: &[&str]) -> Output {
 }
 
 fn ok(root: &Path, args: &[&str]) -> String {
-    let out = wharf(root, args);
-    assert!(
-        out.status.success(),
-        "wharf {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::cli::succeeded(args, wharf(root, args))
 }
 
 /// Pseudo-random, incompressible bytes (xorshift), so gzip keeps layers large.

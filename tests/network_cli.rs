@@ -83,14 +83,7 @@ impl Env {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.wharf(args);
-        assert!(
-            out.status.success(),
-            "wharf {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        support::cli::succeeded(args, self.wharf(args))
     }
 
     fn err(&self, args: &[&str]) -> String {

@@ -47,14 +47,7 @@ impl Env {
 
     /// Runs a command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.wharf(args);
-        assert!(
-            out.status.success(),
-            "wharf {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.wharf(args))
     }
 
     /// A root filesystem with Debian's static busybox and a link for each of its applets.
@@ -116,4 +109,15 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// The stdout of a CLI call `wharf ARGS` that must have succeeded (the assertion names the call and its stderr).
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "wharf {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
