@@ -54,6 +54,9 @@ fn default_features_build_without_isal_headers() {
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env("CARGO_TARGET_DIR", &target)
+        // No debug info and no incremental cache: the build is only checked, and CI's disk is small.
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
+        .env("CARGO_INCREMENTAL", "0")
         .env("PKG_CONFIG_PATH", "/nonexistent")
         .env("PKG_CONFIG_LIBDIR", "/nonexistent")
         .env_remove("WHARF_ISAL")
