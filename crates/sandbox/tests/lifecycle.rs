@@ -419,6 +419,33 @@ fn exec_into_a_user_namespaced_container() {
 }
 
 #[test]
+fn creating_a_container_whose_program_is_a_directory_fails_at_create_as_runc_does() {
+    // access(X_OK) grants a searchable directory; execve (and runc's check before `create` returns) refuse it
+    // with EACCES. A `create` that succeeded would leave the failure to after `start`, where podman and
+    // containerd only see a process that vanished.
+    let root = rootfs();
+    let states = tempfile::tempdir().unwrap();
+    let id = format!("dir-{}", std::process::id());
+    let opts = SpawnOptions {
+        id: Some(id.clone()),
+        state_dir: Some(states.path().to_owned()),
+        created_only: true,
+        ..Default::default()
+    };
+    let err = Container::spawn_with(&spec(&["/tmp"]), root.path(), StdioConfig::piped(), opts)
+        .expect_err("create must fail for a directory as the program");
+    assert!(
+        matches!(&err, wharf_sandbox::Error::Exec { program, source }
+            if program == "/tmp" && source.raw_os_error() == Some(libc::EACCES)),
+        "{err:?}"
+    );
+    assert!(
+        StateDir::new(states.path()).unwrap().list().is_empty(),
+        "no state is left"
+    );
+}
+
+#[test]
 fn creating_a_container_whose_program_is_missing_fails_at_create_as_runc_does() {
     let root = rootfs();
     let states = tempfile::tempdir().unwrap();

@@ -6,16 +6,14 @@ use super::{errno, fail};
 use crate::plan::Plan;
 use crate::report::Stage;
 
-/// Tries each candidate path with `attempt` (true: done) and, when none works, fails as
-/// `execve` on a `PATH` search does: "not found" if every path was missing, else the last
-/// other error.
-fn try_exec_paths(plan: &Plan, mut attempt: impl FnMut(&CStr) -> bool) {
+/// Tries each candidate path with `attempt` (`Ok`: done; `Err(errno)`: why not) and, when none works, fails as
+/// `execve` on a `PATH` search does: "not found" if every path was missing, else the last other error.
+fn try_exec_paths(plan: &Plan, mut attempt: impl FnMut(&CStr) -> Result<(), i32>) {
     let mut last = libc::ENOENT;
     for p in &plan.exec_paths {
-        if attempt(p) {
+        let Err(e) = attempt(p) else {
             return;
-        }
-        let e = errno();
+        };
         if e != libc::ENOENT && e != libc::ENOTDIR {
             last = e;
         }
@@ -26,10 +24,26 @@ fn try_exec_paths(plan: &Plan, mut attempt: impl FnMut(&CStr) -> bool) {
     fail(plan, Stage::Exec, 0, last)
 }
 
-/// Fails the way `exec` would when no candidate path is an executable the process may run.
+/// Fails the way `exec` would when no candidate path is an executable the process may run: one it has execute
+/// permission on that is not a directory (`access` grants X_OK on a searchable directory, which `execve` then
+/// refuses with EACCES, as runc's check does before `create` returns).
 pub(super) fn check_executable(plan: &Plan) {
-    // SAFETY: a NUL-terminated path prepared before the fork.
-    try_exec_paths(plan, |p| unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0);
+    try_exec_paths(plan, |p| {
+        // SAFETY: a NUL-terminated path prepared before the fork; `st` is plain data stat fills in.
+        unsafe {
+            if libc::access(p.as_ptr(), libc::X_OK) != 0 {
+                return Err(errno());
+            }
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::stat(p.as_ptr(), &mut st) != 0 {
+                return Err(errno());
+            }
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return Err(libc::EACCES);
+            }
+            Ok(())
+        }
+    });
 }
 
 /// Reset signal handlers to default and unblock signals, then try each candidate path.
@@ -61,7 +75,7 @@ pub(super) fn exec(plan: &Plan) -> ! {
         // execve returns only when it failed: every attempt "fails" or replaces the process.
         try_exec_paths(plan, |p| {
             libc::execve(p.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-            false
+            Err(errno())
         });
         fail(plan, Stage::Exec, 0, libc::ENOENT)
     }
