@@ -11,10 +11,10 @@ mod support;
 
 use support::runtime_env::{Env, Out};
 
-/// What one call gave: success, and the error message (runc's `msg="…"` without its command prefix).
+/// What one call gave: its exit code, and the error message (runc's `msg="…"` without its command prefix).
 #[derive(Debug)]
 struct Outcome {
-    ok: bool,
+    code: i32,
     msg: String,
 }
 
@@ -26,13 +26,12 @@ impl From<Out> for Outcome {
             Some(i) => stderr[i + 5..].trim_end_matches('"').to_owned(),
             None => stderr.to_owned(),
         };
+        // Go's %q escapes quotes inside runc's quoted msg.
+        let msg = msg.replace("\\\"", "\"");
         let msg = ["exec failed: ", "runc create failed: "]
             .iter()
             .fold(msg, |m, p| m.strip_prefix(p).map(str::to_owned).unwrap_or(m));
-        Outcome {
-            ok: out.status.success(),
-            msg,
-        }
+        Outcome { code: out.code(), msg }
     }
 }
 
@@ -51,14 +50,27 @@ fn wait_runc_stopped(env: &Env, id: &str) {
     }
 }
 
-/// Runs `steps` through runc and the runtime, in order, and compares each outcome with runc's.
+/// Runs `steps` through runc and the runtime, in order, and compares each outcome (exit code, and runc's error
+/// words) with runc's.
 fn compare(env: &Env, id: &str, steps: &[&[&str]]) {
+    compare_with(env, id, steps, true)
+}
+
+/// As [`compare`], the exit codes only (where runc's words come from Go's libraries, not from runc).
+fn compare_codes(env: &Env, id: &str, steps: &[&[&str]]) {
+    compare_with(env, id, steps, false)
+}
+
+fn compare_with(env: &Env, id: &str, steps: &[&[&str]], words: bool) {
     for step in steps {
         let args: Vec<&str> = step.iter().map(|a| if *a == "ID" { id } else { a }).collect();
         let reference = Outcome::from(env.runc(&args));
         let ours = Outcome::from(env.rt(&args));
-        assert_eq!(reference.ok, ours.ok, "{args:?}: runc {reference:?}, wharf {ours:?}");
-        if !reference.ok {
+        assert_eq!(
+            reference.code, ours.code,
+            "{args:?}: runc {reference:?}, wharf {ours:?}"
+        );
+        if words && reference.code != 0 && !reference.msg.is_empty() {
             assert!(
                 ours.msg.contains(&reference.msg),
                 "{args:?}: wharf's error {:?} lacks runc's words {:?}",
@@ -170,4 +182,58 @@ fn created_running_and_paused_containers_answer_as_runc_does() {
     env.wait_status("live", "stopped");
     assert!(env.runc(&["delete", "live"]).status.success(), "runc delete");
     env.ok(&["delete", "live"]);
+}
+
+#[test]
+fn exec_failures_exit_255_in_runcs_words() {
+    // containerd passes exec's code on; podman reads runc's words to tell "not found" (its 127) and "permission
+    // denied" (126) from other failures (255).
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "100"], |_| {});
+    std::fs::write(b.join("rootfs/noexec"), "#!/bin/sh\n").unwrap();
+    create(&env, "execs", b.to_str().unwrap());
+    compare(
+        &env,
+        "execs",
+        &[
+            &["start", "ID"],
+            &["exec", "ID", "/nonexistent"],
+            &["exec", "ID", "nosuchcmd"],
+            &["exec", "ID", "/noexec"],
+            &["exec", "ID", "/tmp"],
+            &["exec", "--cwd", "/nonexist", "ID", "true"],
+            &["exec", "ID", "sh", "-c", "exit 7"],
+            &["exec", "ID", "sh", "-c", "exit 255"],
+            &["exec", "nosuch", "true"],
+            &["pause", "ID"],
+            &["exec", "ID", "true"],
+            &["resume", "ID"],
+        ],
+    );
+    compare_codes(
+        &env,
+        "execs",
+        &[
+            &["exec", "--process", "/nonexistent.json", "ID"],
+            &["exec", "ID"],
+            &["exec", "--user", "nobody", "ID", "true"],
+            &["kill", "ID", "KILL"],
+        ],
+    );
+}
+
+#[test]
+fn create_of_a_program_that_cannot_start_fails_in_runcs_words() {
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "100"], |_| {});
+    std::fs::write(b.join("rootfs/noexec"), "#!/bin/sh\n").unwrap();
+    let bs = b.to_str().unwrap();
+    for program in ["/nonexistent", "nosuchcmd", "/noexec", "/tmp"] {
+        env.bundle_json(&b, |v| v["process"]["args"] = serde_json::json!([program]));
+        compare(
+            &env,
+            "cannotstart",
+            &[&["create", "--bundle", bs, "ID"], &["state", "ID"]],
+        );
+    }
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 /// Everything a runtime command can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The sandbox refused or failed (its message names the spec field, path or step).
-    #[error(transparent)]
+    /// The sandbox refused or failed (its message names the spec field, path or step; the failures to start the
+    /// program read as runc's, see [`sandbox_words`]).
+    #[error("{}", sandbox_words(.0))]
     Sandbox(#[from] wharf::sandbox::Error),
     /// The bundle or its `config.json` cannot be used.
     #[error("bundle {path}: {reason}")]
@@ -83,6 +84,42 @@ pub enum Error {
     /// A combination of flags and config that cannot work.
     #[error("{0}")]
     Usage(String),
+}
+
+/// The sandbox's message, except that a program that cannot be started is reported in runc's words: podman
+/// decides by them what `podman run`/`exec` exits with ("no such file or directory" or "executable file not
+/// found in" → 127, "permission denied" → 126, anything else → 255 for exec), and users compare the two runtimes'
+/// messages.
+fn sandbox_words(e: &wharf::sandbox::Error) -> String {
+    use wharf::sandbox::Error as S;
+    const PREFIX: &str = "unable to start container process";
+    match e {
+        S::ExecNotFound { program } if program.contains('/') => {
+            format!("{PREFIX}: exec: {program:?}: stat {program}: no such file or directory")
+        }
+        S::ExecNotFound { program } => format!("{PREFIX}: exec: {program:?}: executable file not found in $PATH"),
+        S::Exec { program, source } => format!("{PREFIX}: exec: {program:?}: {}", errno_words(source)),
+        S::Cwd { cwd, source } => format!(
+            "{PREFIX}: chdir to cwd (\"{}\") set in config.json failed: {}",
+            std::path::Path::new("/").join(cwd).display(),
+            errno_words(source)
+        ),
+        e => e.to_string(),
+    }
+}
+
+/// An errno as Go (and so runc) words it: the C library's text, lower-case, without "(os error N)".
+fn errno_words(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(n) => text.trim_end_matches(&format!(" (os error {n})")).to_owned(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 impl Error {

@@ -12,6 +12,10 @@
 //! - `createContainer` hooks join the container's namespaces except its pid namespace (runc runs them from inside
 //!   it); they run, like `prestart` and `createRuntime`, while the container's process waits before `pivot_root`.
 //! - Fields of `config.json` the sandbox cannot honour are refused by it, naming the field.
+//!
+//! As runc, a failing `exec` exits with 255 (any other failing command with 1), and a program that cannot be started
+//! is reported in runc's words (`exec: "/x": stat /x: no such file or directory`): podman turns them into its exit
+//! codes 127 and 126.
 
 /// Print a line to stdout; a reader that went away (`runtime list | head -1`) is no reason to panic.
 macro_rules! out {
@@ -242,13 +246,18 @@ fn main() -> ExitCode {
         eprintln!("--log {}: {e}", cli.log.as_deref().unwrap_or(Path::new("")).display());
         return ExitCode::FAILURE;
     }
+    // As runc: `exec` fails with 255, apart from the codes 0..=255 of the process it ran; the rest with 1.
+    let failed = match cli.command {
+        Some(Cmd::Exec(_)) => ExitCode::from(255),
+        _ => ExitCode::FAILURE,
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             let msg = e.to_string();
             log::error(&msg);
             eprintln!("{msg}");
-            ExitCode::FAILURE
+            failed
         }
     }
 }
