@@ -87,6 +87,25 @@ pub(crate) struct Report {
 
 pub(crate) const REPORT_LEN: usize = std::mem::size_of::<Report>();
 
+impl Report {
+    pub(crate) fn new(stage: Stage, index: usize, errno: i32) -> Report {
+        Report {
+            stage: stage as u32,
+            index: index as u32,
+            errno,
+        }
+    }
+
+    /// The record as the pipe carries it (native byte order, as [`read_report`] reads it).
+    pub(crate) fn to_bytes(self) -> [u8; REPORT_LEN] {
+        let mut b = [0u8; REPORT_LEN];
+        b[0..4].copy_from_slice(&self.stage.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.index.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.errno.to_ne_bytes());
+        b
+    }
+}
+
 /// Read the child's report: `None` when the pipe closed (the program was executed).
 pub(crate) fn read_report(pipe: &mut File) -> Result<Option<Report>> {
     let mut buf = [0u8; REPORT_LEN];

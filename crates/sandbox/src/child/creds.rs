@@ -1,18 +1,10 @@
 //! The child's namespaces (joined and new) and its credentials: bounding set, user and groups, capabilities.
 //! Generic over [`Sys`]: unit tests check the calls a spec produces with the recording double.
 
-use libc::c_int;
-
-use super::fail;
+use super::{fail_with, ok};
 use crate::plan::Plan;
 use crate::report::Stage;
 use crate::sys::Sys;
-
-fn ok<S: Sys>(sys: &S, plan: &Plan, r: c_int, stage: Stage, index: usize) {
-    if r < 0 {
-        fail(plan, stage, index, sys.errno());
-    }
-}
 
 /// Join the namespaces given by fd, in order; become root in a user namespace the clone made; make the new ones.
 pub(super) fn enter<S: Sys>(sys: &S, plan: &Plan) {
@@ -33,7 +25,7 @@ pub(super) fn enter<S: Sys>(sys: &S, plan: &Plan) {
 pub(super) fn drop_bounding<S: Sys>(sys: &S, plan: &Plan) {
     for cap in 0..=plan.last_cap.min(63) {
         if plan.caps.bounding & (1u64 << cap) == 0 && sys.drop_bounding(cap) < 0 && sys.errno() != libc::EINVAL {
-            fail(plan, Stage::CapBounding, cap as usize, sys.errno());
+            fail_with(sys, plan, Stage::CapBounding, cap as usize, sys.errno());
         }
     }
 }
@@ -44,7 +36,7 @@ pub(super) fn switch_user<S: Sys>(sys: &S, plan: &Plan) {
     ok(sys, plan, sys.keep_caps(), Stage::User, 0);
     // EPERM for no groups: a user namespace with setgroups denied (rootless), where there is nothing to drop.
     if sys.setgroups(&plan.groups) < 0 && !(sys.errno() == libc::EPERM && plan.groups.is_empty()) {
-        fail(plan, Stage::User, 1, sys.errno());
+        fail_with(sys, plan, Stage::User, 1, sys.errno());
     }
     ok(sys, plan, sys.setresgid(plan.gid), Stage::User, 2);
     ok(sys, plan, sys.setresuid(plan.uid), Stage::User, 3);

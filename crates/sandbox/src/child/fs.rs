@@ -4,19 +4,12 @@
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
-use libc::{c_int, c_ulong};
+use libc::c_ulong;
 
-use super::{fail, report, tty};
+use super::{fail_with, ok, report, tty};
 use crate::plan::{FsPlan, InPath, MountKind, Plan};
 use crate::report::Stage;
 use crate::sys::{Sys, fd_path};
-
-/// `r` must not be negative, else the step fails with the call's error.
-fn ok<S: Sys>(sys: &S, plan: &Plan, r: c_int, stage: Stage, index: usize) {
-    if r < 0 {
-        fail(plan, stage, index, sys.errno());
-    }
-}
 
 /// Make every directory of `p` exist under `root` (resolving in-root), create the last component as a directory or
 /// an empty file, and return an `O_PATH` fd to it.
@@ -87,12 +80,12 @@ pub(super) fn setup_fs<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan) -> RawFd {
         let f = sys.open_in_root(root, path, libc::O_WRONLY);
         ok(sys, plan, f, Stage::Sysctl, i);
         if sys.write(f, value.to_bytes()) != value.to_bytes().len() as isize {
-            fail(plan, Stage::Sysctl, i, sys.errno());
+            fail_with(sys, plan, Stage::Sysctl, i, sys.errno());
         }
         sys.close(f);
     }
     let slave = if plan.pty_sock >= 0 {
-        tty::alloc_pty(plan, root)
+        tty::alloc_pty(sys, plan, root)
     } else {
         -1
     };
@@ -109,9 +102,9 @@ pub(super) fn setup_fs<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan) -> RawFd {
     if plan.pause_r >= 0 {
         // The caller's hook point: mounts in place, host root still visible (OCI createRuntime and
         // createContainer hooks run here).
-        report(plan.err_w, Stage::Mounted, 0, 0);
+        report(sys, plan, Stage::Mounted);
         if sys.read_byte(plan.pause_r) != 1 {
-            fail(plan, Stage::Paused, 0, sys.errno());
+            fail_with(sys, plan, Stage::Paused, 0, sys.errno());
         }
         sys.close(plan.pause_r);
     }
@@ -125,7 +118,7 @@ fn mounts<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
     for (i, m) in fs.mounts.iter().enumerate() {
         let target = match make_target(sys, root, &m.target, m.file_target) {
             Ok(fd) => fd,
-            Err(e) => fail(plan, Stage::MountTarget, i, e),
+            Err(e) => fail_with(sys, plan, Stage::MountTarget, i, e),
         };
         let tpath = fd_path(target, &mut tbuf);
         let data = m.data.as_deref();
@@ -182,7 +175,7 @@ fn devices<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
         let dir = match &d.parent {
             Some(p) => match make_target(sys, root, p, false) {
                 Ok(fd) => fd,
-                Err(e) => fail(plan, Stage::Device, i, e),
+                Err(e) => fail_with(sys, plan, Stage::Device, i, e),
             },
             None => sys.dup(root),
         };
@@ -192,7 +185,7 @@ fn devices<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
         if sys.mknodat(dir, name, d.mode, d.dev) < 0 {
             let e = sys.errno();
             if e != libc::EPERM {
-                fail(plan, Stage::Device, i, e);
+                fail_with(sys, plan, Stage::Device, i, e);
             }
             // In a user namespace: bind the host's node over an empty file.
             let f = sys.openat(dir, name, libc::O_CREAT | libc::O_WRONLY, 0o644);
@@ -242,14 +235,14 @@ fn console<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd, slave: RawFd)
     let (mut tbuf, mut sbuf) = ([0u8; 32], [0u8; 32]);
     match make_target(sys, root, &fs.console_path, true) {
         Ok(fd) => sys.close(fd),
-        Err(e) => fail(plan, Stage::Console, 0, e),
+        Err(e) => fail_with(sys, plan, Stage::Console, 0, e),
     }
     let t = sys.open_in_root(root, c"dev/console", libc::O_PATH | libc::O_NOFOLLOW);
     ok(sys, plan, t, Stage::Console, 0);
     match sys.fstat(t) {
         Ok(k) if k.kind == libc::S_IFREG || k.kind == libc::S_IFCHR => {}
-        Ok(_) => fail(plan, Stage::Console, 0, libc::EINVAL),
-        Err(e) => fail(plan, Stage::Console, 0, e),
+        Ok(_) => fail_with(sys, plan, Stage::Console, 0, libc::EINVAL),
+        Err(e) => fail_with(sys, plan, Stage::Console, 0, e),
     }
     let src = if slave >= 0 {
         // Of this mount namespace's devpts: bound through its fd.
@@ -259,8 +252,8 @@ fn console<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd, slave: RawFd)
         ok(sys, plan, src, Stage::Console, 1);
         match (sys.fstat(src), sys.fstat(fs.console)) {
             (Ok(a), Ok(b)) if a.kind == libc::S_IFCHR && a.rdev == b.rdev => {}
-            (Err(e), _) | (_, Err(e)) => fail(plan, Stage::Console, 1, e),
-            _ => fail(plan, Stage::Console, 1, libc::EINVAL),
+            (Err(e), _) | (_, Err(e)) => fail_with(sys, plan, Stage::Console, 1, e),
+            _ => fail_with(sys, plan, Stage::Console, 1, libc::EINVAL),
         }
         src
     };
@@ -287,7 +280,7 @@ fn masks<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
         sys.close(devnull);
         devnull = sys.open(c"/dev/null", libc::O_PATH);
         if devnull < 0 || !is_null_device(sys, devnull) {
-            fail(plan, Stage::DevNull, 0, libc::EINVAL);
+            fail_with(sys, plan, Stage::DevNull, 0, libc::EINVAL);
         }
     }
     let npath = fd_path(devnull, &mut nbuf);
@@ -297,7 +290,7 @@ fn masks<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
         };
         let kind = match sys.fstat(t) {
             Ok(k) => k.kind,
-            Err(e) => fail(plan, Stage::Mask, i, e),
+            Err(e) => fail_with(sys, plan, Stage::Mask, i, e),
         };
         let tpath = fd_path(t, &mut tbuf);
         let r = match kind {
@@ -345,7 +338,7 @@ fn open_existing<S: Sys>(sys: &S, plan: &Plan, root: RawFd, rel: &CStr, stage: S
     }
     match sys.errno() {
         libc::ENOENT => None,
-        e => fail(plan, stage, i, e),
+        e => fail_with(sys, plan, stage, i, e),
     }
 }
 
@@ -357,7 +350,7 @@ fn enter_root<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan, root: RawFd) {
         let r = sys.pivot_root(c".", c".");
         // EINVAL: the current root cannot be pivoted away from (it is the initramfs): fall back to chroot.
         if r < 0 && sys.errno() != libc::EINVAL {
-            fail(plan, Stage::Pivot, 0, sys.errno());
+            fail_with(sys, plan, Stage::Pivot, 0, sys.errno());
         }
         r == 0
     };

@@ -7,17 +7,18 @@
 //! so the raw syscalls are used). Errors are written as a fixed-size record to a close-on-exec pipe; the parent turns
 //! them into typed [`Error`](crate::Error)s.
 
-use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 use libc::c_int;
 
 use crate::plan::Plan;
-use crate::report::{REPORT_LEN, Report, Stage};
+use crate::report::{Report, Stage};
 use crate::sys::{Kernel, Sys};
 
 mod creds;
 mod exec;
+#[cfg(test)]
+mod failures;
 mod fs;
 mod init;
 mod keyring;
@@ -30,65 +31,63 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
-fn report(fd: RawFd, stage: Stage, index: usize, err: i32) {
-    let r = Report {
-        stage: stage as u32,
-        index: index as u32,
-        errno: err,
-    };
-    // SAFETY: writing a plain repr(C) value from the stack.
-    unsafe { libc::write(fd, (&r as *const Report).cast(), REPORT_LEN) };
+/// Tell the parent how far the child got (`Mounted`, `Ready`) through the error pipe.
+fn report<S: Sys>(sys: &S, plan: &Plan, stage: Stage) {
+    sys.write(plan.err_w, &Report::new(stage, 0, 0).to_bytes());
 }
 
+/// The step failed: report it through the error pipe and end the child (the recording double unwinds with the
+/// report instead, for the tests to catch).
+fn fail_with<S: Sys>(sys: &S, plan: &Plan, stage: Stage, index: usize, err: i32) -> ! {
+    sys.exit_failed(plan.err_w, &Report::new(stage, index, err))
+}
+
+/// [`fail_with`] for the steps only the kernel makes.
 fn fail(plan: &Plan, stage: Stage, index: usize, err: i32) -> ! {
-    report(plan.err_w, stage, index, err);
-    // SAFETY: _exit never returns and runs no atexit handlers.
-    unsafe { libc::_exit(127) }
+    fail_with(&Kernel::default(), plan, stage, index, err)
 }
 
+/// A C library call's result `r` must not be negative, else the step fails with `errno`.
 fn check(plan: &Plan, r: c_int, stage: Stage, index: usize) {
     if r < 0 {
         fail(plan, stage, index, errno());
     }
 }
 
-/// [`Sys::open_in_root`] for the steps that are not generic (terminal, working directory).
-fn open_in_root(dirfd: RawFd, path: &CStr, flags: c_int) -> c_int {
-    Kernel.open_in_root(dirfd, path, flags)
+/// A [`Sys`] call's result `r` must not be negative, else the step fails with the call's error.
+fn ok<S: Sys>(sys: &S, plan: &Plan, r: c_int, stage: Stage, index: usize) {
+    if r < 0 {
+        fail_with(sys, plan, stage, index, sys.errno());
+    }
 }
 
 fn close(fd: RawFd) {
-    if fd >= 0 {
-        // SAFETY: closing an fd this process owns.
-        unsafe { libc::close(fd) };
-    }
+    Kernel::default().close(fd);
 }
 
 /// Close every fd but `keep` (sorted): `close_range` over the gaps. Where the kernel lacks it (before 5.9) the fds
 /// stay open until `execve`, which closes them (they are all marked close-on-exec below).
-fn close_all_but(keep: &[RawFd]) {
+fn close_all_but(k: &Kernel, keep: &[RawFd]) {
     let mut next: u32 = 0;
     for &fd in keep {
         let fd = fd as u32;
         if fd > next {
-            // SAFETY: closes fds of this process only (no CLONE_FILES: the parent's table is its own).
-            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) };
+            k.close_range(next, fd - 1);
         }
         next = fd + 1;
     }
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
+    k.close_range(next, u32::MAX);
 }
 
 /// Runs in the child right after `clone3`. Never returns.
 pub(crate) fn run(plan: &Plan) -> ! {
-    let k = Kernel;
+    let k = Kernel::default();
     // No signal handler of the parent may run here: block everything until just before exec.
     k.block_signals();
     // Non-dumpable until execve: processes in the container cannot open /proc/PID/exe (the host binary,
     // CVE-2019-5736) or ptrace us while we still run host code. execve makes the new program dumpable again.
     k.set_dumpable(false);
-    close_all_but(&plan.keep_fds);
+    close_all_but(&k, &plan.keep_fds);
     if k.read_byte(plan.sync_r) != 1 {
         // The parent gave up (it failed to set us up and closed the pipe).
         k.exit(1);
@@ -100,7 +99,7 @@ pub(crate) fn run(plan: &Plan) -> ! {
     for (i, fd) in plan.cgroup_tasks.iter().enumerate() {
         let r = k.write(*fd, b"0");
         if r != 1 {
-            fail(plan, Stage::CgroupJoin, i, if r < 0 { errno() } else { libc::EIO });
+            fail(plan, Stage::CgroupJoin, i, if r < 0 { k.errno() } else { libc::EIO });
         }
         k.close(*fd);
     }
@@ -119,7 +118,7 @@ pub(crate) fn run(plan: &Plan) -> ! {
             if fd < 0 {
                 fd = k.open(c"/proc/thread-self/attr/exec", libc::O_WRONLY);
             }
-            check(plan, fd, Stage::AppArmor, 0);
+            ok(&k, plan, fd, Stage::AppArmor, 0);
             fd
         }
         None => -1,
@@ -133,26 +132,26 @@ pub(crate) fn run(plan: &Plan) -> ! {
     } else if plan.pty_sock >= 0 {
         // exec: already in the container's mount namespace and root.
         let root = k.open(c"/", libc::O_PATH | libc::O_DIRECTORY);
-        check(plan, root, Stage::Console, 2);
-        pty_slave = tty::alloc_pty(plan, root);
+        ok(&k, plan, root, Stage::Console, 2);
+        pty_slave = tty::alloc_pty(&k, plan, root);
         k.close(root);
     }
     for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
-        check(plan, k.setrlimit(*res, lim), Stage::Rlimit, i);
+        ok(&k, plan, k.setrlimit(*res, lim), Stage::Rlimit, i);
     }
     k.setsid();
     let mut stdio = plan.stdio;
     if pty_slave >= 0 {
-        check(plan, k.set_controlling_tty(pty_slave), Stage::Tty, 0);
+        ok(&k, plan, k.set_controlling_tty(pty_slave), Stage::Tty, 0);
         stdio = [pty_slave; 3];
     }
     for (target, src) in stdio.iter().enumerate() {
         if *src >= 0 {
-            check(plan, k.dup2(*src, target as c_int), Stage::Stdio, target);
+            ok(&k, plan, k.dup2(*src, target as c_int), Stage::Stdio, target);
         }
     }
     for (i, src) in plan.extra.iter().enumerate() {
-        check(plan, k.dup2(*src, 3 + i as c_int), Stage::Stdio, 3 + i);
+        ok(&k, plan, k.dup2(*src, 3 + i as c_int), Stage::Stdio, 3 + i);
     }
     // CVE-2024-21626: no fd of the parent survives exec; and the cwd is resolved inside the root below, so a
     // leaked directory fd cannot become the working directory.
@@ -160,13 +159,11 @@ pub(crate) fn run(plan: &Plan) -> ! {
 
     k.umask(plan.umask);
     let cwd_root = k.open(c"/", libc::O_PATH | libc::O_DIRECTORY);
-    check(plan, cwd_root, Stage::Cwd, 0);
+    ok(&k, plan, cwd_root, Stage::Cwd, 0);
     let cwd = k.open_in_root(cwd_root, &plan.cwd.rel, libc::O_PATH | libc::O_DIRECTORY);
-    if cwd < 0 {
-        fail(plan, Stage::Cwd, 0, errno());
-    }
+    ok(&k, plan, cwd, Stage::Cwd, 0);
     k.close(cwd_root);
-    check(plan, k.fchdir(cwd), Stage::Cwd, 0);
+    ok(&k, plan, k.fchdir(cwd), Stage::Cwd, 0);
     k.close(cwd);
     // Outside the root (a leaked fd's directory) getcwd says "(unreachable)" or ENOENT.
     match k.cwd_reachable() {
@@ -184,12 +181,12 @@ pub(crate) fn run(plan: &Plan) -> ! {
     if let Some(attr) = &plan.apparmor {
         let bytes = attr.as_bytes();
         if k.write(apparmor_attr, bytes) != bytes.len() as isize {
-            fail(plan, Stage::AppArmor, 1, errno());
+            fail(plan, Stage::AppArmor, 1, k.errno());
         }
         k.close(apparmor_attr);
     }
     if plan.no_new_privs {
-        check(plan, k.set_no_new_privs(), Stage::NoNewPrivs, 0);
+        ok(&k, plan, k.set_no_new_privs(), Stage::NoNewPrivs, 0);
         load_seccomp(plan);
     }
 
@@ -197,9 +194,9 @@ pub(crate) fn run(plan: &Plan) -> ! {
         // Like runc, `create` fails when the program cannot be executed, rather than a later `start`: checked
         // with the container's own credentials, already in place.
         exec::check_executable(plan);
-        report(plan.err_w, Stage::Ready, 0, 0);
+        report(&k, plan, Stage::Ready);
         if k.read_byte(plan.hold_fifo) != 1 {
-            fail(plan, Stage::Hold, 0, errno());
+            fail(plan, Stage::Hold, 0, k.errno());
         }
         k.close(plan.hold_fifo);
     }

@@ -1,12 +1,18 @@
 //! The narrow syscall layer of the container's child: the mounts, `pivot_root`, namespace joins, credential and
-//! capability calls its setup makes, as a [`Sys`] trait with the kernel's implementation ([`Kernel`]) and a
-//! recording double ([`Recorder`], tests only). The child's filesystem setup and its credential steps are generic
-//! over it (static dispatch: with [`Kernel`] they compile to the raw calls, nothing allocates after the clone), so
-//! unit tests check the sequence of calls a given spec produces without root, as youki's `TestHelperSyscall` and
-//! wharf-rootfs's `Mounter` double do. The double is injected explicitly, never chosen by `cfg!(test)`.
+//! capability calls its setup makes, the terminal it allocates and the report of a failed step, as a [`Sys`] trait
+//! with the kernel's implementation ([`Kernel`], over rustix's raw-syscall backend: `&CStr` arguments, nothing
+//! allocates after the clone) and a recording double ([`Recorder`], tests only). The child's filesystem setup, its
+//! terminal and its credential steps are generic over it (static dispatch), so unit tests check the sequence of
+//! calls a given spec produces without root, as youki's `TestHelperSyscall` and wharf-rootfs's `Mounter` double
+//! do, and make any one call fail to check that the step is reported as that step. The double is injected
+//! explicitly, never chosen by `cfg!(test)`.
 //!
 //! The methods keep the kernel's conventions (a negative return means failure, the error is in [`Sys::errno`]), so
-//! the child's step-and-report code reads the same with either implementation.
+//! the child's step-and-report code reads the same with either implementation. `unsafe` is left where rustix has
+//! no safe call: closing a raw fd, `unshare` (unsafe in rustix for `CLONE_FILES`), `setgroups` of a `gid_t` slice,
+//! `prlimit64` with the spec's resource number, `dup2` onto fds 0-2, `close_range`, the signal mask, `getcwd`
+//! without allocating, `_exit`; and outside this layer `clone3`, `execve`, the seccomp filter load, `keyctl`, the
+//! loopback `ioctl`s and the init's `signalfd`/fork.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -14,6 +20,7 @@ use std::os::fd::RawFd;
 use libc::{c_int, c_ulong, dev_t, gid_t, mode_t, uid_t};
 
 use crate::caps::CapMasks;
+use crate::report::Report;
 
 mod kernel;
 #[cfg(test)]
@@ -110,6 +117,16 @@ pub(crate) trait Sys {
     fn clear_ambient(&self);
     /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)`.
     fn raise_ambient(&self, cap: u8) -> c_int;
+    /// The peer of the pty master `master`: unlock it, open the slave (`TIOCGPTPEER`, close-on-exec, not the
+    /// controlling terminal yet), and make the master blocking again.
+    fn pty_peer(&self, master: RawFd) -> RawFd;
+    /// `ioctl(fd, TIOCSWINSZ)`, best effort.
+    fn set_winsize(&self, fd: RawFd, size: &libc::winsize);
+    /// Send `fd` over the Unix socket `sock` as `SCM_RIGHTS` with one byte of data: 1 when it was sent.
+    fn send_fd(&self, sock: RawFd, fd: RawFd) -> isize;
+    /// A step failed: write `report` to the error pipe `fd` and end the child with status 127 (the recording double
+    /// unwinds with the report instead).
+    fn exit_failed(&self, fd: RawFd, report: &Report) -> !;
 }
 
 /// `/proc/self/fd/N` for `fd`, written into `buf` without allocating.
