@@ -12,7 +12,7 @@ pkgs=(
   runc crun containerd       # peers for the runtime tests and benchmarks
   containernetworking-plugins iptables iproute2  # wharf-network runs the CNI plugins (bridge, host-local, portmap)
   util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
-  libarchive-tools libcap2-bin python3 buildah podman  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah, podman (tests/corpus.rs)
+  libarchive-tools libcap2-bin python3 buildah podman  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah, podman (tests/corpus.rs); podman on the runtime (tests/podman.rs)
   e2fsprogs mount  # a small loop-mounted ext4 for the full-disk test (tests/faults.rs)
 )
 missing=()
