@@ -90,6 +90,8 @@ impl Podman {
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .args(["--runtime", &self.runtime])
             .args(args)
+            // conmon writes an `oom` file into its working directory when the container is OOM-killed.
+            .current_dir(d)
             .env("CONTAINERS_CONF", d.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
             .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
