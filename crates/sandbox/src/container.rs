@@ -86,7 +86,7 @@ impl Container {
             if let Some(r) = read_report(&mut err)? {
                 let process = self.spec.process().clone().unwrap_or_default();
                 let pp = prepare::proc_plan(&process)?;
-                return Err(report_error(r, &self.spec, &pp, &JoinFds::default()));
+                return Err(report_error(r, &pp, &JoinFds::default(), None));
             }
         }
         Ok(())

@@ -113,7 +113,7 @@ pub(crate) fn exec_into(t: Target<'_>, process: &Process, stdio: StdioConfig) ->
     drop(sync_w);
     if let Some(r) = read_report(&mut File::from(err_r))? {
         let _ = handle.wait();
-        return Err(report_error(r, spec, &pp, &cg_join));
+        return Err(report_error(r, &pp, &cg_join, None));
     }
     handle.pty_master = io.take_master()?;
     Ok(handle)

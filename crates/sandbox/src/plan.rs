@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 
 use libc::{c_char, c_int, c_ulong};
 use oci_spec::runtime::{Process, Spec};
@@ -37,6 +38,8 @@ pub(crate) enum MountKind {
 
 #[derive(Debug)]
 pub(crate) struct MountOp {
+    /// The spec's destination, named in errors.
+    pub dest: PathBuf,
     pub target: InPath,
     /// Create the target as a file (bind mount of a file) rather than a directory.
     pub file_target: bool,
@@ -51,6 +54,8 @@ pub(crate) struct MountOp {
 
 #[derive(Debug)]
 pub(crate) struct DeviceOp {
+    /// The node's path in the container (a default one or the spec's), named in errors.
+    pub dest: PathBuf,
     pub path: InPath,
     /// The directory holding the node (`None`: the root), created if missing.
     pub parent: Option<InPath>,

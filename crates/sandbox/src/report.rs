@@ -2,13 +2,12 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
-
-use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
 
 use crate::cgroup::JoinFds;
 use crate::error::Error;
 use crate::error::Result;
+use crate::plan::{FsPlan, InPath, MountOp};
 use crate::prepare::ProcPlan;
 
 /// Declares `Stage` and its conversion back from the number the child reports, from one list.
@@ -134,23 +133,21 @@ pub(crate) fn read_report(pipe: &mut File) -> Result<Option<Report>> {
     }))
 }
 
-pub(crate) fn report_error(r: Report, spec: &Spec, pp: &ProcPlan, cgroup: &JoinFds) -> Error {
+/// The error of the child's report `r`. A step's index is into the list of the plan it ran (`fs`, the new
+/// container's mount-namespace setup, absent for exec), whose entries carry the path the spec gave them.
+pub(crate) fn report_error(r: Report, pp: &ProcPlan, cgroup: &JoinFds, fs: Option<&FsPlan>) -> Error {
     let source = std::io::Error::from_raw_os_error(r.errno);
     let i = r.index as usize;
-    let linux = spec.linux().clone().unwrap_or_default();
-    let mount_target = |what: &'static str, list: &[PathBuf]| Error::Mount {
-        target: list.get(i).cloned().unwrap_or_default(),
+    let mount_target = |what: &'static str, target: Option<PathBuf>| Error::Mount {
+        target: target.unwrap_or_default(),
         what,
         source: std::io::Error::from_raw_os_error(r.errno),
     };
-    let mounts: Vec<PathBuf> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .map(|m| m.destination().clone())
-        .collect();
-    let masked: Vec<PathBuf> = linux.masked_paths().iter().flatten().map(PathBuf::from).collect();
-    let ro: Vec<PathBuf> = linux.readonly_paths().iter().flatten().map(PathBuf::from).collect();
+    let mount = |f: fn(&FsPlan) -> &[MountOp]| fs.and_then(|fs| f(fs).get(i)).map(|m| m.dest.clone());
+    let in_root = |f: fn(&FsPlan) -> &[InPath]| {
+        fs.and_then(|fs| f(fs).get(i))
+            .map(|p| Path::new("/").join(p.rel.to_string_lossy().as_ref()))
+    };
     match Stage::from_u32(r.stage) {
         Some(Stage::ExecNotFound) => Error::ExecNotFound {
             program: pp.program.clone(),
@@ -168,12 +165,16 @@ pub(crate) fn report_error(r: Report, spec: &Spec, pp: &ProcPlan, cgroup: &JoinF
             gid: pp.gid,
             source,
         },
-        Some(Stage::MountTarget) => mount_target("create mount point", &mounts),
-        Some(Stage::Mount) => mount_target("mount", &mounts),
-        Some(Stage::MountRemount) => mount_target("remount with flags", &mounts),
-        Some(Stage::MountPropagation) => mount_target("set propagation", &mounts),
-        Some(Stage::Mask) => mount_target("mask path", &masked),
-        Some(Stage::Readonly) => mount_target("make path read-only", &ro),
+        Some(Stage::MountTarget) => mount_target("create mount point", mount(|fs| &fs.mounts)),
+        Some(Stage::Mount) => mount_target("mount", mount(|fs| &fs.mounts)),
+        Some(Stage::MountRemount) => mount_target("remount with flags", mount(|fs| &fs.mounts)),
+        Some(Stage::MountPropagation) => mount_target("set propagation", mount(|fs| &fs.mounts)),
+        Some(Stage::Mask) => mount_target("mask path", in_root(|fs| &fs.masked)),
+        Some(Stage::Readonly) => mount_target("make path read-only", in_root(|fs| &fs.readonly)),
+        Some(Stage::Device) => mount_target(
+            "create device node",
+            fs.and_then(|fs| fs.devices.get(i)).map(|d| d.dest.clone()),
+        ),
         Some(Stage::CgroupJoin) => Error::Cgroup {
             path: cgroup.tasks.get(i).map(|(p, _)| p.clone()).unwrap_or_default(),
             what: "attach process",
@@ -200,7 +201,6 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Propagation => "make mounts private",
         Stage::RootBind => "bind rootfs",
         Stage::RootOpen => "open rootfs",
-        Stage::Device => "create device node",
         Stage::DevNull => "verify /dev/null",
         Stage::Hostname => "sethostname",
         Stage::Domainname => "setdomainname",

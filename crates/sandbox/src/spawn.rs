@@ -321,7 +321,7 @@ impl New<'_> {
             Some(r) if r.stage == Stage::Ready as u32 => {}
             Some(r) => {
                 let _ = handle.wait();
-                return Err(report_error(r, spec, &pp, &cg_join));
+                return Err(report_error(r, &pp, &cg_join, plan.fs.as_ref()));
             }
         }
         let created = report.is_some();

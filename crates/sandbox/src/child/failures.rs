@@ -88,7 +88,10 @@ fn failing(call: &'static str, nth: usize) -> (Report, Error) {
     let rec = Recorder::with(&["/rootfs/data"], &[]).failing(call, nth, libc::EACCES);
     let report = run_all(&s, &rec).unwrap_err();
     assert_eq!(report.errno, libc::EACCES, "{report:?}");
-    (report, report_error(report, &s.spec, &s.pp, &JoinFds::default()))
+    (
+        report,
+        report_error(report, &s.pp, &JoinFds::default(), s.plan.fs.as_ref()),
+    )
 }
 
 fn stage(r: &Report) -> Stage {
@@ -121,6 +124,22 @@ fn a_failed_bind_mount_names_its_destination() {
     let (r, e) = failing("mkdirat", 1);
     assert_eq!(stage(&r), Stage::MountTarget);
     assert!(e.to_string().contains("\"/data\""), "{e}");
+}
+
+#[test]
+fn a_failed_device_node_names_its_path() {
+    let s = setup();
+    let devices = &s.plan.fs.as_ref().unwrap().devices;
+    for nth in [1, devices.len()] {
+        let (r, e) = failing("mknodat", nth);
+        assert_eq!((stage(&r), r.index as usize), (Stage::Device, nth - 1));
+        match e {
+            Error::Mount { target, what, .. } => {
+                assert_eq!((target, what), (devices[nth - 1].dest.clone(), "create device node"))
+            }
+            e => panic!("{e}"),
+        }
+    }
 }
 
 #[test]
@@ -217,7 +236,7 @@ fn every_failed_call_is_reported_or_deliberately_tolerated() {
             match run_all(&s, &rec) {
                 Err(r) => {
                     assert_eq!(r.errno, libc::EACCES, "{call} #{nth}: {r:?}");
-                    let e = report_error(r, &s.spec, &s.pp, &JoinFds::default()).to_string();
+                    let e = report_error(r, &s.pp, &JoinFds::default(), s.plan.fs.as_ref()).to_string();
                     assert!(!e.contains("\"unknown\""), "{call} #{nth}: {e}");
                     reported += 1;
                 }

@@ -127,6 +127,7 @@ fn mount_op(i: usize, m: &Mount, cgroup_version: CgroupVersion) -> Result<MountO
             std::fs::metadata(src).map_err(|e| Error::spec(&field, format!("bind source {}: {e}", src.display())))?;
         let extra = flags & !(libc::MS_BIND | libc::MS_REC);
         return Ok(MountOp {
+            dest: dest.to_path_buf(),
             target,
             file_target: !meta.is_dir(),
             kind: MountKind::Bind {
@@ -147,6 +148,7 @@ fn mount_op(i: usize, m: &Mount, cgroup_version: CgroupVersion) -> Result<MountO
         t => (t, m.source().as_ref().and_then(|s| s.to_str()).unwrap_or(t), flags),
     };
     Ok(MountOp {
+        dest: dest.to_path_buf(),
         target,
         file_target: false,
         kind: MountKind::Fs {
@@ -190,6 +192,7 @@ fn device_op(
         .cloned()
         .ok_or_else(|| Error::spec(field, "empty device path"))?;
     Ok(DeviceOp {
+        dest: path.to_path_buf(),
         path: ip,
         parent,
         name,
