@@ -17,8 +17,14 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd and waits until it answers.
+    /// Starts containerd (its CRI plugin off) and waits until it answers.
     pub fn start() -> Containerd {
+        Containerd::start_with(None)
+    }
+
+    /// Starts containerd with `cri` (given this instance's directory) as the body of its CRI plugin's section, or
+    /// with the CRI plugin off when `cri` is `None`, and waits until it answers.
+    pub fn start_with(cri: Option<&dyn Fn(&Path) -> String>) -> Containerd {
         assert!(
             rustix::process::geteuid().is_root(),
             "these tests need root (containerd runs containers)"
@@ -37,11 +43,16 @@ impl Containerd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let config = d.join("config.toml");
+        // Top-level keys come before the first table.
+        let (disabled, plugins) = match cri {
+            None => ("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n", String::new()),
+            Some(cri) => ("", format!("[plugins.\"io.containerd.grpc.v1.cri\"]\n{}", cri(d))),
+        };
         std::fs::write(
             &config,
             format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n{disabled}\
+                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n{plugins}",
                 root = d.join("root").display(),
                 state = d.join("state").display(),
                 sock = d.join("containerd.sock").display(),
@@ -76,6 +87,11 @@ impl Containerd {
             std::thread::sleep(Duration::from_millis(50));
         }
         c
+    }
+
+    /// The socket containerd serves its API (and the CRI, when on) on.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
     }
 
     /// Runs ctr against this containerd.
