@@ -43,6 +43,16 @@ fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool
             "norelatime" => (0, libc::MS_RELATIME),
             "strictatime" => (libc::MS_STRICTATIME, 0),
             "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "acl" => (libc::MS_POSIXACL, 0),
+            "noacl" => (0, libc::MS_POSIXACL),
+            "lazytime" => (libc::MS_LAZYTIME, 0),
+            "nolazytime" => (0, libc::MS_LAZYTIME),
+            "iversion" => (libc::MS_I_VERSION, 0),
+            "noiversion" => (0, libc::MS_I_VERSION),
+            "silent" => (libc::MS_SILENT, 0),
+            "loud" => (0, libc::MS_SILENT),
+            "nosymfollow" => (libc::MS_NOSYMFOLLOW, 0),
+            "symfollow" => (0, libc::MS_NOSYMFOLLOW),
             "defaults" => (0, 0),
             "bind" => {
                 bind = true;
@@ -95,8 +105,45 @@ fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool
     (flags, prop, data, bind, rbind)
 }
 
+/// Options runc implements and this crate does not: the recursive mount attributes (`rro`, `rnosuid`, … set
+/// with `mount_setattr(AT_RECURSIVE)`), runc's `tmpcopyup` extension and `remount`. Taken as filesystem data they
+/// would be dropped on a bind mount — `rro` leaving it writable — so they are refused.
+const UNSUPPORTED_OPTIONS: &[&str] = &[
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+    "tmpcopyup",
+    "remount",
+];
+
 fn mount_op(i: usize, m: &Mount, cgroup_version: CgroupVersion) -> Result<MountOp> {
     let field = format!("mounts[{i}]");
+    if let Some(o) = m
+        .options()
+        .iter()
+        .flatten()
+        .find(|o| UNSUPPORTED_OPTIONS.contains(&o.as_str()))
+    {
+        return Err(Error::spec(
+            &format!("{field}.options"),
+            format!("{o:?} is not supported (recursive mount attributes, tmpcopyup and remount are not implemented)"),
+        ));
+    }
     let dest = m.destination();
     if !dest.is_absolute() {
         return Err(Error::spec(
@@ -379,6 +426,13 @@ mod tests {
         assert_eq!(prop, libc::MS_SLAVE | libc::MS_REC);
         assert_eq!(data, vec!["mode=755".to_owned()]);
         assert!(bind && rbind);
+        let o: Vec<String> = ["nosymfollow", "lazytime", "acl", "silent", "iversion", "runbindable"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (flags, prop, data, ..) = mount_flags(&o);
+        let want = libc::MS_NOSYMFOLLOW | libc::MS_LAZYTIME | libc::MS_POSIXACL | libc::MS_SILENT | libc::MS_I_VERSION;
+        assert_eq!((flags, prop, data), (want, libc::MS_UNBINDABLE | libc::MS_REC, vec![]));
     }
 
     #[test]
