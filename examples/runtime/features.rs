@@ -3,7 +3,11 @@
 
 use serde_json::{Value, json};
 
+/// The options wharf-sandbox's mount parsing recognises (the rest go to the filesystem as data; runc's recursive
+/// `r*` attributes, `tmpcopyup` and `remount` are refused). tests/runtime_features.rs checks each of runc's against
+/// this list.
 const MOUNT_OPTIONS: &[&str] = &[
+    "acl",
     "async",
     "atime",
     "bind",
@@ -12,15 +16,22 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "iversion",
+    "lazytime",
+    "loud",
     "mand",
+    "noacl",
     "noatime",
     "nodev",
     "nodiratime",
     "noexec",
+    "noiversion",
+    "nolazytime",
     "nomand",
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "private",
     "rbind",
     "relatime",
@@ -28,12 +39,16 @@ const MOUNT_OPTIONS: &[&str] = &[
     "rprivate",
     "rshared",
     "rslave",
+    "runbindable",
     "rw",
     "shared",
+    "silent",
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
+    "unbindable",
 ];
 
 const CAPABILITIES: &[&str] = &[
