@@ -106,7 +106,7 @@ fn memory_cgroup(pid: i32) -> std::path::PathBuf {
 }
 
 /// A pod of two containers, the whole lifecycle: RunPodSandbox, PullImage, CreateContainer, StartContainer,
-/// ContainerStatus, ListContainers, ExecSync, ContainerStats, UpdateContainerResources, logs and ReopenContainerLog,
+/// ContainerStatus, ListContainers, ExecSync and streaming Exec, ContainerStats, UpdateContainerResources, logs and ReopenContainerLog,
 /// StopContainer (one leaving on SIGTERM, one ignoring it until SIGKILL after its grace period), RemoveContainer,
 /// StopPodSandbox, RemovePodSandbox; nothing left behind.
 fn pod_lifecycle(handler: &str) {
@@ -186,6 +186,12 @@ fn pod_lifecycle(handler: &str) {
     // ExecSync: output on both streams, the exit code.
     let (out, err, code) = c.exec_sync(&a, &["sh", "-c", "echo to-out; echo to-err >&2; exit 3"]);
     assert_eq!((out.as_str(), err.as_str(), code), ("to-out\n", "to-err\n", 3));
+    // Streaming Exec (over the stream server's WebSocket): the same.
+    let (out, err, code) = c.exec_stream(&a, &["sh", "-c", "echo to-out; echo to-err >&2; exit 3"]);
+    assert_eq!((out.as_str(), err.as_str(), code), ("to-out\n", "to-err\n", 3));
+    let (out, _, code) = c.exec_stream(&a, &["cat", "/proc/1/cmdline"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("sh\0-c\0trap 'exit 0' TERM"), "{out:?}");
 
     // ContainerStats.
     let stats = c

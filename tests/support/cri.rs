@@ -337,6 +337,104 @@ impl Cri {
         )
     }
 
+    /// Streaming Exec of `cmd` in `id` (no stdin, no tty): asks the CRI for the URL, then speaks the kubelet's
+    /// streaming protocol to containerd's stream server over WebSocket (`v4.channel.k8s.io`: each frame's first byte
+    /// names the channel, 1 stdout, 2 stderr, 3 the final status). Returns (stdout, stderr, exit code).
+    pub fn exec_stream(&self, id: &str, cmd: &[&str]) -> (String, String, i32) {
+        use std::io::{Read, Write};
+        let mut rs = self.rs();
+        let url = self
+            .block(rs.exec(ExecRequest {
+                container_id: id.to_string(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }))
+            .unwrap_or_else(|e| panic!("Exec {cmd:?} in {id}: {e}\n{}", self.log()))
+            .into_inner()
+            .url;
+        let rest = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("not a plain-http stream URL: {url}"));
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut tcp = std::net::TcpStream::connect(host).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: d2hhcmYtY3JpLXRlc3Qtaw==\r\n\
+             Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(tcp);
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8];
+            reader.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "the stream server did not upgrade: {head}"
+        );
+        let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            let mut h = [0u8; 2];
+            if reader.read_exact(&mut h).is_err() {
+                break;
+            }
+            let opcode = h[0] & 0x0f;
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut l = [0u8; 2];
+                    reader.read_exact(&mut l).unwrap();
+                    u16::from_be_bytes(l) as usize
+                }
+                127 => {
+                    let mut l = [0u8; 8];
+                    reader.read_exact(&mut l).unwrap();
+                    u64::from_be_bytes(l) as usize
+                }
+                n => n as usize,
+            };
+            let mut payload = vec![0u8; len];
+            reader.read_exact(&mut payload).unwrap();
+            if opcode == 8 {
+                break;
+            }
+            if let Some((&channel, data)) = payload.split_first() {
+                match channel {
+                    1 => out.extend_from_slice(data),
+                    2 => err.extend_from_slice(data),
+                    3 => status.extend_from_slice(data),
+                    _ => {}
+                }
+            }
+        }
+        // Success, or a Failure whose cause "ExitCode" carries the code.
+        let code = if status.is_empty() {
+            panic!("no status on the stream of {cmd:?}")
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&status).unwrap();
+            if v["status"] == "Success" {
+                0
+            } else {
+                v["details"]["causes"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["reason"] == "ExitCode"))
+                    .and_then(|c| c["message"].as_str()?.parse().ok())
+                    .unwrap_or_else(|| panic!("no exit code in the stream's status {v}"))
+            }
+        };
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+            code,
+        )
+    }
+
     /// Stops and removes every pod (and so its containers) the CRI still lists.
     pub fn remove_all(&self) {
         let mut rs = self.rs();
