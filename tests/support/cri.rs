@@ -63,6 +63,7 @@ impl Cri {
             assert!(
                 Command::new("sh")
                     .args(["-c", &format!("command -v {tool}")])
+                    .stdout(std::process::Stdio::null())
                     .status()
                     .unwrap()
                     .success(),

@@ -22,15 +22,20 @@ pub fn example_bin(name: &str) -> &'static Path {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     built.entry(name.to_string()).or_insert_with(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name])
+        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples. A bench (in
+        // target/release) gets release examples.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--example", name]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap_or_else(|e| panic!("cargo must be runnable to build examples/{name}: {e}"));
         assert!(status.success(), "building examples/{name} failed");
-        // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
         let bin = profile_dir.join("examples").join(name);
         assert!(bin.is_file(), "{} was not built", bin.display());
         // One path per example for the life of the test binary.
