@@ -1,7 +1,7 @@
 //! podman drives the runtime example: Debian's podman (with its conmon) runs a busybox image — written here as a
 //! docker archive by wharf-image and brought in with `podman load` — through `--runtime <examples/runtime>`, and
 //! the same steps through `--runtime runc` as the reference: `run --rm`, `run -d`, `exec` (also of a missing and
-//! of a non-executable program, whose codes podman derives from the runtime's words), `ps`, `pause`/`unpause`,
+//! of a non-executable program, whose codes podman derives from the runtime's words), `--read-only` with `--tmpfs`, `ps`, `pause`/`unpause`,
 //! `logs`, `inspect`, `stop`, `rm`, and a memory-limited container killed by its limit (137). Every podman call
 //! has its own storage, run and tmp directories and configuration files under a temporary directory, the
 //! cgroupfs manager, file events and the host network (no traffic at all). Needs root, podman, runc and
@@ -180,6 +180,12 @@ fn scenario(p: &Podman) -> Vec<(&'static str, Out)> {
         "run --rm",
         p.call(&["run", "--rm", IMAGE, "sh", "-c", "echo hello from pid $$; exit 3"]),
     );
+    // --read-only and --tmpfs: tmpfs mounts with runc's tmpcopyup, over directories with nothing to copy.
+    let ro = "touch /a 2>/dev/null || echo ro; touch /tmp/a /x/a && echo tmpfs-rw";
+    step(
+        "run --rm --read-only --tmpfs",
+        p.call(&["run", "--rm", "--read-only", "--tmpfs", "/x", IMAGE, "sh", "-c", ro]),
+    );
     step(
         "run --rm missing program",
         p.call(&["run", "--rm", IMAGE, "/nonexistent"]),
@@ -293,6 +299,7 @@ fn scenario(p: &Podman) -> Vec<(&'static str, Out)> {
 /// What runc gives for each step (checked first, so a changed podman or runc shows as such).
 const EXPECTED: &[(&str, i32, &str)] = &[
     ("run --rm", 3, "hello from pid 1\n"),
+    ("run --rm --read-only --tmpfs", 0, "ro\ntmpfs-rw\n"),
     ("run --rm missing program", 127, ""),
     ("run --rm directory", 126, ""),
     ("run -d", 0, ""),

@@ -105,3 +105,20 @@ fn features_lists_match_runcs_where_the_runtime_implements_the_same() {
         out.stderr
     );
 }
+
+#[test]
+fn tmpcopyup_is_refused_by_name_where_there_is_something_to_copy() {
+    // podman asks for it on every tmpfs of --tmpfs and --read-only; copying is not implemented.
+    let env = Env::new();
+    let b = env.bundle("b", &["true"], |_| {});
+    std::fs::write(b.join("rootfs/tmp/kept"), "x").unwrap();
+    let mount = json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]});
+    env.bundle_json(&b, |v| v["mounts"].as_array_mut().unwrap().push(mount));
+    let out = env.rt(&["run", "--bundle", b.to_str().unwrap(), "copyup"]);
+    assert_ne!(out.code(), 0, "tmpcopyup over a non-empty directory was accepted");
+    assert!(
+        out.stderr.contains(".options") && out.stderr.contains("\"tmpcopyup\"") && out.stderr.contains("/tmp"),
+        "{}",
+        out.stderr
+    );
+}

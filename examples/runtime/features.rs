@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 /// The options wharf-sandbox's mount parsing recognises (the rest go to the filesystem as data; runc's recursive
-/// `r*` attributes, `tmpcopyup` and `remount` are refused). tests/runtime_features.rs checks each of runc's against
+/// `r*` attributes and `remount` are refused, `tmpcopyup` where the rootfs has something to copy). tests/runtime_features.rs checks each of runc's against
 /// this list.
 const MOUNT_OPTIONS: &[&str] = &[
     "acl",
@@ -48,6 +48,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 

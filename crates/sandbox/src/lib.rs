@@ -30,9 +30,10 @@
 //!   impossible or [`SpawnOptions::no_pivot`] asks, `MS_MOVE` + `chroot`, which a process with
 //!   `CAP_SYS_CHROOT` can escape). All mounts live in the container's mount namespace and vanish with it.
 //!   Mount options are read as mount(8) reads them (flags, propagation, the rest as filesystem data); runc's
-//!   recursive attributes (`rro`, `rnosuid`, …), its `tmpcopyup` and `remount` are refused naming
-//!   `mounts[N].options`, where containerd's runc takes them: as data they would be dropped on a bind mount, and a
-//!   bind mount asked to be recursively read-only would stay writable.
+//!   recursive attributes (`rro`, `rnosuid`, …) and `remount` are refused naming `mounts[N].options`, where
+//!   containerd's runc takes them: as data they would be dropped on a bind mount, and a bind mount asked to be
+//!   recursively read-only would stay writable. runc's `tmpcopyup` (podman's `--tmpfs`, `--read-only`) is taken
+//!   where the rootfs has nothing at the destination to copy, and refused, naming the field, where it has.
 //! - **Device nodes** (runc's rules): unless `/dev` is bind-mounted, the default nodes (null, zero, full, random,
 //!   urandom, tty) and `linux.devices` are made in the container's `/dev` — a tmpfs or the rootfs's own directory —
 //!   with the `/dev/fd`, `stdin`... and `ptmx -> pts/ptmx` symlinks (`core` where the host has `/proc/kcore`); a

@@ -106,8 +106,8 @@ fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool
 }
 
 /// Options runc implements and this crate does not: the recursive mount attributes (`rro`, `rnosuid`, … set
-/// with `mount_setattr(AT_RECURSIVE)`), runc's `tmpcopyup` extension and `remount`. Taken as filesystem data they
-/// would be dropped on a bind mount — `rro` leaving it writable — so they are refused.
+/// with `mount_setattr(AT_RECURSIVE)`) and `remount`. Taken as filesystem data they would be dropped on a bind
+/// mount — `rro` leaving it writable — so they are refused.
 const UNSUPPORTED_OPTIONS: &[&str] = &[
     "rro",
     "rrw",
@@ -127,23 +127,55 @@ const UNSUPPORTED_OPTIONS: &[&str] = &[
     "rnostrictatime",
     "rnosymfollow",
     "rsymfollow",
-    "tmpcopyup",
     "remount",
 ];
 
-fn mount_op(i: usize, m: &Mount, cgroup_version: CgroupVersion) -> Result<MountOp> {
+/// Whether the directory `dest` of the rootfs (resolved inside it) is missing or empty: then runc's `tmpcopyup`
+/// (copy what the rootfs has there into the new tmpfs) has nothing to copy.
+fn nothing_to_copy_up(rootfs: &Path, dest: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Ok(root) = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let rel = dest.strip_prefix("/").unwrap_or(dest);
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::openat2(&root, rel, flags, Mode::empty(), ResolveFlags::IN_ROOT) {
+        Err(rustix::io::Errno::NOENT) => true,
+        Err(_) => false,
+        Ok(dir) => rustix::fs::Dir::read_from(&dir).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .all(|e| matches!(e.file_name().to_bytes(), b"." | b".."))
+        }),
+    }
+}
+
+fn mount_op(i: usize, m: &Mount, rootfs: &Path, cgroup_version: CgroupVersion) -> Result<MountOp> {
     let field = format!("mounts[{i}]");
-    if let Some(o) = m
-        .options()
-        .iter()
-        .flatten()
-        .find(|o| UNSUPPORTED_OPTIONS.contains(&o.as_str()))
-    {
+    let options = m.options().clone().unwrap_or_default();
+    if let Some(o) = options.iter().find(|o| UNSUPPORTED_OPTIONS.contains(&o.as_str())) {
         return Err(Error::spec(
             &format!("{field}.options"),
-            format!("{o:?} is not supported (recursive mount attributes, tmpcopyup and remount are not implemented)"),
+            format!("{o:?} is not supported (recursive mount attributes and remount are not implemented)"),
         ));
     }
+    // podman asks for it on every tmpfs of --tmpfs and --read-only; copying in the child is not implemented, so
+    // it is taken where there is nothing to copy and refused where there is.
+    let copy_up = options.iter().any(|o| o == "tmpcopyup");
+    if copy_up && !nothing_to_copy_up(rootfs, m.destination()) {
+        return Err(Error::spec(
+            &format!("{field}.options"),
+            format!(
+                "\"tmpcopyup\" is supported only where the rootfs has nothing at {} to copy into the tmpfs",
+                m.destination().display()
+            ),
+        ));
+    }
+    let options: Vec<String> = options.into_iter().filter(|o| o != "tmpcopyup").collect();
     let dest = m.destination();
     if !dest.is_absolute() {
         return Err(Error::spec(
@@ -152,7 +184,7 @@ fn mount_op(i: usize, m: &Mount, cgroup_version: CgroupVersion) -> Result<MountO
         ));
     }
     let target = in_path(&field, dest)?;
-    let (flags, propagation, data, bind_opt, rbind) = mount_flags(m.options().as_deref().unwrap_or(&[]));
+    let (flags, propagation, data, bind_opt, rbind) = mount_flags(&options);
     let typ = m.typ().as_deref().unwrap_or("");
     let data = if data.is_empty() {
         None
@@ -289,7 +321,7 @@ pub(crate) fn fs_plan(
     let ops = mounts
         .iter()
         .enumerate()
-        .map(|(i, m)| mount_op(i, m, cgroup_version))
+        .map(|(i, m)| mount_op(i, m, rootfs, cgroup_version))
         .collect::<Result<Vec<_>>>()?;
     // runc's rule: unless /dev is bind-mounted (the devices then come from its source, which must not be changed),
     // the default nodes, the spec's and the /dev symlinks are made in the container's /dev, be it a tmpfs or the
