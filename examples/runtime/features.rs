@@ -3,55 +3,6 @@
 
 use serde_json::{Value, json};
 
-/// The options wharf-sandbox's mount parsing recognises (the rest go to the filesystem as data; runc's recursive
-/// `r*` attributes and `remount` are refused, `tmpcopyup` where the rootfs has something to copy). tests/runtime_features.rs checks each of runc's against
-/// this list.
-const MOUNT_OPTIONS: &[&str] = &[
-    "acl",
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "iversion",
-    "lazytime",
-    "loud",
-    "mand",
-    "noacl",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "noiversion",
-    "nolazytime",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "nosymfollow",
-    "private",
-    "rbind",
-    "relatime",
-    "ro",
-    "rprivate",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "silent",
-    "slave",
-    "strictatime",
-    "suid",
-    "symfollow",
-    "sync",
-    "tmpcopyup",
-    "unbindable",
-];
-
 const CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -102,7 +53,8 @@ pub fn document() -> Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": MOUNT_OPTIONS,
+        // What wharf-sandbox's mount parsing recognises; tests/runtime_features.rs checks each of runc's against it.
+        "mountOptions": wharf::sandbox::mount_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": CAPABILITIES,

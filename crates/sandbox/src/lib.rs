@@ -137,6 +137,7 @@ pub use error::{Error, Result};
 #[doc(inline)]
 pub use oci_spec;
 pub use options::{BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, SpawnOptions};
+pub use prepare::mount_options;
 pub use process::{Exit, ExitStatus, ProcessHandle, ProcessInfo};
 pub use state::{StateDir, Status};
 pub use stdio::{Stdio, StdioConfig};

@@ -13,6 +13,77 @@ use crate::cgroup::CgroupVersion;
 use crate::error::{Error, Result};
 use crate::plan::{DeviceOp, FsPlan, MountKind, MountOp};
 
+/// Options that set (second) or clear (third) a mount flag, as mount(8) reads them (`defaults`: neither).
+const FLAG_OPTIONS: &[(&str, c_ulong, c_ulong)] = &[
+    ("ro", libc::MS_RDONLY, 0),
+    ("rw", 0, libc::MS_RDONLY),
+    ("nosuid", libc::MS_NOSUID, 0),
+    ("suid", 0, libc::MS_NOSUID),
+    ("nodev", libc::MS_NODEV, 0),
+    ("dev", 0, libc::MS_NODEV),
+    ("noexec", libc::MS_NOEXEC, 0),
+    ("exec", 0, libc::MS_NOEXEC),
+    ("sync", libc::MS_SYNCHRONOUS, 0),
+    ("async", 0, libc::MS_SYNCHRONOUS),
+    ("dirsync", libc::MS_DIRSYNC, 0),
+    ("mand", libc::MS_MANDLOCK, 0),
+    ("nomand", 0, libc::MS_MANDLOCK),
+    ("atime", 0, libc::MS_NOATIME),
+    ("noatime", libc::MS_NOATIME, 0),
+    ("diratime", 0, libc::MS_NODIRATIME),
+    ("nodiratime", libc::MS_NODIRATIME, 0),
+    ("relatime", libc::MS_RELATIME, 0),
+    ("norelatime", 0, libc::MS_RELATIME),
+    ("strictatime", libc::MS_STRICTATIME, 0),
+    ("nostrictatime", 0, libc::MS_STRICTATIME),
+    ("acl", libc::MS_POSIXACL, 0),
+    ("noacl", 0, libc::MS_POSIXACL),
+    ("lazytime", libc::MS_LAZYTIME, 0),
+    ("nolazytime", 0, libc::MS_LAZYTIME),
+    ("iversion", libc::MS_I_VERSION, 0),
+    ("noiversion", 0, libc::MS_I_VERSION),
+    ("silent", libc::MS_SILENT, 0),
+    ("loud", 0, libc::MS_SILENT),
+    ("nosymfollow", libc::MS_NOSYMFOLLOW, 0),
+    ("symfollow", 0, libc::MS_NOSYMFOLLOW),
+    ("defaults", 0, 0),
+];
+
+/// Options that set the mount's propagation.
+const PROPAGATION_OPTIONS: &[(&str, c_ulong)] = &[
+    ("private", libc::MS_PRIVATE),
+    ("rprivate", libc::MS_PRIVATE | libc::MS_REC),
+    ("shared", libc::MS_SHARED),
+    ("rshared", libc::MS_SHARED | libc::MS_REC),
+    ("slave", libc::MS_SLAVE),
+    ("rslave", libc::MS_SLAVE | libc::MS_REC),
+    ("unbindable", libc::MS_UNBINDABLE),
+    ("runbindable", libc::MS_UNBINDABLE | libc::MS_REC),
+];
+
+/// Options read beside the flags and propagation: bind mounts, and runc's `tmpcopyup` (taken by `mount_op`).
+const OTHER_OPTIONS: &[&str] = &["bind", "rbind", "tmpcopyup"];
+
+/// Every mount option this crate recognises, sorted. Any other option is passed to the filesystem as data,
+/// except runc's recursive attributes and `remount`, which are refused. A runtime's `features` lists these.
+///
+/// # Examples
+/// ```
+/// let options = wharf_sandbox::mount_options();
+/// assert!(options.contains(&"nosuid") && options.contains(&"rprivate") && options.contains(&"bind"));
+/// assert!(!options.contains(&"rro"));
+/// ```
+pub fn mount_options() -> Vec<&'static str> {
+    let mut all: Vec<&str> = FLAG_OPTIONS
+        .iter()
+        .map(|(o, ..)| *o)
+        .chain(PROPAGATION_OPTIONS.iter().map(|(o, _)| *o))
+        .chain(OTHER_OPTIONS.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 /// Parse a mount's options like mount(8) and runc: flags, propagation, and the rest as filesystem data.
 fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool) {
     let mut flags: c_ulong = 0;
@@ -21,86 +92,20 @@ fn mount_flags(options: &[String]) -> (c_ulong, c_ulong, Vec<String>, bool, bool
     let mut bind = false;
     let mut rbind = false;
     for o in options {
-        let (set, clear): (c_ulong, c_ulong) = match o.as_str() {
-            "ro" => (libc::MS_RDONLY, 0),
-            "rw" => (0, libc::MS_RDONLY),
-            "nosuid" => (libc::MS_NOSUID, 0),
-            "suid" => (0, libc::MS_NOSUID),
-            "nodev" => (libc::MS_NODEV, 0),
-            "dev" => (0, libc::MS_NODEV),
-            "noexec" => (libc::MS_NOEXEC, 0),
-            "exec" => (0, libc::MS_NOEXEC),
-            "sync" => (libc::MS_SYNCHRONOUS, 0),
-            "async" => (0, libc::MS_SYNCHRONOUS),
-            "dirsync" => (libc::MS_DIRSYNC, 0),
-            "mand" => (libc::MS_MANDLOCK, 0),
-            "nomand" => (0, libc::MS_MANDLOCK),
-            "atime" => (0, libc::MS_NOATIME),
-            "noatime" => (libc::MS_NOATIME, 0),
-            "diratime" => (0, libc::MS_NODIRATIME),
-            "nodiratime" => (libc::MS_NODIRATIME, 0),
-            "relatime" => (libc::MS_RELATIME, 0),
-            "norelatime" => (0, libc::MS_RELATIME),
-            "strictatime" => (libc::MS_STRICTATIME, 0),
-            "nostrictatime" => (0, libc::MS_STRICTATIME),
-            "acl" => (libc::MS_POSIXACL, 0),
-            "noacl" => (0, libc::MS_POSIXACL),
-            "lazytime" => (libc::MS_LAZYTIME, 0),
-            "nolazytime" => (0, libc::MS_LAZYTIME),
-            "iversion" => (libc::MS_I_VERSION, 0),
-            "noiversion" => (0, libc::MS_I_VERSION),
-            "silent" => (libc::MS_SILENT, 0),
-            "loud" => (0, libc::MS_SILENT),
-            "nosymfollow" => (libc::MS_NOSYMFOLLOW, 0),
-            "symfollow" => (0, libc::MS_NOSYMFOLLOW),
-            "defaults" => (0, 0),
-            "bind" => {
-                bind = true;
-                (0, 0)
+        if let Some(&(_, set, clear)) = FLAG_OPTIONS.iter().find(|(name, ..)| name == o) {
+            flags = (flags | set) & !clear;
+        } else if let Some(&(_, p)) = PROPAGATION_OPTIONS.iter().find(|(name, _)| name == o) {
+            prop = p;
+        } else {
+            match o.as_str() {
+                "bind" => bind = true,
+                "rbind" => {
+                    bind = true;
+                    rbind = true;
+                }
+                other => data.push(other.to_owned()),
             }
-            "rbind" => {
-                bind = true;
-                rbind = true;
-                (0, 0)
-            }
-            "private" => {
-                prop = libc::MS_PRIVATE;
-                (0, 0)
-            }
-            "rprivate" => {
-                prop = libc::MS_PRIVATE | libc::MS_REC;
-                (0, 0)
-            }
-            "shared" => {
-                prop = libc::MS_SHARED;
-                (0, 0)
-            }
-            "rshared" => {
-                prop = libc::MS_SHARED | libc::MS_REC;
-                (0, 0)
-            }
-            "slave" => {
-                prop = libc::MS_SLAVE;
-                (0, 0)
-            }
-            "rslave" => {
-                prop = libc::MS_SLAVE | libc::MS_REC;
-                (0, 0)
-            }
-            "unbindable" => {
-                prop = libc::MS_UNBINDABLE;
-                (0, 0)
-            }
-            "runbindable" => {
-                prop = libc::MS_UNBINDABLE | libc::MS_REC;
-                (0, 0)
-            }
-            other => {
-                data.push(other.to_owned());
-                (0, 0)
-            }
-        };
-        flags = (flags | set) & !clear;
+        }
     }
     (flags, prop, data, bind, rbind)
 }
