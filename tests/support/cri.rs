@@ -214,12 +214,7 @@ impl Cri {
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: parent,
                 security_context: Some(LinuxSandboxSecurityContext {
-                    namespace_options: Some(NamespaceOption {
-                        network: NamespaceMode::Node as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(pod_namespaces()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -258,12 +253,7 @@ impl Cri {
                 // As a kubelet sends them for the pod of pod_config: the host's network, the pod's IPC, the
                 // container's own PID namespace.
                 security_context: Some(LinuxContainerSecurityContext {
-                    namespace_options: Some(NamespaceOption {
-                        network: NamespaceMode::Node as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(pod_namespaces()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -521,4 +511,15 @@ fn cri_config(dir: &Path, pause: &str, host: &str, wharf: &Path) -> String {
         bin = cni.join("bin").display(),
         conf = cni.join("conf").display(),
     )
+}
+
+/// The namespaces of this support's pods, as a kubelet sends them for pod and containers alike: the host's network,
+/// the pod's IPC, each container's own PID namespace.
+fn pod_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Node as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
 }
