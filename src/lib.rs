@@ -16,6 +16,8 @@
 //! zlib-rs with one build warning when it does not ([`rootfs::GZIP_INFLATER`] says which);
 //! `WHARF_ISAL=require` in the build's environment turns its absence into an error.
 
+pub mod engine;
+
 pub use wharf_image as image;
 pub use wharf_network as network;
 pub use wharf_registry as registry;

@@ -78,11 +78,9 @@ pub fn rmi(ctx: &Ctx, images: &[String]) -> Result<()> {
 
 /// `docker image prune`: blobs no image references, and cached layers no image or container needs.
 pub fn prune(ctx: &Ctx) -> Result<()> {
-    // What killed runs left goes first, so their layers can go too.
-    crate::records::Records::open(ctx)?;
+    // What killed runs left went when the engine opened, so their layers can go too.
     let report = ctx.store.gc()?;
-    let in_use = wharf::rootfs::Rootfs::layers_in_use(crate::run::rootfs_base(ctx))?;
-    for diff_id in crate::run::layer_cache(ctx)?.prune_keeping(&ctx.store, &in_use)? {
+    for diff_id in ctx.engine.prune_layers()? {
         println!("deleted cached layer {diff_id}");
     }
     for (d, size) in &report.removed {

@@ -5,15 +5,14 @@
 
 mod images;
 mod network;
-mod records;
 mod registry;
 mod run;
-mod spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wharf::engine::{Engine, EngineOptions};
 use wharf::image::{Platform, Store};
 
 /// Errors of the CLI: any error of the crates, shown as one line.
@@ -219,8 +218,10 @@ enum RegistryCommand {
     },
 }
 
-/// What every command gets: the store and the platform.
+/// What every command gets: the engine, its store and the platform.
 pub struct Ctx {
+    /// The engine on the store.
+    pub engine: Engine,
     /// The image store.
     pub store: Store,
     /// The platform to choose.
@@ -232,9 +233,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(r) => Store::open(r)?,
         None => Store::open_default()?,
     };
+    let platform = cli.platform.unwrap_or_else(Platform::host);
+    let options = EngineOptions {
+        platform: platform.clone(),
+        insecure_registries: cli.insecure.clone(),
+    };
     let ctx = Ctx {
+        engine: Engine::with_store(store.clone(), options)?,
         store,
-        platform: cli.platform.unwrap_or_else(Platform::host),
+        platform,
     };
     let insecure = &cli.insecure;
     match cli.command {
@@ -249,8 +256,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
         Command::Logs { name } => run::logs(&ctx, &name)?,
-        Command::Stop { name } => run::kill(&ctx, &name, "TERM", true)?,
-        Command::Kill { name, signal } => run::kill(&ctx, &name, &signal, false)?,
+        Command::Stop { name } => run::stop(&ctx, &name)?,
+        Command::Kill { name, signal } => run::kill(&ctx, &name, &signal)?,
         Command::Rm { name, force } => run::rm(&ctx, &name, force)?,
         Command::Exec {
             tty,

@@ -1,14 +1,10 @@
-//! Networks: `network create/ls/inspect/rm`, `port`, and what `run` and `rm` need from wharf-network.
-//!
-//! Network state lives in `ROOT/.wharf/network` (wharf-network's state directory) and each attached
-//! container's network namespace is pinned at `ROOT/.wharf/netns/NAME` until the container is released
-//! (foreground `run` after it exits, `rm` for detached ones). The sandbox only gets that path.
+//! Networks: `network create/ls/inspect/rm`, `port`, and `run`'s network flags (the engine attaches and
+//! releases containers).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-use wharf::image::oci_spec::runtime::{Mount, MountBuilder};
-use wharf::network::{AttachOptions, NetNs, NetworkOptions, Networks, NetworksConfig, PortMapping};
+use wharf::engine::NetworkSettings;
+use wharf::network::{NetworkOptions, PortMapping};
 
 use crate::{Ctx, Result};
 
@@ -64,100 +60,23 @@ pub enum NetworkCommand {
     },
 }
 
-fn networks(ctx: &Ctx) -> Result<Networks> {
-    Ok(Networks::open(
-        ctx.store.root().join(".wharf/network"),
-        NetworksConfig::default(),
-    )?)
-}
-
-fn netns_path(ctx: &Ctx, name: &str) -> PathBuf {
-    ctx.store.root().join(".wharf/netns").join(name)
-}
-
-/// Whether `--network` names a CNI network (rather than none, host or container:NAME).
-pub fn is_cni(network: &str) -> bool {
-    !matches!(network, "none" | "" | "host") && !network.starts_with("container:")
-}
-
-/// What `run` gets for a container on a CNI network: the pinned namespace to join and the bind mounts
-/// of its hosts and resolv.conf files.
-pub struct Attached {
-    /// The network namespace path for the spec.
-    pub netns: PathBuf,
-    /// `/etc/hosts` and `/etc/resolv.conf`.
-    pub mounts: Vec<Mount>,
-}
-
-/// Pins a namespace for container `name` and attaches it to its network (`args.network` must be a CNI
-/// network). `exposed` is the image's `ExposedPorts`, published with `-P`.
-pub fn attach(ctx: &Ctx, args: &NetArgs, name: &str, hostname: &str, exposed: &[&str]) -> Result<Attached> {
-    let mut ports = args.publish.clone();
-    if args.publish_all {
-        for p in exposed {
-            // `80/tcp` (or `80`) is the container port: published on a free host port.
-            ports.push(p.parse().map_err(|e| format!("the image's exposed port {p:?}: {e}"))?);
+impl NetArgs {
+    /// The engine's network settings for these flags.
+    pub fn settings(&self) -> NetworkSettings {
+        NetworkSettings {
+            mode: self.network.clone(),
+            ip: self.ip,
+            aliases: self.network_alias.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
         }
     }
-    let nets = networks(ctx)?;
-    let path = netns_path(ctx, name);
-    // A namespace left by a killed `wharf` for a container of the same name: its attachments go first.
-    if path.exists() {
-        release(ctx, name)?;
-    }
-    let ns = NetNs::create(&path)?;
-    let opts = AttachOptions {
-        name: Some(name.to_string()),
-        aliases: args.network_alias.clone(),
-        hostname: Some(hostname.to_string()),
-        ip: args.ip,
-        ports,
-        ifname: None,
-    };
-    if let Err(e) = nets.attach(name, ns.path(), &args.network, &opts) {
-        let _ = NetNs::remove(ns.path());
-        return Err(e.into());
-    }
-    let bind = |src: PathBuf, dst: &str| {
-        MountBuilder::default()
-            .destination(dst)
-            .typ("bind")
-            .source(src)
-            .options(vec!["rbind".to_string(), "rprivate".to_string(), "rw".to_string()])
-            .build()
-    };
-    Ok(Attached {
-        netns: path,
-        mounts: vec![
-            bind(nets.hosts_path(name), "/etc/hosts")?,
-            bind(nets.resolv_conf_path(name), "/etc/resolv.conf")?,
-        ],
-    })
-}
-
-/// Detaches container `name` from its networks (rules, veth, leases) and unpins its namespace. Nothing
-/// to do for a container without networks.
-pub fn release(ctx: &Ctx, name: &str) -> Result<()> {
-    let nets = networks(ctx)?;
-    nets.detach_all(name)?;
-    NetNs::remove(netns_path(ctx, name))?;
-    Ok(())
-}
-
-/// The `PORTS` column of `ps`: `0.0.0.0:8080->80/tcp, …`.
-pub fn ports_column(ctx: &Ctx, name: &str) -> String {
-    let Ok(nets) = networks(ctx) else { return String::new() };
-    let atts = nets.attachments(name).unwrap_or_default();
-    atts.iter()
-        .flat_map(|a| a.ports.iter().map(ToString::to_string))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `docker port NAME`: one `80/tcp -> 0.0.0.0:8080` line per published port.
 pub fn port(ctx: &Ctx, name: &str) -> Result<()> {
-    crate::run::check_name(name)?;
-    for att in networks(ctx)?.attachments(name)? {
+    wharf::engine::check_name(name)?;
+    for att in ctx.engine.networks()?.attachments(name)? {
         for p in &att.ports {
             let host = p.host_ip.map_or("0.0.0.0".to_string(), |ip| match ip {
                 IpAddr::V6(v6) => format!("[{v6}]"),
@@ -171,7 +90,7 @@ pub fn port(ctx: &Ctx, name: &str) -> Result<()> {
 
 /// `wharf network …`.
 pub fn network(ctx: &Ctx, cmd: NetworkCommand) -> Result<()> {
-    let nets = networks(ctx)?;
+    let nets = ctx.engine.networks()?;
     match cmd {
         NetworkCommand::Create { subnet, gateway, name } => {
             let net = nets.create(

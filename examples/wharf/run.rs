@@ -1,24 +1,14 @@
-//! Containers: run (foreground or detached), ps, logs, stop/kill, rm, top, stats.
-//!
-//! A container's files live under `ROOT/.wharf/containers/NAME/` (its record, `container.json`,
-//! see [`crate::records`], and its logs when detached) and `ROOT/.wharf/rootfs/NAME/` (an overlay
-//! of the cached layers plus its own upper dir, kept with `Rootfs::persist` while the container
-//! exists). The sandbox keeps its own state under `ROOT/.wharf/sandbox/`, so another invocation of
-//! this program can find, signal and delete it.
+//! Containers: run (foreground or detached), ps, logs, stop/kill, rm, exec, top, stats, commit, export —
+//! each a mapping of arguments to [`wharf::engine`] calls, and printing.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
+use wharf::engine::{ContainerSettings, ExecSettings, Limits, ListOptions, Output};
 use wharf::image::Reference;
-use wharf::image::oci_spec::runtime::Spec;
-use wharf::rootfs::{ApplyOptions, LayerCache, Rootfs, RootfsOptions};
-use wharf::sandbox::{
-    Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, StateDir, Status, Stdio, StdioConfig,
-};
+use wharf::sandbox::{ExitStatus, StdioConfig};
 
-use crate::records::{Owner, Record, Records};
-use crate::spec::build_spec;
 use crate::{Ctx, Result};
 
 /// The flags of `wharf run`.
@@ -89,249 +79,89 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-fn wharf_dir(ctx: &Ctx) -> PathBuf {
-    ctx.store.root().join(".wharf")
-}
-
-pub fn containers_dir(ctx: &Ctx) -> PathBuf {
-    wharf_dir(ctx).join("containers")
-}
-
-/// Where container filesystems live: one rootfs directory per container, the layout
-/// `Rootfs::layers_in_use` and `Rootfs::cleanup_stale` read.
-pub fn rootfs_base(ctx: &Ctx) -> PathBuf {
-    wharf_dir(ctx).join("rootfs")
-}
-
-pub fn state_dir(ctx: &Ctx) -> Result<StateDir> {
-    Ok(StateDir::new(wharf_dir(ctx).join("sandbox"))?)
-}
-
-pub fn layer_cache(ctx: &Ctx) -> Result<LayerCache> {
-    Ok(LayerCache::open(wharf_dir(ctx).join("layers"))?)
-}
-
-/// Container names become directory names: only docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` is accepted.
-pub fn check_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let valid = name.len() <= 128
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed").into())
-    }
-}
-
-/// A random name for a container run without `--name`.
-pub fn new_name() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let d = wharf::image::Digest::sha256(format!("{nanos}-{}", std::process::id()).as_bytes());
-    d.hex()[..12].to_string()
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Finds the image locally, pulling it when missing.
-fn image_for(ctx: &Ctx, r: &Reference, insecure: &[String]) -> Result<wharf::image::store::Image> {
-    match ctx.store.image(r, &ctx.platform) {
-        Ok(img) => Ok(img),
-        Err(wharf::image::Error::ImageNotFound(_)) => {
-            eprintln!("Unable to find image '{}' locally", r.familiar());
-            crate::registry::pull_quiet(ctx, r, insecure, true)?;
-            Ok(ctx.store.image(r, &ctx.platform)?)
-        }
-        Err(e) => Err(e.into()),
+impl RunArgs {
+    /// The engine's settings for these flags.
+    fn settings(&self) -> Result<ContainerSettings> {
+        let namespace = |flag: &str, value: &str| value.parse().map_err(|e| format!("invalid --{flag} {value:?}: {e}"));
+        Ok(ContainerSettings {
+            name: self.name.clone(),
+            command: self.command.clone(),
+            entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            env: self.env.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            mounts: self.volume.iter().map(|v| v.parse()).collect::<Result<_, _>>()?,
+            limits: Limits {
+                memory: self.memory.as_deref().map(Limits::parse_size).transpose()?,
+                cpus: self.cpus,
+                pids: self.pids_limit,
+            },
+            network: self.network.settings(),
+            pid: namespace("pid", &self.pid)?,
+            ipc: namespace("ipc", &self.ipc)?,
+            read_only: self.read_only,
+            init: self.init,
+            tty: self.tty,
+            stdin_open: self.interactive,
+            output: if self.detach { Output::Logs } else { Output::Inherit },
+            auto_remove: self.rm,
+            ..Default::default()
+        })
     }
 }
 
 /// `docker run`. Returns the container's exit code (128+signal when killed), as docker does.
 pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     if let Some(name) = &args.name {
-        check_name(name)?;
+        wharf::engine::check_name(name)?;
     }
+    let settings = args.settings()?;
     let r: Reference = args.image.parse()?;
-    let records = Records::open(ctx)?;
-    let record = Record {
-        name: args.name.clone().unwrap_or_else(new_name),
-        image: r.to_string(),
-        command: args.command.clone(),
-        created: now(),
-        detached: args.detach,
-        auto_remove: args.rm,
-        creating: true,
-        owner: Some(Owner::me()),
-    };
-    let name = records.reserve(ctx, record, args.name.is_some())?;
-    let mut container = match start(ctx, &records, &args, &r, &name, insecure) {
-        Ok(Some(container)) => container,
-        Ok(None) => {
-            println!("{name}");
-            return Ok(0);
-        }
-        Err(e) => {
-            // Nothing of a run that failed to start stays.
-            if let Ok(Some(held)) = records.hold(&name, true) {
-                let _ = records.destroy(ctx, &name, &held);
-            }
-            return Err(e);
-        }
-    };
+    // Pulled here rather than by the engine, for the progress bars and the interruption message.
+    if let Err(wharf::engine::Error::Image(wharf::image::Error::ImageNotFound(_))) = ctx.engine.image(&r) {
+        eprintln!("Unable to find image '{}' locally", r.familiar());
+        crate::registry::pull_quiet(ctx, &r, insecure, true)?;
+    }
+    let (name, started) = ctx.engine.run_with_terminal(&args.image, &settings)?;
+    if args.detach {
+        println!("{name}");
+        return Ok(0);
+    }
     if args.tty {
-        let master = container.take_pty_master().ok_or("the sandbox gave no terminal")?;
+        let master = started.terminal.ok_or("the sandbox gave no terminal")?;
         proxy_terminal(master, args.interactive)?;
     }
-    let exit = container.wait()?;
-    drop(container);
-    // A container that has exited gives its address, veth and rules back at once (with --rm, destroy does).
-    if !args.rm
-        && crate::network::is_cni(&args.network.network)
-        && let Err(e) = crate::network::release(ctx, &name)
-    {
-        eprintln!("wharf: releasing the network of {name}: {e}");
+    let exit = ctx.engine.wait(&name)?;
+    if exit.oom_killed {
+        eprintln!("wharf: the container was killed for exceeding its memory limit (OOM)");
     }
-    if exit.oom_kills > 0 {
-        eprintln!(
-            "wharf: the container was killed for exceeding its memory limit ({} OOM kill(s))",
-            exit.oom_kills
-        );
-    }
-    if args.rm
-        && let Some(held) = records.hold(&name, true)?
-    {
-        records.destroy(ctx, &name, &held)?;
-    }
-    Ok(match exit.status {
-        ExitStatus::Exited(c) => (c & 0xff) as u8,
-        ExitStatus::Signaled(s) => (128 + s) as u8,
-    })
-}
-
-/// Everything between taking the name and the container running: the image (pulled when
-/// missing), its layers, its filesystem and its process. Returns the container to wait for, or
-/// `None` when it runs detached.
-fn start(
-    ctx: &Ctx,
-    records: &Records,
-    args: &RunArgs,
-    r: &Reference,
-    name: &str,
-    insecure: &[String],
-) -> Result<Option<Container>> {
-    let image = image_for(ctx, r, insecure)?;
-    let cache = layer_cache(ctx)?;
-    let layers = cache.ensure_image(&ctx.store, &image, &ApplyOptions::default())?;
-    std::fs::create_dir_all(rootfs_base(ctx))?;
-    let rootfs = Rootfs::create(&cache, &layers, rootfs_base(ctx).join(name), &RootfsOptions::default())?;
-    if let Some(reason) = rootfs.fallback_reason() {
-        eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
-    }
-    let attached = if crate::network::is_cni(&args.network.network) {
-        let hostname = args.hostname.clone().unwrap_or_else(|| name.to_string());
-        let exposed = image.config.exposed_ports();
-        Some(crate::network::attach(ctx, &args.network, name, &hostname, &exposed)?)
-    } else if !args.network.publish.is_empty() || args.network.publish_all || args.network.ip.is_some() {
-        let net = &args.network.network;
-        return Err(format!("-p, -P and --ip need a bridge or user network, not --network {net}").into());
-    } else {
-        None
-    };
-    let spec = build_spec(ctx, args, &image.config, &rootfs.path(), name, attached.as_ref())?;
-    let dir = containers_dir(ctx).join(name);
-    let stdio = if args.detach {
-        StdioConfig {
-            stdin: Stdio::Null,
-            stdout: Stdio::from(File::create(dir.join("stdout.log"))?),
-            stderr: Stdio::from(File::create(dir.join("stderr.log"))?),
-            extra_fds: Vec::new(),
-        }
-    } else {
-        StdioConfig {
-            // With a terminal, Inherit means the pty (-t alone still gives the container a tty
-            // on stdin, as docker does); -i decides whether the caller's input is forwarded.
-            stdin: if args.interactive || args.tty {
-                Stdio::Inherit
-            } else {
-                Stdio::Null
-            },
-            ..StdioConfig::inherit()
-        }
-    };
-    let opts = SpawnOptions {
-        id: Some(name.to_string()),
-        state_dir: Some(wharf_dir(ctx).join("sandbox")),
-        init: args.init,
-        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
-        // A new network namespace gets `lo` up, as docker's and podman's do.
-        loopback_up: true,
-        ..Default::default()
-    };
-    let container = Container::spawn_with(&spec, &rootfs.path(), stdio, opts)?;
-    // The filesystem stays (mounted) until the container is removed, by whichever process.
-    rootfs.persist()?;
-    let command = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.args().clone())
-        .unwrap_or_default();
-    let detach = args.detach;
-    records.update(name, |record| {
-        record.creating = false;
-        record.command = command;
-        if detach {
-            // No process owns it any more: it runs on its own.
-            record.owner = None;
-        }
-    })?;
-    if detach {
-        container.detach();
-        return Ok(None);
-    }
-    Ok(Some(container))
-}
-
-fn record(ctx: &Ctx, name: &str) -> Result<Record> {
-    Records::open(ctx)?.get(name)
+    Ok(exit.status().map_or(255, |s| (s & 0xff) as u8))
 }
 
 /// `docker ps [-a]`.
 pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
-    let records = Records::open(ctx)?;
-    let states = state_dir(ctx)?;
     println!(
         "{:<16} {:<40} {:<30} {:<10} {:<26} PORTS",
         "NAME", "IMAGE", "COMMAND", "STATUS", "CREATED"
     );
-    for r in records.list() {
-        let status = if r.creating {
-            if !r.owner.is_some_and(|o| o.alive()) {
-                continue; // its creator died: being rolled back
-            }
-            "creating"
-        } else {
-            match states.status(&r.name) {
-                Ok(Status::Running) => "running",
-                Ok(Status::Created) => "created",
-                Ok(Status::Creating) => "creating",
-                Ok(Status::Stopped) | Err(_) => "exited",
-            }
-        };
-        if !all && status == "exited" {
-            continue;
-        }
-        let cmd: String = r.command.join(" ").chars().take(30).collect();
-        let image = r.image.parse::<Reference>().map_or(r.image.clone(), |i| i.familiar());
+    let options = ListOptions {
+        all,
+        ..Default::default()
+    };
+    for c in ctx.engine.list(&options) {
+        let cmd: String = c.command.join(" ").chars().take(30).collect();
+        let image = c.image.parse::<Reference>().map_or(c.image.clone(), |i| i.familiar());
+        let ports: Vec<String> = c.ports.iter().map(ToString::to_string).collect();
+        let created = c.created.duration_since(UNIX_EPOCH).unwrap_or_default();
         println!(
             "{:<16} {:<40} {:<30} {:<10} {:<26} {}",
-            r.name,
+            c.name,
             image,
             cmd,
-            status,
-            wharf::image::config::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(r.created)),
-            crate::network::ports_column(ctx, &r.name)
+            c.state.as_str(),
+            wharf::image::config::rfc3339(UNIX_EPOCH + Duration::from_secs(created.as_secs())),
+            ports.join(", ")
         );
     }
     Ok(())
@@ -339,96 +169,37 @@ pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
 
 /// `docker logs`.
 pub fn logs(ctx: &Ctx, name: &str) -> Result<()> {
-    record(ctx, name)?;
-    let dir = containers_dir(ctx).join(name);
-    let out = std::fs::read(dir.join("stdout.log")).unwrap_or_default();
-    let err = std::fs::read(dir.join("stderr.log")).unwrap_or_default();
     use std::io::Write;
-    std::io::stdout().write_all(&out)?;
-    std::io::stderr().write_all(&err)?;
+    let logs = ctx.engine.logs(name)?;
+    std::io::stdout().write_all(&logs.stdout)?;
+    std::io::stderr().write_all(&logs.stderr)?;
     Ok(())
 }
 
-fn signal_number(s: &str) -> Result<i32> {
-    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
-    Ok(match name.as_str() {
-        "TERM" => 15,
-        "KILL" => 9,
-        "INT" => 2,
-        "HUP" => 1,
-        "QUIT" => 3,
-        "USR1" => 10,
-        "USR2" => 12,
-        n => n.parse().map_err(|_| format!("unknown signal {s:?}"))?,
-    })
+/// `docker stop`: TERM, then KILL after 10 seconds.
+pub fn stop(ctx: &Ctx, name: &str) -> Result<()> {
+    ctx.engine.stop(name, Duration::from_secs(10))?;
+    println!("{name}");
+    Ok(())
 }
 
-/// `docker kill` (and `stop`, which sends TERM and then KILL after a grace period).
-pub fn kill(ctx: &Ctx, name: &str, signal: &str, stop: bool) -> Result<()> {
-    record(ctx, name)?;
-    let states = state_dir(ctx)?;
-    let sig = signal_number(signal)?;
-    if stop && !matches!(states.status(name), Ok(Status::Running)) {
-        // docker stop of a stopped container succeeds: it is where it was asked to be (and
-        // gives back the network of one that exited on its own).
-        crate::network::release(ctx, name)?;
-        println!("{name}");
-        return Ok(());
-    }
-    states.kill(name, sig, true)?;
-    if stop {
-        // As docker stop: TERM, a grace period, then KILL; return once the container is gone.
-        // (A pid 1 without a TERM handler ignores TERM, so the KILL is often what ends it.)
-        let stopped = |tenths: u32| {
-            (0..tenths).any(|_| {
-                let running = matches!(states.status(name), Ok(Status::Running));
-                if running {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                !running
-            })
-        };
-        if !stopped(100) {
-            states.kill(name, 9, true)?;
-            if !stopped(100) {
-                return Err(format!("container {name} did not stop after SIGKILL").into());
-            }
-        }
-        // A stopped container gives its address, veth and published ports back, as Docker's do.
-        crate::network::release(ctx, name)?;
-    }
+/// `docker kill`.
+pub fn kill(ctx: &Ctx, name: &str, signal: &str) -> Result<()> {
+    ctx.engine.kill(name, wharf::engine::signal_number(signal)?)?;
     println!("{name}");
     Ok(())
 }
 
 /// `docker rm [-f]`.
 pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
-    Records::open(ctx)?.remove(ctx, name, force)?;
+    ctx.engine.remove(name, force)?;
     println!("{name}");
     Ok(())
 }
 
-/// A handle on a container's filesystem for `f`, kept mounted afterwards.
-fn with_rootfs<T>(ctx: &Ctx, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
-    record(ctx, name)?;
-    let rootfs = Rootfs::attach(&layer_cache(ctx)?, rootfs_base(ctx).join(name))?;
-    let out = f(&rootfs);
-    rootfs.persist()?;
-    out
-}
-
 /// `docker commit`: the container's changes as a new layer on top of its image.
 pub fn commit(ctx: &Ctx, name: &str, target: &str) -> Result<()> {
-    let target: Reference = target.parse()?;
-    let base: Reference = record(ctx, name)?.image.parse()?;
-    let image = ctx.store.image(&base, &ctx.platform)?;
-    let committed = with_rootfs(ctx, name, |rootfs| {
-        let opts = wharf::rootfs::CommitOptions {
-            created_by: format!("wharf commit {name}"),
-            ..Default::default()
-        };
-        Ok(rootfs.commit(&ctx.store, &image, &target, &opts)?)
-    })?;
+    let committed = ctx.engine.commit(name, &target.parse()?)?;
     println!("{}", committed.config_digest);
     Ok(())
 }
@@ -436,14 +207,13 @@ pub fn commit(ctx: &Ctx, name: &str, target: &str) -> Result<()> {
 /// `docker export`: the container's whole filesystem as one tar.
 pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
     let temp = output.with_extension("partial");
-    let res = with_rootfs(ctx, name, |rootfs| {
+    let res = (|| -> Result<()> {
         let file = File::create(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
         let mut out = std::io::BufWriter::new(file);
-        rootfs.export(&mut out)?;
+        ctx.engine.export(name, &mut out)?;
         std::io::Write::flush(&mut out)?;
-        Ok(())
-    })
-    .and_then(|()| Ok(std::fs::rename(&temp, output)?));
+        Ok(std::fs::rename(&temp, output)?)
+    })();
     if res.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -452,9 +222,9 @@ pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
 
 /// `docker top`: the container's processes, with their pids on the host and inside.
 pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
-    record(ctx, name)?;
+    let processes = ctx.engine.top(name)?;
     println!("{:<10} {:<10} CMD", "PID", "CTR PID");
-    for p in state_dir(ctx)?.processes(name)? {
+    for p in processes {
         println!("{:<10} {:<10} {}", p.host_pid, p.container_pid, p.cmdline.join(" "));
     }
     Ok(())
@@ -463,20 +233,13 @@ pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
 /// `docker exec`: another process in a running container, with the container's environment,
 /// user and security settings; returns its exit code.
 pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: bool) -> Result<u8> {
-    record(ctx, name)?;
-    let states = state_dir(ctx)?;
-    let spec = Spec::load(states.dir(name).join("config.json"))?;
-    let mut process = spec.process().clone().ok_or("the container's spec has no process")?;
-    process.set_args(Some(command));
-    process.set_terminal(Some(tty));
-    let mut all_env = process.env().clone().unwrap_or_default();
-    for e in env {
-        let key = e.split('=').next().unwrap_or_default().to_string();
-        all_env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        all_env.push(e);
-    }
-    process.set_env(Some(all_env));
-    let mut handle = states.exec(name, &process, StdioConfig::inherit())?;
+    let settings = ExecSettings {
+        command,
+        env,
+        tty,
+        ..Default::default()
+    };
+    let mut handle = ctx.engine.exec(name, &settings, StdioConfig::inherit())?;
     if tty && let Some(master) = handle.pty_master.take() {
         proxy_terminal(master, true)?;
     }
@@ -488,9 +251,7 @@ pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: 
 
 /// `docker stats --no-stream`.
 pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
-    record(ctx, name)?;
-    let state = state_dir(ctx)?.load(name)?;
-    let s = state.cgroup.stats();
+    let s = ctx.engine.stats(name)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

@@ -1,22 +1,23 @@
-//! Container records, safe with any number of CLI processes at once and with processes killed at
+//! Container records, safe with any number of engine processes at once and with processes killed at
 //! any moment.
 //!
-//! A record is `ROOT/.wharf/containers/NAME/container.json` (beside a detached container's logs).
+//! A record is `ROOT/.wharf/containers/NAME/container.json` (beside the container's logs).
 //! - **Made whole, then named**: the record is written in `.new-PID-START-N/` and renamed to
 //!   `NAME/` with `RENAME_NOREPLACE`, so a name is taken atomically (two processes racing for one
-//!   `--name`: one wins, the other is told the name is in use) and no listed directory is ever
+//!   name: one wins, the other is told the name is in use) and no listed directory is ever
 //!   half-made. Later changes replace `container.json` by rename.
-//! - **Owned while made**: the record names its owner, the `run` process (pid and start time, so
-//!   a recycled pid is not mistaken for it), and says `creating` until the container runs. A
-//!   foreground `run` stays the owner while it waits.
-//! - **Cleaned by the next command**: every command that opens the records first collects what
+//! - **Owned while made and while reaped**: the record names its owner (pid and start time, so a
+//!   recycled pid is not mistaken for it) and says `creating` until the container runs. The
+//!   process that started the container stays its owner while it waits for (reaps) it, and gives
+//!   the ownership up once it has recorded the exit.
+//! - **Cleaned by the next opener**: every engine that opens the records first collects what
 //!   dead processes left: a record still `creating` whose owner is gone is rolled back (its
-//!   process killed, its filesystem unmounted and removed, the record removed), a `--rm`
+//!   process killed, its filesystem unmounted and removed, the record removed), an auto-remove
 //!   container that stopped with no live owner is removed, and leftover `.new-*` / `.gone-*`
 //!   directories go.
 //! - **One remover at a time**: removal holds an exclusive `flock` on the record's directory and
-//!   undoes in the reverse order of creation — process and sandbox state, filesystem, then the
-//!   record (renamed to `.gone-*` first, so a removal cut short never leaves a half record
+//!   undoes in the reverse order of creation — process and sandbox state, network, filesystem, then
+//!   the record (renamed to `.gone-*` first, so a removal cut short never leaves a half record
 //!   listed). Whatever point a removal is killed at, the container stays listed and removable.
 
 use std::fs::File;
@@ -24,19 +25,51 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FlockOperation, RenameFlags};
-use wharf::rootfs::Rootfs;
-use wharf::sandbox::Status;
-use wharf::sandbox::cgroup::{Cgroup, CgroupDriver};
+use serde::{Deserialize, Serialize};
+use wharf_rootfs::Rootfs;
+use wharf_sandbox::Status;
+use wharf_sandbox::cgroup::{Cgroup, CgroupDriver};
 
-use crate::run::{check_name, containers_dir, layer_cache, rootfs_base, state_dir};
-use crate::{Ctx, Result};
+use super::error::{Error, Result};
+use super::settings::ContainerSettings;
+use super::{Layout, network};
 
-/// What this program remembers of a container, beside the sandbox's state.
-#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
-pub struct Record {
+/// Checks a container name: names become directory names, so only docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (at
+/// most 128 characters) is accepted.
+///
+/// # Errors
+/// [`Error::InvalidName`].
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_string()))
+    }
+}
+
+/// A random name for a container created without one.
+pub(crate) fn new_name() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let d = wharf_image::Digest::sha256(format!("{nanos}-{}-{}", std::process::id(), scratch_name("")).as_bytes());
+    d.hex()[..12].to_string()
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What the engine remembers of a container, beside the sandbox's state. Fields added after the first
+/// version default when missing, so records of older stores still read.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub(crate) struct Record {
     /// The container's name.
     pub name: String,
     /// The image it was made from.
@@ -45,7 +78,7 @@ pub struct Record {
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,
-    /// Started with `-d`.
+    /// Its output goes to its log files (started with `-d`).
     pub detached: bool,
     /// Remove it when it stops (`--rm`).
     #[serde(default)]
@@ -56,11 +89,40 @@ pub struct Record {
     /// The process that sets it up and, for a foreground run, waits for it.
     #[serde(default)]
     pub owner: Option<Owner>,
+    /// What it was created with (`None` in records older than the engine).
+    #[serde(default)]
+    pub settings: Option<ContainerSettings>,
+    /// The image's manifest digest, pinned at creation.
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    /// The image's config digest (its id).
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// When it was started, seconds since the epoch.
+    #[serde(default)]
+    pub started: Option<u64>,
+    /// When its first process ended (as seen by the process that reaped it).
+    #[serde(default)]
+    pub finished: Option<u64>,
+    /// How it ended, when the process that reaped it recorded it.
+    #[serde(default)]
+    pub exit: Option<RecordedExit>,
+}
+
+/// An exit as recorded in a container's record.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordedExit {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Processes of the container the kernel's OOM killer ended.
+    pub oom_kills: u64,
 }
 
 /// A process, told apart from a later one with the same pid by its start time.
-#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Owner {
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
     /// Its pid.
     pub pid: i32,
     /// Field 22 of `/proc/PID/stat`.
@@ -93,31 +155,39 @@ fn proc_stat(pid: i32) -> Option<(char, u64)> {
 }
 
 /// Whether the sandbox says the container's process exists (running, or created and waiting).
-fn process_exists(ctx: &Ctx, name: &str) -> bool {
-    state_dir(ctx).is_ok_and(|s| matches!(s.status(name), Ok(Status::Running | Status::Created | Status::Creating)))
+pub(crate) fn process_exists(layout: &Layout, name: &str) -> bool {
+    layout
+        .state_dir()
+        .is_ok_and(|s| matches!(s.status(name), Ok(Status::Running | Status::Created | Status::Creating)))
 }
 
 /// The records under a store's root.
-pub struct Records {
+#[derive(Debug)]
+pub(crate) struct Records {
     dir: PathBuf,
+    layout: Layout,
 }
 
 /// An exclusive hold on one record's directory (released on drop).
-pub struct Held {
+pub(crate) struct Held {
     _dir: File,
 }
 
 impl Records {
-    /// The records of `ctx`'s root, after collecting what dead processes left.
-    pub fn open(ctx: &Ctx) -> Result<Records> {
-        let dir = containers_dir(ctx);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let records = Records { dir };
-        records.collect(ctx);
+    /// The records of `layout`'s root, after collecting what dead processes left.
+    pub fn open(layout: &Layout) -> Result<Records> {
+        let dir = layout.containers();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let records = Records {
+            dir,
+            layout: layout.clone(),
+        };
+        records.collect();
         Ok(records)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    /// The directory of container `name` (its record and logs).
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -125,9 +195,9 @@ impl Records {
     ///
     /// # Errors
     /// The name is in use (by a live or stopped container); I/O.
-    pub fn reserve(&self, ctx: &Ctx, mut record: Record, named: bool) -> Result<String> {
+    pub fn reserve(&self, mut record: Record, named: bool) -> Result<String> {
         let temp = self.dir.join(scratch_name(".new-"));
-        std::fs::create_dir(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
+        std::fs::create_dir(&temp).map_err(Error::io("create", &temp))?;
         let result = (|| -> Result<String> {
             for attempt in 0.. {
                 write_record(&temp, &record)?;
@@ -140,18 +210,17 @@ impl Records {
                 ) {
                     Ok(()) => return Ok(record.name),
                     Err(rustix::io::Errno::EXIST) if !named && attempt < 10 => {
-                        record.name = crate::run::new_name();
+                        record.name = new_name();
                     }
                     // A dead process's leftover may hold the name: collect it and try once more.
-                    Err(rustix::io::Errno::EXIST) if named && attempt == 0 => self.collect_one(ctx, &record.name),
-                    Err(rustix::io::Errno::EXIST) => {
-                        let name = &record.name;
-                        return Err(format!(
-                            "the container name {name:?} is already in use: remove it with `wharf rm {name}`"
-                        )
-                        .into());
+                    Err(rustix::io::Errno::EXIST) if named && attempt == 0 => self.collect_one(&record.name),
+                    Err(rustix::io::Errno::EXIST) => return Err(Error::NameInUse(record.name)),
+                    Err(e) => {
+                        return Err(Error::Record {
+                            name: record.name,
+                            source: e.into(),
+                        });
                     }
-                    Err(e) => return Err(format!("create the record of {}: {e}", record.name).into()),
                 }
             }
             unreachable!("every attempt returns or takes another name")
@@ -168,10 +237,10 @@ impl Records {
     /// No such container.
     pub fn get(&self, name: &str) -> Result<Record> {
         check_name(name)?;
-        read_record(&self.path(name)).ok_or_else(|| format!("no such container: {name}").into())
+        read_record(&self.path(name)).ok_or_else(|| Error::NoSuchContainer(name.to_string()))
     }
 
-    /// Replaces the record of `name` with `f`'s change (only its owner does this).
+    /// Replaces the record of `name` with `f`'s change (only its owner, or a holder, does this).
     pub fn update(&self, name: &str, f: impl FnOnce(&mut Record)) -> Result<()> {
         let mut record = self.get(name)?;
         f(&mut record);
@@ -215,8 +284,9 @@ impl Records {
 
     /// Removes container `name` and everything it has, its process included: the sandbox state,
     /// the filesystem, then the record. The caller holds the record.
-    pub fn destroy(&self, ctx: &Ctx, name: &str, _held: &Held) -> Result<()> {
-        let states = state_dir(ctx)?;
+    pub fn destroy(&self, name: &str, _held: &Held) -> Result<()> {
+        let layout = &self.layout;
+        let states = layout.state_dir()?;
         if states.dir(name).exists() {
             if states.load(name).is_ok() {
                 states.delete(name, true)?;
@@ -228,10 +298,13 @@ impl Records {
             }
         }
         // Its network (address, veth, rules, pinned namespace), now that no process can use it.
-        crate::network::release(ctx, name)?;
-        let fs_dir = rootfs_base(ctx).join(name);
+        network::release(layout, name)?;
+        let fs_dir = layout.rootfs(name);
         if fs_dir.symlink_metadata().is_ok() {
-            match layer_cache(ctx).and_then(|cache| Ok(Rootfs::attach(&cache, &fs_dir)?)) {
+            match layout
+                .layer_cache()
+                .and_then(|cache| Ok(Rootfs::attach(&cache, &fs_dir)?))
+            {
                 Ok(rootfs) => rootfs.close()?,
                 // Cut short before the filesystem was whole (or its layers left the cache).
                 Err(_) => {
@@ -241,13 +314,13 @@ impl Records {
             }
         }
         let gone = self.dir.join(scratch_name(".gone-"));
-        std::fs::rename(self.path(name), &gone).map_err(|e| format!("remove the record of {name}: {e}"))?;
+        std::fs::rename(self.path(name), &gone).map_err(Error::io("remove the record", self.path(name)))?;
         remove_tree(&gone)
     }
 
     /// Collects what dead processes left (see the module docs). Best effort: what cannot be
     /// collected now stays for the next command (and stays removable with `rm`).
-    fn collect(&self, ctx: &Ctx) {
+    pub fn collect(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -266,17 +339,21 @@ impl Records {
                     let _ = remove_tree(&e.path());
                 }
             } else if !name.starts_with('.') {
-                self.collect_one(ctx, &name);
+                self.collect_one(&name);
             }
         }
     }
 
     /// Rolls back `name` if its creator died, or removes it if it was to be removed once stopped
     /// and no live process will.
-    fn collect_one(&self, ctx: &Ctx, name: &str) {
+    fn collect_one(&self, name: &str) {
         let garbage = |r: &Record| {
             let owner_alive = r.owner.is_some_and(|o| o.alive());
-            !owner_alive && (r.creating || (r.auto_remove && !process_exists(ctx, name)))
+            !owner_alive
+                && (r.creating
+                    || (r.auto_remove
+                        && (r.started.is_some() || r.settings.is_none())
+                        && !process_exists(&self.layout, name)))
         };
         if !self.get(name).is_ok_and(|r| garbage(&r)) {
             return;
@@ -284,15 +361,16 @@ impl Records {
         // Someone else holding it is removing it (or using it): leave it to them.
         if let Ok(Some(held)) = self.hold(name, false)
             && self.get(name).is_ok_and(|r| garbage(&r))
-            && let Err(e) = self.destroy(ctx, name, &held)
+            && let Err(e) = self.destroy(name, &held)
         {
+            // Not fatal to whoever opened the records: the container stays listed and removable.
             eprintln!("wharf: could not clean up container {name} left by a killed process: {e}");
         }
     }
 
-    /// `rm [-f]`: waits (a while) for a foreground `run` that still owns the container to finish
-    /// with it, after killing its process with `force`.
-    pub fn remove(&self, ctx: &Ctx, name: &str, force: bool) -> Result<()> {
+    /// `rm [-f]`: waits (a while) for a process that still owns the container (a foreground run, an
+    /// engine reaping it) to finish with it, after killing its process with `force`.
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut killed = false;
         loop {
@@ -301,30 +379,38 @@ impl Records {
                 return if killed {
                     Ok(())
                 } else {
-                    Err(format!("no such container: {name}").into())
+                    Err(Error::NoSuchContainer(name.to_string()))
                 };
             };
             // A record without a readable container.json (left by an older version) goes too.
             let record = read_record(&self.path(name));
             let owner = record.as_ref().and_then(|r| r.owner).filter(Owner::alive);
             if let (Some(owner), Some(true)) = (owner, record.as_ref().map(|r| r.creating)) {
-                return Err(format!("container {name} is being created by process {}", owner.pid).into());
+                return Err(Error::Busy {
+                    name: name.to_string(),
+                    what: "being created",
+                    pid: owner.pid,
+                });
             }
-            let running = process_exists(ctx, name);
+            let running = process_exists(&self.layout, name);
             if running && !force {
-                return Err(format!("container {name} is running: stop it first or use rm -f").into());
+                return Err(Error::Running(name.to_string()));
             }
             let Some(owner) = owner else {
-                return self.destroy(ctx, name, &held);
+                return self.destroy(name, &held);
             };
             // A foreground run waits for this container: end it, and let the run finish.
             drop(held);
             if running {
-                let _ = state_dir(ctx)?.kill(name, 9, true);
+                let _ = self.layout.state_dir()?.kill(name, 9, true);
                 killed = true;
             }
             if Instant::now() > deadline {
-                return Err(format!("container {name} is still held by its `run` (process {})", owner.pid).into());
+                return Err(Error::Busy {
+                    name: name.to_string(),
+                    what: "still held",
+                    pid: owner.pid,
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -346,16 +432,22 @@ fn read_record(dir: &Path) -> Option<Record> {
 
 /// `dir/container.json`, replaced whole.
 fn write_record(dir: &Path, record: &Record) -> Result<()> {
-    let temp = dir.join(format!("container.json.{}", std::process::id()));
+    // Several threads of one process may write (a reaper and a caller): the temp name is theirs alone.
+    let temp = dir.join(format!("container.json.{}", scratch_name("")));
     let path = dir.join("container.json");
-    std::fs::write(&temp, serde_json::to_vec_pretty(record)?)
+    let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::from);
+    bytes
+        .and_then(|b| std::fs::write(&temp, b))
         .and_then(|()| std::fs::rename(&temp, &path))
-        .map_err(|e| format!("write {}: {e}", path.display()).into())
+        .map_err(|source| Error::Record {
+            name: record.name.clone(),
+            source,
+        })
 }
 
 fn remove_tree(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("remove {}: {e}", path.display()).into()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path)(e)),
         _ => Ok(()),
     }
 }
@@ -368,7 +460,7 @@ fn unmount_all(target: &Path) -> Result<()> {
         match unmount(target, UnmountFlags::DETACH) {
             Ok(()) => continue,
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(format!("unmount {}: {e}", target.display()).into()),
+            Err(e) => return Err(Error::io("unmount", target)(e.into())),
         }
     }
 }

@@ -1,0 +1,272 @@
+//! Looking at containers: inspect, list with filters, logs, top, stats; and their filesystems: commit, export.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use wharf_image::Reference;
+use wharf_image::store::Image;
+use wharf_network::PortMapping;
+use wharf_rootfs::{CommitOptions, Rootfs};
+use wharf_sandbox::cgroup::Stats;
+use wharf_sandbox::{ProcessInfo, Status};
+
+use super::error::{Error, Result};
+use super::records::Record;
+use super::settings::ContainerSettings;
+use super::wait::ExitInfo;
+use super::{Engine, network};
+
+/// Where a container is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Being made (or started by [`Engine::run`]) by a live process.
+    Creating,
+    /// Made by [`Engine::create`] and not started.
+    Created,
+    /// Its first process runs.
+    Running,
+    /// Its first process has ended.
+    Exited,
+}
+
+impl State {
+    /// Its name as `docker ps` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Creating => "creating",
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// What [`Engine::inspect`] and [`Engine::list`] tell of a container.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerInfo {
+    /// Its name.
+    pub name: String,
+    /// The image reference it was made from.
+    pub image: String,
+    /// The image's config digest (its id), when known.
+    pub image_id: Option<String>,
+    /// Its command, as the process runs it once started (entrypoint and arguments).
+    pub command: Vec<String>,
+    /// Its state.
+    pub state: State,
+    /// The host pid of its first process while it runs.
+    pub pid: Option<i32>,
+    /// When it was created.
+    pub created: SystemTime,
+    /// When it was started.
+    pub started: Option<SystemTime>,
+    /// When its first process ended, as recorded by the process that reaped it.
+    pub finished: Option<SystemTime>,
+    /// How it ended, once recorded ([`ExitInfo::UNKNOWN`] for an exited container whose exit nobody recorded).
+    pub exit: Option<ExitInfo>,
+    /// Its published ports.
+    pub ports: Vec<PortMapping>,
+    /// The settings it was made with: mounts, limits, labels, restart policy (`None` for containers of older
+    /// versions).
+    pub settings: Option<ContainerSettings>,
+}
+
+/// A filter of [`Engine::list`]: a container is listed when it passes every filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Filter {
+    /// In this state.
+    State(State),
+    /// Its name contains this.
+    Name(String),
+    /// It has this label (with this value, when given).
+    Label(String, Option<String>),
+    /// Made from this image reference (as given, or in docker's short form).
+    Image(String),
+}
+
+impl Filter {
+    fn matches(&self, c: &ContainerInfo) -> bool {
+        match self {
+            Filter::State(s) => c.state == *s,
+            Filter::Name(n) => c.name.contains(n.as_str()),
+            Filter::Label(k, v) => {
+                let labels = c.settings.as_ref().map(|s| &s.labels);
+                let value = labels.and_then(|l| l.get(k));
+                value.is_some() && (v.is_none() || value == v.as_ref())
+            }
+            Filter::Image(i) => {
+                c.image == *i
+                    || c.image
+                        .parse::<Reference>()
+                        .is_ok_and(|r| r.familiar() == *i || r.to_string() == *i)
+            }
+        }
+    }
+}
+
+/// What [`Engine::list`] lists.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// Also containers that are not running (created or exited), as `docker ps -a`. Default: false.
+    pub all: bool,
+    /// Filters, all of which a container must pass. Default: none.
+    pub filters: Vec<Filter>,
+}
+
+/// A container's output so far ([`Output::Logs`](super::Output::Logs)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Logs {
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+}
+
+fn time(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl Engine {
+    /// Everything known of container `name` (`docker inspect`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::InvalidName`].
+    pub fn inspect(&self, name: &str) -> Result<ContainerInfo> {
+        let record = self.records().get(name)?;
+        self.info(record)
+            .ok_or_else(|| Error::NoSuchContainer(name.to_string()))
+    }
+
+    /// `None` for a record whose creator died (it is being rolled back).
+    fn info(&self, r: Record) -> Option<ContainerInfo> {
+        let states = self.layout().state_dir().ok()?;
+        let status = states.status(&r.name);
+        let state = if r.creating {
+            if !r.owner.is_some_and(|o| o.alive()) {
+                return None;
+            }
+            State::Creating
+        } else {
+            match status {
+                Ok(Status::Running | Status::Created | Status::Creating) => State::Running,
+                Ok(Status::Stopped) | Err(_) if r.started.is_none() && r.settings.is_some() => State::Created,
+                Ok(Status::Stopped) | Err(_) => State::Exited,
+            }
+        };
+        let pid = match state {
+            State::Running => states.load(&r.name).ok().map(|s| s.pid),
+            _ => None,
+        };
+        let exit = match (r.exit, state) {
+            (Some(e), _) => Some(e.into()),
+            (None, State::Exited) if r.owner.is_none_or(|o| !o.alive()) => Some(ExitInfo::UNKNOWN),
+            _ => None,
+        };
+        let ports = network::networks(self.layout())
+            .and_then(|n| Ok(n.attachments(&r.name)?))
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|a| a.ports)
+            .collect();
+        Some(ContainerInfo {
+            name: r.name,
+            image: r.image,
+            image_id: r.image_id,
+            command: r.command,
+            state,
+            pid,
+            created: time(r.created),
+            started: r.started.map(time),
+            finished: r.finished.map(time),
+            exit,
+            ports,
+            settings: r.settings,
+        })
+    }
+
+    /// The containers on this root, newest first (`docker ps [-a] [--filter]`).
+    pub fn list(&self, options: &ListOptions) -> Vec<ContainerInfo> {
+        let records = self.records();
+        records.collect();
+        records
+            .list()
+            .into_iter()
+            .filter_map(|r| self.info(r))
+            .filter(|c| options.all || matches!(c.state, State::Running | State::Creating))
+            .filter(|c| options.filters.iter().all(|f| f.matches(c)))
+            .collect()
+    }
+
+    /// What container `name` has written so far to its standard output and error (`docker logs`); empty for a
+    /// container with [`Output::Inherit`](super::Output::Inherit).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`].
+    pub fn logs(&self, name: &str) -> Result<Logs> {
+        self.records().get(name)?;
+        let dir = self.records().path(name);
+        Ok(Logs {
+            stdout: std::fs::read(dir.join("stdout.log")).unwrap_or_default(),
+            stderr: std::fs::read(dir.join("stderr.log")).unwrap_or_default(),
+        })
+    }
+
+    /// The processes of container `name` with their pids on the host and inside (`docker top`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; the sandbox's error for a container without state (not running).
+    pub fn top(&self, name: &str) -> Result<Vec<ProcessInfo>> {
+        self.records().get(name)?;
+        Ok(self.layout().state_dir()?.processes(name)?)
+    }
+
+    /// One sample of container `name`'s resource use from its cgroup (`docker stats --no-stream`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; the sandbox's error for a container without state (not running).
+    pub fn stats(&self, name: &str) -> Result<Stats> {
+        self.records().get(name)?;
+        Ok(self.layout().state_dir()?.load(name)?.cgroup.stats())
+    }
+
+    /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards.
+    fn with_rootfs<T>(&self, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
+        self.records().get(name)?;
+        let layout = self.layout();
+        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(name))?;
+        let out = f(&rootfs);
+        rootfs.persist()?;
+        out
+    }
+
+    /// Container `name`'s changes as a new layer on top of its image, stored as image `target`
+    /// (`docker commit`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; the store's and the filesystem's errors.
+    pub fn commit(&self, name: &str, target: &Reference) -> Result<Image> {
+        let base: Reference = self.records().get(name)?.image.parse()?;
+        let image = self.image(&base)?;
+        self.with_rootfs(name, |rootfs| {
+            let opts = CommitOptions {
+                created_by: format!("wharf commit {name}"),
+                ..Default::default()
+            };
+            Ok(rootfs.commit(self.store(), &image, target, &opts)?)
+        })
+    }
+
+    /// Container `name`'s whole filesystem as one tar written to `out` (`docker export`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; the filesystem's and `out`'s errors.
+    pub fn export(&self, name: &str, out: impl Write) -> Result<()> {
+        self.with_rootfs(name, |rootfs| {
+            rootfs.export(out)?;
+            Ok(())
+        })
+    }
+}

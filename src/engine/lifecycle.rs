@@ -1,0 +1,376 @@
+//! A container's life: create, start (and the thread that reaps it), run, stop, kill, remove.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wharf_image::Reference;
+use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
+use wharf_sandbox::{Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, Status, Stdio, StdioConfig};
+
+use super::error::{Error, Result};
+use super::records::{Owner, Record, RecordedExit, check_name, new_name, now, process_exists};
+use super::settings::{ContainerSettings, Output};
+use super::wait::{ExitInfo, Watch};
+use super::{Engine, network, spec};
+
+/// What [`Engine::start`] hands back.
+#[derive(Debug)]
+pub struct Started {
+    /// The host pid of the container's first process.
+    pub pid: i32,
+    /// The master side of the container's terminal, with [`ContainerSettings::tty`]: the caller copies it to
+    /// and from its own terminal (nothing else reads it, and a full terminal stops the container's writes).
+    pub terminal: Option<File>,
+}
+
+impl Engine {
+    /// Creates a container from `image` with `settings`, without starting it (`docker create`): takes the name,
+    /// finds the image (pulling it under [`ContainerSettings::pull`]), puts its layers in the cache and mounts
+    /// the container's filesystem. Returns the container's name.
+    ///
+    /// Blocks (a pull, layer extraction, mounts).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NameInUse`], [`Error::ImageMissing`], and the crates' errors for
+    /// the pull, the layers and the mount. Nothing of a failed create stays.
+    pub fn create(&self, image: &str, settings: &ContainerSettings) -> Result<String> {
+        self.create_as(image, settings, false)
+    }
+
+    /// Creates and starts a container (`docker run`): while it is being made it is listed as
+    /// [`State::Creating`](super::State::Creating) and, if this process dies meanwhile, rolled back by the
+    /// next engine on the root. Returns the container's name; [`wait`](Engine::wait) for its exit and read its
+    /// [`logs`](Engine::logs).
+    ///
+    /// Blocks until the container's process runs.
+    ///
+    /// # Errors
+    /// As [`create`](Engine::create) and [`start`](Engine::start); nothing of a failed run stays.
+    pub fn run(&self, image: &str, settings: &ContainerSettings) -> Result<String> {
+        Ok(self.run_with_terminal(image, settings)?.0)
+    }
+
+    /// [`run`](Engine::run), handing back what [`start`](Engine::start) does (the pid and, with a terminal,
+    /// its master).
+    ///
+    /// # Errors
+    /// As [`run`](Engine::run).
+    pub fn run_with_terminal(&self, image: &str, settings: &ContainerSettings) -> Result<(String, Started)> {
+        let name = self.create_as(image, settings, true)?;
+        match self.start(&name) {
+            Ok(started) => Ok((name, started)),
+            Err(e) => {
+                // Nothing of a run that failed to start stays.
+                if let Ok(Some(held)) = self.records().hold(&name, true) {
+                    let _ = self.records().destroy(&name, &held);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the container; with `running`, the record stays `creating` (owned by this process) for
+    /// [`start`](Engine::start) to finish.
+    fn create_as(&self, image: &str, settings: &ContainerSettings, running: bool) -> Result<String> {
+        if let Some(name) = &settings.name {
+            check_name(name)?;
+        }
+        let r: Reference = image.parse()?;
+        if !settings.network.is_cni()
+            && (!settings.network.publish.is_empty() || settings.network.publish_all || settings.network.ip.is_some())
+        {
+            return Err(Error::InvalidSetting {
+                setting: "network",
+                value: settings.network.mode.clone(),
+                reason: "published ports and a fixed address need a bridge or user network".into(),
+            });
+        }
+        let record = Record {
+            name: settings.name.clone().unwrap_or_else(new_name),
+            image: r.to_string(),
+            command: settings.command.clone(),
+            created: now(),
+            detached: settings.output == Output::Logs,
+            auto_remove: settings.auto_remove,
+            creating: true,
+            owner: Some(Owner::me()),
+            settings: Some(settings.clone()),
+            image_digest: None,
+            image_id: None,
+            started: None,
+            finished: None,
+            exit: None,
+        };
+        let name = self.records().reserve(record, settings.name.is_some())?;
+        match self.make_filesystem(&r, settings, &name, running) {
+            Ok(()) => Ok(name),
+            Err(e) => {
+                if let Ok(Some(held)) = self.records().hold(&name, true) {
+                    let _ = self.records().destroy(&name, &held);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The image (pulled under the policy), its layers, the container's filesystem.
+    fn make_filesystem(&self, r: &Reference, settings: &ContainerSettings, name: &str, running: bool) -> Result<()> {
+        let image = self.image_under(r, settings.pull)?;
+        let layout = self.layout();
+        let cache = layout.layer_cache()?;
+        let layers = cache.ensure_image(self.store(), &image, &ApplyOptions::default())?;
+        let base = layout.rootfs_base();
+        std::fs::create_dir_all(&base).map_err(Error::io("create", &base))?;
+        let rootfs = Rootfs::create(&cache, &layers, layout.rootfs(name), &RootfsOptions::default())?;
+        if let Some(reason) = rootfs.fallback_reason() {
+            eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
+        }
+        // The filesystem stays (mounted) until the container is removed, by whichever process.
+        rootfs.persist()?;
+        let digest = image.manifest_descriptor.digest().to_string();
+        let id = image.config_digest.to_string();
+        self.records().update(name, |record| {
+            record.image_digest = Some(digest);
+            record.image_id = Some(id);
+            if !running {
+                record.creating = false;
+                record.owner = None;
+            }
+        })
+    }
+
+    /// Starts a created container (`docker start`): attaches its network, builds its runtime spec and spawns its
+    /// process, which this process then reaps (see the [module docs](super#who-waits-for-a-container)).
+    ///
+    /// Blocks until the process runs.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::AlreadyStarted`] (starting a stopped container again is not done
+    /// yet), [`Error::Busy`] while another process creates it, and the sandbox's typed spawn errors (program
+    /// not found, bad user, …). A created container that fails to start stays created.
+    pub fn start(&self, name: &str) -> Result<Started> {
+        let records = self.records();
+        let Some(held) = records.hold(name, true)? else {
+            return Err(Error::NoSuchContainer(name.to_string()));
+        };
+        let record = records.get(name)?;
+        let me = Owner::me();
+        if record.started.is_some() || record.settings.is_none() {
+            return Err(Error::AlreadyStarted(name.to_string()));
+        }
+        if let Some(owner) = record.owner.filter(|o| *o != me && o.alive()) {
+            return Err(Error::Busy {
+                name: name.to_string(),
+                what: "being created",
+                pid: owner.pid,
+            });
+        }
+        // Taken: a second start finds it started.
+        records.update(name, |r| {
+            r.started = Some(now());
+            r.owner = Some(me);
+        })?;
+        drop(held);
+        let settings = record.settings.clone().unwrap_or_default();
+        match self.spawn(&record, &settings) {
+            Ok(started) => Ok(started),
+            Err(e) => {
+                if settings.network.is_cni() {
+                    let _ = network::release(self.layout(), name);
+                }
+                let _ = records.update(name, |r| {
+                    r.started = None;
+                    if !r.creating {
+                        r.owner = None;
+                    }
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn(&self, record: &Record, settings: &ContainerSettings) -> Result<Started> {
+        let layout = self.layout();
+        let name = record.name.as_str();
+        let mut r: Reference = record.image.parse()?;
+        if let Some(digest) = &record.image_digest {
+            r = r.with_digest(digest.parse().map_err(wharf_image::Error::from)?);
+        }
+        let image = self.image(&r)?;
+        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(name))?;
+        let rootfs_path = rootfs.path();
+        rootfs.persist()?;
+        let attached = if settings.network.is_cni() {
+            let hostname = settings.hostname.clone().unwrap_or_else(|| name.to_string());
+            let exposed = image.config.exposed_ports();
+            Some(network::attach(layout, &settings.network, name, &hostname, &exposed)?)
+        } else {
+            None
+        };
+        let spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
+        let dir = self.records().path(name);
+        let log = |file: &str| {
+            let path = dir.join(file);
+            File::create(&path).map_err(Error::io("create", path))
+        };
+        let stdio = match settings.output {
+            Output::Logs => StdioConfig {
+                stdin: Stdio::Null,
+                stdout: Stdio::from(log("stdout.log")?),
+                stderr: Stdio::from(log("stderr.log")?),
+                extra_fds: Vec::new(),
+            },
+            // With a terminal, Inherit means the pty (a terminal alone still gives the container a tty on
+            // stdin, as docker's -t does); stdin_open decides whether the caller's input is passed on.
+            Output::Inherit => StdioConfig {
+                stdin: if settings.stdin_open || settings.tty {
+                    Stdio::Inherit
+                } else {
+                    Stdio::Null
+                },
+                ..StdioConfig::inherit()
+            },
+        };
+        let opts = SpawnOptions {
+            id: Some(name.to_string()),
+            state_dir: Some(layout.wharf().join("sandbox")),
+            init: settings.init,
+            seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+            // A new network namespace gets `lo` up, as docker's and podman's do.
+            loopback_up: true,
+            ..Default::default()
+        };
+        let mut container = Container::spawn_with(&spec, &rootfs_path, stdio, opts)?;
+        let command = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
+        let watch = self.inner.reaping.watch(name);
+        self.records().update(name, |record| {
+            record.creating = false;
+            record.command = command;
+        })?;
+        let started = Started {
+            pid: container.pid(),
+            terminal: container.take_pty_master(),
+        };
+        let engine = self.clone();
+        let reaper_name = name.to_string();
+        let cni = settings.network.is_cni();
+        let spawned = std::thread::Builder::new()
+            .name(format!("wharf-reap-{name}"))
+            .spawn(move || engine.reap(&reaper_name, container, cni, &watch));
+        if let Err(e) = spawned {
+            return Err(Error::io("spawn the thread that waits for", dir)(e));
+        }
+        Ok(started)
+    }
+
+    /// Waits for `container`, records its exit, gives its network back, removes it if it was to be removed,
+    /// then wakes the waiters.
+    fn reap(&self, name: &str, mut container: Container, cni: bool, watch: &Arc<Watch>) {
+        let exit = match container.wait() {
+            Ok(e) => RecordedExit {
+                code: match e.status {
+                    ExitStatus::Exited(c) => Some(c),
+                    ExitStatus::Signaled(_) => None,
+                },
+                signal: e.status.signal(),
+                oom_kills: e.oom_kills,
+            },
+            // The wait itself failed (it cannot, short of a kernel error): the exit is unknown.
+            Err(_) => RecordedExit {
+                code: None,
+                signal: None,
+                oom_kills: 0,
+            },
+        };
+        drop(container);
+        let records = self.records();
+        // A container that has exited gives its address, veth and rules back at once (a removal does too).
+        if cni && let Err(e) = network::release(self.layout(), name) {
+            eprintln!("wharf: releasing the network of {name}: {e}");
+        }
+        let auto_remove = records.get(name).is_ok_and(|r| r.auto_remove);
+        let _ = records.update(name, |r| {
+            r.exit = Some(exit);
+            r.finished = Some(now());
+            r.owner = None;
+        });
+        if auto_remove && let Ok(Some(held)) = records.hold(name, true) {
+            if let Err(e) = records.destroy(name, &held) {
+                eprintln!("wharf: removing container {name}: {e}");
+            }
+        }
+        watch.finish(ExitInfo::from(exit));
+    }
+
+    /// Stops container `name` as `docker stop` does: SIGTERM to its processes, then SIGKILL after `timeout`;
+    /// returns once they are gone (with its exit recorded, when this process reaps it) and its network is
+    /// given back. Stopping a stopped container succeeds.
+    ///
+    /// Blocks up to `timeout` and 10 s more.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::DidNotStop`].
+    pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
+        self.records().get(name)?;
+        let layout = self.layout();
+        let states = layout.state_dir()?;
+        let running = || matches!(states.status(name), Ok(Status::Running));
+        if running() {
+            states.kill(name, 15, true)?;
+            let stopped_within = |limit: Duration| {
+                let deadline = Instant::now() + limit;
+                while running() {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                true
+            };
+            // A pid 1 without a TERM handler ignores TERM, so the KILL is often what ends it.
+            if !stopped_within(timeout) {
+                states.kill(name, 9, true)?;
+                if !stopped_within(Duration::from_secs(10)) {
+                    return Err(Error::DidNotStop(name.to_string()));
+                }
+            }
+        }
+        if let Some(watch) = self.inner.reaping.get(name) {
+            let _ = self.wait(name);
+            drop(watch);
+        }
+        // A stopped container gives its address, veth and published ports back, as Docker's do (also one that
+        // exited on its own while no process reaped it).
+        network::release(layout, name)
+    }
+
+    /// Sends `signal` to every process of container `name` (`docker kill`; see [`signal_number`](super::signal_number)).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::NotRunning`].
+    pub fn kill(&self, name: &str, signal: i32) -> Result<()> {
+        self.records().get(name)?;
+        if !process_exists(self.layout(), name) {
+            return Err(Error::NotRunning(name.to_string()));
+        }
+        Ok(self.layout().state_dir()?.kill(name, signal, true)?)
+    }
+
+    /// Removes container `name` and everything it has: its process (with `force`; else a running container
+    /// is [`Error::Running`]), sandbox state, network, filesystem, logs and record.
+    ///
+    /// Blocks while another process finishes with it (up to 20 s).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::Running`], [`Error::Busy`].
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        self.records().remove(name, force)?;
+        self.inner.reaping.forget(name);
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! The engine: containers from images, as `docker run` makes them, on one store root.
+//!
+//! An [`Engine`] opened on a store root composes the crates: the image (pulled under a [`PullPolicy`]) → its
+//! layers in the layer cache → an overlay root filesystem → a runtime spec from the image config and the
+//! [`ContainerSettings`] → a sandboxed process, with its network through wharf-network when asked.
+//!
+//! ```no_run
+//! use wharf::engine::{ContainerSettings, Engine};
+//! # fn main() -> Result<(), wharf::engine::Error> {
+//! let engine = Engine::open("/var/lib/wharf")?;
+//! let settings = ContainerSettings::builder().command(["echo", "hello"]).build();
+//! let name = engine.run("busybox", &settings)?;
+//! let exit = engine.wait(&name)?;
+//! let logs = engine.logs(&name)?;
+//! assert_eq!((exit.code, logs.stdout.as_slice()), (Some(0), &b"hello\n"[..]));
+//! engine.remove(&name, false)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # On disk
+//! Everything lives under the store's root, in the layout the example CLI has always used, so stores made by
+//! older versions keep working: `ROOT/.wharf/containers/NAME/` (the record, `container.json`, and the logs
+//! `stdout.log`, `stderr.log`), `ROOT/.wharf/rootfs/NAME/` (the container's overlay), `ROOT/.wharf/sandbox/`
+//! (the sandbox's state, so any process can find, signal and exec into a container), `ROOT/.wharf/layers/`
+//! (the layer cache), `ROOT/.wharf/network` and `ROOT/.wharf/netns/`.
+//!
+//! # Several processes, one root
+//! Records are taken, changed and removed atomically (see the records' design in the source,
+//! `src/engine/records.rs`): two engines racing for a name get one container and one
+//! [`Error::NameInUse`]; a removal holds the record's lock; whatever a killed process left is rolled back by the
+//! next engine that opens the root. Any engine on the root can inspect, list, stop, kill, exec into and remove
+//! any container.
+//!
+//! # Who waits for a container
+//! The engine that starts a container reaps it on a thread of its process: it records the exit code, signal,
+//! OOM kills and finish time in the record, gives the network back, and removes an auto-remove container, then
+//! wakes [`Engine::wait`]ers. Another engine's `wait` polls the record. If the starting process ends first, the
+//! container keeps running (as a detached `docker run -d` does) but nobody records its exit: its
+//! [`ExitInfo`] is then unknown (`code` and `signal` both `None`). A supervisor process that outlives the engine,
+//! restart policies and log rotation are not done yet.
+//!
+//! # Blocking and async
+//! Every method blocks the calling thread (file system, mounts, `clone3`, waiting); none needs a runtime.
+//! [`Engine`] is `Clone + Send + Sync` (an `Arc` inside), so async code moves a clone into
+//! `tokio::task::spawn_blocking`. Waiting has an async form, [`Engine::wait_async`], that waits on a thread of
+//! its own and never blocks an executor's worker; dropping its future leaves the container as it was (the
+//! reaping thread, not the future, owns it). [`Engine::pull`] runs its own small tokio runtime: call it from
+//! `spawn_blocking`, not from inside an async task.
+
+mod error;
+mod exec;
+mod image;
+mod inspect;
+mod lifecycle;
+mod network;
+mod records;
+mod settings;
+mod spec;
+mod wait;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wharf_image::{Platform, Store};
+use wharf_rootfs::LayerCache;
+use wharf_sandbox::StateDir;
+
+pub use error::{Error, Result};
+pub use exec::ExecSettings;
+pub use inspect::{ContainerInfo, Filter, ListOptions, Logs, State};
+pub use lifecycle::Started;
+pub use records::check_name;
+pub use settings::{
+    BindMount, ContainerSettings, ContainerSettingsBuilder, Limits, NamespaceMode, NetworkSettings, Output, PullPolicy,
+    RestartPolicy,
+};
+pub use wait::{ExitInfo, WaitFuture};
+
+/// How an [`Engine`] reaches registries and chooses images.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// The platform chosen from multi-platform images. Default: the host's.
+    pub platform: Platform,
+    /// Registries (`host[:port]`) reached over plain HTTP (localhost always is). Default: none.
+    pub insecure_registries: Vec<String>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            platform: Platform::host(),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+/// Where an engine keeps its files under a store root (see the [module docs](self#on-disk)).
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    wharf: PathBuf,
+}
+
+impl Layout {
+    fn new(root: &Path) -> Layout {
+        Layout {
+            wharf: root.join(".wharf"),
+        }
+    }
+
+    /// `ROOT/.wharf`.
+    pub fn wharf(&self) -> &Path {
+        &self.wharf
+    }
+
+    /// The records' directory.
+    pub fn containers(&self) -> PathBuf {
+        self.wharf.join("containers")
+    }
+
+    /// The directory of container `name`'s filesystem: the layout `Rootfs::layers_in_use` and
+    /// `Rootfs::cleanup_stale` read.
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        self.rootfs_base().join(name)
+    }
+
+    /// Where container filesystems live.
+    pub fn rootfs_base(&self) -> PathBuf {
+        self.wharf.join("rootfs")
+    }
+
+    /// The sandbox's state directory.
+    pub fn state_dir(&self) -> Result<StateDir> {
+        Ok(StateDir::new(self.wharf.join("sandbox"))?)
+    }
+
+    /// The layer cache.
+    pub fn layer_cache(&self) -> Result<LayerCache> {
+        Ok(LayerCache::open(self.wharf.join("layers"))?)
+    }
+}
+
+/// Containers from images on one store root: create, start, wait, logs, stop, kill, remove, inspect, list,
+/// exec, top, stats, commit and export.
+///
+/// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
+/// [module docs](self#blocking-and-async)); [`wait_async`](Engine::wait_async) is the async wait.
+///
+/// # Examples
+/// ```no_run
+/// use wharf::engine::{ContainerSettings, Engine, PullPolicy};
+/// # fn main() -> Result<(), wharf::engine::Error> {
+/// let engine = Engine::open("/var/lib/wharf")?;
+/// let settings = ContainerSettings::builder()
+///     .name("sleeper")
+///     .command(["sleep", "60"])
+///     .pull(PullPolicy::Missing)
+///     .build();
+/// engine.run("busybox", &settings)?;
+/// engine.stop("sleeper", std::time::Duration::from_secs(10))?;
+/// println!("{:?}", engine.inspect("sleeper")?.exit);
+/// engine.remove("sleeper", false)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    layout: Layout,
+    options: EngineOptions,
+    records: records::Records,
+    reaping: wait::Reaping,
+}
+
+impl Engine {
+    /// Opens (creating it if needed) the store at `root` with the default options.
+    ///
+    /// # Errors
+    /// The store cannot be opened; the records directory cannot be made.
+    pub fn open(root: impl AsRef<Path>) -> Result<Engine> {
+        Engine::with_store(Store::open(root.as_ref())?, EngineOptions::default())
+    }
+
+    /// An engine on `store` with `options`. Opening collects what killed processes left in the
+    /// records (see the [module docs](self#several-processes-one-root)).
+    ///
+    /// # Errors
+    /// The records directory cannot be made.
+    pub fn with_store(store: Store, options: EngineOptions) -> Result<Engine> {
+        let layout = Layout::new(store.root());
+        let records = records::Records::open(&layout)?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                layout,
+                options,
+                records,
+                reaping: wait::Reaping::default(),
+            }),
+        })
+    }
+
+    /// The image store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.options
+    }
+
+    /// The container networks of this root (create, list, inspect, remove them with wharf-network).
+    ///
+    /// # Errors
+    /// The network state directory cannot be opened.
+    pub fn networks(&self) -> Result<wharf_network::Networks> {
+        network::networks(&self.inner.layout)
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    fn records(&self) -> &records::Records {
+        &self.inner.records
+    }
+}
+
+/// A signal by name (`TERM`, `SIGKILL`, …) or number, as `docker kill -s` takes it.
+///
+/// # Errors
+/// [`Error::UnknownSignal`].
+pub fn signal_number(s: &str) -> Result<i32> {
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "TERM" => 15,
+        "KILL" => 9,
+        "INT" => 2,
+        "HUP" => 1,
+        "QUIT" => 3,
+        "USR1" => 10,
+        "USR2" => 12,
+        "STOP" => 19,
+        "CONT" => 18,
+        n => n.parse().map_err(|_| Error::UnknownSignal(s.to_string()))?,
+    })
+}

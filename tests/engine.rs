@@ -1,0 +1,343 @@
+//! The engine (`wharf::engine`) driving real containers through the library: a busybox-static image imported
+//! into a fresh store, run to completion, detached, stopped, inspected, listed, exec'd into, removed, from one
+//! engine and from two on one root, and waited for from async code. Needs root.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use wharf::engine::{
+    BindMount, ContainerSettings, Engine, Error, ExecSettings, Filter, ListOptions, PullPolicy, RestartPolicy, State,
+};
+use wharf::image::import::{ContainerConfig, ImportOptions, import_dir};
+use wharf::sandbox::{ExitStatus, StdioConfig};
+
+mod support;
+
+use support::cli::Env;
+
+const IMAGE: &str = "engine/busybox:1";
+
+/// A fresh store with the busybox image, and an engine on it. Dropping it removes whatever containers a failed
+/// test left, through the engine.
+struct Root {
+    engine: Engine,
+    env: Env,
+}
+
+impl Root {
+    fn new() -> Root {
+        let env = Env::new();
+        let tree = env.busybox_tree(IMAGE, "engine\n");
+        let engine = Engine::open(env.store()).unwrap();
+        let opts = ImportOptions {
+            config: ContainerConfig {
+                cmd: vec!["/bin/sh".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        import_dir(engine.store(), &tree, &IMAGE.parse().unwrap(), &opts).unwrap();
+        Root { engine, env }
+    }
+
+    /// Settings that never pull, with `command`.
+    fn settings(command: &[&str]) -> wharf::engine::ContainerSettingsBuilder {
+        ContainerSettings::builder()
+            .command(command.iter().copied())
+            .pull(PullPolicy::Never)
+    }
+
+    /// Waits until `name`'s log has `needle` on stdout.
+    fn wait_for_log(&self, name: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&self.engine.logs(name).unwrap().stdout).contains(needle) {
+            assert!(Instant::now() < deadline, "{name} never logged {needle:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        let all = ListOptions {
+            all: true,
+            ..Default::default()
+        };
+        self.engine.list(&all).into_iter().map(|c| c.name).collect()
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for name in self.all() {
+            let _ = self.engine.remove(&name, true);
+        }
+        // The store's mounts are gone with the containers.
+        assert!(self.env.mounts_below_store().is_empty() || std::thread::panicking());
+    }
+}
+
+#[test]
+fn run_to_completion_captures_output_and_exit_code() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let data = root.env.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "from the host\n").unwrap();
+    let settings = Root::settings(&["sh", "-c", "cat /mnt/f; echo to-err >&2; exit 3"])
+        .mount(BindMount {
+            source: data,
+            target: "/mnt".into(),
+            read_only: true,
+        })
+        .build();
+    let name = engine.run(IMAGE, &settings).unwrap();
+    let exit = engine.wait(&name).unwrap();
+    assert_eq!((exit.code, exit.signal, exit.oom_killed), (Some(3), None, false));
+    let logs = engine.logs(&name).unwrap();
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "from the host\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "to-err\n");
+    let info = engine.inspect(&name).unwrap();
+    assert_eq!(info.state, State::Exited);
+    assert_eq!(info.exit, Some(exit));
+    assert!(info.started.is_some() && info.finished.is_some() && info.pid.is_none());
+    assert_eq!(info.command, ["sh", "-c", "cat /mnt/f; echo to-err >&2; exit 3"]);
+    // Waiting again gives the same recorded exit.
+    assert_eq!(engine.wait(&name).unwrap(), exit);
+    engine.remove(&name, false).unwrap();
+    assert!(matches!(engine.inspect(&name), Err(Error::NoSuchContainer(n)) if n == name));
+    assert!(root.all().is_empty());
+}
+
+#[test]
+fn created_then_started_detached_with_logs_then_waited_for() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sh", "-c", "echo started; sleep 1; exit 7"])
+        .name("later")
+        .build();
+    let name = engine.create(IMAGE, &settings).unwrap();
+    assert_eq!(name, "later");
+    assert_eq!(engine.inspect("later").unwrap().state, State::Created);
+    assert!(
+        engine.list(&ListOptions::default()).is_empty(),
+        "a created container is not running"
+    );
+    assert!(matches!(engine.wait("later"), Err(Error::NotStarted(_))));
+    let started = engine.start("later").unwrap();
+    assert!(started.pid > 0 && started.terminal.is_none());
+    assert!(matches!(engine.start("later"), Err(Error::AlreadyStarted(_))));
+    root.wait_for_log("later", "started");
+    let running = engine.list(&ListOptions::default());
+    assert_eq!(running.len(), 1);
+    assert_eq!((running[0].state, running[0].pid), (State::Running, Some(started.pid)));
+    assert_eq!(engine.wait("later").unwrap().code, Some(7));
+    assert_eq!(engine.inspect("later").unwrap().state, State::Exited);
+    // Stopping a stopped container succeeds; removing it needs no force.
+    engine.stop("later", Duration::from_secs(1)).unwrap();
+    engine.remove("later", false).unwrap();
+}
+
+#[test]
+fn stop_kills_a_container_that_ignores_sigterm_once_the_timeout_passed() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sh", "-c", "trap '' TERM; echo ready; sleep 60"]).build();
+    let name = engine.run(IMAGE, &settings).unwrap();
+    root.wait_for_log(&name, "ready");
+    let begin = Instant::now();
+    engine.stop(&name, Duration::from_millis(1500)).unwrap();
+    let took = begin.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "stopped after {took:?}, before the timeout"
+    );
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    let info = engine.inspect(&name).unwrap();
+    assert_eq!(info.state, State::Exited);
+    assert_eq!(info.exit.map(|e| (e.code, e.signal)), Some((None, Some(9))), "{info:?}");
+    assert_eq!(info.exit.and_then(|e| e.status()), Some(137));
+    engine.remove(&name, false).unwrap();
+}
+
+#[test]
+fn a_running_container_is_inspected_listed_filtered_exec_top_stats_and_removed() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sleep", "60"])
+        .name("svc")
+        .hostname("box")
+        .env("GREETING=hello")
+        .memory(64 << 20)
+        .label("team", "ci")
+        .restart(RestartPolicy::OnFailure(Some(2)))
+        .build();
+    engine.run(IMAGE, &settings).unwrap();
+    let other = Root::settings(&["true"]).name("other").build();
+    engine.create(IMAGE, &other).unwrap();
+
+    let info = engine.inspect("svc").unwrap();
+    assert_eq!(info.state, State::Running);
+    assert!(info.pid.is_some() && info.exit.is_none() && info.image_id.is_some());
+    assert_eq!(
+        info.image,
+        IMAGE.parse::<wharf::image::Reference>().unwrap().to_string()
+    );
+    let recorded = info.settings.unwrap();
+    assert_eq!(recorded.limits.memory, Some(64 << 20));
+    assert_eq!(recorded.restart, RestartPolicy::OnFailure(Some(2)));
+
+    let names = |filters: Vec<Filter>| -> Vec<String> {
+        let options = ListOptions { all: true, filters };
+        engine.list(&options).into_iter().map(|c| c.name).collect()
+    };
+    assert_eq!(names(vec![Filter::Label("team".into(), Some("ci".into()))]), ["svc"]);
+    assert_eq!(
+        names(vec![Filter::Label("team".into(), Some("qa".into()))]),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(vec![Filter::State(State::Created)]), ["other"]);
+    assert_eq!(names(vec![Filter::Name("oth".into())]), ["other"]);
+    assert_eq!(names(vec![Filter::Image(IMAGE.into())]).len(), 2);
+
+    let exec = ExecSettings {
+        command: vec!["sh".into(), "-c".into(), "echo $GREETING $(hostname); exit 4".into()],
+        ..Default::default()
+    };
+    let mut handle = engine.exec("svc", &exec, StdioConfig::piped()).unwrap();
+    let mut out = String::new();
+    handle.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(handle.wait().unwrap(), ExitStatus::Exited(4));
+    assert_eq!(out, "hello box\n");
+
+    let top = engine.top("svc").unwrap();
+    assert!(
+        top.iter().any(|p| p.container_pid == 1 && p.cmdline == ["sleep", "60"]),
+        "{top:?}"
+    );
+    let stats = engine.stats("svc").unwrap();
+    assert_eq!(stats.memory_limit, Some(64 << 20));
+    assert!(stats.pids_current >= 1);
+
+    assert!(matches!(engine.remove("svc", false), Err(Error::Running(_))));
+    engine.remove("svc", true).unwrap();
+    engine.remove("other", false).unwrap();
+    assert!(root.all().is_empty());
+}
+
+#[test]
+fn errors_name_the_container_image_or_setting() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let missing = |r: Result<(), Error>| match r {
+        Err(e @ Error::NoSuchContainer(_)) => assert_eq!(e.to_string(), "no such container: nosuch"),
+        other => panic!("expected no such container, got {other:?}"),
+    };
+    missing(engine.inspect("nosuch").map(drop));
+    missing(engine.wait("nosuch").map(drop));
+    missing(engine.logs("nosuch").map(drop));
+    missing(engine.start("nosuch").map(drop));
+    missing(engine.stop("nosuch", Duration::from_secs(1)));
+    missing(engine.kill("nosuch", 9));
+    missing(engine.remove("nosuch", true));
+    missing(engine.top("nosuch").map(drop));
+    assert!(matches!(engine.inspect("../x"), Err(Error::InvalidName(_))));
+    let named = Root::settings(&["true"]).name("../x").build();
+    assert!(matches!(engine.create(IMAGE, &named), Err(Error::InvalidName(_))));
+    let never = Root::settings(&["true"]).build();
+    let err = engine.create("engine/absent:1", &never).unwrap_err();
+    assert!(matches!(err, Error::ImageMissing(_)), "{err}");
+    let bad_ns = Root::settings(&["true"])
+        .pid("container:nosuch".parse().unwrap())
+        .build();
+    let err = engine.run(IMAGE, &bad_ns).unwrap_err();
+    assert!(err.to_string().contains("container nosuch is not running"), "{err}");
+    let bad_program = Root::settings(&["/no/such/program"]).build();
+    let err = engine.run(IMAGE, &bad_program).unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    // Nothing of a refused or failed run stays.
+    assert!(root.all().is_empty());
+    assert!(root.env.mounts_below_store().is_empty());
+}
+
+#[test]
+fn two_engines_on_one_root_share_the_containers() {
+    let root = Root::new();
+    let a = &root.engine;
+    let b = Engine::open(root.env.store()).unwrap();
+    // Racing for one name: one wins, the other is told the name is in use.
+    let same = Root::settings(&["sleep", "60"]).name("same").build();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.run(IMAGE, &same));
+        let tb = s.spawn(|| b.run(IMAGE, &same));
+        vec![ta.join().unwrap(), tb.join().unwrap()]
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(Error::NameInUse(n)) if n == "same"))
+    );
+    assert_eq!(b.inspect("same").unwrap().state, State::Running);
+    assert_eq!(a.inspect("same").unwrap().state, State::Running);
+    // A container `a` started, stopped by `b`: the exit `a` records is what `b` waits for.
+    let started_by_a = Root::settings(&["sleep", "60"]).name("by-a").build();
+    a.run(IMAGE, &started_by_a).unwrap();
+    b.stop("by-a", Duration::from_millis(500)).unwrap();
+    let seen_by_b = b.wait("by-a").unwrap();
+    assert_eq!(seen_by_b, a.wait("by-a").unwrap());
+    assert_eq!(seen_by_b.signal, Some(9), "sleep as pid 1 ignores TERM: {seen_by_b:?}");
+    b.remove("by-a", false).unwrap();
+    a.remove("same", true).unwrap();
+    assert!(
+        b.list(&ListOptions {
+            all: true,
+            ..Default::default()
+        })
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_dropped_wait_future_leaves_the_container_managed() {
+    let root = Root::new();
+    let engine = root.engine.clone();
+    let settings = Root::settings(&["sleep", "60"]).name("async").build();
+    engine.run(IMAGE, &settings).unwrap();
+    // One worker thread: if waiting blocked it, the timeout could never fire.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let waited = tokio::time::timeout(Duration::from_millis(200), engine.wait_async("async")).await;
+        assert!(waited.is_err(), "the wait ended early: {waited:?}");
+        // The dropped future changed nothing: the container runs, listed, and is stopped and reaped as usual.
+        assert_eq!(engine.inspect("async").unwrap().state, State::Running);
+        let stopper = engine.clone();
+        let stop = tokio::task::spawn_blocking(move || stopper.stop("async", Duration::from_millis(200)));
+        let exit = engine.wait_async("async").await.unwrap();
+        assert_eq!(exit.signal, Some(9));
+        stop.await.unwrap().unwrap();
+    });
+    assert_eq!(engine.inspect("async").unwrap().state, State::Exited);
+    engine.remove("async", false).unwrap();
+}
+
+#[test]
+fn auto_remove_goes_once_stopped_and_an_oom_kill_is_flagged() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sh", "-c", "exit 2"]).auto_remove(true).build();
+    let name = engine.run(IMAGE, &settings).unwrap();
+    assert_eq!(engine.wait(&name).unwrap().code, Some(2));
+    assert!(matches!(engine.inspect(&name), Err(Error::NoSuchContainer(_))));
+    // dd's 64 MiB buffer does not fit in 16 MiB.
+    let settings = Root::settings(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
+        .memory(16 << 20)
+        .build();
+    let name = engine.run(IMAGE, &settings).unwrap();
+    let exit = engine.wait(&name).unwrap();
+    assert!(exit.oom_killed, "{exit:?}");
+    assert_eq!(exit.signal, Some(9));
+    engine.remove(&name, false).unwrap();
+}
