@@ -1,7 +1,24 @@
 //! Wharf: what Docker does under the hood, as libraries.
 //!
-//! This façade only re-exports the five crates so that an embedder can depend on one
-//! package. Each crate can also be used on its own:
+//! Run an image and read its output and exit code (as root, like every container):
+//! ```no_run
+//! use wharf::engine::{ContainerSettings, Engine};
+//!
+//! fn main() -> Result<(), wharf::engine::Error> {
+//!     let engine = Engine::open("/var/lib/wharf")?;
+//!     let settings = ContainerSettings::builder().command(["echo", "hello"]).build();
+//!     let name = engine.run("busybox", &settings)?; // pulled when the store lacks it
+//!     let exit = engine.wait(&name)?;
+//!     let logs = engine.logs(&name)?;
+//!     println!("{} exited with {:?}", String::from_utf8_lossy(&logs.stdout), exit.code);
+//!     engine.remove(&name, false)
+//! }
+//! ```
+//!
+//! [`engine`] composes the crates into containers made from images, as `docker run` makes them; its module
+//! docs say what it keeps on disk, how several processes share a root, and how it fits async code. The façade
+//! also re-exports the five crates so that an embedder can depend on one package. Each crate can also be used
+//! on its own:
 //!
 //! - [`image`] — references, digests, manifests, image configs and the local image store;
 //! - [`registry`] — the OCI distribution protocol client;
