@@ -7,7 +7,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use wharf::engine::{
-    BindMount, ContainerSettings, Engine, Error, ExecSettings, Filter, ListOptions, PullPolicy, RestartPolicy, State,
+    BindMount, ContainerSettings, Engine, Error, ExecSettings, Filter, Limits, ListOptions, PullPolicy, RestartPolicy,
+    State,
 };
 use wharf::image::import::{ContainerConfig, ImportOptions, import_dir};
 use wharf::sandbox::{ExitStatus, StdioConfig};
@@ -125,13 +126,21 @@ fn created_then_started_detached_with_logs_then_waited_for() {
     assert!(matches!(engine.wait("later"), Err(Error::NotStarted(_))));
     let started = engine.start("later").unwrap();
     assert!(started.pid > 0 && started.terminal.is_none());
-    assert!(matches!(engine.start("later"), Err(Error::AlreadyStarted(_))));
+    assert!(matches!(engine.start("later"), Err(Error::AlreadyRunning(_))));
     root.wait_for_log("later", "started");
     let running = engine.list(&ListOptions::default());
     assert_eq!(running.len(), 1);
     assert_eq!((running[0].state, running[0].pid), (State::Running, Some(started.pid)));
     assert_eq!(engine.wait("later").unwrap().code, Some(7));
     assert_eq!(engine.inspect("later").unwrap().state, State::Exited);
+    // Started again: the same filesystem, the log appended to, a new exit.
+    engine.start("later").unwrap();
+    assert_eq!(engine.inspect("later").unwrap().exit, None);
+    assert_eq!(engine.wait("later").unwrap().code, Some(7));
+    assert_eq!(
+        String::from_utf8_lossy(&engine.logs("later").unwrap().stdout),
+        "started\nstarted\n"
+    );
     // Stopping a stopped container succeeds; removing it needs no force.
     engine.stop("later", Duration::from_secs(1)).unwrap();
     engine.remove("later", false).unwrap();
@@ -217,6 +226,16 @@ fn a_running_container_is_inspected_listed_filtered_exec_top_stats_and_removed()
     let stats = engine.stats("svc").unwrap();
     assert_eq!(stats.memory_limit, Some(64 << 20));
     assert!(stats.pids_current >= 1);
+    // A limit changed live reaches the cgroup and the record; the others stay.
+    let lower = Limits {
+        memory: Some(32 << 20),
+        ..Default::default()
+    };
+    engine.update("svc", &lower).unwrap();
+    assert_eq!(engine.stats("svc").unwrap().memory_limit, Some(32 << 20));
+    let limits = engine.inspect("svc").unwrap().settings.unwrap().limits;
+    assert_eq!((limits.memory, limits.pids), (Some(32 << 20), None));
+    assert!(matches!(engine.update("other", &lower), Err(Error::NotRunning(_))));
 
     assert!(matches!(engine.remove("svc", false), Err(Error::Running(_))));
     engine.remove("svc", true).unwrap();
@@ -340,4 +359,36 @@ fn auto_remove_goes_once_stopped_and_an_oom_kill_is_flagged() {
     assert!(exit.oom_killed, "{exit:?}");
     assert_eq!(exit.signal, Some(9));
     engine.remove(&name, false).unwrap();
+}
+
+#[test]
+fn a_container_another_process_started_is_seen_and_started_again() {
+    let root = Root::new();
+    let engine = &root.engine;
+    // The example CLI is that other process: it starts the container and exits before it does.
+    root.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli-made",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.5; echo hi; exit 5",
+    ]);
+    assert_eq!(engine.inspect("cli-made").unwrap().state, State::Running);
+    // Nobody lives to record its exit: the wait ends when the process does, with an unknown exit.
+    let exit = engine.wait("cli-made").unwrap();
+    assert_eq!(exit, wharf::engine::ExitInfo::UNKNOWN);
+    let info = engine.inspect("cli-made").unwrap();
+    assert_eq!((info.state, info.exit), (State::Exited, Some(exit)));
+    // Started again by this engine (its leftover sandbox state cleared), which now records the exit.
+    engine.start("cli-made").unwrap();
+    assert_eq!(engine.wait("cli-made").unwrap().code, Some(5));
+    assert_eq!(
+        String::from_utf8_lossy(&engine.logs("cli-made").unwrap().stdout),
+        "hi\nhi\n"
+    );
+    root.env.ok(&["rm", "cli-made"]);
+    assert!(root.all().is_empty());
 }

@@ -35,9 +35,9 @@ pub enum Error {
     /// The container was created but not started.
     #[error("container {0} was created but never started")]
     NotStarted(String),
-    /// The container has already been started once (starting it again is not supported yet).
-    #[error("container {0} has already been started")]
-    AlreadyStarted(String),
+    /// The container runs already (or the process that started it has not finished with it yet).
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
     /// Another process is creating the container, or waits for it in the foreground.
     #[error("container {name} is {what} by process {pid}")]
     Busy {

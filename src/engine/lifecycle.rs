@@ -10,7 +10,7 @@ use wharf_sandbox::{Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, 
 
 use super::error::{Error, Result};
 use super::records::{Owner, Record, RecordedExit, check_name, new_name, now, process_exists};
-use super::settings::{ContainerSettings, Output};
+use super::settings::{ContainerSettings, Limits, Output};
 use super::wait::{ExitInfo, Watch};
 use super::{Engine, network, spec};
 
@@ -140,15 +140,16 @@ impl Engine {
         })
     }
 
-    /// Starts a created container (`docker start`): attaches its network, builds its runtime spec and spawns its
-    /// process, which this process then reaps (see the [module docs](super#who-waits-for-a-container)).
+    /// Starts a created or exited container (`docker start`): attaches its network, builds its runtime spec and
+    /// spawns its process, which this process then reaps (see the [module docs](super#who-waits-for-a-container)).
+    /// An exited container starts again on the same filesystem, its logs appended to.
     ///
     /// Blocks until the process runs.
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`], [`Error::AlreadyStarted`] (starting a stopped container again is not done
-    /// yet), [`Error::Busy`] while another process creates it, and the sandbox's typed spawn errors (program
-    /// not found, bad user, …). A created container that fails to start stays created.
+    /// [`Error::NoSuchContainer`], [`Error::AlreadyRunning`], [`Error::Busy`] while another process creates it,
+    /// and the sandbox's typed spawn errors (program not found, bad user, …). A container that fails to start
+    /// stays as it was (created or exited).
     pub fn start(&self, name: &str) -> Result<Started> {
         let records = self.records();
         let Some(held) = records.hold(name, true)? else {
@@ -156,31 +157,55 @@ impl Engine {
         };
         let record = records.get(name)?;
         let me = Owner::me();
-        if record.started.is_some() || record.settings.is_none() {
-            return Err(Error::AlreadyStarted(name.to_string()));
-        }
+        let Some(settings) = record.settings.clone() else {
+            // A record of an older version, made by a `run` whose settings were not kept.
+            return Err(Error::InvalidSetting {
+                setting: "container",
+                value: name.to_string(),
+                reason: "made by an older version of wharf, it cannot be started again".into(),
+            });
+        };
         if let Some(owner) = record.owner.filter(|o| *o != me && o.alive()) {
             return Err(Error::Busy {
                 name: name.to_string(),
-                what: "being created",
+                what: if record.creating {
+                    "being created"
+                } else {
+                    "being reaped"
+                },
                 pid: owner.pid,
             });
         }
-        // Taken: a second start finds it started.
+        let layout = self.layout();
+        let restart = record.started.is_some();
+        if restart {
+            if process_exists(layout, name) || record.owner == Some(me) {
+                return Err(Error::AlreadyRunning(name.to_string()));
+            }
+            // The sandbox state of a process nobody reaped (its starter ended first).
+            let states = layout.state_dir()?;
+            if states.dir(name).exists() {
+                states.delete(name, false)?;
+            }
+        }
+        // Taken: a second start finds it running.
         records.update(name, |r| {
             r.started = Some(now());
+            r.finished = None;
+            r.exit = None;
             r.owner = Some(me);
         })?;
         drop(held);
-        let settings = record.settings.clone().unwrap_or_default();
         match self.spawn(&record, &settings) {
             Ok(started) => Ok(started),
             Err(e) => {
                 if settings.network.is_cni() {
-                    let _ = network::release(self.layout(), name);
+                    let _ = network::release(layout, name);
                 }
                 let _ = records.update(name, |r| {
-                    r.started = None;
+                    r.started = record.started;
+                    r.finished = record.finished;
+                    r.exit = record.exit;
                     if !r.creating {
                         r.owner = None;
                     }
@@ -188,6 +213,30 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Changes the limits of running container `name` live (`docker update`): those `limits` sets replace the
+    /// container's, the others stay; its record keeps the new ones for [`inspect`](Engine::inspect).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::NotRunning`], [`Error::InvalidSetting`]; the cgroup's errors (a
+    /// memory limit below what the container uses, a controller the host lacks).
+    pub fn update(&self, name: &str, limits: &Limits) -> Result<()> {
+        self.records().get(name)?;
+        let layout = self.layout();
+        if !process_exists(layout, name) {
+            return Err(Error::NotRunning(name.to_string()));
+        }
+        let resources = spec::resources(limits)?;
+        layout.state_dir()?.load(name)?.cgroup.update(&resources)?;
+        self.records().update(name, |r| {
+            if let Some(s) = &mut r.settings {
+                let now = &mut s.limits;
+                now.memory = limits.memory.or(now.memory);
+                now.cpus = limits.cpus.or(now.cpus);
+                now.pids = limits.pids.or(now.pids);
+            }
+        })
     }
 
     fn spawn(&self, record: &Record, settings: &ContainerSettings) -> Result<Started> {
@@ -210,9 +259,14 @@ impl Engine {
         };
         let spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
         let dir = self.records().path(name);
+        // Appended to: a container started again keeps what it wrote before, as docker's logs do.
         let log = |file: &str| {
             let path = dir.join(file);
-            File::create(&path).map_err(Error::io("create", path))
+            let mut open = std::fs::OpenOptions::new();
+            open.create(true)
+                .append(true)
+                .open(&path)
+                .map_err(Error::io("open", path))
         };
         let stdio = match settings.output {
             Output::Logs => StdioConfig {

@@ -140,7 +140,7 @@ impl Layout {
 }
 
 /// Containers from images on one store root: create, start, wait, logs, stop, kill, remove, inspect, list,
-/// exec, top, stats, commit and export.
+/// exec, top, stats, update, commit and export.
 ///
 /// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
 /// [module docs](self#blocking-and-async)); [`wait_async`](Engine::wait_async) is the async wait.
@@ -248,4 +248,25 @@ pub fn signal_number(s: &str) -> Result<i32> {
         "CONT" => 18,
         n => n.parse().map_err(|_| Error::UnknownSignal(s.to_string()))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_moves_into_spawn_blocking() {
+        fn clone_send_sync<T: Clone + Send + Sync + 'static>() {}
+        clone_send_sync::<Engine>();
+        fn send<T: Send + 'static>() {}
+        send::<WaitFuture>();
+    }
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(signal_number("TERM").ok(), Some(15));
+        assert_eq!(signal_number("SIGKILL").ok(), Some(9));
+        assert_eq!(signal_number("10").ok(), Some(10));
+        assert!(matches!(signal_number("SIGNOPE"), Err(Error::UnknownSignal(_))));
+    }
 }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use wharf_image::oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, MountBuilder,
-    Spec,
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+    MountBuilder, Spec,
 };
 use wharf_image::{RuntimeOverrides, runtime_spec};
 use wharf_sandbox::Status;
@@ -12,7 +12,7 @@ use wharf_sandbox::Status;
 use super::Layout;
 use super::error::{Error, Result};
 use super::network::Attached;
-use super::settings::{ContainerSettings, NamespaceMode, Output};
+use super::settings::{ContainerSettings, Limits, NamespaceMode, Output};
 
 /// Builds the container's spec from the image config and the flags.
 pub(crate) fn build_spec(
@@ -54,31 +54,7 @@ pub(crate) fn build_spec(
     if let Some(p) = spec.process_mut() {
         p.set_capabilities(Some(wharf_sandbox::caps::docker_default()));
     }
-    let mut resources = LinuxResourcesBuilder::default();
-    let limits = &args.limits;
-    if let Some(limit) = limits.memory {
-        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).swap(limit).build()?);
-    }
-    if let Some(cpus) = limits.cpus {
-        if cpus <= 0.0 {
-            return Err(Error::InvalidSetting {
-                setting: "cpus",
-                value: cpus.to_string(),
-                reason: "must be positive".into(),
-            });
-        }
-        let period = 100_000u64;
-        resources = resources.cpu(
-            LinuxCpuBuilder::default()
-                .period(period)
-                .quota((cpus * period as f64) as i64)
-                .build()?,
-        );
-    }
-    if let Some(pids) = limits.pids {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
-    }
-    let resources = resources.build()?;
+    let resources = resources(&args.limits)?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for m in &args.mounts {
         let host = std::fs::canonicalize(&m.source).map_err(|e| Error::InvalidSetting {
@@ -158,4 +134,33 @@ fn namespace_mode(layout: &Layout, ns: &str, mode: &NamespaceMode) -> Result<Opt
     }
     let state = states.load(peer).map_err(|e| not_running(e.to_string()))?;
     Ok(Some(Some(PathBuf::from(format!("/proc/{}/ns/{ns}", state.pid)))))
+}
+
+/// The cgroup limits of `limits` (unset ones stay unset: unlimited at creation, unchanged on an update).
+pub(crate) fn resources(limits: &Limits) -> Result<LinuxResources> {
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(limit) = limits.memory {
+        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).swap(limit).build()?);
+    }
+    if let Some(cpus) = limits.cpus {
+        if cpus <= 0.0 {
+            return Err(Error::InvalidSetting {
+                setting: "cpus",
+                value: cpus.to_string(),
+                reason: "must be positive".into(),
+            });
+        }
+        let period = 100_000u64;
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota((cpus * period as f64) as i64)
+                .build()?,
+        );
+    }
+    if let Some(pids) = limits.pids {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build()?);
+    }
+    let resources = resources.build()?;
+    Ok(resources)
 }
