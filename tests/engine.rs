@@ -15,6 +15,7 @@ use wharf::sandbox::{ExitStatus, StdioConfig};
 
 mod support;
 
+use support::Registry;
 use support::cli::Env;
 
 const IMAGE: &str = "engine/busybox:1";
@@ -390,5 +391,62 @@ fn a_container_another_process_started_is_seen_and_started_again() {
         "hi\nhi\n"
     );
     root.env.ok(&["rm", "cli-made"]);
+    assert!(root.all().is_empty());
+}
+
+#[test]
+fn pull_policies_against_a_real_registry_and_a_run_from_async_code() {
+    let reg = Registry::start();
+    let seed = Env::new();
+    let image = reg.image("engine/pulled:1");
+    seed.busybox_image(&image, "first\n");
+    seed.ok(&["push", &image]);
+    let root = Root::new();
+    let engine = root.engine.clone();
+    let cat = |policy| {
+        Root::settings(&["cat", "/etc/release"])
+            .pull(policy)
+            .auto_remove(true)
+            .build()
+    };
+    let err = engine.create(&image, &cat(PullPolicy::Never)).unwrap_err();
+    assert!(matches!(err, Error::ImageMissing(_)), "{err}");
+
+    // From async code: the blocking run (and its pull) on spawn_blocking, the wait as a future.
+    let run = |policy: PullPolicy| -> String {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let settings = Root::settings(&["cat", "/etc/release"]).pull(policy).build();
+            let (e, i) = (engine.clone(), image.clone());
+            let name = tokio::task::spawn_blocking(move || e.run(&i, &settings))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(engine.wait_async(&name).await.unwrap().code, Some(0));
+            let out = String::from_utf8_lossy(&engine.logs(&name).unwrap().stdout).into_owned();
+            engine.remove(&name, false).unwrap();
+            out
+        })
+    };
+    assert_eq!(run(PullPolicy::Missing), "first\n");
+    // The tag moves on the registry.
+    seed.busybox_image("local/second:1", "second\n");
+    seed.ok(&["tag", "local/second:1", &image]);
+    seed.ok(&["push", &image]);
+    assert_eq!(
+        run(PullPolicy::Missing),
+        "first\n",
+        "missing: the store's image is used"
+    );
+    assert_eq!(run(PullPolicy::Never), "first\n");
+    assert_eq!(
+        run(PullPolicy::Always),
+        "second\n",
+        "always: the registry's newest image"
+    );
     assert!(root.all().is_empty());
 }

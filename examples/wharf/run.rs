@@ -124,6 +124,9 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         crate::registry::pull_quiet(ctx, &r, insecure, true)?;
     }
     let (name, started) = ctx.engine.run_with_terminal(&args.image, &settings)?;
+    for warning in &started.warnings {
+        eprintln!("wharf: {warning}");
+    }
     if args.detach {
         println!("{name}");
         return Ok(0);

@@ -71,6 +71,9 @@ pub struct ContainerInfo {
     /// The settings it was made with: mounts, limits, labels, restart policy (`None` for containers of older
     /// versions).
     pub settings: Option<ContainerSettings>,
+    /// What went less well than asked: a copy of the layers where overlayfs was unavailable, a network that
+    /// could not be given back or a removal that failed when it exited.
+    pub warnings: Vec<String>,
 }
 
 /// A filter of [`Engine::list`]: a container is listed when it passes every filter.
@@ -184,6 +187,7 @@ impl Engine {
             exit,
             ports,
             settings: r.settings,
+            warnings: r.warnings,
         })
     }
 

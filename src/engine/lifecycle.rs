@@ -22,6 +22,9 @@ pub struct Started {
     /// The master side of the container's terminal, with [`ContainerSettings::tty`]: the caller copies it to
     /// and from its own terminal (nothing else reads it, and a full terminal stops the container's writes).
     pub terminal: Option<File>,
+    /// What went less well than asked so far (e.g. a copy of the layers where overlayfs was unavailable), as
+    /// [`ContainerInfo::warnings`](super::ContainerInfo::warnings) keeps them.
+    pub warnings: Vec<String>,
 }
 
 impl Engine {
@@ -101,6 +104,7 @@ impl Engine {
             started: None,
             finished: None,
             exit: None,
+            warnings: Vec::new(),
         };
         let name = self.records().reserve(record, settings.name.is_some())?;
         match self.make_filesystem(&r, settings, &name, running) {
@@ -123,9 +127,9 @@ impl Engine {
         let base = layout.rootfs_base();
         std::fs::create_dir_all(&base).map_err(Error::io("create", &base))?;
         let rootfs = Rootfs::create(&cache, &layers, layout.rootfs(name), &RootfsOptions::default())?;
-        if let Some(reason) = rootfs.fallback_reason() {
-            eprintln!("wharf: overlayfs unavailable ({reason}); using a copy of the layers");
-        }
+        let warning = rootfs
+            .fallback_reason()
+            .map(|reason| format!("overlayfs unavailable ({reason}); using a copy of the layers"));
         // The filesystem stays (mounted) until the container is removed, by whichever process.
         rootfs.persist()?;
         let digest = image.manifest_descriptor.digest().to_string();
@@ -133,6 +137,7 @@ impl Engine {
         self.records().update(name, |record| {
             record.image_digest = Some(digest);
             record.image_id = Some(id);
+            record.warnings.extend(warning);
             if !running {
                 record.creating = false;
                 record.owner = None;
@@ -309,6 +314,7 @@ impl Engine {
         let started = Started {
             pid: container.pid(),
             terminal: container.take_pty_master(),
+            warnings: record.warnings.clone(),
         };
         let engine = self.clone();
         let reaper_name = name.to_string();
@@ -344,18 +350,24 @@ impl Engine {
         drop(container);
         let records = self.records();
         // A container that has exited gives its address, veth and rules back at once (a removal does too).
-        if cni && let Err(e) = network::release(self.layout(), name) {
-            eprintln!("wharf: releasing the network of {name}: {e}");
-        }
+        let released = if cni {
+            network::release(self.layout(), name)
+        } else {
+            Ok(())
+        };
         let auto_remove = records.get(name).is_ok_and(|r| r.auto_remove);
         let _ = records.update(name, |r| {
             r.exit = Some(exit);
             r.finished = Some(now());
             r.owner = None;
+            if let Err(e) = released {
+                r.warnings.push(format!("releasing its network when it exited: {e}"));
+            }
         });
         if auto_remove && let Ok(Some(held)) = records.hold(name, true) {
+            // What cannot be removed now stays listed, for a later remove (its warning says why).
             if let Err(e) = records.destroy(name, &held) {
-                eprintln!("wharf: removing container {name}: {e}");
+                let _ = records.update(name, |r| r.warnings.push(format!("removing it once it exited: {e}")));
             }
         }
         watch.finish(ExitInfo::from(exit));

@@ -107,6 +107,9 @@ pub(crate) struct Record {
     /// How it ended, when the process that reaped it recorded it.
     #[serde(default)]
     pub exit: Option<RecordedExit>,
+    /// What went less well than asked (a fallback, a clean-up that failed), for inspect.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// An exit as recorded in a container's record.
