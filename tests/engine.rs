@@ -450,3 +450,61 @@ fn pull_policies_against_a_real_registry_and_a_run_from_async_code() {
     );
     assert!(root.all().is_empty());
 }
+
+#[test]
+fn logs_are_followed_and_stats_streamed_while_the_container_runs() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.3; done",
+    ])
+    .name("talker")
+    .build();
+    engine.run(IMAGE, &settings).unwrap();
+    let samples: Vec<_> = engine
+        .stats_stream("talker", Duration::from_millis(100))
+        .unwrap()
+        .collect();
+    // It ran about 0.9 s: the stream ended with it, after several samples.
+    assert!((3..=20).contains(&samples.len()), "{} samples", samples.len());
+    assert!(samples.iter().all(|s| s.pids_current >= 1));
+    engine.remove("talker", false).unwrap();
+
+    let settings = Root::settings(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.3; done",
+    ])
+    .name("talker")
+    .build();
+    engine.run(IMAGE, &settings).unwrap();
+    let begin = Instant::now();
+    let mut err = engine.follow_logs("talker", wharf::engine::LogStream::Stderr).unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut out = String::new();
+    let mut follower = engine.follow_logs("talker", wharf::engine::LogStream::Stdout).unwrap();
+    follower.read_to_string(&mut out).unwrap();
+    assert!(
+        begin.elapsed() >= Duration::from_millis(500),
+        "the follower ended before the container"
+    );
+    assert_eq!(out, "out1\nout2\nout3\n");
+    assert_eq!(errors.join().unwrap(), "err1\nerr2\nerr3\n");
+    assert_eq!(engine.inspect("talker").unwrap().state, State::Exited);
+    // An exited container's log is read and ends at once.
+    let mut again = String::new();
+    engine
+        .follow_logs("talker", wharf::engine::LogStream::Stdout)
+        .unwrap()
+        .read_to_string(&mut again)
+        .unwrap();
+    assert_eq!(again, out);
+    assert_eq!(root.env.ok(&["logs", "-f", "talker"]), out);
+    engine.remove("talker", false).unwrap();
+}

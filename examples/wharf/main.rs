@@ -71,6 +71,9 @@ enum Command {
     },
     /// Show a detached container's output
     Logs {
+        /// Keep showing what it writes until it stops
+        #[arg(short, long)]
+        follow: bool,
         /// The container
         name: String,
     },
@@ -255,7 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps { all } => run::ps(&ctx, all)?,
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
-        Command::Logs { name } => run::logs(&ctx, &name)?,
+        Command::Logs { follow, name } => run::logs(&ctx, &name, follow)?,
         Command::Stop { name } => run::stop(&ctx, &name)?,
         Command::Kill { name, signal } => run::kill(&ctx, &name, &signal)?,
         Command::Rm { name, force } => run::rm(&ctx, &name, force)?,

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use wharf::engine::{ContainerSettings, ExecSettings, Limits, ListOptions, Output};
+use wharf::engine::{ContainerSettings, ExecSettings, Limits, ListOptions, LogStream, Output};
 use wharf::image::Reference;
 use wharf::sandbox::{ExitStatus, StdioConfig};
 
@@ -170,9 +170,17 @@ pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
     Ok(())
 }
 
-/// `docker logs`.
-pub fn logs(ctx: &Ctx, name: &str) -> Result<()> {
+/// `docker logs [-f]`.
+pub fn logs(ctx: &Ctx, name: &str, follow: bool) -> Result<()> {
     use std::io::Write;
+    if follow {
+        let mut err = ctx.engine.follow_logs(name, LogStream::Stderr)?;
+        let mut out = ctx.engine.follow_logs(name, LogStream::Stdout)?;
+        let errors = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
+        std::io::copy(&mut out, &mut std::io::stdout())?;
+        errors.join().map_err(|_| "copying the container's stderr failed")??;
+        return Ok(());
+    }
     let logs = ctx.engine.logs(name)?;
     std::io::stdout().write_all(&logs.stdout)?;
     std::io::stderr().write_all(&logs.stderr)?;

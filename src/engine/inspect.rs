@@ -12,7 +12,7 @@ use wharf_sandbox::cgroup::Stats;
 use wharf_sandbox::{ProcessInfo, Status};
 
 use super::error::{Error, Result};
-use super::records::Record;
+use super::records::{Record, process_exists};
 use super::settings::ContainerSettings;
 use super::wait::ExitInfo;
 use super::{Engine, network};
@@ -119,15 +119,6 @@ pub struct ListOptions {
     pub filters: Vec<Filter>,
 }
 
-/// A container's output so far ([`Output::Logs`](super::Output::Logs)).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Logs {
-    /// Its standard output.
-    pub stdout: Vec<u8>,
-    /// Its standard error.
-    pub stderr: Vec<u8>,
-}
-
 fn time(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
@@ -204,20 +195,6 @@ impl Engine {
             .collect()
     }
 
-    /// What container `name` has written so far to its standard output and error (`docker logs`); empty for a
-    /// container with [`Output::Inherit`](super::Output::Inherit).
-    ///
-    /// # Errors
-    /// [`Error::NoSuchContainer`].
-    pub fn logs(&self, name: &str) -> Result<Logs> {
-        self.records().get(name)?;
-        let dir = self.records().path(name);
-        Ok(Logs {
-            stdout: std::fs::read(dir.join("stdout.log")).unwrap_or_default(),
-            stderr: std::fs::read(dir.join("stderr.log")).unwrap_or_default(),
-        })
-    }
-
     /// The processes of container `name` with their pids on the host and inside (`docker top`).
     ///
     /// # Errors
@@ -234,6 +211,24 @@ impl Engine {
     pub fn stats(&self, name: &str) -> Result<Stats> {
         self.records().get(name)?;
         Ok(self.layout().state_dir()?.load(name)?.cgroup.stats())
+    }
+
+    /// A sample of container `name`'s resource use every `interval` (`docker stats`), the first at once, until it
+    /// stops (or is removed). Each `next` blocks up to `interval`.
+    ///
+    /// # Errors
+    /// As [`stats`](Engine::stats), for the first sample.
+    pub fn stats_stream(&self, name: &str, interval: Duration) -> Result<impl Iterator<Item = Stats> + use<>> {
+        let cgroup = self.layout().state_dir()?.load(name)?.cgroup;
+        self.records().get(name)?;
+        let (layout, name) = (self.layout().clone(), name.to_string());
+        let mut first = true;
+        Ok(std::iter::from_fn(move || {
+            if !std::mem::take(&mut first) {
+                std::thread::sleep(interval);
+            }
+            process_exists(&layout, &name).then(|| cgroup.stats())
+        }))
     }
 
     /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards.

@@ -52,6 +52,7 @@ mod exec;
 mod image;
 mod inspect;
 mod lifecycle;
+mod logs;
 mod network;
 mod records;
 mod settings;
@@ -67,8 +68,9 @@ use wharf_sandbox::StateDir;
 
 pub use error::{Error, Result};
 pub use exec::ExecSettings;
-pub use inspect::{ContainerInfo, Filter, ListOptions, Logs, State};
+pub use inspect::{ContainerInfo, Filter, ListOptions, State};
 pub use lifecycle::Started;
+pub use logs::{FollowLogs, LogStream, Logs};
 pub use records::check_name;
 pub use settings::{
     BindMount, ContainerSettings, ContainerSettingsBuilder, Limits, NamespaceMode, NetworkSettings, Output, PullPolicy,
@@ -139,8 +141,8 @@ impl Layout {
     }
 }
 
-/// Containers from images on one store root: create, start, wait, logs, stop, kill, remove, inspect, list,
-/// exec, top, stats, update, commit and export.
+/// Containers from images on one store root: create, start, wait, logs (followed too), stop, kill, remove,
+/// inspect, list, exec, top, stats (one sample or a stream), update, commit and export.
 ///
 /// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
 /// [module docs](self#blocking-and-async)); [`wait_async`](Engine::wait_async) is the async wait.

@@ -1,0 +1,116 @@
+//! A container's output: what it wrote so far, and following it while it runs.
+
+use std::fs::File;
+use std::io::Read;
+use std::time::Duration;
+
+use super::Engine;
+use super::error::Result;
+use super::records::process_exists;
+
+/// A container's output so far ([`Output::Logs`](super::Output::Logs)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Logs {
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// One of a container's output streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    fn file(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout.log",
+            LogStream::Stderr => "stderr.log",
+        }
+    }
+}
+
+/// What [`Engine::follow_logs`] returns: a reader of one output stream from its start that, at its end, waits
+/// for more while the container may still write, and ends once it has stopped (or is removed). Reads block.
+#[derive(Debug)]
+pub struct FollowLogs {
+    engine: Engine,
+    name: String,
+    stream: LogStream,
+    file: Option<File>,
+}
+
+impl FollowLogs {
+    /// Whether the container may still write: it is being made, runs, or is being reaped.
+    fn may_write(&self) -> bool {
+        let Ok(r) = self.engine.records().get(&self.name) else {
+            return false;
+        };
+        let reaping = r.exit.is_none() && r.owner.is_some_and(|o| o.alive());
+        r.creating || (r.started.is_some() && (reaping || process_exists(self.engine.layout(), &self.name)))
+    }
+
+    fn read_some(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            let path = self.engine.records().path(&self.name).join(self.stream.file());
+            match File::open(path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.as_mut().map_or(Ok(0), |f| f.read(buf))
+    }
+}
+
+impl Read for FollowLogs {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.read_some(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            if !self.may_write() {
+                // What it wrote between the last read and its end.
+                return self.read_some(buf);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Engine {
+    /// What container `name` has written so far to its standard output and error (`docker logs`); empty for a
+    /// container with [`Output::Inherit`](super::Output::Inherit).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`](super::Error::NoSuchContainer).
+    pub fn logs(&self, name: &str) -> Result<Logs> {
+        self.records().get(name)?;
+        let dir = self.records().path(name);
+        Ok(Logs {
+            stdout: std::fs::read(dir.join("stdout.log")).unwrap_or_default(),
+            stderr: std::fs::read(dir.join("stderr.log")).unwrap_or_default(),
+        })
+    }
+
+    /// Container `name`'s `stream` from its start, followed while it runs (`docker logs -f`, one stream); see
+    /// [`FollowLogs`]. A container that is not running gives what it wrote and ends.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`](super::Error::NoSuchContainer).
+    pub fn follow_logs(&self, name: &str, stream: LogStream) -> Result<FollowLogs> {
+        self.records().get(name)?;
+        Ok(FollowLogs {
+            engine: self.clone(),
+            name: name.to_string(),
+            stream,
+            file: None,
+        })
+    }
+}
