@@ -305,43 +305,9 @@ fn json_err(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error 
     move |source| Error::Json { what, source }
 }
 
-/// Hashes the uncompressed content of a layer stream and reads it as unpacking will (the
-/// same reader and entry rules, [`wharf_tar::check_layer`]), so an archive is not loaded
-/// when its layers would be refused at run time.
+/// [`crate::check_layer`] with its error as text, for [`Error::Archive`]'s reason.
 fn check_layer(r: impl Read, compression: Compression) -> std::result::Result<Digest, String> {
-    let reader: Box<dyn Read + '_> = match compression {
-        Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| e.to_string())?),
-    };
-    let mut hashing = BufReader::with_capacity(
-        256 * 1024,
-        HashingReader {
-            inner: reader,
-            hasher: Hasher::new(Algorithm::Sha256),
-        },
-    );
-    wharf_tar::check_layer(&mut hashing, &wharf_tar::ReaderLimits::default(), LAYER_MAX_PATH_DEPTH)
-        .map_err(|e| e.to_string())?;
-    // The reader stops at a clean end; whatever it left is hashed too.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| e.to_string())?;
-    Ok(hashing.into_inner().hasher.finish())
-}
-
-/// The path depth wharf-rootfs unpacks by default (`Limits::max_path_depth`).
-const LAYER_MAX_PATH_DEPTH: usize = 256;
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
+    crate::layer::check_layer(r, Some(compression)).map_err(|e| e.to_string())
 }
 
 fn sniff(src: &dyn Source, path: &str) -> Result<Compression> {

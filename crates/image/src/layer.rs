@@ -1,6 +1,6 @@
-//! Writing a layer blob: one writer for import and commit.
+//! Layer blobs: one writer for import and commit, one check for pull, load and import.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::media::Compression;
 use crate::{Algorithm, Digest, Hasher, VerifyingWriter};
@@ -116,5 +116,75 @@ impl<W: Write> Write for LayerWriter<W> {
             Encoder::Gzip(e) => e.flush(),
             Encoder::Zstd(e) => e.flush(),
         }
+    }
+}
+
+/// The path depth wharf-rootfs unpacks by default (`Limits::max_path_depth`).
+pub const LAYER_MAX_PATH_DEPTH: usize = 256;
+
+/// Reads a layer blob as unpacking will — decompressed (`compression`, or detected from the
+/// first bytes when `None`, as wharf-rootfs does for a media type that names none), entry by
+/// entry with the reader and entry rules of [`wharf_tar::check_layer`] — and returns the
+/// SHA-256 of the uncompressed stream: the diff_id the image config must list for it.
+/// Load, import and pull call it, so that an image whose layers unpacking would refuse is
+/// never stored as an image.
+///
+/// # Errors
+/// The first problem found, as [`wharf_tar::Error`]: a decoder error is a
+/// [`wharf_tar::Error::Read`] at the uncompressed offset where it happened.
+///
+/// # Examples
+/// ```
+/// use wharf_image::{Digest, check_layer, media::Compression};
+/// let mut w = wharf_tar::Writer::new(Vec::new());
+/// w.append_data(&wharf_tar::Header::file("etc/hostname", 0o644), b"box\n")?;
+/// let layer = w.finish()?;
+/// assert_eq!(check_layer(&layer[..], None)?, Digest::sha256(&layer));
+/// assert!(check_layer(&layer[..700], Some(Compression::None)).is_err()); // cut inside the data
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_layer(r: impl Read, compression: Option<Compression>) -> Result<Digest, wharf_tar::Error> {
+    let read_err = |offset, source| wharf_tar::Error::Read {
+        offset,
+        entry: None,
+        source,
+    };
+    let mut input = BufReader::with_capacity(256 * 1024, r);
+    let compression = match compression {
+        Some(c) => c,
+        None => Compression::sniff(input.fill_buf().map_err(|e| read_err(0, e))?),
+    };
+    let decoded: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(|e| read_err(0, e))?),
+    };
+    let mut hashing = BufReader::with_capacity(
+        256 * 1024,
+        HashingReader {
+            inner: decoded,
+            hasher: Hasher::new(Algorithm::Sha256),
+            read: 0,
+        },
+    );
+    wharf_tar::check_layer(&mut hashing, &wharf_tar::ReaderLimits::default(), LAYER_MAX_PATH_DEPTH)?;
+    // The reader stops at a clean end; whatever it left is hashed too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| read_err(hashing.get_ref().read, e))?;
+    Ok(hashing.into_inner().hasher.finish())
+}
+
+/// Hashes and counts what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
     }
 }

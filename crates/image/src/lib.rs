@@ -70,7 +70,7 @@ pub mod validate;
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest, DigestError, Hasher, VerifyingReader, VerifyingWriter};
 pub use error::Error;
-pub use layer::{LayerDigests, LayerWriter};
+pub use layer::{LAYER_MAX_PATH_DEPTH, LayerDigests, LayerWriter, check_layer};
 pub use manifest::{Manifest, ManifestError};
 pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};

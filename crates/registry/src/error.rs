@@ -158,6 +158,18 @@ pub enum Error {
         /// What arrived (for an oversized stream: at least this many).
         actual: u64,
     },
+    /// A layer blob matched its digest but is one unpacking would refuse (a tar that
+    /// [`wharf_image::check_layer`] refuses, or a diff_id other than the config lists): it is
+    /// not stored, and the image is not named.
+    #[error("{url}: layer refused: {reason}")]
+    LayerRefused {
+        /// Where it came from.
+        url: String,
+        /// The layer's blob digest.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
     /// A manifest over [`wharf_image::manifest::MAX_MANIFEST_SIZE`] was refused.
     #[error("{url}: manifest of {size} bytes or more refused (limit {limit})")]
     ManifestTooLarge {

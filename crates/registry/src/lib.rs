@@ -11,6 +11,8 @@
 //! - [`Client::pull`] / [`Client::push`]: between a registry and a [`wharf_image::Store`],
 //!   blobs in parallel, each streamed through digest and size verification (never whole in
 //!   memory), with [`ProgressEvent`]s to a [`Progress`] callback; interrupted downloads resume with `Range`.
+//!   A pulled layer is also read as unpacking will while it arrives ([`wharf_image::check_layer`]) and
+//!   matched with the config's diff_id: a pull that succeeds is an image `run` can unpack.
 //! - [`Client::delete`] / [`Client::restore`]: delete a manifest and put it back.
 //! - [`Error`]: one enum; registry JSON error bodies are decoded into [`RegistryErrors`].
 //!
@@ -44,6 +46,7 @@ mod client;
 pub mod credentials;
 mod endpoints;
 pub mod error;
+mod layer_check;
 pub mod progress;
 mod pull;
 mod push;

@@ -19,6 +19,7 @@ use crate::body::Body;
 use crate::client::Client;
 use crate::endpoints::{ManifestRef, Repository};
 use crate::error::{Error, Result};
+use crate::layer_check::{Checker, Expect};
 use crate::progress::{Progress, ProgressEvent};
 
 /// Settings of one pull.
@@ -113,18 +114,26 @@ impl From<Error> for Stop {
 
 impl Client {
     /// Pulls an image into `store`: resolves the tag, chooses the platform from an index,
-    /// fetches config and layers in parallel (at most
+    /// fetches the config, then the layers in parallel (at most
     /// [`ClientConfig::max_concurrent_downloads`](crate::ClientConfig::max_concurrent_downloads)),
     /// each streamed through verification into the store (blobs already stored are
     /// skipped), stores the manifests, and tags the reference when it has a tag.
+    ///
+    /// Each layer of an image is also read, while it arrives, as unpacking will read it
+    /// ([`wharf_image::check_layer`], on a thread of its own): its uncompressed content must
+    /// hash to the diff_id the config lists, and its tar must be one wharf-rootfs unpacks.
+    /// So a pull that succeeds is an image `run` can start, as `load` and `import` promise.
     ///
     /// A store [`Lease`](wharf_image::store::Lease) is held throughout, so a concurrent
     /// `gc` cannot remove blobs before the manifest that references them is tagged.
     ///
     /// # Errors
     /// [`Error::PlatformNotFound`], [`Error::DigestMismatch`] / [`Error::SizeMismatch`] for
-    /// bad content (never stored), [`Error::Interrupted`] when resumes are exhausted,
-    /// and the errors of the endpoints and of the store.
+    /// bad content (never stored), [`Error::LayerRefused`] for a layer unpacking would refuse
+    /// or whose uncompressed content is not the diff_id the image config lists (never stored;
+    /// the image is not tagged), [`Error::Protocol`] for a config whose diff_ids do not pair
+    /// with the manifest's layers, [`Error::Interrupted`] when resumes are exhausted, and the
+    /// errors of the endpoints and of the store.
     pub async fn pull(&self, reference: &Reference, store: &Store, options: &PullOptions) -> Result<Pulled> {
         let repo = Repository::of(reference)?;
         let mref = ManifestRef::of(reference)?;
@@ -170,13 +179,79 @@ impl Client {
         };
         let config_digest = descriptor_digest(manifest.config())?;
 
-        // Config first in the list, then layers; each blob once.
-        let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        // The config first: each layer is checked against the diff_id it lists while it
+        // downloads, so a pull never stores a layer that unpacking would refuse.
+        let no_cancel = AtomicBool::new(false);
+        let config_got = self
+            .fetch_blob(
+                &repo,
+                &config_digest,
+                manifest.config().size(),
+                None,
+                store,
+                &options.progress,
+                &no_cancel,
+            )
+            .await?;
+        // An artifact (a config that is not an image config) is stored as it comes: there is
+        // nothing to unpack, and `run` refuses it by its config.
+        let is_image = wharf_image::media::kind(manifest.config().media_type()) == wharf_image::media::Kind::Config;
+        let diff_ids = if is_image {
+            let (st, d, mt) = (
+                store.clone(),
+                config_digest.clone(),
+                manifest.config().media_type().clone(),
+            );
+            let config_url = self.repo_url(&repo, &format!("blobs/{config_digest}"))?.to_string();
+            let bytes = blocking(move || st.read_blob(&d, wharf_image::store::MAX_DOCUMENT_SIZE)).await?;
+            let bad = |reason: String| Error::Protocol {
+                url: config_url.clone(),
+                reason,
+            };
+            let config = wharf_image::ImageConfig::parse_as(&mt, &bytes).map_err(|e| bad(e.to_string()))?;
+            let diff_ids = config.diff_ids().map_err(|e| bad(e.to_string()))?;
+            if diff_ids.len() != manifest.layers().len() {
+                return Err(bad(format!(
+                    "the manifest lists {} layers but the image config {} diff_ids",
+                    manifest.layers().len(),
+                    diff_ids.len()
+                )));
+            }
+            diff_ids.into_iter().map(Some).collect()
+        } else {
+            vec![None; manifest.layers().len()]
+        };
+
+        // Then the layers, each blob once.
+        let mut blobs: Vec<(Digest, u64, Option<Expect>)> = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for (d, diff_id) in manifest.layers().iter().zip(diff_ids) {
             let dg = descriptor_digest(d)?;
-            if seen.insert(dg.clone()) {
-                blobs.push((dg, d.size()));
+            let compression = match wharf_image::media::kind(d.media_type()) {
+                wharf_image::media::Kind::Layer(c) => Some(c),
+                _ => None,
+            };
+            match seen.get(&dg) {
+                None => {
+                    seen.insert(dg.clone(), diff_id.clone());
+                    let expect = diff_id.map(|diff_id| Expect {
+                        blob: dg.clone(),
+                        compression,
+                        diff_id,
+                    });
+                    blobs.push((dg, d.size(), expect));
+                }
+                Some(first) if *first == diff_id => {}
+                Some(first) => {
+                    return Err(Error::Protocol {
+                        url: self.repo_url(&repo, &format!("blobs/{dg}"))?.to_string(),
+                        reason: format!(
+                            "the image config lists two diff_ids for this layer blob: {} and {}",
+                            first.as_ref().map_or_else(String::new, Digest::to_string),
+                            diff_id.as_ref().map_or_else(String::new, Digest::to_string)
+                        ),
+                    });
+                }
             }
         }
 
@@ -185,7 +260,7 @@ impl Client {
         // up (their writers remove temporary files) before the pull returns.
         let cancel = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
-        for (digest, size) in blobs {
+        for (digest, size, expect) in blobs {
             // A task is spawned only when it may run, so memory stays bounded by the number
             // of concurrent downloads whatever the manifest lists.
             let Ok(permit) = sem.clone().acquire_owned().await else {
@@ -204,7 +279,7 @@ impl Client {
             tasks.spawn(async move {
                 let _permit = permit;
                 let r = client
-                    .fetch_blob(&repo, &digest, size, &store, &progress, &cancel)
+                    .fetch_blob(&repo, &digest, size, expect, &store, &progress, &cancel)
                     .await;
                 match &r {
                     Err(Error::Cancelled) | Ok(_) => {}
@@ -219,7 +294,10 @@ impl Client {
                 r
             });
         }
-        let (mut fetched, mut skipped, mut bytes) = (0, 0, 0);
+        let (mut fetched, mut skipped, mut bytes) = match config_got {
+            Got::Fetched(n) => (1, 0, n),
+            Got::Skipped => (0, 1, 0),
+        };
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             let got = joined.map_err(|e| Error::Io {
@@ -274,12 +352,15 @@ impl Client {
     }
 
     /// Downloads one blob into the store, resuming with `Range` when the connection
-    /// breaks, and from the partial file an earlier (killed or interrupted) pull left.
+    /// breaks, and from the partial file an earlier (killed or interrupted) pull left. A
+    /// layer (`expect`) is checked as it arrives and stored only if unpacking would take it.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_blob(
         &self,
         repo: &Repository,
         digest: &Digest,
         size: u64,
+        expect: Option<Expect>,
         store: &Store,
         progress: &Progress,
         cancel: &AtomicBool,
@@ -313,12 +394,48 @@ impl Client {
                 let _ = ready_tx.send(None);
                 return Ok(None);
             }
+            let partial = st.partial_path(&d);
+            let start_check = |prefix: u64| -> Result<Option<Checker>> {
+                expect
+                    .clone()
+                    .map(|e| Checker::start(e, Some((&partial, prefix))))
+                    .transpose()
+                    .map_err(|source| Error::Io {
+                        what: format!("checking layer {d}"),
+                        source,
+                    })
+            };
+            let mut check = start_check(w.offset())?;
             let _ = ready_tx.send(Some(w.offset()));
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    Msg::Data(b) => w.write_all(&b).map_err(|e| write_error(&st, &d, e))?,
-                    Msg::Reset => w.restart()?,
-                    Msg::Commit => return Ok(Some(w.commit()?)),
+                    Msg::Data(b) => {
+                        w.write_all(&b).map_err(|e| write_error(&st, &d, e))?;
+                        if let Some(c) = &check {
+                            c.feed(&b);
+                        }
+                    }
+                    Msg::Reset => {
+                        w.restart()?;
+                        check = start_check(0)?;
+                    }
+                    Msg::Commit => {
+                        let mut refused = None;
+                        let committed = w.commit_if(|| {
+                            check
+                                .take()
+                                .map_or(Ok(()), Checker::finish)
+                                .inspect_err(|reason| refused = Some(reason.clone()))
+                        });
+                        return match (committed, refused) {
+                            (_, Some(reason)) => Err(Error::LayerRefused {
+                                url: String::new(),
+                                digest: d.clone(),
+                                reason,
+                            }),
+                            (c, None) => Ok(Some(c?)),
+                        };
+                    }
                     Msg::Discard => {
                         w.discard();
                         return Ok(None);
@@ -382,6 +499,7 @@ impl Client {
                     other => Error::Store(wharf_image::Error::Digest(other)),
                 });
             }
+            Err(Error::LayerRefused { digest, reason, .. }) => return Err(Error::LayerRefused { url, digest, reason }),
             Err(e) => return Err(e),
         }
         progress.emit(ProgressEvent::Verified {

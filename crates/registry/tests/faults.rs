@@ -38,8 +38,8 @@ impl Fake {
         layer_len: usize,
         layer: impl Fn(&HttpRequest, usize, &[u8]) -> Reply + Send + Sync + 'static,
     ) -> Fake {
-        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
-        let bytes: Arc<Vec<u8>> = Arc::new((0..layer_len).map(|i| (i % 251) as u8).collect());
+        let (tar, config) = common::pattern_layer(layer_len, 251);
+        let bytes = Arc::new(tar);
         let (cd, ld) = (Digest::sha256(&config), Digest::sha256(&bytes));
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{ld}"}}]}}"#,
@@ -415,6 +415,14 @@ fn rss_child() {
         .build()
         .unwrap();
     rt.block_on(async {
+        // An image config listing as many diff_ids as the manifest lists layers.
+        let config = |n: usize| {
+            let diff_ids: Vec<String> = (0..n).map(|i| format!(r#""{}""#, Digest::sha256(&i.to_be_bytes()))).collect();
+            format!(
+                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+                diff_ids.join(",")
+            )
+        };
         let manifest = |n: usize| {
             let layers: Vec<String> = (0..n)
                 .map(|i| {
@@ -425,20 +433,22 @@ fn rss_child() {
                 })
                 .collect();
             format!(
-                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":3,"digest":"{}"}},"layers":[{}]}}"#,
-                Digest::sha256(b"cfg"),
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{}"}},"layers":[{}]}}"#,
+                config(n).len(),
+                Digest::sha256(config(n).as_bytes()),
                 layers.join(",")
             )
         };
         let (huge, at_limit) = (manifest(20_000), manifest(wharf_image::manifest::MAX_DESCRIPTORS));
+        let limit_config = config(wharf_image::manifest::MAX_DESCRIPTORS);
         assert!(huge.len() < wharf_image::manifest::MAX_MANIFEST_SIZE);
         let h = Hostile::start(move |req, _| {
             if req.path.ends_with("/manifests/huge") {
                 Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], huge.as_bytes()))
             } else if req.path.ends_with("/manifests/limit") {
                 Reply::Raw(response(200, &[("Content-Type", OCI_MANIFEST)], at_limit.as_bytes()))
-            } else if req.path.ends_with(&Digest::sha256(b"cfg").to_string()) {
-                Reply::Raw(response(200, &[], b"cfg"))
+            } else if req.path.ends_with(&Digest::sha256(limit_config.as_bytes()).to_string()) {
+                Reply::Raw(response(200, &[], limit_config.as_bytes()))
             } else {
                 Reply::Raw(response(404, &[("Content-Type", "application/json")], br#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#))
             }

@@ -369,8 +369,7 @@ struct Fake {
 }
 
 async fn fake_registry(mode: LayerMode) -> Fake {
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
-    let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let (layer, config) = common::pattern_layer(200_000, 253);
     let (cd, ld) = (Digest::sha256(&config), Digest::sha256(&layer));
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{ld}"}}]}}"#,

@@ -280,3 +280,94 @@ async fn delete_and_restore_through_references() {
     assert_eq!(back.bytes, built.bytes);
     assert_eq!(back.media_type, wharf_image::media::DOCKER_MANIFEST);
 }
+
+/// A pull reads each layer as unpacking will while it arrives: an image whose layer a `run`
+/// would refuse, or whose config lies about a layer's diff_id or count, is not pulled —
+/// typed error, nothing tagged, the layer not stored, no partial file — where the store's
+/// `load` and `import` refuse the same.
+#[tokio::test]
+async fn a_pull_refuses_an_image_whose_layers_unpacking_would_refuse() {
+    let reg = Registry::start(Auth::None);
+    let c = common::default_client();
+    let (dir, src, _) = stores();
+    let good = tar_of(&[("etc/ok", b"fine")]);
+    let mut cut = tar_of(&[("etc/big", &[7u8; 5000])]);
+    cut.truncate(2000); // inside the file's data
+    // Entries after the end-of-archive marker: containerd stops reading, a scanner reads
+    // on (a deliberate difference, refused by unpacking).
+    let mut trailing = tar_of(&[("etc/ok", b"fine")]);
+    trailing.extend_from_slice(&tar_of(&[("etc/hidden", b"unseen")]));
+    let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zst = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let other = Digest::sha256(b"something else");
+    let sha = Digest::sha256;
+    type Case<'a> = (&'a str, Vec<(Vec<u8>, &'a str)>, Vec<Digest>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        ("cut", vec![(common::gzip(&cut), gz)], vec![sha(&cut)], "layer refused"),
+        (
+            "trailing",
+            vec![(common::zstd_of(&trailing), zst)],
+            vec![sha(&trailing)],
+            "layer refused",
+        ),
+        (
+            "diffid",
+            vec![(common::gzip(&good), gz)],
+            vec![other.clone()],
+            "diff_id",
+        ),
+        (
+            "count",
+            vec![(common::gzip(&good), gz)],
+            vec![sha(&good), sha(&good)],
+            "diff_ids",
+        ),
+        (
+            "twice",
+            vec![(common::gzip(&good), gz), (common::gzip(&good), gz)],
+            vec![sha(&good), other.clone()],
+            "two diff_ids",
+        ),
+    ];
+    for (name, layers, diff_ids, says) in cases {
+        let built = common::assemble_image(&src, ("linux", "amd64"), &layers, &diff_ids, false);
+        let local = reference(&format!("local.test/{name}:v1"));
+        src.tag(&local, &src.resolve(&local.with_digest(built.digest.clone())).unwrap())
+            .unwrap();
+        let target = reference(&format!("{}/refused/{name}:v1", reg.host));
+        c.push(&src, &local, &target, &PushOptions::default()).await.unwrap();
+
+        let dst = Store::open(dir.path().join(format!("dst-{name}"))).unwrap();
+        let err = c.pull(&target, &dst, &PullOptions::default()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(says), "{name}: {text}");
+        match (&err, name) {
+            (Error::LayerRefused { url, digest, .. }, "cut" | "trailing" | "diffid") => {
+                assert_eq!(digest, &built.layers[0], "{name}");
+                assert!(url.ends_with(&format!("/blobs/{digest}")), "{name}: {url}");
+            }
+            (Error::Protocol { .. }, "count" | "twice") => {}
+            (e, _) => panic!("{name}: unexpected {e:?}"),
+        }
+        assert!(dst.list().unwrap().is_empty(), "{name}: the refused image was tagged");
+        assert!(!dst.has_blob(&built.layers[0]), "{name}: the refused layer was stored");
+        assert!(
+            !dst.partial_path(&built.layers[0]).exists(),
+            "{name}: a partial file was kept"
+        );
+        assert!(common::store_temp_files(&dst).is_empty(), "{name}");
+    }
+
+    // A refused pull leaves the store as it was: a good image (the same layer twice, with
+    // the same diff_id) pulls into it afterwards.
+    let built = build_image(&src, ("linux", "amd64"), &[(&good, "gzip"), (&good, "gzip")], false);
+    let local = reference("local.test/fine:v1");
+    src.tag(&local, &src.resolve(&local.with_digest(built.digest.clone())).unwrap())
+        .unwrap();
+    let target = reference(&format!("{}/refused/fine:v1", reg.host));
+    c.push(&src, &local, &target, &PushOptions::default()).await.unwrap();
+    let dst = Store::open(dir.path().join("dst-count")).unwrap();
+    let pulled = c.pull(&target, &dst, &PullOptions::default()).await.unwrap();
+    assert_eq!(pulled.digest, built.digest);
+    assert_eq!(dst.list().unwrap().len(), 1);
+}

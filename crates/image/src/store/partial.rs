@@ -191,7 +191,18 @@ impl PartialBlob {
     ///
     /// # Errors
     /// [`Error::Corrupt`] on mismatch; IO errors (the partial file is kept then).
-    pub fn commit(mut self) -> Result<(Digest, u64)> {
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        self.commit_if(|| Ok(()))
+    }
+
+    /// As [`commit`](Self::commit), but once digest and size are verified, `accept` decides
+    /// whether the content may be stored (pull checks a layer's tar and diff_id there). A
+    /// refused blob is removed with its partial file, never stored: its bytes are what the
+    /// registry serves for that digest, so resuming would only fetch them again.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] with `accept`'s reason when it refuses; as [`commit`](Self::commit).
+    pub fn commit_if(mut self, accept: impl FnOnce() -> std::result::Result<(), String>) -> Result<(Digest, u64)> {
         let Some(writer) = self.writer.take() else {
             return Err(finished());
         };
@@ -218,6 +229,13 @@ impl PartialBlob {
                     expected: size,
                     actual: len,
                 },
+            });
+        }
+        if let Err(reason) = accept() {
+            let _ = fs::remove_file(&self.path);
+            return Err(Error::Invalid {
+                what: "blob content",
+                reason: format!("{digest}: {reason}"),
             });
         }
         file.sync_all().map_err(Error::io("fsync", &self.path))?;

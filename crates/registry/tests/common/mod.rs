@@ -525,6 +525,19 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// An uncompressed layer holding one file of `len` patterned bytes (`i % modulus`), and an
+/// image config listing its diff_id: what a fake registry serves when the content itself
+/// does not matter but a pull must find a layer that unpacking would take.
+pub fn pattern_layer(len: usize, modulus: usize) -> (Vec<u8>, Vec<u8>) {
+    let data: Vec<u8> = (0..len).map(|i| (i % modulus) as u8).collect();
+    let layer = tar_of(&[("data", &data)]);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        wharf_image::Digest::sha256(&layer)
+    );
+    (layer, config.into_bytes())
+}
+
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
@@ -547,12 +560,11 @@ pub struct Built {
 /// Builds a single-platform image from uncompressed tars; `compression` per layer is
 /// "gzip", "zstd" or "none". Docker media types when `docker`.
 pub fn build_image(store: &wharf_image::Store, os_arch: (&str, &str), tars: &[(&[u8], &str)], docker: bool) -> Built {
-    use wharf_image::Digest;
     let mut diff_ids = Vec::new();
     let mut layers = Vec::new();
     for (t, comp) in tars {
-        diff_ids.push(Digest::sha256(t).to_string());
-        let (blob, mt) = match (*comp, docker) {
+        diff_ids.push(wharf_image::Digest::sha256(t));
+        layers.push(match (*comp, docker) {
             ("gzip", false) => (gzip(t), "application/vnd.oci.image.layer.v1.tar+gzip"),
             ("zstd", false) => (zstd_of(t), "application/vnd.oci.image.layer.v1.tar+zstd"),
             ("none", false) => (t.to_vec(), "application/vnd.oci.image.layer.v1.tar"),
@@ -560,10 +572,25 @@ pub fn build_image(store: &wharf_image::Store, os_arch: (&str, &str), tars: &[(&
             ("zstd", true) => (zstd_of(t), wharf_image::media::DOCKER_LAYER_ZSTD),
             (_, true) => (t.to_vec(), wharf_image::media::DOCKER_LAYER_TAR),
             (c, _) => panic!("unknown compression {c}"),
-        };
-        let d = store.put_bytes(&blob).unwrap();
-        layers.push((d, blob.len(), mt));
+        });
     }
+    assemble_image(store, os_arch, &layers, &diff_ids, docker)
+}
+
+/// Stores an image of these layer blobs (with their media types) and a config listing these
+/// diff_ids, as given: nothing checks that they agree, so a test can serve a lying image.
+pub fn assemble_image(
+    store: &wharf_image::Store,
+    os_arch: (&str, &str),
+    layer_blobs: &[(Vec<u8>, &str)],
+    diff_ids: &[wharf_image::Digest],
+    docker: bool,
+) -> Built {
+    let layers: Vec<_> = layer_blobs
+        .iter()
+        .map(|(blob, mt)| (store.put_bytes(blob).unwrap(), blob.len(), *mt))
+        .collect();
+    let diff_ids: Vec<String> = diff_ids.iter().map(ToString::to_string).collect();
     let config = serde_json::json!({
         "architecture": os_arch.1, "os": os_arch.0,
         "created": "2024-01-01T00:00:00Z",
