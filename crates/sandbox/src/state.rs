@@ -141,9 +141,11 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(Error::io("write state", &tmp))?;
-        f.write_all(&json)
-            .and_then(|()| f.sync_all())
-            .map_err(Error::io("write state", &tmp))?;
+        // Written whole and renamed into place, so a reader never sees half a record; not
+        // fsynced: it describes processes, which a machine crash ends with it (runc's
+        // state.json is not synced either), and the sync cost ~0.5 ms in every create,
+        // start and delete.
+        f.write_all(&json).map_err(Error::io("write state", &tmp))?;
         fs::rename(&tmp, d.join("state.json")).map_err(Error::io("write state", d.join("state.json")))
     }
 
