@@ -508,3 +508,112 @@ fn logs_are_followed_and_stats_streamed_while_the_container_runs() {
     assert_eq!(root.env.ok(&["logs", "-f", "talker"]), out);
     engine.remove("talker", false).unwrap();
 }
+
+/// The entries of a tar: (path, content of a regular file, or the target of a link).
+fn tar_entries(bytes: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut content = String::new();
+            match e.link_name().unwrap() {
+                Some(target) => content = target.to_string_lossy().into_owned(),
+                None => drop(e.read_to_string(&mut content)),
+            }
+            (path, content)
+        })
+        .collect()
+}
+
+#[test]
+fn copy_in_and_out_resolve_inside_the_container_and_diff_lists_its_changes() {
+    use wharf::engine::ChangeKind::{Added, Changed, Deleted};
+    let root = Root::new();
+    let engine = &root.engine;
+    let script = "echo new > /tmp/added; echo changed >> /etc/release; rm /etc/passwd; mkdir -p /data/sub; \
+                  echo x > /data/sub/y; ln -s /etc /data/escape; echo ready; exec sleep 60";
+    let settings = Root::settings(&["sh", "-c", script]).name("files").build();
+    engine.run(IMAGE, &settings).unwrap();
+    root.wait_for_log("files", "ready");
+
+    let changes: Vec<_> = engine
+        .diff("files")
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.path))
+        .collect();
+    for expected in [
+        (Added, "/tmp/added"),
+        (Changed, "/tmp"),
+        (Changed, "/etc/release"),
+        (Deleted, "/etc/passwd"),
+        (Changed, "/data"),
+        (Added, "/data/sub"),
+        (Added, "/data/sub/y"),
+        (Added, "/data/escape"),
+    ] {
+        assert!(
+            changes.contains(&(expected.0, expected.1.to_string())),
+            "{expected:?} not in {changes:?}"
+        );
+    }
+    assert!(!changes.iter().any(|(_, p)| p.starts_with("/bin")), "{changes:?}");
+
+    let out = |path: &str| {
+        let mut tar = Vec::new();
+        engine.copy_out("files", path, &mut tar).unwrap();
+        tar_entries(&tar)
+    };
+    assert_eq!(
+        out("/etc/release"),
+        [("release".to_string(), "engine\nchanged\n".to_string())]
+    );
+    let data = out("/data");
+    assert_eq!(
+        data.iter().map(|(p, _)| p.trim_end_matches('/')).collect::<Vec<_>>(),
+        ["data", "data/escape", "data/sub", "data/sub/y"]
+    );
+    assert_eq!(data[1].1, "/etc", "a symlink is copied as the link");
+    // The container's absolute symlink leads to its own /etc, not the host's.
+    assert_eq!(out("/data/escape/release"), out("/etc/release"));
+    let err = engine.copy_out("files", "/nope/x", &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("/nope/x"), "{err}");
+
+    // In through the same symlink: into the container's /etc, nothing on the host's.
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "wharf-engine-cp-test", &b"in\n"[..])
+        .unwrap();
+    let archive = archive.into_inner().unwrap();
+    engine.copy_in("files", "/data/escape", archive.as_slice()).unwrap();
+    assert!(
+        !std::path::Path::new("/etc/wharf-engine-cp-test").exists(),
+        "written on the host"
+    );
+    let exec = ExecSettings {
+        command: vec!["cat".into(), "/etc/wharf-engine-cp-test".into()],
+        ..Default::default()
+    };
+    let mut handle = engine.exec("files", &exec, StdioConfig::piped()).unwrap();
+    let mut seen = String::new();
+    handle.stdout.take().unwrap().read_to_string(&mut seen).unwrap();
+    assert_eq!(handle.wait().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(seen, "in\n");
+    assert!(
+        engine
+            .diff("files")
+            .unwrap()
+            .iter()
+            .any(|c| c.path == "/etc/wharf-engine-cp-test" && c.kind == Added)
+    );
+    let err = engine.copy_in("files", "/etc/release", archive.as_slice()).unwrap_err();
+    assert!(err.to_string().contains("/etc/release"), "not a directory: {err}");
+    engine.remove("files", true).unwrap();
+}

@@ -1,13 +1,10 @@
-//! Looking at containers: inspect, list with filters, logs, top, stats; and their filesystems: commit, export.
+//! Looking at containers: inspect, list with filters, top, stats.
 
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use wharf_image::Reference;
-use wharf_image::store::Image;
 use wharf_network::PortMapping;
-use wharf_rootfs::{CommitOptions, Rootfs};
 use wharf_sandbox::cgroup::Stats;
 use wharf_sandbox::{ProcessInfo, Status};
 
@@ -229,43 +226,5 @@ impl Engine {
             }
             process_exists(&layout, &name).then(|| cgroup.stats())
         }))
-    }
-
-    /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards.
-    fn with_rootfs<T>(&self, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
-        self.records().get(name)?;
-        let layout = self.layout();
-        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(name))?;
-        let out = f(&rootfs);
-        rootfs.persist()?;
-        out
-    }
-
-    /// Container `name`'s changes as a new layer on top of its image, stored as image `target`
-    /// (`docker commit`).
-    ///
-    /// # Errors
-    /// [`Error::NoSuchContainer`]; the store's and the filesystem's errors.
-    pub fn commit(&self, name: &str, target: &Reference) -> Result<Image> {
-        let base: Reference = self.records().get(name)?.image.parse()?;
-        let image = self.image(&base)?;
-        self.with_rootfs(name, |rootfs| {
-            let opts = CommitOptions {
-                created_by: format!("wharf commit {name}"),
-                ..Default::default()
-            };
-            Ok(rootfs.commit(self.store(), &image, target, &opts)?)
-        })
-    }
-
-    /// Container `name`'s whole filesystem as one tar written to `out` (`docker export`).
-    ///
-    /// # Errors
-    /// [`Error::NoSuchContainer`]; the filesystem's and `out`'s errors.
-    pub fn export(&self, name: &str, out: impl Write) -> Result<()> {
-        self.with_rootfs(name, |rootfs| {
-            rootfs.export(out)?;
-            Ok(())
-        })
     }
 }

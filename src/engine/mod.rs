@@ -49,6 +49,7 @@
 
 mod error;
 mod exec;
+mod files;
 mod image;
 mod inspect;
 mod lifecycle;
@@ -68,6 +69,7 @@ use wharf_sandbox::StateDir;
 
 pub use error::{Error, Result};
 pub use exec::ExecSettings;
+pub use files::{Change, ChangeKind};
 pub use inspect::{ContainerInfo, Filter, ListOptions, State};
 pub use lifecycle::Started;
 pub use logs::{FollowLogs, LogStream, Logs};
@@ -142,7 +144,7 @@ impl Layout {
 }
 
 /// Containers from images on one store root: create, start, wait, logs (followed too), stop, kill, remove,
-/// inspect, list, exec, top, stats (one sample or a stream), update, commit and export.
+/// inspect, list, exec, top, stats (one sample or a stream), update, commit, export, copy in and out, diff.
 ///
 /// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
 /// [module docs](self#blocking-and-async)); [`wait_async`](Engine::wait_async) is the async wait.

@@ -80,115 +80,120 @@ impl Walk<'_> {
         let mut names = fsutil::list(dir).map_err(walk_err(rel, "read directory"))?;
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, _) in names {
-            let mut path = rel.to_vec();
-            if !path.is_empty() {
-                path.push(b'/');
+            self.entry(w, dir, &name, rel)?;
+        }
+        Ok(())
+    }
+
+    /// Writes entry `name` of `dir` (named `rel/name` in the tar), and everything beneath it.
+    fn entry(&mut self, w: &mut impl Write, dir: BorrowedFd<'_>, name: &[u8], rel: &[u8]) -> Result<()> {
+        let mut path = rel.to_vec();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(walk_err(&path, "stat"))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let mut h = Header {
+            path: path.clone(),
+            kind: EntryKind::File,
+            mode: st.st_mode & 0o7777,
+            uid: u64::from(st.st_uid),
+            gid: u64::from(st.st_gid),
+            mtime: st.st_mtime,
+            size: 0,
+            link: Vec::new(),
+            major: rustix::fs::major(st.st_rdev),
+            minor: rustix::fs::minor(st.st_rdev),
+            xattrs: Vec::new(),
+        };
+        if self.overlay_upper && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+            let mut wh = rel.to_vec();
+            if !wh.is_empty() {
+                wh.push(b'/');
             }
-            path.extend_from_slice(&name);
-            let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(walk_err(&path, "stat"))?;
-            let ft = FileType::from_raw_mode(st.st_mode);
-            let mut h = Header {
-                path: path.clone(),
-                kind: EntryKind::File,
-                mode: st.st_mode & 0o7777,
-                uid: u64::from(st.st_uid),
-                gid: u64::from(st.st_gid),
-                mtime: st.st_mtime,
-                size: 0,
-                link: Vec::new(),
-                major: rustix::fs::major(st.st_rdev),
-                minor: rustix::fs::minor(st.st_rdev),
-                xattrs: Vec::new(),
-            };
-            if self.overlay_upper && ft == FileType::CharacterDevice && st.st_rdev == 0 {
-                let mut wh = rel.to_vec();
-                if !wh.is_empty() {
-                    wh.push(b'/');
-                }
-                wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
-                wh.extend_from_slice(&name);
-                h.path = wh;
-                h.mode = 0;
-                h.major = 0;
+            wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+            wh.extend_from_slice(name);
+            h.path = wh;
+            h.mode = 0;
+            h.major = 0;
+            write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+            return Ok(());
+        }
+        match ft {
+            FileType::Directory => {
+                let sub = fsutil::open_subdir(dir, name).map_err(walk_err(&path, "open"))?;
+                h.kind = EntryKind::Dir;
+                h.xattrs = xattrs_of(sub.as_fd());
                 write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                continue;
-            }
-            match ft {
-                FileType::Directory => {
-                    let sub = fsutil::open_subdir(dir, &name).map_err(walk_err(&path, "open"))?;
-                    h.kind = EntryKind::Dir;
-                    h.xattrs = xattrs_of(sub.as_fd());
-                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                    if self.overlay_upper
-                        && get_xattr(sub.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref()
-                            == Some(b"y")
-                    {
-                        let mut o = path.clone();
-                        o.push(b'/');
-                        o.extend_from_slice(OPAQUE_MARKER.as_bytes());
-                        let oh = Header {
-                            path: o,
-                            kind: EntryKind::File,
-                            mode: 0,
-                            xattrs: Vec::new(),
-                            ..h
-                        };
-                        write_entry(w, &oh, None).map_err(io_entry(&path, "write"))?;
-                    }
-                    self.dir(w, sub.as_fd(), &path)?;
-                }
-                FileType::RegularFile => {
-                    if st.st_nlink > 1 {
-                        if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
-                            h.kind = EntryKind::Hardlink;
-                            h.link = first.clone();
-                            write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                            continue;
-                        }
-                        self.links.insert((st.st_dev, st.st_ino), path.clone());
-                    }
-                    let fd = rustix::fs::openat(
-                        dir,
-                        &name,
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(walk_err(&path, "open"))?;
-                    h.xattrs = xattrs_of(fd.as_fd());
-                    let metacopy = get_xattr(fd.as_fd(), b"trusted.overlay.metacopy").is_some();
-                    let fd: OwnedFd = match (metacopy, self.merged) {
-                        (true, Some(m)) => {
-                            let p = rustix::fs::openat2(
-                                m,
-                                path.as_slice(),
-                                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                                Mode::empty(),
-                                fsutil::BENEATH,
-                            );
-                            p.map_err(walk_err(&path, "open merged"))?
-                        }
-                        _ => fd,
+                if self.overlay_upper
+                    && get_xattr(sub.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref() == Some(b"y")
+                {
+                    let mut o = path.clone();
+                    o.push(b'/');
+                    o.extend_from_slice(OPAQUE_MARKER.as_bytes());
+                    let oh = Header {
+                        path: o,
+                        kind: EntryKind::File,
+                        mode: 0,
+                        xattrs: Vec::new(),
+                        ..h
                     };
-                    h.size = st.st_size as u64;
-                    let mut f = std::fs::File::from(fd);
-                    write_entry(w, &h, Some(&mut f)).map_err(io_entry(&path, "write"))?;
+                    write_entry(w, &oh, None).map_err(io_entry(&path, "write"))?;
                 }
-                FileType::Symlink => {
-                    let target = rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(walk_err(&path, "readlink"))?;
-                    h.kind = EntryKind::Symlink;
-                    h.link = target.into_bytes();
-                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                }
-                FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
-                    h.kind = match ft {
-                        FileType::CharacterDevice => EntryKind::Char,
-                        FileType::BlockDevice => EntryKind::Block,
-                        _ => EntryKind::Fifo,
-                    };
-                    write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                }
-                _ => {} // sockets are not content
+                self.dir(w, sub.as_fd(), &path)?;
             }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
+                        h.kind = EntryKind::Hardlink;
+                        h.link = first.clone();
+                        write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+                        return Ok(());
+                    }
+                    self.links.insert((st.st_dev, st.st_ino), path.clone());
+                }
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(walk_err(&path, "open"))?;
+                h.xattrs = xattrs_of(fd.as_fd());
+                let metacopy = get_xattr(fd.as_fd(), b"trusted.overlay.metacopy").is_some();
+                let fd: OwnedFd = match (metacopy, self.merged) {
+                    (true, Some(m)) => {
+                        let p = rustix::fs::openat2(
+                            m,
+                            path.as_slice(),
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                            fsutil::BENEATH,
+                        );
+                        p.map_err(walk_err(&path, "open merged"))?
+                    }
+                    _ => fd,
+                };
+                h.size = st.st_size as u64;
+                let mut f = std::fs::File::from(fd);
+                write_entry(w, &h, Some(&mut f)).map_err(io_entry(&path, "write"))?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(walk_err(&path, "readlink"))?;
+                h.kind = EntryKind::Symlink;
+                h.link = target.into_bytes();
+                write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+            }
+            FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+                h.kind = match ft {
+                    FileType::CharacterDevice => EntryKind::Char,
+                    FileType::BlockDevice => EntryKind::Block,
+                    _ => EntryKind::Fifo,
+                };
+                write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
+            }
+            _ => {} // sockets are not content
         }
         Ok(())
     }
@@ -282,6 +287,45 @@ impl Rootfs {
     pub fn export(&self, out: impl Write) -> Result<Digest> {
         let root = open_dir(&self.path())?;
         Ok(tar_tree(out, root.as_fd(), false, None, Compression::None)?.diff_id)
+    }
+
+    /// Writes the file or directory at `path` inside the root filesystem as one uncompressed tar (like
+    /// `docker cp CONTAINER:PATH -`): an entry named by `path`'s last component, and for a directory everything
+    /// beneath it. `path` is resolved inside the root (`RESOLVE_IN_ROOT`): its symlinks, absolute ones too, lead
+    /// to places in this filesystem and never out of it; a symlink as the last component is written as the link.
+    /// `/` (or an empty path) writes the whole tree, as [`Rootfs::export`] does.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` when it does not exist or its parent is not a directory; IO errors.
+    pub fn export_path(&self, path: &str, out: impl Write) -> Result<()> {
+        let trimmed = path.trim_end_matches('/');
+        let (parent, name) = match trimmed.rsplit_once('/') {
+            Some((parent, name)) => (parent, name),
+            None => ("", trimmed),
+        };
+        if name.is_empty() || name == "." {
+            return self.export(out).map(drop);
+        }
+        let root = open_dir(&self.path())?;
+        let resolve = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        let dir = rustix::fs::openat2(
+            root.as_fd(),
+            if parent.is_empty() { "." } else { parent },
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .map_err(|e| Error::io("open the parent of", path)(e.into()))?;
+        let fail = |e: io::Error| Error::io("write the tar of", path)(e);
+        let mut walk = Walk {
+            overlay_upper: false,
+            merged: None,
+            links: HashMap::new(),
+        };
+        let mut w = io::BufWriter::with_capacity(1 << 20, out);
+        walk.entry(&mut w, dir.as_fd(), name.as_bytes(), b"")?;
+        w.write_all(&[0u8; 1024]).map_err(fail)?;
+        w.flush().map_err(fail)
     }
 
     /// Adds the container's changes on top of `base` as a new image in `store`, tagged

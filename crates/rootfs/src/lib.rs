@@ -9,8 +9,9 @@
 //! - [`Rootfs`]: a container's root filesystem: an overlay of cached layers with its own
 //!   upper directory (any number of layers, through the new mount API), or a flattened copy
 //!   when overlayfs cannot be used.
-//! - [`Rootfs::diff`], [`Rootfs::commit`], [`Rootfs::export`]: a container's changes as a
-//!   new layer (and image, like `docker commit`), or its whole tree as one tar.
+//! - [`Rootfs::diff`], [`Rootfs::commit`], [`Rootfs::export`], [`Rootfs::export_path`]: a
+//!   container's changes as a new layer (and image, like `docker commit`), its whole tree as one
+//!   tar, or one file or directory of it (like `docker cp`), resolved inside the root.
 //! - [`list_layer`] / [`list_image_layers`]: per-layer file listings with sizes, read from
 //!   the blobs without extracting.
 //!
