@@ -271,6 +271,14 @@ fn errors_name_the_container_image_or_setting() {
         .build();
     let err = engine.run(IMAGE, &bad_ns).unwrap_err();
     assert!(err.to_string().contains("container nosuch is not running"), "{err}");
+    let no_source = Root::settings(&["true"])
+        .mount("/no/such/dir:/mnt".parse().unwrap())
+        .build();
+    let err = engine.create(IMAGE, &no_source).unwrap_err();
+    assert!(
+        err.to_string().contains("invalid volume \"/no/such/dir:/mnt\""),
+        "{err}"
+    );
     let bad_program = Root::settings(&["/no/such/program"]).build();
     let err = engine.run(IMAGE, &bad_program).unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");

@@ -89,6 +89,12 @@ impl Engine {
                 reason: "published ports and a fixed address need a bridge or user network".into(),
             });
         }
+        // Sources resolved now, in the creator's working directory: whoever starts it later may be elsewhere.
+        let mut settings = settings.clone();
+        for m in &mut settings.mounts {
+            m.source = m.resolved_source()?;
+        }
+        let settings = &settings;
         let record = Record {
             name: settings.name.clone().unwrap_or_else(new_name),
             image: r.to_string(),

@@ -51,6 +51,20 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+impl BindMount {
+    /// The source made absolute, its symlinks resolved on the host.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the volume when the source does not exist.
+    pub fn resolved_source(&self) -> Result<PathBuf> {
+        std::fs::canonicalize(&self.source).map_err(|e| Error::InvalidSetting {
+            setting: "volume",
+            value: format!("{}:{}", self.source.display(), self.target),
+            reason: format!("{}: {e}", self.source.display()),
+        })
+    }
+}
+
 impl FromStr for BindMount {
     type Err = Error;
 

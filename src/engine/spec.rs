@@ -57,11 +57,7 @@ pub(crate) fn build_spec(
     let resources = resources(&args.limits)?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for m in &args.mounts {
-        let host = std::fs::canonicalize(&m.source).map_err(|e| Error::InvalidSetting {
-            setting: "volume",
-            value: format!("{}:{}", m.source.display(), m.target),
-            reason: format!("{}: {e}", m.source.display()),
-        })?;
+        let host = m.resolved_source()?;
         let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
         options.push(if m.read_only { "ro" } else { "rw" }.to_string());
         mounts.push(
