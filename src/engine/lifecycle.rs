@@ -200,7 +200,7 @@ impl Engine {
             }
         }
         // Taken: a second start finds it running.
-        records.update(name, |r| {
+        records.update_held(name, &held, |r| {
             r.started = Some(now());
             r.finished = None;
             r.exit = None;
@@ -373,7 +373,9 @@ impl Engine {
         if auto_remove && let Ok(Some(held)) = records.hold(name, true) {
             // What cannot be removed now stays listed, for a later remove (its warning says why).
             if let Err(e) = records.destroy(name, &held) {
-                let _ = records.update(name, |r| r.warnings.push(format!("removing it once it exited: {e}")));
+                let _ = records.update_held(name, &held, |r| {
+                    r.warnings.push(format!("removing it once it exited: {e}"));
+                });
             }
         }
         watch.finish(ExitInfo::from(exit));

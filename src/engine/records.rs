@@ -243,8 +243,20 @@ impl Records {
         read_record(&self.path(name)).ok_or_else(|| Error::NoSuchContainer(name.to_string()))
     }
 
-    /// Replaces the record of `name` with `f`'s change (only its owner, or a holder, does this).
+    /// Replaces the record of `name` with `f`'s change, holding it meanwhile, so that changes from several
+    /// processes (a reaper recording an exit, another engine updating limits) are never lost.
+    ///
+    /// # Errors
+    /// No such container (any more); I/O.
     pub fn update(&self, name: &str, f: impl FnOnce(&mut Record)) -> Result<()> {
+        let Some(held) = self.hold(name, true)? else {
+            return Err(Error::NoSuchContainer(name.to_string()));
+        };
+        self.update_held(name, &held, f)
+    }
+
+    /// [`update`](Records::update) for a caller that holds the record already.
+    pub fn update_held(&self, name: &str, _held: &Held, f: impl FnOnce(&mut Record)) -> Result<()> {
         let mut record = self.get(name)?;
         f(&mut record);
         write_record(&self.path(name), &record)
