@@ -625,3 +625,19 @@ fn copy_in_and_out_resolve_inside_the_container_and_diff_lists_its_changes() {
     assert!(err.to_string().contains("/etc/release"), "not a directory: {err}");
     engine.remove("files", true).unwrap();
 }
+
+#[test]
+fn a_detached_terminal_is_logged() {
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sh", "-c", "test -t 1 && echo is-a-tty; seq 1 2000 | tail -n 1"])
+        .tty(true)
+        .build();
+    let (name, started) = engine.run_with_terminal(IMAGE, &settings).unwrap();
+    assert!(started.terminal.is_none(), "the engine reads the terminal itself");
+    assert_eq!(engine.wait(&name).unwrap().code, Some(0));
+    // Everything the terminal showed is in the log once the wait returns (a terminal ends lines with CR LF).
+    let out = String::from_utf8_lossy(&engine.logs(&name).unwrap().stdout).into_owned();
+    assert_eq!(out, "is-a-tty\r\n2000\r\n");
+    engine.remove(&name, false).unwrap();
+}

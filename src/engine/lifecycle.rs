@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wharf_image::Reference;
@@ -19,12 +20,24 @@ use super::{Engine, network, spec};
 pub struct Started {
     /// The host pid of the container's first process.
     pub pid: i32,
-    /// The master side of the container's terminal, with [`ContainerSettings::tty`]: the caller copies it to
-    /// and from its own terminal (nothing else reads it, and a full terminal stops the container's writes).
+    /// The master side of the container's terminal, with [`ContainerSettings::tty`] and
+    /// [`Output::Inherit`]: the caller copies it to and from its own terminal (nothing else reads it, and a full
+    /// terminal stops the container's writes).
     pub terminal: Option<File>,
     /// What went less well than asked so far (e.g. a copy of the layers where overlayfs was unavailable), as
     /// [`ContainerInfo::warnings`](super::ContainerInfo::warnings) keeps them.
     pub warnings: Vec<String>,
+}
+
+/// Copies what a container's terminal shows into its log, on a thread of its own, until the terminal closes.
+fn log_terminal(mut master: File, mut log: File) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("wharf-tty-log".into())
+        .spawn(move || {
+            // EIO once the container's side is closed.
+            let _ = std::io::copy(&mut master, &mut log);
+        })
+        .map_err(Error::io("spawn the thread that logs", "the container's terminal"))
 }
 
 impl Engine {
@@ -280,6 +293,8 @@ impl Engine {
                 .map_err(Error::io("open", path))
         };
         let stdio = match settings.output {
+            // The terminal is standard input, output and error: its master is copied to the stdout log below.
+            Output::Logs if settings.tty => StdioConfig::inherit(),
             Output::Logs => StdioConfig {
                 stdin: Stdio::Null,
                 stdout: Stdio::from(log("stdout.log")?),
@@ -317,9 +332,18 @@ impl Engine {
             record.creating = false;
             record.command = command;
         })?;
+        let mut terminal = container.take_pty_master();
+        // A terminal nobody attaches to is logged, as docker logs a `run -dt` container's, while this process lives.
+        let copier = match (settings.output, terminal.take()) {
+            (Output::Logs, Some(master)) => Some(log_terminal(master, log("stdout.log")?)?),
+            (_, t) => {
+                terminal = t;
+                None
+            }
+        };
         let started = Started {
             pid: container.pid(),
-            terminal: container.take_pty_master(),
+            terminal,
             warnings: record.warnings.clone(),
         };
         let engine = self.clone();
@@ -327,17 +351,29 @@ impl Engine {
         let cni = settings.network.is_cni();
         let spawned = std::thread::Builder::new()
             .name(format!("wharf-reap-{name}"))
-            .spawn(move || engine.reap(&reaper_name, container, cni, &watch));
+            .spawn(move || engine.reap(&reaper_name, container, copier, cni, &watch));
         if let Err(e) = spawned {
             return Err(Error::io("spawn the thread that waits for", dir)(e));
         }
         Ok(started)
     }
 
-    /// Waits for `container`, records its exit, gives its network back, removes it if it was to be removed,
-    /// then wakes the waiters.
-    fn reap(&self, name: &str, mut container: Container, cni: bool, watch: &Arc<Watch>) {
-        let exit = match container.wait() {
+    /// Waits for `container` (and for its terminal's last output to reach the log), records its exit, gives its
+    /// network back, removes it if it was to be removed, then wakes the waiters.
+    fn reap(
+        &self,
+        name: &str,
+        mut container: Container,
+        copier: Option<JoinHandle<()>>,
+        cni: bool,
+        watch: &Arc<Watch>,
+    ) {
+        let waited = container.wait();
+        // Every process of the container is gone: the terminal reads to its end.
+        if let Some(copier) = copier {
+            let _ = copier.join();
+        }
+        let exit = match waited {
             Ok(e) => RecordedExit {
                 code: match e.status {
                     ExitStatus::Exited(c) => Some(c),

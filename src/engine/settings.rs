@@ -292,7 +292,9 @@ pub struct ContainerSettings {
     pub read_only: bool,
     /// Run a minimal init as pid 1 that reaps zombies and forwards signals.
     pub init: bool,
-    /// Give the container a terminal; its master is returned by [`Engine::start`](super::Engine::start).
+    /// Give the container a terminal. With [`Output::Inherit`] its master is returned by
+    /// [`Engine::start`](super::Engine::start) for the caller to copy; with [`Output::Logs`] what it shows goes to
+    /// the stdout log (while the process that started the container lives; there is no standard input).
     pub tty: bool,
     /// Keep standard input open (`-i`, with [`Output::Inherit`]).
     pub stdin_open: bool,
