@@ -430,8 +430,13 @@ impl Engine {
         let layout = self.layout();
         let states = layout.state_dir()?;
         let running = || matches!(states.status(name), Ok(Status::Running));
+        // A container that ends on its own meanwhile (its state gone with it) is stopped all the same.
+        let signal = |sig: i32| match states.kill(name, sig, true) {
+            Err(e) if running() => Err(Error::from(e)),
+            _ => Ok(()),
+        };
         if running() {
-            states.kill(name, 15, true)?;
+            signal(15)?;
             let stopped_within = |limit: Duration| {
                 let deadline = Instant::now() + limit;
                 while running() {
@@ -444,15 +449,15 @@ impl Engine {
             };
             // A pid 1 without a TERM handler ignores TERM, so the KILL is often what ends it.
             if !stopped_within(timeout) {
-                states.kill(name, 9, true)?;
+                signal(9)?;
                 if !stopped_within(Duration::from_secs(10)) {
                     return Err(Error::DidNotStop(name.to_string()));
                 }
             }
         }
-        if let Some(watch) = self.inner.reaping.get(name) {
+        if self.inner.reaping.get(name).is_some() {
+            // Its exit recorded before stop returns.
             let _ = self.wait(name);
-            drop(watch);
         }
         // A stopped container gives its address, veth and published ports back, as Docker's do (also one that
         // exited on its own while no process reaped it).
