@@ -641,3 +641,30 @@ fn a_detached_terminal_is_logged() {
     assert_eq!(out, "is-a-tty\r\n2000\r\n");
     engine.remove(&name, false).unwrap();
 }
+
+#[test]
+fn piped_output_hands_the_streams_to_the_caller() {
+    use std::io::Write;
+    let root = Root::new();
+    let engine = &root.engine;
+    let settings = Root::settings(&["sh", "-c", "read line; echo got:$line; echo to-err >&2; exit 6"])
+        .output(wharf::engine::Output::Piped)
+        .stdin_open(true)
+        .build();
+    let (name, mut started) = engine.run_with_terminal(IMAGE, &settings).unwrap();
+    let mut stdin = started.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    started.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    started.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("got:hello\n", "to-err\n"));
+    assert_eq!(engine.wait(&name).unwrap().code, Some(6));
+    assert_eq!(
+        engine.logs(&name).unwrap(),
+        wharf::engine::Logs::default(),
+        "nothing is logged"
+    );
+    engine.remove(&name, false).unwrap();
+}

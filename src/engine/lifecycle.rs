@@ -21,9 +21,16 @@ pub struct Started {
     /// The host pid of the container's first process.
     pub pid: i32,
     /// The master side of the container's terminal, with [`ContainerSettings::tty`] and
-    /// [`Output::Inherit`]: the caller copies it to and from its own terminal (nothing else reads it, and a full
-    /// terminal stops the container's writes).
+    /// [`Output::Inherit`] or [`Output::Piped`]: the caller copies it to and from its own terminal (nothing else
+    /// reads it, and a full terminal stops the container's writes).
     pub terminal: Option<File>,
+    /// The caller's end of the container's standard input, with [`Output::Piped`] and
+    /// [`ContainerSettings::stdin_open`] (closing it is the container's end of input).
+    pub stdin: Option<File>,
+    /// The caller's end of the container's standard output, with [`Output::Piped`].
+    pub stdout: Option<File>,
+    /// The caller's end of the container's standard error, with [`Output::Piped`].
+    pub stderr: Option<File>,
     /// What went less well than asked so far (e.g. a copy of the layers where overlayfs was unavailable), as
     /// [`ContainerInfo::warnings`](super::ContainerInfo::warnings) keeps them.
     pub warnings: Vec<String>,
@@ -301,6 +308,11 @@ impl Engine {
                 stderr: Stdio::from(log("stderr.log")?),
                 extra_fds: Vec::new(),
             },
+            Output::Piped if settings.tty => StdioConfig::inherit(),
+            Output::Piped => StdioConfig {
+                stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
+                ..StdioConfig::piped()
+            },
             // With a terminal, Inherit means the pty (a terminal alone still gives the container a tty on
             // stdin, as docker's -t does); stdin_open decides whether the caller's input is passed on.
             Output::Inherit => StdioConfig {
@@ -344,6 +356,9 @@ impl Engine {
         let started = Started {
             pid: container.pid(),
             terminal,
+            stdin: container.take_stdin(),
+            stdout: container.take_stdout(),
+            stderr: container.take_stderr(),
             warnings: record.warnings.clone(),
         };
         let engine = self.clone();

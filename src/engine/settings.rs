@@ -38,6 +38,11 @@ pub enum Output {
     /// The container shares the engine process's standard streams (a foreground `docker run` in a terminal):
     /// nothing is logged. Standard input is passed only with [`ContainerSettings::stdin_open`] or a terminal.
     Inherit,
+    /// Pipes: the caller's ends come back from [`Engine::start`](super::Engine::start) in
+    /// [`Started`](super::Started) (attached at start, as `docker run -a` is; standard input only with
+    /// [`ContainerSettings::stdin_open`]). Nothing is logged; whoever holds the ends must read them, or the
+    /// container blocks once a pipe is full.
+    Piped,
 }
 
 /// A host directory or file bind-mounted into the container (`docker run -v HOST:TARGET[:ro]`).
