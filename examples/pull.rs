@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             ProgressEvent::Skipped { digest, .. } => eprintln!("already have {digest}"),
             _ => {}
         }),
+        ..PullOptions::default()
     };
     let pulled = client.pull(&reference, &store, &options).await?;
     println!("{} is {} (image id {})", reference, pulled.digest, pulled.config_digest);

@@ -389,3 +389,97 @@ fn run_flags_env_workdir_user_volumes_read_only_init_and_entrypoint() {
     let bad = env.wharf(&["run", "--rm", "--memory", "lots", "flags/busybox:1", "true"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid size"));
 }
+
+/// `pull --unpack`, and `run` of an image that is not local, extract each layer into the layer cache while it
+/// downloads: afterwards every layer is cached with nothing half-made beside it, and a container starts from them. A
+/// layer that unpacking refuses (entries after the end-of-archive marker) fails the pull and leaves the cache as it
+/// was: the extraction is the pull's check.
+#[test]
+fn pull_unpack_and_run_extract_layers_while_they_download() {
+    use wharf::image::{Platform, Store};
+    let env = Env::new();
+    let reg = Registry::start();
+    let name = reg.image("e2e/streamed:1");
+    env.busybox_image(&name, "streamed\n");
+    env.ok(&["push", &name]);
+    let cache = wharf::rootfs::LayerCache::open(env.store().join(".wharf/layers")).unwrap();
+    let diff_ids = Store::open(env.store())
+        .unwrap()
+        .image(&name.parse().unwrap(), &Platform::host())
+        .unwrap()
+        .config
+        .diff_ids()
+        .unwrap();
+    let cache_is_empty = |cache: &wharf::rootfs::LayerCache| {
+        cache.list().unwrap().is_empty()
+            && std::fs::read_dir(cache.root().join("tmp")).map_or(true, |mut d| d.next().is_none())
+    };
+    for pull in [
+        &["pull", "--unpack", &name][..],
+        &["run", "--rm", &name, "cat", "/etc/release"][..],
+    ] {
+        env.ok(&["rmi", &name]);
+        env.ok(&["prune"]);
+        assert!(cache_is_empty(&cache), "prune left layers: {:?}", cache.list().unwrap());
+        env.ok(pull);
+        for d in &diff_ids {
+            assert!(cache.contains(d), "{pull:?} did not extract {d}");
+        }
+        assert_eq!(cache.list().unwrap().len(), diff_ids.len());
+        assert_eq!(env.ok(&["run", "--rm", &name, "cat", "/etc/release"]), "streamed\n");
+    }
+
+    // A refused layer, pulled through the library with the engine's sink.
+    let mut layer = tar_of("etc/ok", b"fine");
+    layer.extend_from_slice(&tar_of("etc/hidden", b"unseen"));
+    let store = Store::open(env.store()).unwrap();
+    let bad = reg.image("e2e/refused:1");
+    let (digest, diff_id) = put_one_layer_image(&store, &bad, &layer);
+    env.ok(&["push", &bad]);
+    env.ok(&["rmi", &bad]);
+    env.ok(&["prune"]);
+    let before = cache.list().unwrap();
+    let engine = wharf::engine::Engine::open(env.store()).unwrap();
+    let err = engine.pull(&bad.parse().unwrap()).unwrap_err().to_string();
+    assert!(err.contains("layer refused") && err.contains("end"), "{err}");
+    assert!(!cache.contains(&diff_id), "the refused layer was extracted");
+    assert_eq!(cache.list().unwrap(), before);
+    assert!(std::fs::read_dir(cache.root().join("tmp")).map_or(true, |mut d| d.next().is_none()));
+    assert!(!store.has_blob(&digest), "the refused layer was stored");
+    assert!(!env.ok(&["images"]).contains("e2e/refused"));
+}
+
+/// A tar holding one file.
+fn tar_of(path: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).unwrap();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Stores and tags `name` as an image of one uncompressed layer (as given, unchecked); returns the layer's blob
+/// digest and diff_id.
+fn put_one_layer_image(
+    store: &wharf::image::Store,
+    name: &str,
+    layer: &[u8],
+) -> (wharf::image::Digest, wharf::image::Digest) {
+    let digest = store.put_bytes(layer).unwrap();
+    let config = format!(
+        r#"{{"architecture":"{}","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["{digest}"]}}}}"#,
+        wharf::image::Platform::host().architecture()
+    );
+    let cd = store.put_bytes(config.as_bytes()).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{digest}"}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let (desc, _) = store.put_manifest(manifest.as_bytes(), None).unwrap();
+    store.tag(&name.parse().unwrap(), &desc).unwrap();
+    (digest.clone(), digest)
+}

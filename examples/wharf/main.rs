@@ -47,6 +47,10 @@ enum Command {
         /// Also list each layer's files
         #[arg(long)]
         files: bool,
+        /// Also extract each layer into the layer cache while it downloads, so that the first
+        /// `run` starts without reading the image again (as `run` does when it pulls)
+        #[arg(long)]
+        unpack: bool,
     },
     /// Push an image from the store to its registry
     Push {
@@ -248,7 +252,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     let insecure = &cli.insecure;
     match cli.command {
-        Command::Pull { image, files } => registry::pull(&ctx, &image, insecure, files)?,
+        Command::Pull { image, files, unpack } => registry::pull(&ctx, &image, insecure, files, unpack)?,
         Command::Push { image } => registry::push(&ctx, &image, insecure)?,
         Command::Registry(RegistryCommand::Catalog { host }) => registry::catalog(&host, insecure)?,
         Command::Registry(RegistryCommand::Tags { image }) => registry::tags(&image, insecure)?,

@@ -85,10 +85,11 @@ impl Bars {
     }
 }
 
-/// `docker pull`; with `files`, also lists each layer's files (read from the blobs).
-pub fn pull(ctx: &Ctx, image: &str, insecure: &[String], files: bool) -> Result<()> {
+/// `docker pull`; with `files`, also lists each layer's files (read from the blobs); with
+/// `unpack`, extracts each layer into the layer cache while it downloads.
+pub fn pull(ctx: &Ctx, image: &str, insecure: &[String], files: bool, unpack: bool) -> Result<()> {
     let r: Reference = image.parse()?;
-    let pulled = pull_quiet(ctx, &r, insecure, true)?;
+    let pulled = pull_quiet(ctx, &r, insecure, true, unpack)?;
     let img = ctx.store.image(&r.with_digest(pulled.digest.clone()), &ctx.platform)?;
     for layer in img.manifest.layers() {
         println!("layer {} {}", layer.digest(), human(layer.size()));
@@ -119,8 +120,15 @@ pub fn pull(ctx: &Ctx, image: &str, insecure: &[String], files: bool) -> Result<
     Ok(())
 }
 
-/// Pulls `r` into the store, drawing progress bars when `bars`.
-pub fn pull_quiet(ctx: &Ctx, r: &Reference, insecure: &[String], bars: bool) -> Result<wharf::registry::Pulled> {
+/// Pulls `r` into the store, drawing progress bars when `bars`; with `unpack`, each layer is
+/// extracted into the layer cache while it downloads (what `run` needs next), else only checked.
+pub fn pull_quiet(
+    ctx: &Ctx,
+    r: &Reference,
+    insecure: &[String],
+    bars: bool,
+    unpack: bool,
+) -> Result<wharf::registry::Pulled> {
     let client = client(insecure)?;
     let progress = bars.then(|| Bars::new("pulling"));
     let options = PullOptions {
@@ -129,6 +137,11 @@ pub fn pull_quiet(ctx: &Ctx, r: &Reference, insecure: &[String], bars: bool) -> 
             .clone()
             .map(|b| Progress::new(move |p: &ProgressEvent| b.event(p)))
             .unwrap_or_default(),
+        layers: if unpack {
+            std::sync::Arc::new(wharf::engine::ExtractLayers::new(ctx.engine.layer_cache()?))
+        } else {
+            std::sync::Arc::new(wharf::registry::layers::CheckLayers)
+        },
     };
     let store = ctx.store.clone();
     let name = r.familiar();

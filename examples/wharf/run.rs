@@ -121,7 +121,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     // Pulled here rather than by the engine, for the progress bars and the interruption message.
     if let Err(wharf::engine::Error::Image(wharf::image::Error::ImageNotFound(_))) = ctx.engine.image(&r) {
         eprintln!("Unable to find image '{}' locally", r.familiar());
-        crate::registry::pull_quiet(ctx, &r, insecure, true)?;
+        crate::registry::pull_quiet(ctx, &r, insecure, true, true)?;
     }
     let (name, started) = ctx.engine.run_with_terminal(&args.image, &settings)?;
     for warning in &started.warnings {

@@ -17,7 +17,9 @@ impl Engine {
         Ok(self.store().image(r, &self.options().platform)?)
     }
 
-    /// Pulls `r` from its registry into the store (for this engine's platform).
+    /// Pulls `r` from its registry into the store (for this engine's platform), extracting each
+    /// layer into the layer cache while it downloads ([`ExtractLayers`](super::ExtractLayers)): the
+    /// first container of a fresh pull starts without reading the blobs again.
     ///
     /// Blocks: it runs a small tokio runtime of its own, so call it from a plain thread or
     /// `spawn_blocking`, not from inside an async task.
@@ -31,6 +33,7 @@ impl Engine {
         })?;
         let options = PullOptions {
             platform: self.options().platform.clone(),
+            layers: std::sync::Arc::new(super::ExtractLayers::new(self.layer_cache()?)),
             ..Default::default()
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -38,6 +41,15 @@ impl Engine {
             .build()
             .map_err(Error::io("start a runtime to pull", r.to_string()))?;
         Ok(runtime.block_on(client.pull(r, self.store(), &options))?)
+    }
+
+    /// The layer cache containers' layers are extracted into (and pulls with
+    /// [`ExtractLayers`](super::ExtractLayers) fill).
+    ///
+    /// # Errors
+    /// The layer cache's errors opening it.
+    pub fn layer_cache(&self) -> Result<wharf_rootfs::LayerCache> {
+        self.layout().layer_cache()
     }
 
     /// Removes the cached layers that no image in the store and no container needs; returns their diff_ids.

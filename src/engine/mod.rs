@@ -49,6 +49,7 @@
 
 mod error;
 mod exec;
+mod extract;
 mod files;
 mod image;
 mod inspect;
@@ -69,6 +70,7 @@ use wharf_sandbox::StateDir;
 
 pub use error::{Error, Result};
 pub use exec::ExecSettings;
+pub use extract::ExtractLayers;
 pub use files::{Change, ChangeKind};
 pub use inspect::{ContainerInfo, Filter, ListOptions, State};
 pub use lifecycle::Started;

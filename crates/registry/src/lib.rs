@@ -46,7 +46,7 @@ mod client;
 pub mod credentials;
 mod endpoints;
 pub mod error;
-mod layer_check;
+pub mod layers;
 pub mod progress;
 mod pull;
 mod push;

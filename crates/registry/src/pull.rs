@@ -19,7 +19,7 @@ use crate::body::Body;
 use crate::client::Client;
 use crate::endpoints::{ManifestRef, Repository};
 use crate::error::{Error, Result};
-use crate::layer_check::{Checker, Expect};
+use crate::layers::{CheckLayers, Checker, Layer, LayerSink};
 use crate::progress::{Progress, ProgressEvent};
 
 /// Settings of one pull.
@@ -29,6 +29,9 @@ pub struct PullOptions {
     pub platform: Platform,
     /// Called for every [`ProgressEvent`]. Default: none.
     pub progress: Progress,
+    /// Receives each layer while it downloads and judges it. Default: [`CheckLayers`], which
+    /// reads it as unpacking will; an engine that unpacks anyway passes a sink that extracts.
+    pub layers: Arc<dyn LayerSink>,
 }
 
 impl Default for PullOptions {
@@ -36,6 +39,7 @@ impl Default for PullOptions {
         PullOptions {
             platform: Platform::host(),
             progress: Progress::default(),
+            layers: Arc::new(CheckLayers),
         }
     }
 }
@@ -45,7 +49,7 @@ impl std::fmt::Debug for PullOptions {
         f.debug_struct("PullOptions")
             .field("platform", &self.platform)
             .field("progress", &self.progress)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -223,7 +227,7 @@ impl Client {
         };
 
         // Then the layers, each blob once.
-        let mut blobs: Vec<(Digest, u64, Option<Expect>)> = Vec::new();
+        let mut blobs: Vec<(Digest, u64, Option<Layer>)> = Vec::new();
         let mut seen = std::collections::HashMap::new();
         for (d, diff_id) in manifest.layers().iter().zip(diff_ids) {
             let dg = descriptor_digest(d)?;
@@ -234,7 +238,7 @@ impl Client {
             match seen.get(&dg) {
                 None => {
                     seen.insert(dg.clone(), diff_id.clone());
-                    let expect = diff_id.map(|diff_id| Expect {
+                    let expect = diff_id.map(|diff_id| Layer {
                         blob: dg.clone(),
                         compression,
                         diff_id,
@@ -276,10 +280,11 @@ impl Client {
                 options.progress.clone(),
                 cancel.clone(),
             );
+            let layer = expect.map(|l| (options.layers.clone(), l));
             tasks.spawn(async move {
                 let _permit = permit;
                 let r = client
-                    .fetch_blob(&repo, &digest, size, expect, &store, &progress, &cancel)
+                    .fetch_blob(&repo, &digest, size, layer, &store, &progress, &cancel)
                     .await;
                 match &r {
                     Err(Error::Cancelled) | Ok(_) => {}
@@ -353,14 +358,14 @@ impl Client {
 
     /// Downloads one blob into the store, resuming with `Range` when the connection
     /// breaks, and from the partial file an earlier (killed or interrupted) pull left. A
-    /// layer (`expect`) is checked as it arrives and stored only if unpacking would take it.
+    /// layer goes to its sink as it arrives and is stored only if the sink accepts it.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_blob(
         &self,
         repo: &Repository,
         digest: &Digest,
         size: u64,
-        expect: Option<Expect>,
+        layer: Option<(Arc<dyn LayerSink>, Layer)>,
         store: &Store,
         progress: &Progress,
         cancel: &AtomicBool,
@@ -396,9 +401,9 @@ impl Client {
             }
             let partial = st.partial_path(&d);
             let start_check = |prefix: u64| -> Result<Option<Checker>> {
-                expect
+                layer
                     .clone()
-                    .map(|e| Checker::start(e, Some((&partial, prefix))))
+                    .map(|(sink, l)| Checker::start(sink, l, &partial, prefix))
                     .transpose()
                     .map_err(|source| Error::Io {
                         what: format!("checking layer {d}"),

@@ -371,3 +371,50 @@ async fn a_pull_refuses_an_image_whose_layers_unpacking_would_refuse() {
     assert_eq!(pulled.digest, built.digest);
     assert_eq!(dst.list().unwrap().len(), 1);
 }
+
+/// A sink that leaves every layer unchecked, without reading it.
+struct Unchecking;
+
+impl wharf_registry::layers::LayerSink for Unchecking {
+    fn consume(
+        &self,
+        _: &wharf_registry::layers::Layer,
+        _: &mut (dyn std::io::Read + Send),
+    ) -> Result<wharf_registry::layers::Verdict, String> {
+        Ok(wharf_registry::layers::Verdict::Unchecked)
+    }
+}
+
+/// A layer its sink could not judge is checked from the stored blob before the image is named:
+/// a sink never weakens the pull's promise.
+#[tokio::test]
+async fn a_layer_a_sink_leaves_unchecked_is_checked_from_the_blob() {
+    let reg = Registry::start(Auth::None);
+    let c = common::default_client();
+    let (dir, src, _) = stores();
+    let mut trailing = tar_of(&[("etc/ok", b"fine")]);
+    trailing.extend_from_slice(&tar_of(&[("etc/hidden", b"unseen")]));
+    let good = tar_of(&[("etc/ok", b"fine")]);
+    let opts = PullOptions {
+        layers: Arc::new(Unchecking),
+        ..PullOptions::default()
+    };
+    for (name, tar, ok) in [("good", &good, true), ("trailing", &trailing, false)] {
+        let built = build_image(&src, ("linux", "amd64"), &[(tar, "gzip")], false);
+        let local = reference(&format!("local.test/unchecked-{name}:v1"));
+        src.tag(&local, &src.resolve(&local.with_digest(built.digest.clone())).unwrap())
+            .unwrap();
+        let target = reference(&format!("{}/unchecked/{name}:v1", reg.host));
+        c.push(&src, &local, &target, &PushOptions::default()).await.unwrap();
+        let dst = Store::open(dir.path().join(name)).unwrap();
+        let got = c.pull(&target, &dst, &opts).await;
+        match (got, ok) {
+            (Ok(p), true) => assert_eq!(p.digest, built.digest),
+            (Err(Error::LayerRefused { digest, .. }), false) => {
+                assert_eq!(digest, built.layers[0]);
+                assert!(!dst.has_blob(&built.layers[0]) && dst.list().unwrap().is_empty());
+            }
+            (r, _) => panic!("{name}: {r:?}"),
+        }
+    }
+}

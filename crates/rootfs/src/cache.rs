@@ -23,7 +23,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
-use wharf_image::media::{self, Kind};
+use wharf_image::media::{self, Compression, Kind};
 use wharf_image::oci_spec::image::Descriptor;
 use wharf_image::store::Image;
 use wharf_image::{Digest, Store};
@@ -217,14 +217,69 @@ impl LayerCache {
         }
         let blob_digest = Digest::from_oci(descriptor.digest()).map_err(wharf_image::Error::from)?;
         let blob = store.open_blob(&blob_digest)?;
-        opts.progress.emit(&ProgressEvent::Started {
-            diff_id,
-            compressed_size: blob.metadata().map_or(0, |m| m.len()),
-        });
         let compression = match media::kind(descriptor.media_type()) {
             Kind::Layer(c) => Some(c),
             _ => None,
         };
+        let size = blob.metadata().map_or(0, |m| m.len());
+        self.extract(
+            &blob_digest,
+            compression,
+            diff_id,
+            size,
+            std::io::BufReader::with_capacity(1 << 20, blob),
+            opts,
+        )
+    }
+
+    /// As [`ensure`](Self::ensure), with the blob's bytes from `blob` rather than from a store:
+    /// a pull extracts each layer while it downloads. `blob_digest` is only recorded (the
+    /// caller verifies the bytes against it); the uncompressed stream is verified against
+    /// `diff_id`, so a layer is published only with the content its diff_id names.
+    ///
+    /// Returns `None`, without reading `blob`, when the layer is already cached (by another
+    /// process meanwhile too).
+    ///
+    /// # Errors
+    /// As [`ensure`](Self::ensure); a layer with a hard link into a lower layer is
+    /// [`Error::LinkOutsideLayer`] unless `opts.lower_layers` holds them.
+    pub fn ensure_from_reader<R: std::io::Read + Send>(
+        &self,
+        blob_digest: &Digest,
+        compression: Option<Compression>,
+        diff_id: &Digest,
+        blob: R,
+        opts: &ApplyOptions,
+    ) -> Result<Option<CachedLayer>> {
+        if self.contains(diff_id) {
+            return Ok(None);
+        }
+        let _lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
+        if self.contains(diff_id) {
+            return Ok(None);
+        }
+        self.extract(blob_digest, compression, diff_id, 0, blob, opts).map(Some)
+    }
+
+    /// Extracts a layer into the cache under its lock: into a temporary directory, renamed into
+    /// place only when the whole layer is in and its diff_id verified.
+    fn extract<R: std::io::Read + Send>(
+        &self,
+        blob_digest: &Digest,
+        compression: Option<Compression>,
+        diff_id: &Digest,
+        compressed_size: u64,
+        blob: R,
+        opts: &ApplyOptions,
+    ) -> Result<CachedLayer> {
+        let done = CachedLayer {
+            diff_id: diff_id.clone(),
+            path: self.layer_path(diff_id),
+        };
+        opts.progress.emit(&ProgressEvent::Started {
+            diff_id,
+            compressed_size,
+        });
         let opts = ApplyOptions {
             format: LayerFormat::Overlay,
             compression,
@@ -239,7 +294,7 @@ impl LayerCache {
         let _ = fsutil::remove_tree(&tmp);
         fsutil::create_private_dir(&tmp).map_err(Error::io("create", &tmp))?;
         let result = (|| {
-            let report = extract_layer(&tmp.join("fs"), std::io::BufReader::with_capacity(1 << 20, blob), &opts)?;
+            let report = extract_layer(&tmp.join("fs"), blob, &opts)?;
             let info = LayerInfo {
                 diff_id: diff_id.to_string(),
                 blob: blob_digest.to_string(),

@@ -1,0 +1,58 @@
+//! Pulling straight into the layer cache: each layer is extracted while it downloads, so the
+//! read that checks a pulled layer is the one that unpacks it, and a container starts from a
+//! fresh pull without reading its blobs again.
+
+use std::io::Read;
+
+use wharf_registry::layers::{CheckLayers, Layer, LayerSink, Verdict};
+use wharf_rootfs::{ApplyOptions, LayerCache};
+
+/// A [`LayerSink`] that extracts each layer of a pull into a [`LayerCache`] while it
+/// downloads (the cache publishes a layer only once its diff_id is verified).
+///
+/// A layer the cache already holds is checked as a plain pull checks it. A layer with a hard
+/// link into a lower layer not extracted yet (layers arrive concurrently) is left to the
+/// pull's own check and extracted later, in order, by the first container that needs it.
+///
+/// # Examples
+/// ```no_run
+/// use std::sync::Arc;
+/// use wharf::engine::ExtractLayers;
+/// use wharf::registry::PullOptions;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = wharf::rootfs::LayerCache::open("/var/lib/wharf/.wharf/layers")?;
+/// let options = PullOptions { layers: Arc::new(ExtractLayers::new(cache)), ..PullOptions::default() };
+/// # let _ = options; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ExtractLayers {
+    cache: LayerCache,
+    options: ApplyOptions,
+}
+
+impl ExtractLayers {
+    /// Extracts into `cache` with the options containers' layers are extracted with.
+    pub fn new(cache: LayerCache) -> ExtractLayers {
+        ExtractLayers {
+            cache,
+            options: ApplyOptions::default(),
+        }
+    }
+}
+
+impl LayerSink for ExtractLayers {
+    fn consume(&self, layer: &Layer, blob: &mut (dyn Read + Send)) -> Result<Verdict, String> {
+        match self.cache.ensure_from_reader(
+            &layer.blob,
+            layer.compression,
+            &layer.diff_id,
+            &mut *blob,
+            &self.options,
+        ) {
+            Ok(Some(_)) => Ok(Verdict::Accepted),
+            Ok(None) => CheckLayers.consume(layer, blob),
+            Err(wharf_rootfs::Error::LinkOutsideLayer { .. }) => Ok(Verdict::Unchecked),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
