@@ -51,6 +51,12 @@ pub enum Error {
     /// The image is not in the store and the pull policy is [`PullPolicy::Never`](super::PullPolicy::Never).
     #[error("image {0} is not in the store (pull policy: never)")]
     ImageMissing(String),
+    /// The container's filesystem is a copy of its image's layers (overlayfs was unavailable), which keeps no
+    /// record of what changed.
+    #[error(
+        "container {0}'s filesystem is a copy of its layers (overlayfs was unavailable): its changes are not kept apart"
+    )]
+    NoOverlay(String),
     /// A signal name or number that is not known.
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),

@@ -119,16 +119,11 @@ impl Engine {
     /// What changed in container `name`'s filesystem against its image (`docker diff`), sorted by path.
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`]; [`Error::InvalidSetting`] for a container whose filesystem is a copy of the
-    /// layers (overlayfs was unavailable), which keeps no record of its changes; IO errors.
+    /// [`Error::NoSuchContainer`]; [`Error::NoOverlay`]; IO errors.
     pub fn diff(&self, name: &str) -> Result<Vec<Change>> {
         self.with_rootfs(name, |rootfs| {
             let Some(upper) = rootfs.upper() else {
-                return Err(Error::InvalidSetting {
-                    setting: "diff",
-                    value: name.to_string(),
-                    reason: "its filesystem is a copy of the layers, not an overlay: changes are not kept apart".into(),
-                });
+                return Err(Error::NoOverlay(name.to_string()));
             };
             let lowers: Vec<OwnedFd> = rootfs
                 .layers()

@@ -184,6 +184,10 @@ struct Inner {
 impl Engine {
     /// Opens (creating it if needed) the store at `root` with the default options.
     ///
+    /// # Ambient authority
+    /// Everything the engine keeps is beneath `root` (see the [module docs](self#on-disk)); bind-mount sources
+    /// ([`BindMount`]) are host paths, resolved when a container is created.
+    ///
     /// # Errors
     /// The store cannot be opened; the records directory cannot be made.
     pub fn open(root: impl AsRef<Path>) -> Result<Engine> {

@@ -46,6 +46,10 @@ pub enum Output {
 }
 
 /// A host directory or file bind-mounted into the container (`docker run -v HOST:TARGET[:ro]`).
+///
+/// # Ambient authority
+/// `source` is a path on the host, in the creating process's view (working directory, mounts): the container
+/// gets whatever it names, with the engine's privileges.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
     /// The host path; made absolute (symlinks resolved) when the container is created.
