@@ -337,14 +337,21 @@ fn a_dropped_wait_future_leaves_the_container_managed() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let waited = tokio::time::timeout(Duration::from_millis(200), engine.wait_async("async")).await;
-        assert!(waited.is_err(), "the wait ended early: {waited:?}");
+        // Futures dropped again and again (a wait with a timeout in a loop).
+        for _ in 0..5 {
+            let waited = tokio::time::timeout(Duration::from_millis(40), engine.wait_async("async")).await;
+            assert!(waited.is_err(), "the wait ended early: {waited:?}");
+        }
         // The dropped future changed nothing: the container runs, listed, and is stopped and reaped as usual.
         assert_eq!(engine.inspect("async").unwrap().state, State::Running);
         let stopper = engine.clone();
         let stop = tokio::task::spawn_blocking(move || stopper.stop("async", Duration::from_millis(200)));
-        let exit = engine.wait_async("async").await.unwrap();
+        // Another engine on the root waits for the same exit, from the record.
+        let other = Engine::open(root.env.store()).unwrap();
+        let (exit, seen_by_other) = tokio::join!(engine.wait_async("async"), other.wait_async("async"));
+        let exit = exit.unwrap();
         assert_eq!(exit.signal, Some(9));
+        assert_eq!(seen_by_other.unwrap(), exit);
         stop.await.unwrap().unwrap();
     });
     assert_eq!(engine.inspect("async").unwrap().state, State::Exited);

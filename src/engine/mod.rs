@@ -42,8 +42,8 @@
 //! # Blocking and async
 //! Every method blocks the calling thread (file system, mounts, `clone3`, waiting); none needs a runtime.
 //! [`Engine`] is `Clone + Send + Sync` (an `Arc` inside), so async code moves a clone into
-//! `tokio::task::spawn_blocking`. Waiting has an async form, [`Engine::wait_async`], that waits on a thread of
-//! its own and never blocks an executor's worker; dropping its future leaves the container as it was (the
+//! `tokio::task::spawn_blocking`. Waiting has an async form, [`Engine::wait_async`], that never blocks an
+//! executor's worker (the reaping thread wakes it); dropping its future leaves the container as it was (the
 //! reaping thread, not the future, owns it). [`Engine::pull`] runs its own small tokio runtime: call it from
 //! `spawn_blocking`, not from inside an async task.
 

@@ -48,28 +48,54 @@ impl From<RecordedExit> for ExitInfo {
     }
 }
 
-/// One container this process reaps: its exit once known.
+/// One container this process reaps: its exit once known, and the async waiters to wake then.
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    exit: Mutex<Option<ExitInfo>>,
+    state: Mutex<WatchState>,
     done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    exit: Option<ExitInfo>,
+    wakers: Vec<Waker>,
 }
 
 impl Watch {
     /// Records the exit and wakes every waiter.
     pub fn finish(&self, exit: ExitInfo) {
-        *self.exit.lock().unwrap_or_else(PoisonError::into_inner) = Some(exit);
+        let wakers = {
+            let mut state = self.lock();
+            state.exit = Some(exit);
+            std::mem::take(&mut state.wakers)
+        };
         self.done.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     fn wait(&self) -> ExitInfo {
-        let mut exit = self.exit.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         loop {
-            if let Some(e) = *exit {
+            if let Some(e) = state.exit {
                 return e;
             }
-            exit = self.done.wait(exit).unwrap_or_else(PoisonError::into_inner);
+            state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// The exit, or `None` after registering `waker` to be woken with it (once per task: a task that polls
+    /// new futures in a loop does not pile up wakers).
+    fn poll_exit(&self, waker: &Waker) -> Option<ExitInfo> {
+        let mut state = self.lock();
+        if state.exit.is_none() {
+            state.wakers.retain(|w| !w.will_wake(waker));
+            state.wakers.push(waker.clone());
+        }
+        state.exit
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -132,10 +158,14 @@ impl Engine {
         }
     }
 
-    /// [`wait`](Engine::wait) without blocking the caller: the wait runs on a thread of its own and the future
-    /// completes with its result, on any executor. Dropping the future stops nobody: the container stays
-    /// managed (reaped, recorded, listed) as before.
+    /// [`wait`](Engine::wait) without blocking the caller, on any executor. For a container this process
+    /// started, the future is woken by the thread that reaps it; for one another process started, the record is
+    /// polled on a thread of the future's own (which ends with the container). Dropping the future stops
+    /// nobody: the container stays managed (reaped, recorded, listed) as before.
     pub fn wait_async(&self, name: &str) -> WaitFuture {
+        if let Some(watch) = self.inner.reaping.get(name) {
+            return WaitFuture(Waiting::Watch(watch));
+        }
         let engine = self.clone();
         let name = name.to_string();
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -152,7 +182,7 @@ impl Engine {
             shared.lock().unwrap_or_else(PoisonError::into_inner).result =
                 Some(Err(Error::io("spawn a thread to wait for", "the container")(e)));
         }
-        WaitFuture { shared }
+        WaitFuture(Waiting::Thread(shared))
     }
 }
 
@@ -162,11 +192,16 @@ struct Shared {
     waker: Option<Waker>,
 }
 
+enum Waiting {
+    /// A container this process reaps.
+    Watch(Arc<Watch>),
+    /// One another process started: a thread polls its record.
+    Thread(Arc<Mutex<Shared>>),
+}
+
 /// The future of [`Engine::wait_async`].
 #[must_use = "a future does nothing unless polled"]
-pub struct WaitFuture {
-    shared: Arc<Mutex<Shared>>,
-}
+pub struct WaitFuture(Waiting);
 
 impl std::fmt::Debug for WaitFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,12 +213,20 @@ impl Future for WaitFuture {
     type Output = Result<ExitInfo>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<ExitInfo>> {
-        let mut s = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        match s.result.take() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                s.waker = Some(cx.waker().clone());
-                Poll::Pending
+        match &self.0 {
+            Waiting::Watch(watch) => match watch.poll_exit(cx.waker()) {
+                Some(exit) => Poll::Ready(Ok(exit)),
+                None => Poll::Pending,
+            },
+            Waiting::Thread(shared) => {
+                let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                match s.result.take() {
+                    Some(r) => Poll::Ready(r),
+                    None => {
+                        s.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
             }
         }
     }
