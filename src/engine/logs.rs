@@ -17,6 +17,39 @@ pub struct Logs {
     pub stderr: Vec<u8>,
 }
 
+impl Logs {
+    /// The last `lines` lines of each stream (`docker logs --tail N`); a last line without its newline counts.
+    ///
+    /// # Examples
+    /// ```
+    /// use wharf::engine::Logs;
+    /// let logs = Logs { stdout: b"a\nb\nc\n".to_vec(), stderr: b"x".to_vec() };
+    /// assert_eq!(logs.tail(2), Logs { stdout: b"b\nc\n".to_vec(), stderr: b"x".to_vec() });
+    /// ```
+    pub fn tail(self, lines: usize) -> Logs {
+        Logs {
+            stdout: last_lines(self.stdout, lines),
+            stderr: last_lines(self.stderr, lines),
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: Vec<u8>, n: usize) -> Vec<u8> {
+    let body = text.strip_suffix(b"\n").unwrap_or(&text);
+    let start = match n {
+        0 => text.len(),
+        _ => body
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(n - 1)
+            .map_or(0, |(i, _)| i + 1),
+    };
+    text[start..].to_vec()
+}
+
 /// One of a container's output streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogStream {
@@ -112,5 +145,22 @@ impl Engine {
             stream,
             file: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn tails() {
+        let t = |s: &str, n| String::from_utf8(last_lines(s.as_bytes().to_vec(), n)).unwrap_or_default();
+        assert_eq!(t("a\nb\nc\n", 1), "c\n");
+        assert_eq!(t("a\nb\nc\n", 3), "a\nb\nc\n");
+        assert_eq!(t("a\nb\nc\n", 9), "a\nb\nc\n");
+        assert_eq!(t("a\nb\nc", 2), "b\nc");
+        assert_eq!(t("a\nb\n", 0), "");
+        assert_eq!(t("", 2), "");
+        assert_eq!(t("\n\n", 1), "\n");
     }
 }
