@@ -390,7 +390,7 @@ fn a_container_another_process_started_is_seen_and_started_again() {
         IMAGE,
         "sh",
         "-c",
-        "sleep 0.5; echo hi; exit 5",
+        "sleep 2; echo hi; exit 5",
     ]);
     assert_eq!(engine.inspect("cli-made").unwrap().state, State::Running);
     // Nobody lives to record its exit: the wait ends when the process does, with an unknown exit.
