@@ -640,7 +640,7 @@ fn a_detached_terminal_is_logged() {
     let settings = Root::settings(&["sh", "-c", "test -t 1 && echo is-a-tty; seq 1 2000 | tail -n 1"])
         .tty(true)
         .build();
-    let (name, started) = engine.run_with_terminal(IMAGE, &settings).unwrap();
+    let (name, started) = engine.run_attached(IMAGE, &settings).unwrap();
     assert!(started.terminal.is_none(), "the engine reads the terminal itself");
     assert_eq!(engine.wait(&name).unwrap().code, Some(0));
     // Everything the terminal showed is in the log once the wait returns (a terminal ends lines with CR LF).
@@ -658,7 +658,7 @@ fn piped_output_hands_the_streams_to_the_caller() {
         .output(wharf::engine::Output::Piped)
         .stdin_open(true)
         .build();
-    let (name, mut started) = engine.run_with_terminal(IMAGE, &settings).unwrap();
+    let (name, mut started) = engine.run_attached(IMAGE, &settings).unwrap();
     let mut stdin = started.stdin.take().unwrap();
     stdin.write_all(b"hello\n").unwrap();
     drop(stdin);

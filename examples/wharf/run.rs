@@ -123,7 +123,7 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
         eprintln!("Unable to find image '{}' locally", r.familiar());
         crate::registry::pull_quiet(ctx, &r, insecure, true, true)?;
     }
-    let (name, started) = ctx.engine.run_with_terminal(&args.image, &settings)?;
+    let (name, started) = ctx.engine.run_attached(&args.image, &settings)?;
     for warning in &started.warnings {
         eprintln!("wharf: {warning}");
     }

@@ -71,15 +71,15 @@ impl Engine {
     /// # Errors
     /// As [`create`](Engine::create) and [`start`](Engine::start); nothing of a failed run stays.
     pub fn run(&self, image: &str, settings: &ContainerSettings) -> Result<String> {
-        Ok(self.run_with_terminal(image, settings)?.0)
+        Ok(self.run_attached(image, settings)?.0)
     }
 
-    /// [`run`](Engine::run), handing back what [`start`](Engine::start) does (the pid and, with a terminal,
-    /// its master).
+    /// [`run`](Engine::run), handing back what [`start`](Engine::start) does: the pid and the caller's ends
+    /// of the container's streams ([`Output::Piped`], or a terminal's master).
     ///
     /// # Errors
     /// As [`run`](Engine::run).
-    pub fn run_with_terminal(&self, image: &str, settings: &ContainerSettings) -> Result<(String, Started)> {
+    pub fn run_attached(&self, image: &str, settings: &ContainerSettings) -> Result<(String, Started)> {
         let name = self.create_as(image, settings, true)?;
         match self.start(&name) {
             Ok(started) => Ok((name, started)),
