@@ -19,6 +19,7 @@ OPS = {
     "pull": ("pull to local storage", "skopeo copy", 0.5),
     "unpack": ("unpack to a rootfs", "umoci unpack", 0.15),
     "pullunpack": ("pull + unpack", "skopeo copy + umoci unpack", None),
+    "coldrun": ("fresh image: pull + run", "skopeo + umoci + runc run", 0.15),
     "start": ("start /bin/true and wait", "runc run", 0.4),
     "lifecycle": ("runtime CLI: create + start + wait + delete", "runc", 0.4),
 }

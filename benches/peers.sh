@@ -9,7 +9,7 @@
 #   RUNS=N              timed runs per side (alternating wharf and peer; the median is reported)
 #   WHARF_BENCH_DIR=D   cache and scratch space (default /var/tmp/wharf-bench): the debootstrap tree
 #                       and the built image are kept there so reruns skip building them
-#   OPS="pull unpack pullunpack start lifecycle assembly spawn"   which benchmarks to run
+#   OPS="pull unpack pullunpack coldrun start lifecycle assembly spawn"   which benchmarks to run
 #   CARGO_TARGET_DIR    where the release examples are built (default: the repository's target/)
 #
 # Needs root (debootstrap, unpacking with owners and devices, namespaces, cgroups) and Debian
@@ -19,7 +19,7 @@ set -euo pipefail
 
 RUNS=${RUNS:-5}
 BENCH_DIR=${WHARF_BENCH_DIR:-/var/tmp/wharf-bench}
-OPS=${OPS-"pull unpack pullunpack start lifecycle assembly spawn"}
+OPS=${OPS-"pull unpack pullunpack coldrun start lifecycle assembly spawn"}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$CARGO_TARGET_DIR/release/examples
@@ -189,6 +189,16 @@ pullunpack_wharf() {
 	mkdir "$1"
 	measure pullunpack wharf sh -c "'$BIN/wharf' --root '$1/store' pull '$REF' && '$BIN/unpack' --root '$1/store' '$REF' '$1/rootfs'"
 }
+# What a user types for an image that is not local: wharf's run pulls it, extracting each layer while it
+# downloads; the peers copy, unpack and run it.
+coldrun_wharf() { mkdir "$1" && measure coldrun wharf "$BIN/wharf" --root "$1/store" run --rm "$REF" /bin/true; }
+coldrun_peer() {
+	mkdir "$1"
+	measure coldrun peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$1/layout:1' &&
+		umoci unpack --image '$1/layout:1' '$1/bundle' >/dev/null &&
+		$PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); c[\"process\"].update(args=[\"/bin/true\"], terminal=False); json.dump(c, open(p, \"w\"))' '$1/bundle/config.json' &&
+		runc run --bundle '$1/bundle' 'wharf-bench-cold-${1##*-}'"
+}
 pullunpack_peer() {
 	mkdir "$1"
 	measure pullunpack peer sh -c "skopeo copy --quiet --src-tls-verify=false 'docker://$REF' 'oci:$1/layout:1' && umoci unpack --image '$1/layout:1' '$1/bundle'"
@@ -209,6 +219,7 @@ fi
 want pull && bench pull "$RUNS"
 want unpack && bench unpack "$RUNS"
 want pullunpack && bench pullunpack "$RUNS"
+want coldrun && bench coldrun "$RUNS"
 if want start || want lifecycle; then
 	# One bundle for both runtimes: `runc spec` + bundle.py (Docker's caps and seccomp, limits).
 	mkdir -p "$RUN/run-bundle"

@@ -439,6 +439,10 @@ fn pull_unpack_and_run_extract_layers_while_they_download() {
     env.ok(&["rmi", &bad]);
     env.ok(&["prune"]);
     let before = cache.list().unwrap();
+    // A plain pull checks it at unpacking's speed (wharf_rootfs::check_layer), and refuses it too.
+    let plain = env.wharf(&["pull", &bad]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(!plain.status.success() && stderr.contains("layer refused"), "{stderr}");
     let engine = wharf::engine::Engine::open(env.store()).unwrap();
     let err = engine.pull(&bad.parse().unwrap()).unwrap_err().to_string();
     assert!(err.contains("layer refused") && err.contains("end"), "{err}");
@@ -461,25 +465,29 @@ fn tar_of(path: &str, data: &[u8]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// Stores and tags `name` as an image of one uncompressed layer (as given, unchecked); returns the layer's blob
+/// Stores and tags `name` as an image of one gzip layer of `layer` (as given, unchecked); returns the layer's blob
 /// digest and diff_id.
 fn put_one_layer_image(
     store: &wharf::image::Store,
     name: &str,
     layer: &[u8],
 ) -> (wharf::image::Digest, wharf::image::Digest) {
-    let digest = store.put_bytes(layer).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, layer).unwrap();
+    let blob = gz.finish().unwrap();
+    let digest = store.put_bytes(&blob).unwrap();
+    let diff_id = wharf::image::Digest::sha256(layer);
     let config = format!(
-        r#"{{"architecture":"{}","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["{digest}"]}}}}"#,
+        r#"{{"architecture":"{}","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#,
         wharf::image::Platform::host().architecture()
     );
     let cd = store.put_bytes(config.as_bytes()).unwrap();
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":{},"digest":"{digest}"}}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{cd}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{},"digest":"{digest}"}}]}}"#,
         config.len(),
-        layer.len()
+        blob.len()
     );
     let (desc, _) = store.put_manifest(manifest.as_bytes(), None).unwrap();
     store.tag(&name.parse().unwrap(), &desc).unwrap();
-    (digest.clone(), digest)
+    (digest, diff_id)
 }

@@ -140,7 +140,7 @@ pub fn pull_quiet(
         layers: if unpack {
             std::sync::Arc::new(wharf::engine::ExtractLayers::new(ctx.engine.layer_cache()?))
         } else {
-            std::sync::Arc::new(wharf::registry::layers::CheckLayers)
+            std::sync::Arc::new(wharf::engine::VerifyLayers)
         },
     };
     let store = ctx.store.clone();

@@ -56,3 +56,35 @@ impl LayerSink for ExtractLayers {
         }
     }
 }
+
+/// A [`LayerSink`] that checks each layer with wharf-rootfs's reader
+/// ([`wharf_rootfs::check_layer`]: extraction's decompression pipeline, with ISA-L inflate and the
+/// diff_id's hashing on threads of their own) and writes nothing: a plain pull's check at
+/// unpacking's speed. An uncompressed layer is only read (its diff_id is its blob digest).
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use wharf::engine::VerifyLayers;
+/// use wharf::registry::PullOptions;
+/// let options = PullOptions { layers: Arc::new(VerifyLayers), ..PullOptions::default() };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyLayers;
+
+impl LayerSink for VerifyLayers {
+    fn consume(&self, layer: &Layer, blob: &mut (dyn Read + Send)) -> Result<Verdict, String> {
+        if layer.compression == Some(wharf_image::media::Compression::None) {
+            return CheckLayers.consume(layer, blob);
+        }
+        wharf_rootfs::check_layer(
+            blob,
+            layer.compression,
+            &layer.diff_id,
+            &wharf_rootfs::Limits::default(),
+        )
+        .map(|()| Verdict::Accepted)
+        .map_err(|e| e.to_string())
+    }
+}

@@ -70,7 +70,7 @@ use wharf_sandbox::StateDir;
 
 pub use error::{Error, Result};
 pub use exec::ExecSettings;
-pub use extract::ExtractLayers;
+pub use extract::{ExtractLayers, VerifyLayers};
 pub use files::{Change, ChangeKind};
 pub use inspect::{ContainerInfo, Filter, ListOptions, State};
 pub use lifecycle::Started;

@@ -465,6 +465,56 @@ pub fn list_layer<R: Read + Send>(blob: R, compression: Option<Compression>, lim
     })
 }
 
+/// Reads a layer blob as extraction does — the same decompression pipeline (ISA-L inflate where
+/// built with it, hashing on a thread of its own), reader and entry rules and budgets — writing
+/// nothing, and checks that the uncompressed stream hashes to `diff_id`. What a pull runs on
+/// each layer when it does not extract it, so that an image it names is one unpacking takes.
+///
+/// # Errors
+/// The first problem found, as extraction would report it; [`Error::DiffIdMismatch`].
+///
+/// # Examples
+/// ```
+/// use wharf_rootfs::{Limits, check_layer};
+/// let mut w = wharf_rootfs::tar::Writer::new(Vec::new());
+/// w.append_data(&wharf_rootfs::tar::Header::file("etc/hostname", 0o644), b"box\n")?;
+/// let layer = w.finish()?;
+/// let diff_id = wharf_rootfs::wharf_image::Digest::sha256(&layer);
+/// check_layer(&layer[..], None, &diff_id, &Limits::default())?;
+/// assert!(check_layer(&layer[..700], None, &diff_id, &Limits::default()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_layer<R: Read + Send>(
+    blob: R,
+    compression: Option<Compression>,
+    diff_id: &Digest,
+    limits: &Limits,
+) -> Result<()> {
+    let sl = StreamLimits {
+        max_layer_bytes: limits.max_layer_bytes,
+        max_image_bytes: u64::MAX,
+        max_ratio: limits.max_compression_ratio,
+        image_used: Default::default(),
+        progress: Default::default(),
+        label: Some(diff_id.clone()),
+    };
+    let rl = ReaderLimits {
+        max_metadata: limits.max_metadata_bytes,
+        max_xattr_bytes: limits.max_xattr_bytes,
+    };
+    let ((), summary) = stream::run(blob, compression, &sl, |chunks| {
+        wharf_tar::check_layer(chunks, &rl, limits.max_path_depth)?;
+        Ok(())
+    })?;
+    if summary.diff_id != *diff_id {
+        return Err(Error::DiffIdMismatch {
+            expected: diff_id.clone(),
+            actual: summary.diff_id,
+        });
+    }
+    Ok(())
+}
+
 /// Lists every layer of an image from the store's blobs (what `dive` shows per layer),
 /// checking each against its diff_id.
 ///

@@ -97,7 +97,7 @@ pub use apply::{
     Ownership, Progress, ProgressEvent, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer, unpack_image,
 };
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
-pub use diff::{CommitOptions, LayerListing, ListedEntry, list_image_layers, list_layer};
+pub use diff::{CommitOptions, LayerListing, ListedEntry, check_layer, list_image_layers, list_layer};
 pub use error::{Error, Limit, Result};
 pub use rootfs::{KernelMounter, MAX_OVERLAY_LAYERS, MountMode, Mounter, Rootfs, RootfsOptions};
 pub use shadow::Shadow;
