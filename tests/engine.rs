@@ -470,6 +470,7 @@ fn pull_policies_against_a_real_registry_and_a_run_from_async_code() {
 fn logs_are_followed_and_stats_streamed_while_the_container_runs() {
     let root = Root::new();
     let engine = &root.engine;
+    // The same container twice: once for its stats, once for its logs.
     let settings = Root::settings(&[
         "sh",
         "-c",
@@ -487,13 +488,6 @@ fn logs_are_followed_and_stats_streamed_while_the_container_runs() {
     assert!(samples.iter().all(|s| s.pids_current >= 1));
     engine.remove("talker", false).unwrap();
 
-    let settings = Root::settings(&[
-        "sh",
-        "-c",
-        "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.3; done",
-    ])
-    .name("talker")
-    .build();
     engine.run(IMAGE, &settings).unwrap();
     let begin = Instant::now();
     let mut err = engine.follow_logs("talker", wharf::engine::LogStream::Stderr).unwrap();
