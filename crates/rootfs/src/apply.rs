@@ -351,6 +351,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         image_used: opts.image_budget.0.clone(),
         progress: opts.progress.clone(),
         label: opts.diff_id.clone(),
+        queue: crate::stream::QUEUE,
     };
     let reader_limits = ReaderLimits {
         max_metadata: opts.limits.max_metadata_bytes,

@@ -411,24 +411,33 @@ pub struct LayerListing {
     pub files_size: u64,
 }
 
+/// The stream's and the tar reader's budgets for reading one layer on its own (no image
+/// budget); `label` is the diff_id the stream is expected to hash to, when known; `queue` the
+/// chunks queued between the threads.
+fn reading_limits(limits: &Limits, label: Option<Digest>, queue: usize) -> (StreamLimits, ReaderLimits) {
+    let stream = StreamLimits {
+        max_layer_bytes: limits.max_layer_bytes,
+        max_image_bytes: u64::MAX,
+        max_ratio: limits.max_compression_ratio,
+        image_used: Default::default(),
+        progress: Default::default(),
+        label,
+        queue,
+    };
+    let reader = ReaderLimits {
+        max_metadata: limits.max_metadata_bytes,
+        max_xattr_bytes: limits.max_xattr_bytes,
+    };
+    (stream, reader)
+}
+
 /// Lists a layer blob's entries with their sizes, reading (and checking) the stream with the
 /// same strict reader and budgets as extraction, but writing nothing.
 ///
 /// # Errors
 /// The reader's errors (malformed tar, budgets, damaged compression).
 pub fn list_layer<R: Read + Send>(blob: R, compression: Option<Compression>, limits: &Limits) -> Result<LayerListing> {
-    let sl = StreamLimits {
-        max_layer_bytes: limits.max_layer_bytes,
-        max_image_bytes: u64::MAX,
-        max_ratio: limits.max_compression_ratio,
-        image_used: Default::default(),
-        progress: Default::default(),
-        label: None,
-    };
-    let rl = ReaderLimits {
-        max_metadata: limits.max_metadata_bytes,
-        max_xattr_bytes: limits.max_xattr_bytes,
-    };
+    let (sl, rl) = reading_limits(limits, None, stream::QUEUE);
     let max_entries = limits.max_entries;
     let (entries, summary) = stream::run(blob, compression, &sl, |chunks| {
         let mut tar = TarReader::new(chunks, rl);
@@ -490,18 +499,9 @@ pub fn check_layer<R: Read + Send>(
     diff_id: &Digest,
     limits: &Limits,
 ) -> Result<()> {
-    let sl = StreamLimits {
-        max_layer_bytes: limits.max_layer_bytes,
-        max_image_bytes: u64::MAX,
-        max_ratio: limits.max_compression_ratio,
-        image_used: Default::default(),
-        progress: Default::default(),
-        label: Some(diff_id.clone()),
-    };
-    let rl = ReaderLimits {
-        max_metadata: limits.max_metadata_bytes,
-        max_xattr_bytes: limits.max_xattr_bytes,
-    };
+    // Nothing is written, so the reader never stalls the decompressor for long: four chunks
+    // keep a pull's memory within its budget.
+    let (sl, rl) = reading_limits(limits, Some(diff_id.clone()), 4);
     let ((), summary) = stream::run(blob, compression, &sl, |chunks| {
         wharf_tar::check_layer(chunks, &rl, limits.max_path_depth)?;
         Ok(())

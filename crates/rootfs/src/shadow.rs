@@ -83,6 +83,7 @@ impl Shadow {
             image_used: ImageBudget::new().0,
             progress: crate::apply::Progress::default(),
             label: opts.diff_id.clone(),
+            queue: crate::stream::QUEUE,
         };
         let reader_limits = ReaderLimits {
             max_metadata: opts.limits.max_metadata_bytes,

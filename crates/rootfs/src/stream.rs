@@ -25,7 +25,7 @@ const CHUNK: usize = 512 * 1024;
 /// decompressor is the thread that bounds an unpack, so it must not wait while the consumer
 /// writes a run of large files; with 3 MiB it waited ~80 ms per 200 MB layer, with 12 MiB
 /// about half that.
-const QUEUE: usize = 24;
+pub(crate) const QUEUE: usize = 24;
 
 /// The decompressing thread's read buffer: small enough to stay in its core's L2 cache
 /// between the read() that fills it and the decoder that consumes it.
@@ -40,6 +40,9 @@ pub(crate) struct StreamLimits {
     pub image_used: Arc<AtomicU64>,
     pub progress: crate::apply::Progress,
     pub label: Option<Digest>,
+    /// Chunks queued for the consumer and the hasher: [`QUEUE`] for an extraction, fewer
+    /// where nothing is written and memory matters more (a pull's check).
+    pub queue: usize,
 }
 
 /// What the producer measured once the stream ended.
@@ -157,8 +160,8 @@ pub(crate) fn run<R, T>(
 where
     R: Read + Send,
 {
-    let (tx, rx) = sync_channel::<Msg>(QUEUE);
-    let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+    let (tx, rx) = sync_channel::<Msg>(limits.queue.max(1));
+    let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(limits.queue.max(1));
     let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
     std::thread::scope(|s| {
         let limits = limits.clone();
