@@ -265,3 +265,42 @@ fn the_default_bridge_network_publishes_a_random_port() {
         );
     });
 }
+
+/// `-P` publishes every port the image exposes, each on a free host port, as docker does; the image's ports come
+/// from `import -c 'EXPOSE …'` (docker import's --change), whose mistakes are clear errors.
+#[test]
+fn publish_all_publishes_every_port_the_image_exposes() {
+    in_own_netns(|| {
+        let env = Env::new();
+        let root = env.dir.path().join("rootfs");
+        let root = root.to_str().unwrap();
+        let err = env.err(&["import", root, "net/bad:1", "-c", "EXPOSE eighty"]);
+        assert!(err.contains("\"eighty\" is not PORT"), "{err}");
+        let err = env.err(&["import", root, "net/bad:1", "-c", "RUN true"]);
+        assert!(err.contains("RUN is not an instruction import takes"), "{err}");
+        env.ok(&[
+            "import",
+            root,
+            "net/exposed:1",
+            "-c",
+            "CMD [\"httpd\", \"-f\", \"-h\", \"/www\"]",
+            "-c",
+            "EXPOSE 80 8125/udp",
+        ]);
+        env.ok(&["run", "-d", "--name", "all", "--net", "bridge", "-P", "net/exposed:1"]);
+        let ports = env.ok(&["port", "all"]);
+        let tcp = ports
+            .lines()
+            .find(|l| l.starts_with("80/tcp -> 0.0.0.0:"))
+            .unwrap_or_else(|| panic!("80/tcp not published: {ports}"));
+        assert!(ports.lines().any(|l| l.starts_with("8125/udp -> 0.0.0.0:")), "{ports}");
+        assert_eq!(ports.lines().count(), 2, "{ports}");
+        let port = tcp.rsplit(':').next().unwrap();
+        assert_eq!(eventually(&format!("http://127.0.0.1:{port}/")), "served by wharf\n");
+        env.ok(&["rm", "-f", "all"]);
+        assert!(
+            sh(&["ip", "-o", "link", "show", "type", "veth"]).trim().is_empty(),
+            "no veth left"
+        );
+    });
+}

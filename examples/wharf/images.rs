@@ -175,15 +175,26 @@ pub fn load(ctx: &Ctx, input: &Path) -> Result<()> {
 }
 
 /// `docker import`.
-pub fn import(ctx: &Ctx, source: &Path, image: &str, cmd: Vec<String>, env: Vec<String>) -> Result<()> {
+pub fn import(
+    ctx: &Ctx,
+    source: &Path,
+    image: &str,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    changes: &[String],
+) -> Result<()> {
     let r = parse(image)?;
+    let mut config = ContainerConfig {
+        cmd,
+        env,
+        ..Default::default()
+    };
+    for change in changes {
+        apply_change(&mut config, change)?;
+    }
     let opts = ImportOptions {
         platform: ctx.platform.clone(),
-        config: ContainerConfig {
-            cmd,
-            env,
-            ..Default::default()
-        },
+        config,
         ..Default::default()
     };
     let img = if source.is_dir() {
@@ -193,5 +204,78 @@ pub fn import(ctx: &Ctx, source: &Path, image: &str, cmd: Vec<String>, env: Vec<
         wharf::image::import::import_tar(&ctx.store, f, &r, &opts)?
     };
     println!("{}", img.config_digest);
+    Ok(())
+}
+
+/// One `docker import --change` instruction applied to the config.
+fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
+    let (word, rest) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
+    let rest = rest.trim();
+    let missing = || format!("--change {change:?}: {} needs an argument", word.to_uppercase());
+    if rest.is_empty() {
+        return Err(missing().into());
+    }
+    // CMD and ENTRYPOINT take a JSON array (exec form) or a command line for /bin/sh -c.
+    let command = || -> Result<Vec<String>> {
+        if rest.starts_with('[') {
+            serde_json::from_str(rest)
+                .map_err(|e| format!("--change {change:?}: not a JSON array of strings: {e}").into())
+        } else {
+            Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
+        }
+    };
+    let pair = |s: &str| -> Result<(String, String)> {
+        match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.trim_matches('"').to_string())),
+            _ => Err(format!("--change {change:?}: expected KEY=VALUE").into()),
+        }
+    };
+    match word.to_uppercase().as_str() {
+        "CMD" => c.cmd = command()?,
+        "ENTRYPOINT" => c.entrypoint = command()?,
+        "ENV" if rest.contains('=') => {
+            for kv in rest.split_whitespace() {
+                let (k, v) = pair(kv)?;
+                c.env
+                    .retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k.as_str()));
+                c.env.push(format!("{k}={v}"));
+            }
+        }
+        "ENV" => {
+            let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(missing)?;
+            c.env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k));
+            c.env.push(format!("{k}={}", v.trim()));
+        }
+        "EXPOSE" => {
+            for p in rest.split_whitespace() {
+                let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                if port.parse::<u16>().map_or(true, |n| n == 0) || !matches!(proto, "tcp" | "udp" | "sctp") {
+                    return Err(format!("--change {change:?}: {p:?} is not PORT[/tcp|udp|sctp]").into());
+                }
+                let p = format!("{port}/{proto}");
+                if !c.exposed_ports.contains(&p) {
+                    c.exposed_ports.push(p);
+                }
+            }
+        }
+        "LABEL" => {
+            for kv in rest.split_whitespace() {
+                let (k, v) = pair(kv)?;
+                c.labels.insert(k, v);
+            }
+        }
+        "USER" => c.user = Some(rest.to_string()),
+        "WORKDIR" => c.working_dir = Some(rest.to_string()),
+        other => {
+            return Err(format!(
+                "--change {change:?}: {other} is not an instruction import takes (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, \
+                 USER, WORKDIR)"
+            )
+            .into());
+        }
+    }
     Ok(())
 }

@@ -198,6 +198,10 @@ enum Command {
         /// Default environment, KEY=VALUE
         #[arg(short, long)]
         env: Vec<String>,
+        /// A Dockerfile instruction for the config, as `docker import -c`: CMD, ENTRYPOINT, ENV, EXPOSE,
+        /// LABEL, USER, WORKDIR (e.g. -c 'EXPOSE 80')
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
     },
 }
 
@@ -289,7 +293,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             image,
             cmd,
             env,
-        } => images::import(&ctx, &source, &image, cmd, env)?,
+            changes,
+        } => images::import(&ctx, &source, &image, cmd, env, &changes)?,
     }
     Ok(ExitCode::SUCCESS)
 }

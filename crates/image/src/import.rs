@@ -30,6 +30,8 @@ pub struct ContainerConfig {
     pub user: Option<String>,
     /// `Labels`.
     pub labels: BTreeMap<String, String>,
+    /// `ExposedPorts` as `PORT/PROTO` (`80/tcp`); empty for none.
+    pub exposed_ports: Vec<String>,
 }
 
 /// Options of [`import_tar`] and [`import_dir`].
@@ -239,6 +241,7 @@ fn finish(store: &Store, sink: LayerWriter<BlobWriter>, reference: &Reference, o
     container.set_working_dir(c.working_dir.clone());
     container.set_user(c.user.clone());
     container.set_labels((!c.labels.is_empty()).then(|| c.labels.clone().into_iter().collect()));
+    container.set_exposed_ports(non_empty(&c.exposed_ports));
     let mut history = HistoryBuilder::default()
         .created(created.clone())
         .created_by("wharf import".to_string());

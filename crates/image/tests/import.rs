@@ -35,6 +35,7 @@ fn imports_a_tar_in_every_compression_with_the_right_diff_id() {
             config: ContainerConfig {
                 cmd: vec!["/bin/sh".into()],
                 env: vec!["A=1".into()],
+                exposed_ports: vec!["8080/tcp".into(), "53/udp".into()],
                 ..Default::default()
             },
             created: Some("2020-01-01T00:00:00Z".into()),
@@ -52,6 +53,7 @@ fn imports_a_tar_in_every_compression_with_the_right_diff_id() {
         let cfg = img.config.inner().config().clone().unwrap();
         assert_eq!(cfg.cmd().clone().unwrap(), vec!["/bin/sh".to_string()]);
         assert_eq!(cfg.env().clone().unwrap(), vec!["A=1".to_string()]);
+        assert_eq!(img.config.exposed_ports(), ["53/udp", "8080/tcp"]);
         assert!(s.resolve(&name).is_ok());
     }
 }
