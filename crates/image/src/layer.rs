@@ -140,7 +140,9 @@ pub const LAYER_MAX_PATH_DEPTH: usize = 256;
 /// w.append_data(&wharf_tar::Header::file("etc/hostname", 0o644), b"box\n")?;
 /// let layer = w.finish()?;
 /// assert_eq!(check_layer(&layer[..], None)?, Digest::sha256(&layer));
-/// assert!(check_layer(&layer[..700], Some(Compression::None)).is_err()); // cut inside the data
+/// assert!(check_layer(&layer[..514], Some(Compression::None)).is_err()); // cut inside the data
+/// // Ending right after the last entry's data is complete, as umoci writes layers.
+/// assert_eq!(check_layer(&layer[..516], None)?, Digest::sha256(&layer[..516]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn check_layer(r: impl Read, compression: Option<Compression>) -> Result<Digest, wharf_tar::Error> {
