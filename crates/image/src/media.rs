@@ -94,6 +94,22 @@ pub fn kind(media_type: &MediaType) -> Kind {
     }
 }
 
+/// The compression a layer's media type names; `None` when it is not a layer type (a
+/// foreign or unknown type), where unpacking detects the compression from the first bytes.
+///
+/// # Examples
+/// ```
+/// use wharf_image::media::{self, Compression, layer_compression};
+/// assert_eq!(layer_compression(&media::parse(media::DOCKER_LAYER_GZIP)), Some(Compression::Gzip));
+/// assert_eq!(layer_compression(&media::parse("application/octet-stream")), None);
+/// ```
+pub fn layer_compression(media_type: &MediaType) -> Option<Compression> {
+    match kind(media_type) {
+        Kind::Layer(c) => Some(c),
+        _ => None,
+    }
+}
+
 /// Parses a media type string into oci-spec's type (`Other` for Docker and unknown types).
 pub fn parse(s: &str) -> MediaType {
     MediaType::from(s)

@@ -123,10 +123,11 @@ impl Client {
     /// each streamed through verification into the store (blobs already stored are
     /// skipped), stores the manifests, and tags the reference when it has a tag.
     ///
-    /// Each layer of an image is also read, while it arrives, as unpacking will read it
-    /// ([`wharf_image::check_layer`], on a thread of its own): its uncompressed content must
-    /// hash to the diff_id the config lists, and its tar must be one wharf-rootfs unpacks.
-    /// So a pull that succeeds is an image `run` can start, as `load` and `import` promise.
+    /// Each layer of an image also goes, while it arrives, to [`PullOptions::layers`] on a
+    /// thread of its own (by default [`CheckLayers`], which reads it as unpacking will): its
+    /// uncompressed content must hash to the diff_id the config lists, and its tar must be one
+    /// wharf-rootfs unpacks. So a pull that succeeds is an image `run` can start, as `load` and
+    /// `import` promise.
     ///
     /// A store [`Lease`](wharf_image::store::Lease) is held throughout, so a concurrent
     /// `gc` cannot remove blobs before the manifest that references them is tagged.
@@ -231,10 +232,7 @@ impl Client {
         let mut seen = std::collections::HashMap::new();
         for (d, diff_id) in manifest.layers().iter().zip(diff_ids) {
             let dg = descriptor_digest(d)?;
-            let compression = match wharf_image::media::kind(d.media_type()) {
-                wharf_image::media::Kind::Layer(c) => Some(c),
-                _ => None,
-            };
+            let compression = wharf_image::media::layer_compression(d.media_type());
             match seen.get(&dg) {
                 None => {
                     seen.insert(dg.clone(), diff_id.clone());

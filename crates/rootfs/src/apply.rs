@@ -483,10 +483,7 @@ pub fn unpack_image(
         let layer_opts = |i: usize| -> Result<(Digest, ApplyOptions)> {
             let desc = &layers[i];
             let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
-            let compression = match wharf_image::media::kind(desc.media_type()) {
-                wharf_image::media::Kind::Layer(c) => Some(c),
-                _ => None,
-            };
+            let compression = wharf_image::media::layer_compression(desc.media_type());
             let o = ApplyOptions {
                 format: LayerFormat::Flatten,
                 compression,

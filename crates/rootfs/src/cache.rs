@@ -23,7 +23,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
-use wharf_image::media::{self, Compression, Kind};
+use wharf_image::media::{self, Compression};
 use wharf_image::oci_spec::image::Descriptor;
 use wharf_image::store::Image;
 use wharf_image::{Digest, Store};
@@ -205,22 +205,13 @@ impl LayerCache {
             diff_id: diff_id.clone(),
             path: self.layer_path(diff_id),
         };
-        if self.contains(diff_id) {
+        let Some(_lock) = self.lock_to_extract(diff_id)? else {
             opts.progress.emit(&ProgressEvent::Cached { diff_id });
             return Ok(done);
-        }
-        let _lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
-        if self.contains(diff_id) {
-            // Another process did it while we waited.
-            opts.progress.emit(&ProgressEvent::Cached { diff_id });
-            return Ok(done);
-        }
+        };
         let blob_digest = Digest::from_oci(descriptor.digest()).map_err(wharf_image::Error::from)?;
         let blob = store.open_blob(&blob_digest)?;
-        let compression = match media::kind(descriptor.media_type()) {
-            Kind::Layer(c) => Some(c),
-            _ => None,
-        };
+        let compression = media::layer_compression(descriptor.media_type());
         let size = blob.metadata().map_or(0, |m| m.len());
         self.extract(
             &blob_digest,
@@ -251,14 +242,20 @@ impl LayerCache {
         blob: R,
         opts: &ApplyOptions,
     ) -> Result<Option<CachedLayer>> {
-        if self.contains(diff_id) {
+        let Some(_lock) = self.lock_to_extract(diff_id)? else {
             return Ok(None);
-        }
-        let _lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
-        if self.contains(diff_id) {
-            return Ok(None);
-        }
+        };
         self.extract(blob_digest, compression, diff_id, 0, blob, opts).map(Some)
+    }
+
+    /// The exclusive lock for extracting `diff_id`, or `None` when it is cached: looked at
+    /// again once the lock is held, since another process may have extracted it meanwhile.
+    fn lock_to_extract(&self, diff_id: &Digest) -> Result<Option<LayerLock>> {
+        if self.contains(diff_id) {
+            return Ok(None);
+        }
+        let lock = self.lock(diff_id, FlockOperation::LockExclusive)?;
+        Ok((!self.contains(diff_id)).then_some(lock))
     }
 
     /// Extracts a layer into the cache under its lock: into a temporary directory, renamed into

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use wharf_image::media::{self, Compression, Kind};
+use wharf_image::media::{self, Compression};
 use wharf_image::oci_spec::image::{Descriptor, HistoryBuilder};
 use wharf_image::store::Image;
 use wharf_image::{Digest, LayerDigests, LayerWriter, Reference, Store};
@@ -527,10 +527,7 @@ pub fn list_image_layers(store: &Store, image: &Image, limits: &Limits) -> Resul
     for (desc, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
         let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
         let blob = store.open_blob(&digest)?;
-        let compression = match media::kind(desc.media_type()) {
-            Kind::Layer(c) => Some(c),
-            _ => None,
-        };
+        let compression = media::layer_compression(desc.media_type());
         let listing = list_layer(io::BufReader::with_capacity(1 << 20, blob), compression, limits)?;
         if listing.diff_id != diff_id {
             return Err(Error::DiffIdMismatch {
