@@ -50,7 +50,7 @@ impl LayerSink for ExtractLayers {
             &self.options,
         ) {
             Ok(Some(_)) => Ok(Verdict::Accepted),
-            Ok(None) => CheckLayers.consume(layer, blob),
+            Ok(None) => VerifyLayers.consume(layer, blob),
             Err(wharf_rootfs::Error::LinkOutsideLayer { .. }) => Ok(Verdict::Unchecked),
             Err(e) => Err(e.to_string()),
         }

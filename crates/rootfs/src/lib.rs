@@ -13,7 +13,8 @@
 //!   container's changes as a new layer (and image, like `docker commit`), its whole tree as one
 //!   tar, or one file or directory of it (like `docker cp`), resolved inside the root.
 //! - [`list_layer`] / [`list_image_layers`]: per-layer file listings with sizes, read from
-//!   the blobs without extracting.
+//!   the blobs without extracting; [`check_layer`]: a layer read as extraction reads it and
+//!   its diff_id verified, writing nothing (what a pull runs on each layer).
 //!
 //! ## Design choices
 //! - **fd-relative everything.** Paths from a layer are never joined onto a host path.
