@@ -239,15 +239,12 @@ fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
         "ENV" if rest.contains('=') => {
             for kv in rest.split_whitespace() {
                 let (k, v) = pair(kv)?;
-                c.env
-                    .retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k.as_str()));
-                c.env.push(format!("{k}={v}"));
+                set_env(&mut c.env, &k, &v);
             }
         }
         "ENV" => {
             let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(missing)?;
-            c.env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k));
-            c.env.push(format!("{k}={}", v.trim()));
+            set_env(&mut c.env, k, v.trim());
         }
         "EXPOSE" => {
             for p in rest.split_whitespace() {
@@ -278,4 +275,10 @@ fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sets `key` in a `KEY=value` list, replacing an earlier value.
+fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+    env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+    env.push(format!("{key}={value}"));
 }
