@@ -5,6 +5,7 @@
 //! use wharf::engine::{ContainerSettings, Engine};
 //!
 //! fn main() -> Result<(), wharf::engine::Error> {
+//!     wharf::engine::supervisor::run_if_requested(); // this program also supervises detached containers
 //!     let engine = Engine::open("/var/lib/wharf")?;
 //!     let settings = ContainerSettings::builder().command(["echo", "hello"]).build();
 //!     let name = engine.run("busybox", &settings)?; // pulled when the store lacks it
@@ -16,7 +17,9 @@
 //! ```
 //!
 //! [`engine`] composes the crates into containers made from images, as `docker run` makes them; its module
-//! docs say what it keeps on disk, how several processes share a root, and how it fits async code. The façade
+//! docs say what it keeps on disk, how several processes share a root, who waits for a container (a detached one
+//! has a supervisor process: the program that embeds wharf, run again, hence the first line of `main`; see
+//! [`engine::supervisor`]), and how it fits async code. The façade
 //! also re-exports the five crates so that an embedder can depend on one package. Each crate can also be used
 //! on its own:
 //!

@@ -7,18 +7,29 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use wharf::engine::{
-    BindMount, ContainerSettings, Engine, Error, ExecSettings, Filter, Limits, ListOptions, PullPolicy, RestartPolicy,
-    State,
+    BindMount, ContainerSettings, Engine, EngineOptions, Error, ExecSettings, Filter, Limits, ListOptions, PullPolicy,
+    RestartPolicy, State, Supervisor,
 };
+use wharf::image::Store;
 use wharf::image::import::{ContainerConfig, ImportOptions, import_dir};
 use wharf::sandbox::{ExitStatus, StdioConfig};
 
 mod support;
 
 use support::Registry;
-use support::cli::Env;
+use support::cli::{Env, wharf_bin};
 
 const IMAGE: &str = "engine/busybox:1";
+
+/// An engine on `env`'s store whose detached containers the example CLI supervises (a test harness cannot be
+/// run again as a supervisor: its `main` is libtest's).
+fn engine_on(env: &Env) -> Engine {
+    let options = EngineOptions {
+        supervisor: Supervisor::Program(wharf_bin().into()),
+        ..Default::default()
+    };
+    Engine::with_store(Store::open(env.store()).unwrap(), options).unwrap()
+}
 
 /// A fresh store with the busybox image, and an engine on it. Dropping it removes whatever containers a failed
 /// test left, through the engine.
@@ -31,7 +42,7 @@ impl Root {
     fn new() -> Root {
         let env = Env::new();
         let tree = env.busybox_tree(IMAGE, "engine\n");
-        let engine = Engine::open(env.store()).unwrap();
+        let engine = engine_on(&env);
         let opts = ImportOptions {
             config: ContainerConfig {
                 cmd: vec!["/bin/sh".into()],
@@ -291,7 +302,7 @@ fn errors_name_the_container_image_or_setting() {
 fn two_engines_on_one_root_share_the_containers() {
     let root = Root::new();
     let a = &root.engine;
-    let b = Engine::open(root.env.store()).unwrap();
+    let b = engine_on(&root.env);
     // Racing for one name: one wins, the other is told the name is in use.
     let same = Root::settings(&["sleep", "60"]).name("same").build();
     let results: Vec<_> = std::thread::scope(|s| {
@@ -347,7 +358,7 @@ fn a_dropped_wait_future_leaves_the_container_managed() {
         let stopper = engine.clone();
         let stop = tokio::task::spawn_blocking(move || stopper.stop("async", Duration::from_millis(200)));
         // Another engine on the root waits for the same exit, from the record.
-        let other = Engine::open(root.env.store()).unwrap();
+        let other = engine_on(&root.env);
         let (exit, seen_by_other) = tokio::join!(engine.wait_async("async"), other.wait_async("async"));
         let exit = exit.unwrap();
         assert_eq!(exit.signal, Some(9));
@@ -393,12 +404,12 @@ fn a_container_another_process_started_is_seen_and_started_again() {
         "sleep 2; echo hi; exit 5",
     ]);
     assert_eq!(engine.inspect("cli-made").unwrap().state, State::Running);
-    // Nobody lives to record its exit: the wait ends when the process does, with an unknown exit.
+    // The CLI has ended; the container's supervisor lives on and records its exit.
     let exit = engine.wait("cli-made").unwrap();
-    assert_eq!(exit, wharf::engine::ExitInfo::UNKNOWN);
+    assert_eq!(exit.code, Some(5));
     let info = engine.inspect("cli-made").unwrap();
     assert_eq!((info.state, info.exit), (State::Exited, Some(exit)));
-    // Started again by this engine (its leftover sandbox state cleared), which now records the exit.
+    // Started again by this engine, under a supervisor of its own.
     engine.start("cli-made").unwrap();
     assert_eq!(engine.wait("cli-made").unwrap().code, Some(5));
     assert_eq!(

@@ -73,6 +73,24 @@ enum Command {
         /// The container
         name: String,
     },
+    /// Block until a container stops, then print its exit code
+    Wait {
+        /// The container
+        name: String,
+    },
+    /// Attach to a running detached container's output and input (detach with ^P^Q or by ending this)
+    Attach {
+        /// The container
+        name: String,
+    },
+    /// Restart a container: stop it (TERM, then KILL after the timeout), then start it
+    Restart {
+        /// Seconds to wait for it to stop before killing it
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        /// The container
+        name: String,
+    },
     /// Show a detached container's output
     Logs {
         /// Keep showing what it writes until it stops
@@ -248,6 +266,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let options = EngineOptions {
         platform: platform.clone(),
         insecure_registries: cli.insecure.clone(),
+        ..Default::default()
     };
     let ctx = Ctx {
         engine: Engine::with_store(store.clone(), options)?,
@@ -267,6 +286,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
         Command::Logs { follow, name } => run::logs(&ctx, &name, follow)?,
+        Command::Wait { name } => run::wait(&ctx, &name)?,
+        Command::Attach { name } => return Ok(ExitCode::from(run::attach(&ctx, &name)?)),
+        Command::Restart { time, name } => run::restart(&ctx, &name, time)?,
         Command::Stop { name } => run::stop(&ctx, &name)?,
         Command::Kill { name, signal } => run::kill(&ctx, &name, &signal)?,
         Command::Rm { name, force } => run::rm(&ctx, &name, force)?,
@@ -315,6 +337,8 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn main() -> ExitCode {
+    // `run -d` runs this program again as the container's supervisor.
+    wharf::engine::supervisor::run_if_requested();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use wharf::engine::{ContainerSettings, ExecSettings, Limits, ListOptions, LogStream, Output};
+use wharf::engine::{AttachEvent, ContainerSettings, ExecSettings, Limits, ListOptions, LogOptions, LogStream, Output};
 use wharf::image::Reference;
 use wharf::sandbox::{ExitStatus, StdioConfig};
 
@@ -72,6 +72,12 @@ pub struct RunArgs {
     /// Run a minimal init as pid 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Restart policy of a detached container: no, on-failure[:N], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Log option of a detached container: max-size=SIZE, max-file=N
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// The image
     pub image: String,
     /// Command and arguments [default: the image's]
@@ -83,6 +89,10 @@ impl RunArgs {
     /// The engine's settings for these flags.
     fn settings(&self) -> Result<ContainerSettings> {
         let namespace = |flag: &str, value: &str| value.parse().map_err(|e| format!("invalid --{flag} {value:?}: {e}"));
+        let mut log = LogOptions::default();
+        for opt in &self.log_opt {
+            log.set(opt)?;
+        }
         Ok(ContainerSettings {
             name: self.name.clone(),
             command: self.command.clone(),
@@ -106,6 +116,8 @@ impl RunArgs {
             stdin_open: self.interactive,
             output: if self.detach { Output::Logs } else { Output::Inherit },
             auto_remove: self.rm,
+            restart: self.restart.parse()?,
+            log,
             ..Default::default()
         })
     }
@@ -184,6 +196,66 @@ pub fn logs(ctx: &Ctx, name: &str, follow: bool) -> Result<()> {
     let logs = ctx.engine.logs(name)?;
     std::io::stdout().write_all(&logs.stdout)?;
     std::io::stderr().write_all(&logs.stderr)?;
+    Ok(())
+}
+
+/// `docker wait`: the container's exit code once it stops (128+signal when killed; 255 when nobody saw it).
+pub fn wait(ctx: &Ctx, name: &str) -> Result<()> {
+    let exit = ctx.engine.wait(name)?;
+    println!("{}", exit.status().unwrap_or(255));
+    Ok(())
+}
+
+/// `docker attach`: the container's output from now on, and this terminal's input to it; ^P^Q detaches. Returns
+/// the container's exit code once it stops (0 when detached).
+pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
+    use std::io::{Read, Write};
+    let mut attached = ctx.engine.attach(name)?;
+    let mut input = attached.input()?;
+    // Ends with the process: a blocked read of stdin must not keep it alive.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        let mut last = 0u8;
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 {
+                // The end of our input is not the end of the container's: it runs on, as with docker.
+                return;
+            }
+            for &b in &buf[..n] {
+                // ^P^Q: docker's detach keys.
+                if last == 0x10 && b == 0x11 {
+                    eprintln!("read escape sequence");
+                    std::process::exit(0);
+                }
+                last = b;
+            }
+            if input.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+    let mut code = 0;
+    while let Some(event) = attached.next_event()? {
+        match event {
+            AttachEvent::Output(LogStream::Stdout, bytes) => {
+                let mut out = std::io::stdout();
+                out.write_all(&bytes)?;
+                out.flush()?;
+            }
+            AttachEvent::Output(LogStream::Stderr, bytes) => std::io::stderr().write_all(&bytes)?,
+            AttachEvent::Exited(exit) => code = exit.status().map_or(255, |s| (s & 0xff) as u8),
+        }
+    }
+    Ok(code)
+}
+
+/// `docker restart`: stop (TERM, then KILL after `timeout` seconds), then start; the container gets a new
+/// process.
+pub fn restart(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
+    ctx.engine.stop(name, Duration::from_secs(timeout))?;
+    ctx.engine.start(name)?;
+    println!("{name}");
     Ok(())
 }
 

@@ -60,6 +60,15 @@ pub enum Error {
     /// A signal name or number that is not known.
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),
+    /// The container's supervisor could not start it (the reason is the one the supervisor gave: a program not
+    /// found, a bad user, …), or could not be run (see [`Supervisor`](super::Supervisor)).
+    #[error("start container {name}: {reason}")]
+    Supervisor {
+        /// The container.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The container did not end after SIGKILL.
     #[error("container {0} did not stop after SIGKILL")]
     DidNotStop(String),

@@ -71,6 +71,12 @@ pub struct ContainerInfo {
     /// What went less well than asked: a copy of the layers where overlayfs was unavailable, a network that
     /// could not be given back or a removal that failed when it exited.
     pub warnings: Vec<String>,
+    /// How often its supervisor restarted it under its [`RestartPolicy`](super::RestartPolicy) since it was last
+    /// started by a user (docker's `RestartCount`).
+    pub restart_count: u32,
+    /// Its supervisor waits to restart it (docker's `Restarting`): its state is then [`State::Exited`], its
+    /// `exit` the last run's.
+    pub restarting: bool,
 }
 
 /// A filter of [`Engine::list`]: a container is listed when it passes every filter.
@@ -176,6 +182,8 @@ impl Engine {
             ports,
             settings: r.settings,
             warnings: r.warnings,
+            restart_count: r.restart_count,
+            restarting: r.restarting && r.owner.is_some_and(|o| o.alive()),
         })
     }
 

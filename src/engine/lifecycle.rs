@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use wharf_image::Reference;
 use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
-use wharf_sandbox::{Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, Status, Stdio, StdioConfig};
+use wharf_sandbox::{Container, DEFAULT_SECCOMP_CACHE, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
 use super::records::{Owner, Record, RecordedExit, check_name, new_name, now, process_exists};
 use super::settings::{ContainerSettings, Limits, Output};
 use super::wait::{ExitInfo, Watch};
-use super::{Engine, network, spec};
+use super::{Engine, network, spec, supervisor};
 
 /// What [`Engine::start`] hands back.
 #[derive(Debug)]
@@ -131,6 +131,10 @@ impl Engine {
             finished: None,
             exit: None,
             warnings: Vec::new(),
+            restart_count: 0,
+            restarting: false,
+            stopped_by_user: false,
+            last_exit: None,
         };
         let name = self.records().reserve(record, settings.name.is_some())?;
         match self.make_filesystem(&r, settings, &name, running) {
@@ -172,7 +176,8 @@ impl Engine {
     }
 
     /// Starts a created or exited container (`docker start`): attaches its network, builds its runtime spec and
-    /// spawns its process, which this process then reaps (see the [module docs](super#who-waits-for-a-container)).
+    /// spawns its process, which its supervisor ([`Output::Logs`]) or this process then reaps (see the
+    /// [module docs](super#who-waits-for-a-container)); the restart policy applies afresh.
     /// An exited container starts again on the same filesystem, its logs appended to.
     ///
     /// Blocks until the process runs.
@@ -196,18 +201,23 @@ impl Engine {
                 reason: "made by an older version of wharf, it cannot be started again".into(),
             });
         };
+        let layout = self.layout();
         if let Some(owner) = record.owner.filter(|o| *o != me && o.alive()) {
+            if !record.creating && process_exists(layout, name) {
+                return Err(Error::AlreadyRunning(name.to_string()));
+            }
             return Err(Error::Busy {
                 name: name.to_string(),
                 what: if record.creating {
                     "being created"
+                } else if record.restarting {
+                    "being restarted"
                 } else {
                     "being reaped"
                 },
                 pid: owner.pid,
             });
         }
-        let layout = self.layout();
         let restart = record.started.is_some();
         if restart {
             if process_exists(layout, name) || record.owner == Some(me) {
@@ -225,9 +235,18 @@ impl Engine {
             r.finished = None;
             r.exit = None;
             r.owner = Some(me);
+            // A start by a user applies the restart policy afresh, as docker's does.
+            r.restart_count = 0;
+            r.restarting = false;
+            r.stopped_by_user = false;
         })?;
         drop(held);
-        match self.spawn(&record, &settings) {
+        let spawned = if supervisor::supervises(self, settings.output) {
+            self.start_supervised(&record)
+        } else {
+            self.spawn(&record, &settings)
+        };
+        match spawned {
             Ok(started) => Ok(started),
             Err(e) => {
                 if settings.network.is_cni() {
@@ -237,6 +256,8 @@ impl Engine {
                     r.started = record.started;
                     r.finished = record.finished;
                     r.exit = record.exit;
+                    r.restart_count = record.restart_count;
+                    r.stopped_by_user = record.stopped_by_user;
                     if !r.creating {
                         r.owner = None;
                     }
@@ -270,7 +291,15 @@ impl Engine {
         })
     }
 
-    fn spawn(&self, record: &Record, settings: &ContainerSettings) -> Result<Started> {
+    /// Spawns container `record`'s process, this process its parent. With `supervised` (the supervisor's
+    /// call), an [`Output::Logs`] container's output comes back as pipes (or a terminal) for the supervisor to
+    /// log, and its standard input as a pipe when it is kept open.
+    pub(crate) fn spawn_container(
+        &self,
+        record: &Record,
+        settings: &ContainerSettings,
+        supervised: bool,
+    ) -> Result<Container> {
         let layout = self.layout();
         let name = record.name.as_str();
         let mut r: Reference = record.image.parse()?;
@@ -302,6 +331,10 @@ impl Engine {
         let stdio = match settings.output {
             // The terminal is standard input, output and error: its master is copied to the stdout log below.
             Output::Logs if settings.tty => StdioConfig::inherit(),
+            Output::Logs if supervised => StdioConfig {
+                stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
+                ..StdioConfig::piped()
+            },
             Output::Logs => StdioConfig {
                 stdin: Stdio::Null,
                 stdout: Stdio::from(log("stdout.log")?),
@@ -333,17 +366,33 @@ impl Engine {
             loopback_up: true,
             ..Default::default()
         };
-        let mut container = Container::spawn_with(&spec, &rootfs_path, stdio, opts)?;
+        let container = Container::spawn_with(&spec, &rootfs_path, stdio, opts)?;
         let command = spec
             .process()
             .as_ref()
             .and_then(|p| p.args().clone())
             .unwrap_or_default();
-        let watch = self.inner.reaping.watch(name);
         self.records().update(name, |record| {
             record.creating = false;
             record.command = command;
         })?;
+        Ok(container)
+    }
+
+    /// Spawns container `record`'s process and a thread of this process that reaps it.
+    fn spawn(&self, record: &Record, settings: &ContainerSettings) -> Result<Started> {
+        let name = record.name.as_str();
+        let mut container = self.spawn_container(record, settings, false)?;
+        let watch = self.inner.reaping.watch(name);
+        let dir = self.records().path(name);
+        let log = |file: &str| {
+            let path = dir.join(file);
+            let mut open = std::fs::OpenOptions::new();
+            open.create(true)
+                .append(true)
+                .open(&path)
+                .map_err(Error::io("open", path))
+        };
         let mut terminal = container.take_pty_master();
         // A terminal nobody attaches to is logged, as docker logs a `run -dt` container's, while this process lives.
         let copier = match (settings.output, terminal.take()) {
@@ -388,22 +437,7 @@ impl Engine {
         if let Some(copier) = copier {
             let _ = copier.join();
         }
-        let exit = match waited {
-            Ok(e) => RecordedExit {
-                code: match e.status {
-                    ExitStatus::Exited(c) => Some(c),
-                    ExitStatus::Signaled(_) => None,
-                },
-                signal: e.status.signal(),
-                oom_kills: e.oom_kills,
-            },
-            // The wait itself failed (it cannot, short of a kernel error): the exit is unknown.
-            Err(_) => RecordedExit {
-                code: None,
-                signal: None,
-                oom_kills: 0,
-            },
-        };
+        let exit = RecordedExit::of(waited);
         drop(container);
         let records = self.records();
         // A container that has exited gives its address, veth and rules back at once (a removal does too).
@@ -415,6 +449,7 @@ impl Engine {
         let auto_remove = records.get(name).is_ok_and(|r| r.auto_remove);
         let _ = records.update(name, |r| {
             r.exit = Some(exit);
+            r.last_exit = Some(exit);
             r.finished = Some(now());
             r.owner = None;
             if let Err(e) = released {
@@ -433,15 +468,20 @@ impl Engine {
     }
 
     /// Stops container `name` as `docker stop` does: SIGTERM to its processes, then SIGKILL after `timeout`;
-    /// returns once they are gone (with its exit recorded, when this process reaps it) and its network is
-    /// given back. Stopping a stopped container succeeds.
+    /// returns once they are gone (with its exit recorded, when this process or a live supervisor reaps it) and
+    /// its network is given back. Its supervisor does not restart it (also while it waits to). Stopping a
+    /// stopped container succeeds.
     ///
     /// Blocks up to `timeout` and 10 s more.
     ///
     /// # Errors
     /// [`Error::NoSuchContainer`]; [`Error::DidNotStop`].
     pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
-        self.records().get(name)?;
+        let record = self.records().get(name)?;
+        if record.started.is_some() {
+            // Its supervisor does not start it again.
+            self.records().update(name, |r| r.stopped_by_user = true)?;
+        }
         let layout = self.layout();
         let states = layout.state_dir()?;
         let running = || matches!(states.status(name), Ok(Status::Running));
@@ -473,6 +513,16 @@ impl Engine {
         if self.inner.reaping.get(name).is_some() {
             // Its exit recorded before stop returns.
             let _ = self.wait(name);
+        } else {
+            // Its supervisor records the exit (or gives up a restart) before stop returns.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline
+                && self.records().get(name).is_ok_and(|r| {
+                    r.owner.is_some_and(|o| o.alive()) && (r.restarting || (r.exit.is_none() && !r.creating))
+                })
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         // A stopped container gives its address, veth and published ports back, as Docker's do (also one that
         // exited on its own while no process reaped it).
@@ -480,6 +530,7 @@ impl Engine {
     }
 
     /// Sends `signal` to every process of container `name` (`docker kill`; see [`signal_number`](super::signal_number)).
+    /// After `KILL` or `TERM` its supervisor does not restart it.
     ///
     /// # Errors
     /// [`Error::NoSuchContainer`]; [`Error::NotRunning`].
@@ -487,6 +538,11 @@ impl Engine {
         self.records().get(name)?;
         if !process_exists(self.layout(), name) {
             return Err(Error::NotRunning(name.to_string()));
+        }
+        if matches!(signal, 9 | 15) {
+            // KILL and the stop signal end the container for good, as docker's do; other signals leave its
+            // restart policy in place.
+            self.records().update(name, |r| r.stopped_by_user = true)?;
         }
         Ok(self.layout().state_dir()?.kill(name, signal, true)?)
     }

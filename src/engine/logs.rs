@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Engine;
@@ -60,7 +62,7 @@ pub enum LogStream {
 }
 
 impl LogStream {
-    fn file(self) -> &'static str {
+    pub(crate) fn file(self) -> &'static str {
         match self {
             LogStream::Stdout => "stdout.log",
             LogStream::Stderr => "stderr.log",
@@ -68,13 +70,16 @@ impl LogStream {
     }
 }
 
-/// What [`Engine::follow_logs`] returns: a reader of one output stream from its start that, at its end, waits
-/// for more while the container may still write, and ends once it has stopped (or is removed). Reads block.
+/// What [`Engine::follow_logs`] returns: a reader of one output stream from its start (its rotated files first,
+/// oldest first) that, at its end, waits for more while the container may still write, and ends once it has
+/// stopped (or is removed). It moves on to the new file when its supervisor rotates the log. Reads block.
 #[derive(Debug)]
 pub struct FollowLogs {
     engine: Engine,
     name: String,
     stream: LogStream,
+    /// Rotated files still to read before the current one, oldest first.
+    rotated: Vec<PathBuf>,
     file: Option<File>,
 }
 
@@ -88,16 +93,44 @@ impl FollowLogs {
         r.creating || (r.started.is_some() && (reaping || process_exists(self.engine.layout(), &self.name)))
     }
 
+    fn current(&self) -> PathBuf {
+        self.engine.records().path(&self.name).join(self.stream.file())
+    }
+
+    /// Whether the log was rotated since `file` was opened: its name holds another file now.
+    fn rotated_away(&self) -> bool {
+        let (Some(file), Ok(now)) = (&self.file, std::fs::metadata(self.current())) else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|open| (open.dev(), open.ino()) != (now.dev(), now.ino()))
+    }
+
     fn read_some(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.file.is_none() {
-            let path = self.engine.records().path(&self.name).join(self.stream.file());
-            match File::open(path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(e),
+        loop {
+            if self.file.is_none() {
+                let path = if self.rotated.is_empty() {
+                    self.current()
+                } else {
+                    self.rotated.remove(0)
+                };
+                match File::open(path) {
+                    Ok(f) => self.file = Some(f),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.rotated.is_empty() => return Ok(0),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
             }
+            let n = self.file.as_mut().map_or(Ok(0), |f| f.read(buf))?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // At the end of a file: the next one, if there is one.
+            if self.rotated.is_empty() && !self.rotated_away() {
+                return Ok(0);
+            }
+            self.file = None;
         }
-        self.file.as_mut().map_or(Ok(0), |f| f.read(buf))
     }
 }
 
@@ -117,9 +150,28 @@ impl Read for FollowLogs {
     }
 }
 
+/// The rotated files of log `file` in `dir` that exist, oldest first (`file.N` … `file.1`).
+fn rotated_files(dir: &Path, file: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = (1..)
+        .map(|i| dir.join(format!("{file}.{i}")))
+        .take_while(|p| p.exists())
+        .collect();
+    found.reverse();
+    found
+}
+
+/// A log with its rotated files, oldest first.
+fn read_log(dir: &Path, file: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for path in rotated_files(dir, file).into_iter().chain([dir.join(file)]) {
+        out.extend(std::fs::read(path).unwrap_or_default());
+    }
+    out
+}
+
 impl Engine {
-    /// What container `name` has written so far to its standard output and error (`docker logs`); empty for a
-    /// container with [`Output::Inherit`](super::Output::Inherit).
+    /// What container `name` has written so far to its standard output and error (`docker logs`), the rotated
+    /// files that are kept first; empty for a container with [`Output::Inherit`](super::Output::Inherit).
     ///
     /// # Errors
     /// [`Error::NoSuchContainer`](super::Error::NoSuchContainer).
@@ -127,8 +179,8 @@ impl Engine {
         self.records().get(name)?;
         let dir = self.records().path(name);
         Ok(Logs {
-            stdout: std::fs::read(dir.join("stdout.log")).unwrap_or_default(),
-            stderr: std::fs::read(dir.join("stderr.log")).unwrap_or_default(),
+            stdout: read_log(&dir, LogStream::Stdout.file()),
+            stderr: read_log(&dir, LogStream::Stderr.file()),
         })
     }
 
@@ -143,6 +195,7 @@ impl Engine {
             engine: self.clone(),
             name: name.to_string(),
             stream,
+            rotated: rotated_files(&self.records().path(name), stream.file()),
             file: None,
         })
     }

@@ -7,6 +7,7 @@
 //! ```no_run
 //! use wharf::engine::{ContainerSettings, Engine};
 //! # fn main() -> Result<(), wharf::engine::Error> {
+//! wharf::engine::supervisor::run_if_requested(); // first thing in main: see "Who waits for a container"
 //! let engine = Engine::open("/var/lib/wharf")?;
 //! let settings = ContainerSettings::builder().command(["echo", "hello"]).build();
 //! let name = engine.run("busybox", &settings)?;
@@ -20,7 +21,8 @@
 //! # On disk
 //! Everything lives under the store's root, in the layout the example CLI has always used, so stores made by
 //! older versions keep working: `ROOT/.wharf/containers/NAME/` (the record, `container.json`, and the logs
-//! `stdout.log`, `stderr.log`), `ROOT/.wharf/rootfs/NAME/` (the container's overlay), `ROOT/.wharf/sandbox/`
+//! `stdout.log`, `stderr.log` and their rotated `stdout.log.1`…, the supervisor's `attach.sock` and its own
+//! errors in `supervisor.log`), `ROOT/.wharf/rootfs/NAME/` (the container's overlay), `ROOT/.wharf/sandbox/`
 //! (the sandbox's state, so any process can find, signal and exec into a container), `ROOT/.wharf/layers/`
 //! (the layer cache), `ROOT/.wharf/network` and `ROOT/.wharf/netns/`.
 //!
@@ -32,12 +34,16 @@
 //! any container.
 //!
 //! # Who waits for a container
-//! The engine that starts a container reaps it on a thread of its process: it records the exit code, signal,
-//! OOM kills and finish time in the record, gives the network back, and removes an auto-remove container, then
-//! wakes [`Engine::wait`]ers. Another engine's `wait` polls the record. If the starting process ends first, the
-//! container keeps running (as a detached `docker run -d` does) but nobody records its exit: its
-//! [`ExitInfo`] is then unknown (`code` and `signal` both `None`). A supervisor process that outlives the engine,
-//! restart policies and log rotation are not done yet.
+//! A detached container ([`Output::Logs`]) is reaped by its [supervisor], a small process that
+//! outlives the engine that started it: it records the exit code, signal, OOM kills and finish time in the
+//! record, applies the [`RestartPolicy`], logs the output with rotation ([`LogOptions`]) and serves
+//! [`Engine::attach`]. **An embedding program calls [`supervisor::run_if_requested`] first thing in `main`**
+//! (or names another program in [`EngineOptions::supervisor`]). A foreground container ([`Output::Inherit`],
+//! [`Output::Piped`]) is reaped by a thread of the process that started it, which records the same; if that
+//! process ends first, the container keeps running but nobody records its exit: its [`ExitInfo`] is then unknown
+//! (`code` and `signal` both `None`), as it is for a container whose supervisor was killed. The engine that
+//! started a container wakes its own [`Engine::wait`]ers without polling; another engine's `wait` polls the
+//! record.
 //!
 //! # Blocking and async
 //! Every method blocks the calling thread (file system, mounts, `clone3`, waiting); none needs a runtime.
@@ -47,6 +53,7 @@
 //! reaping thread, not the future, owns it). [`Engine::pull`] runs its own small tokio runtime: call it from
 //! `spawn_blocking`, not from inside an async task.
 
+mod attach;
 mod error;
 mod exec;
 mod extract;
@@ -59,6 +66,7 @@ mod network;
 mod records;
 mod settings;
 mod spec;
+pub mod supervisor;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +76,7 @@ use wharf_image::{Platform, Store};
 use wharf_rootfs::LayerCache;
 use wharf_sandbox::StateDir;
 
+pub use attach::{AttachEvent, Attached};
 pub use error::{Error, Result};
 pub use exec::ExecSettings;
 pub use extract::{ExtractLayers, VerifyLayers};
@@ -77,9 +86,10 @@ pub use lifecycle::Started;
 pub use logs::{FollowLogs, LogStream, Logs};
 pub use records::check_name;
 pub use settings::{
-    BindMount, ContainerSettings, ContainerSettingsBuilder, Limits, NamespaceMode, NetworkSettings, Output, PullPolicy,
-    RestartPolicy,
+    BindMount, ContainerSettings, ContainerSettingsBuilder, Limits, LogOptions, NamespaceMode, NetworkSettings, Output,
+    PullPolicy, RestartPolicy,
 };
+pub use supervisor::Supervisor;
 pub use wait::{ExitInfo, WaitFuture};
 
 /// How an [`Engine`] reaches registries and chooses images.
@@ -89,6 +99,9 @@ pub struct EngineOptions {
     pub platform: Platform,
     /// Registries (`host[:port]`) reached over plain HTTP (localhost always is). Default: none.
     pub insecure_registries: Vec<String>,
+    /// Which program supervises detached containers. Default: [`Supervisor::ThisProgram`], whose `main` calls
+    /// [`supervisor::run_if_requested`] (see the [supervisor's docs](supervisor)).
+    pub supervisor: Supervisor,
 }
 
 impl Default for EngineOptions {
@@ -96,6 +109,7 @@ impl Default for EngineOptions {
         EngineOptions {
             platform: Platform::host(),
             insecure_registries: Vec::new(),
+            supervisor: Supervisor::default(),
         }
     }
 }
@@ -200,6 +214,7 @@ impl Engine {
     /// # Errors
     /// The records directory cannot be made.
     pub fn with_store(store: Store, options: EngineOptions) -> Result<Engine> {
+        supervisor::run_if_forgotten();
         let layout = Layout::new(store.root());
         let records = records::Records::open(&layout)?;
         Ok(Engine {
@@ -231,11 +246,11 @@ impl Engine {
         network::networks(&self.inner.layout)
     }
 
-    fn layout(&self) -> &Layout {
+    pub(crate) fn layout(&self) -> &Layout {
         &self.inner.layout
     }
 
-    fn records(&self) -> &records::Records {
+    pub(crate) fn records(&self) -> &records::Records {
         &self.inner.records
     }
 }

@@ -10,10 +10,12 @@
 //!   recycled pid is not mistaken for it) and says `creating` until the container runs. The
 //!   process that started the container stays its owner while it waits for (reaps) it, and gives
 //!   the ownership up once it has recorded the exit.
+//!   A detached container's owner is its supervisor process, for as long as it lives.
 //! - **Cleaned by the next opener**: every engine that opens the records first collects what
 //!   dead processes left: a record still `creating` whose owner is gone is rolled back (its
 //!   process killed, its filesystem unmounted and removed, the record removed), an auto-remove
-//!   container that stopped with no live owner is removed, and leftover `.new-*` / `.gone-*`
+//!   container that stopped with no live owner is removed, a started container whose owner and
+//!   process are both gone gets an unknown exit recorded, and leftover `.new-*` / `.gone-*`
 //!   directories go.
 //! - **One remover at a time**: removal holds an exclusive `flock` on the record's directory and
 //!   undoes in the reverse order of creation — process and sandbox state, network, filesystem, then
@@ -110,6 +112,18 @@ pub(crate) struct Record {
     /// What went less well than asked (a fallback, a clean-up that failed), for inspect.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// How often its supervisor restarted it since it was last started by a user.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Its supervisor waits to restart it.
+    #[serde(default)]
+    pub restarting: bool,
+    /// A user stopped it (stop, kill, forced removal): its supervisor does not restart it.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// How its last run ended, kept while it runs again (`exit` is cleared then).
+    #[serde(default)]
+    pub last_exit: Option<RecordedExit>,
 }
 
 /// An exit as recorded in a container's record.
@@ -121,6 +135,31 @@ pub(crate) struct RecordedExit {
     pub signal: Option<i32>,
     /// Processes of the container the kernel's OOM killer ended.
     pub oom_kills: u64,
+}
+
+impl RecordedExit {
+    /// What a wait for a container's first process gave.
+    pub fn of(waited: wharf_sandbox::Result<wharf_sandbox::Exit>) -> RecordedExit {
+        match waited {
+            Ok(e) => RecordedExit {
+                code: match e.status {
+                    wharf_sandbox::ExitStatus::Exited(c) => Some(c),
+                    wharf_sandbox::ExitStatus::Signaled(_) => None,
+                },
+                signal: e.status.signal(),
+                oom_kills: e.oom_kills,
+            },
+            // The wait itself failed (it cannot, short of a kernel error): the exit is unknown.
+            Err(_) => RecordedExit::UNKNOWN,
+        }
+    }
+
+    /// An exit nobody saw.
+    pub const UNKNOWN: RecordedExit = RecordedExit {
+        code: None,
+        signal: None,
+        oom_kills: 0,
+    };
 }
 
 /// A process, told apart from a later one with the same pid by its start time.
@@ -370,7 +409,29 @@ impl Records {
                         && (r.started.is_some() || r.settings.is_none())
                         && !process_exists(&self.layout, name)))
         };
-        if !self.get(name).is_ok_and(|r| garbage(&r)) {
+        let Ok(record) = self.get(name) else { return };
+        if !garbage(&record) {
+            let orphaned = |r: &Record| {
+                !r.creating
+                    && r.started.is_some()
+                    && r.exit.is_none()
+                    && !r.owner.is_some_and(|o| o.alive())
+                    && !process_exists(&self.layout, name)
+            };
+            // Its reaper (a killed supervisor, an engine that ended) is gone and so is its process: the exit is
+            // unknown, and says so in the record rather than only in inspect.
+            if orphaned(&record)
+                && let Ok(Some(held)) = self.hold(name, false)
+                && self.get(name).is_ok_and(|r| orphaned(&r))
+            {
+                let _ = network::release(&self.layout, name);
+                let _ = self.update_held(name, &held, |r| {
+                    r.exit = Some(RecordedExit::UNKNOWN);
+                    r.finished = Some(now());
+                    r.owner = None;
+                    r.restarting = false;
+                });
+            }
             return;
         }
         // Someone else holding it is removing it (or using it): leave it to them.
@@ -411,6 +472,17 @@ impl Records {
             if running && !force {
                 return Err(Error::Running(name.to_string()));
             }
+            if let (Some(owner), false, Some(true)) = (owner, force, record.as_ref().map(|r| r.restarting)) {
+                return Err(Error::Busy {
+                    name: name.to_string(),
+                    what: "being restarted (stop it first or use rm -f)",
+                    pid: owner.pid,
+                });
+            }
+            if owner.is_some() && record.as_ref().is_some_and(|r| !r.stopped_by_user) {
+                // Its supervisor must not start it again.
+                let _ = self.update_held(name, &held, |r| r.stopped_by_user = true);
+            }
             let Some(owner) = owner else {
                 return self.destroy(name, &held);
             };
@@ -418,7 +490,9 @@ impl Records {
             drop(held);
             if running {
                 let _ = self.layout.state_dir()?.kill(name, 9, true);
-                killed = true;
+                // Its owner removes an auto-remove container itself; any other it leaves for us (or for another
+                // remover racing us, who then tells that it removed it).
+                killed = record.as_ref().is_some_and(|r| r.auto_remove);
             }
             if Instant::now() > deadline {
                 return Err(Error::Busy {

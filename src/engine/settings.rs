@@ -31,8 +31,10 @@ pub enum PullPolicy {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Output {
-    /// Standard input is `/dev/null`; standard output and error go to the container's log files, read with
-    /// [`Engine::logs`](super::Engine::logs) (a detached `docker run -d`).
+    /// A detached container (`docker run -d`): its supervisor (see the [supervisor's docs](super::supervisor))
+    /// writes standard output and error to the container's log files, read with [`Engine::logs`](super::Engine::logs)
+    /// and streamed to [`Engine::attach`](super::Engine::attach)ed clients; standard input is `/dev/null`, or with
+    /// [`ContainerSettings::stdin_open`] what attached clients send.
     #[default]
     Logs,
     /// The container shares the engine process's standard streams (a foreground `docker run` in a terminal):
@@ -216,19 +218,24 @@ fn is_cni(mode: &str) -> bool {
     !matches!(mode, "none" | "" | "host") && !mode.starts_with("container:")
 }
 
-/// Docker's restart policies. **Recorded, not yet applied**: restarting needs the supervisor process that
-/// outlives the engine (issue 18, item 4); [`Engine::inspect`](super::Engine::inspect) shows the policy.
+/// Docker's restart policies, applied by a detached container's supervisor (see the
+/// [supervisor's docs](super::supervisor)): after each exit it waits (100 ms, doubled after each restart up to
+/// a minute, back to 100 ms once the container ran 10 s, as docker does), then starts the container again.
+/// A container stopped by the user ([`Engine::stop`](super::Engine::stop), a `KILL` or `TERM` from
+/// [`Engine::kill`](super::Engine::kill), `remove(force)`) is never restarted; [`Engine::start`](super::Engine::start)
+/// applies the policy again from a count of zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     /// Never restart (the default).
     #[default]
     No,
-    /// Restart after a non-zero exit, at most this many times (`None`: without limit).
+    /// Restart after a non-zero exit (or a kill by a signal), at most this many times (`None`: without limit):
+    /// `on-failure:3` runs the container at most four times.
     OnFailure(Option<u32>),
     /// Always restart.
     Always,
-    /// Always restart, unless it was stopped by a user.
+    /// Always restart, unless it was stopped by a user (with no daemon to restart, the same as `Always`).
     UnlessStopped,
 }
 
@@ -252,6 +259,65 @@ impl FromStr for RestartPolicy {
                 None => return Err(bad()),
             },
         })
+    }
+}
+
+/// How a supervised container's output is logged (`docker run --log-opt max-size=… --log-opt max-file=…`): each
+/// stream's log (`stdout.log`, `stderr.log`) is rotated once it would grow past `max_size`, keeping at most
+/// `max_files` files per stream (`stdout.log`, `stdout.log.1`, … the oldest dropped), as docker's `json-file`
+/// driver does.
+///
+/// # Examples
+/// ```
+/// use wharf::engine::LogOptions;
+/// let mut log = LogOptions::default();
+/// log.set("max-size=10k").unwrap();
+/// log.set("max-file=3").unwrap();
+/// assert_eq!((log.max_size, log.max_files), (Some(10 << 10), 3));
+/// assert!(log.set("mode=non-blocking").is_err());
+/// assert!(log.set("max-size=lots").unwrap_err().to_string().contains("max-size=lots"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogOptions {
+    /// The largest a log file grows before it is rotated, in bytes. Default: `None`, never rotated.
+    pub max_size: Option<u64>,
+    /// How many files of each stream are kept, the current one included (only with `max_size`). Default: 1.
+    pub max_files: u32,
+}
+
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            max_size: None,
+            max_files: 1,
+        }
+    }
+}
+
+impl LogOptions {
+    /// Sets one of docker's `--log-opt KEY=VALUE`: `max-size` (`10m`, `512k`, bytes) or `max-file` (at least 1).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for another key or a bad value.
+    pub fn set(&mut self, opt: &str) -> Result<()> {
+        let bad = |reason: &str| Error::InvalidSetting {
+            setting: "log option",
+            value: opt.to_string(),
+            reason: reason.into(),
+        };
+        match opt.split_once('=') {
+            Some(("max-size", v)) => {
+                let size = Limits::parse_size(v).map_err(|_| bad("max-size must be a size such as 10m, 512k"))?;
+                self.max_size = Some(size as u64);
+            }
+            Some(("max-file", v)) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => self.max_files = n,
+                _ => return Err(bad("max-file must be a whole number of at least 1")),
+            },
+            _ => return Err(bad("expected max-size=SIZE or max-file=N")),
+        }
+        Ok(())
     }
 }
 
@@ -303,16 +369,19 @@ pub struct ContainerSettings {
     pub init: bool,
     /// Give the container a terminal. With [`Output::Inherit`] its master is returned by
     /// [`Engine::start`](super::Engine::start) for the caller to copy; with [`Output::Logs`] what it shows goes to
-    /// the stdout log (while the process that started the container lives; there is no standard input).
+    /// the stdout log and to attached clients, whose input it reads.
     pub tty: bool,
-    /// Keep standard input open (`-i`, with [`Output::Inherit`]).
+    /// Keep standard input open (`-i`): the caller's with [`Output::Inherit`], attached clients' with
+    /// [`Output::Logs`].
     pub stdin_open: bool,
     /// Where standard streams go; default: [`Output::Logs`].
     pub output: Output,
     /// Labels, shown by [`Engine::inspect`](super::Engine::inspect) and matched by [`Filter::Label`](super::Filter).
     pub labels: BTreeMap<String, String>,
-    /// The restart policy (recorded; see [`RestartPolicy`]).
+    /// The restart policy, applied by the supervisor of a container with [`Output::Logs`] (see [`RestartPolicy`]).
     pub restart: RestartPolicy,
+    /// Log rotation of a supervised container ([`Output::Logs`]); default: none.
+    pub log: LogOptions,
     /// Remove the container once it has stopped (`--rm`).
     pub auto_remove: bool,
     /// When to pull the image; default: [`PullPolicy::Missing`].
@@ -413,8 +482,10 @@ impl ContainerSettingsBuilder {
         stdin_open: bool => |s, v| s.stdin_open = v;
         /// Where standard streams go.
         output: Output => |s, v| s.output = v;
-        /// The restart policy (recorded only, see [`RestartPolicy`]).
+        /// The restart policy (see [`RestartPolicy`]).
         restart: RestartPolicy => |s, v| s.restart = v;
+        /// Log rotation (see [`LogOptions`]).
+        log: LogOptions => |s, v| s.log = v;
         /// Removal once stopped.
         auto_remove: bool => |s, v| s.auto_remove = v;
         /// The pull policy.

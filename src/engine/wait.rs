@@ -1,4 +1,5 @@
-//! Waiting for containers: the exits this process reaps, [`Engine::wait`] and [`Engine::wait_async`].
+//! Waiting for containers: the exits this process reaps or hears of from their supervisors, [`Engine::wait`]
+//! and [`Engine::wait_async`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -118,6 +119,14 @@ impl Reaping {
         self.lock().get(name).cloned()
     }
 
+    /// Forgets `name`'s watch if it is still `watch`.
+    pub fn forget_if(&self, name: &str, watch: &Arc<Watch>) {
+        let mut watches = self.lock();
+        if watches.get(name).is_some_and(|w| Arc::ptr_eq(w, watch)) {
+            watches.remove(name);
+        }
+    }
+
     /// Forgets `name` (after its removal).
     pub fn forget(&self, name: &str) {
         self.lock().remove(name);
@@ -130,9 +139,11 @@ impl Reaping {
 
 impl Engine {
     /// Waits until container `name`'s first process has ended and returns how. For a container this process
-    /// started, that is once its exit is recorded, its network given back and (auto-remove) it is removed; for
-    /// one another process started, the record is polled (see the [module docs](super#who-waits-for-a-container)
-    /// for when the exit is unknown).
+    /// started (itself or through its supervisor), that is once its exit is recorded, its network given back and
+    /// (auto-remove) it is removed; for one another process started, the record is polled (see the
+    /// [module docs](super#who-waits-for-a-container) for when the exit is unknown). A container that its
+    /// supervisor restarts gives the exit of the run that went on when the wait began; an exited one, its
+    /// recorded exit.
     ///
     /// Blocks; see [`wait_async`](Engine::wait_async).
     ///
@@ -142,10 +153,20 @@ impl Engine {
         if let Some(w) = self.inner.reaping.get(name) {
             return Ok(w.wait());
         }
+        self.wait_record(name)
+    }
+
+    /// [`wait`](Engine::wait) for a container this process does not reap: polls its record.
+    pub(crate) fn wait_record(&self, name: &str) -> Result<ExitInfo> {
+        let first = self.records().get(name)?;
         loop {
             let r = self.records().get(name)?;
             if let Some(exit) = r.exit {
                 return Ok(exit.into());
+            }
+            // It ended and its supervisor started it again between two looks.
+            if (r.restart_count, r.started) != (first.restart_count, first.started) {
+                return Ok(r.last_exit.map_or(ExitInfo::UNKNOWN, ExitInfo::from));
             }
             if r.started.is_none() && r.settings.is_some() && !r.creating {
                 return Err(Error::NotStarted(name.to_string()));

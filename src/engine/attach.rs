@@ -1,0 +1,98 @@
+//! Attaching to a detached container's streams through its supervisor (`docker attach`).
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::Engine;
+use super::error::{Error, Result};
+use super::logs::LogStream;
+use super::supervisor::{ATTACH_SOCKET, Frame, read_frame, short_path};
+use super::wait::ExitInfo;
+
+/// What an [`Attached`] client receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttachEvent {
+    /// Output the container wrote after the client attached.
+    Output(LogStream, Vec<u8>),
+    /// The container's run ended so; nothing follows.
+    Exited(ExitInfo),
+}
+
+/// A connection to a running detached container's streams ([`Engine::attach`]): its output from the moment of
+/// attaching, and its standard input. Dropping it detaches; the container runs on.
+///
+/// # Examples
+/// ```no_run
+/// use wharf::engine::{AttachEvent, Engine};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::open("/var/lib/wharf")?;
+/// let mut attached = engine.attach("web")?;
+/// std::io::Write::write_all(&mut attached.input()?, b"hello\n")?;
+/// while let Some(event) = attached.next_event()? {
+///     match event {
+///         AttachEvent::Output(_, bytes) => print!("{}", String::from_utf8_lossy(&bytes)),
+///         AttachEvent::Exited(exit) => println!("exited: {:?}", exit.status()),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Attached {
+    socket: UnixStream,
+}
+
+impl Attached {
+    /// The next output (or the exit); `None` once the container's run has ended or its supervisor is gone.
+    /// Blocks until there is some.
+    ///
+    /// # Errors
+    /// Reading the socket failed.
+    pub fn next_event(&mut self) -> std::io::Result<Option<AttachEvent>> {
+        loop {
+            return Ok(match read_frame(&mut self.socket)? {
+                None => None,
+                Some(Frame::Hello) => continue,
+                Some(Frame::Output(2, data)) => Some(AttachEvent::Output(LogStream::Stderr, data)),
+                Some(Frame::Output(_, data)) => Some(AttachEvent::Output(LogStream::Stdout, data)),
+                Some(Frame::Exit(exit)) => Some(AttachEvent::Exited(exit)),
+            });
+        }
+    }
+
+    /// A writer to the container's standard input (what it reads with
+    /// [`ContainerSettings::stdin_open`](super::ContainerSettings::stdin_open) or a terminal; dropped otherwise).
+    ///
+    /// # Errors
+    /// The socket cannot be duplicated.
+    pub fn input(&self) -> std::io::Result<impl Write + Send + use<>> {
+        self.socket.try_clone()
+    }
+}
+
+impl Engine {
+    /// Attaches to running detached container `name` ([`Output::Logs`](super::Output::Logs)) through its
+    /// supervisor (`docker attach`): the output it writes from now on, and its standard input. When this returns,
+    /// the supervisor has registered the client: nothing written after is missed.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::NotRunning`] when it does not run under a live supervisor.
+    pub fn attach(&self, name: &str) -> Result<Attached> {
+        self.records().get(name)?;
+        let path = self.records().path(name);
+        let dir = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
+        let not_running = || Error::NotRunning(name.to_string());
+        let mut socket = UnixStream::connect(short_path(&dir, ATTACH_SOCKET)).map_err(|_| not_running())?;
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(Error::io("attach to", path.join(ATTACH_SOCKET)))?;
+        match read_frame(&mut socket) {
+            Ok(Some(Frame::Hello)) => {}
+            _ => return Err(not_running()),
+        }
+        socket
+            .set_read_timeout(None)
+            .map_err(Error::io("attach to", path.join(ATTACH_SOCKET)))?;
+        Ok(Attached { socket })
+    }
+}
