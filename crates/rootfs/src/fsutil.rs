@@ -118,3 +118,23 @@ pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> 
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
+
+/// Asks the filesystem (`on`), or stops asking it, to place each directory created directly in
+/// `dir` as the top of a new
+/// hierarchy (`FS_TOPDIR_FL`, `chattr +T`): ext4's Orlov allocator then puts it, and so the
+/// tree extracted below it, in a block group chosen afresh instead of the parent's.
+///
+/// This is what keeps a layer extracted right after another was removed at unpack speed. An
+/// ext4 without a journal skips the free inodes it freed in the last minutes (more while their
+/// inode table is dirty) when it allocates new ones, and scans them from the start of the group
+/// for every file it creates: a layer extracted next to one just pruned spent 2–5 s of system
+/// time in that scan instead of 0.25 s. Best effort: filesystems without the flag (tmpfs, and
+/// any that answer `ENOTTY`/`EOPNOTSUPP`) ignore it, and allocation elsewhere is only a hint.
+pub(crate) fn spread_new_trees(dir: BorrowedFd<'_>, on: bool) {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    if let Ok(flags) = ioctl_getflags(dir)
+        && flags.contains(IFlags::TOPDIR) != on
+    {
+        let _ = ioctl_setflags(dir, flags ^ IFlags::TOPDIR);
+    }
+}

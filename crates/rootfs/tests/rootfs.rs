@@ -290,6 +290,37 @@ fn prune_removes_layers_no_image_needs() {
     assert!(!cached[2].path.exists());
 }
 
+/// Extractions begin in a directory flagged as the top of new hierarchies (`chattr +T`), so
+/// ext4 places each layer in a block group of its own choosing instead of beside the layers
+/// pruned last (an ext4 without a journal rescans recently freed inodes for every file it
+/// creates there: benches/peers.sh's `firstrun` and `coldrun` measure the effect). An unpacked
+/// image's root is flagged only while it is being written.
+#[test]
+fn extractions_are_placed_away_from_trees_removed_last() {
+    use rustix::fs::{IFlags, ioctl_getflags};
+    let e = env();
+    let tmp = std::fs::File::open(e.cache.root().join("tmp")).unwrap();
+    let flags = ioctl_getflags(&tmp)
+        .expect("this test needs a filesystem with inode flags (FS_IOC_GETFLAGS: ext4, as CI's) under TMPDIR");
+    assert!(flags.contains(IFlags::TOPDIR), "the cache's tmp/ is not +T: {flags:?}");
+    let ls = layers();
+    let image = store_image(&e.store, "wharf-test/spread:1", &ls);
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    // The flag stays with tmp/; published layers are plain directories.
+    let layer = std::fs::File::open(&cached[0].path).unwrap();
+    assert!(!ioctl_getflags(&layer).unwrap().contains(IFlags::TOPDIR));
+    let flat = e.containers.join("flat");
+    wharf_rootfs::unpack_image(&e.store, &image, &flat, &ApplyOptions::default()).unwrap();
+    let root = std::fs::File::open(&flat).unwrap();
+    assert!(
+        !ioctl_getflags(&root).unwrap().contains(IFlags::TOPDIR),
+        "unpack_image left +T on the tree it made"
+    );
+}
+
 #[test]
 fn temporary_extractions_of_dead_processes_are_removed_on_open() {
     let e = env();
