@@ -64,6 +64,11 @@ pub struct Limits {
     pub max_xattr_bytes: u64,
     /// Size of one PAX or GNU long-name record. Default: 1 MiB.
     pub max_metadata_bytes: u64,
+    /// Decompressed bytes one layer's extraction may hold queued between its decompressing,
+    /// hashing and writing threads, rounded to 512 KiB chunks (at least one). Default: 12 MiB,
+    /// which keeps the decompressor busy while the writer creates a run of small files; a
+    /// caller extracting several layers at once divides its memory budget between them.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for Limits {
@@ -76,6 +81,7 @@ impl Default for Limits {
             max_path_depth: 256,
             max_xattr_bytes: 256 << 10,
             max_metadata_bytes: 1 << 20,
+            max_queued_bytes: crate::stream::QUEUE * crate::stream::CHUNK,
         }
     }
 }
@@ -351,7 +357,7 @@ pub fn apply_layer<R: Read + Send>(root: impl AsFd, blob: R, opts: &ApplyOptions
         image_used: opts.image_budget.0.clone(),
         progress: opts.progress.clone(),
         label: opts.diff_id.clone(),
-        queue: crate::stream::QUEUE,
+        queue: crate::stream::chunks(opts.limits.max_queued_bytes),
     };
     let reader_limits = ReaderLimits {
         max_metadata: opts.limits.max_metadata_bytes,

@@ -437,7 +437,7 @@ fn reading_limits(limits: &Limits, label: Option<Digest>, queue: usize) -> (Stre
 /// # Errors
 /// The reader's errors (malformed tar, budgets, damaged compression).
 pub fn list_layer<R: Read + Send>(blob: R, compression: Option<Compression>, limits: &Limits) -> Result<LayerListing> {
-    let (sl, rl) = reading_limits(limits, None, stream::QUEUE);
+    let (sl, rl) = reading_limits(limits, None, stream::chunks(limits.max_queued_bytes));
     let max_entries = limits.max_entries;
     let (entries, summary) = stream::run(blob, compression, &sl, |chunks| {
         let mut tar = TarReader::new(chunks, rl);
@@ -502,7 +502,11 @@ pub fn check_layer<R: Read + Send>(
 ) -> Result<()> {
     // Nothing is written, so the reader never stalls the decompressor for long: four chunks
     // keep a pull's memory within its budget.
-    let (sl, rl) = reading_limits(limits, Some(diff_id.clone()), 4);
+    let (sl, rl) = reading_limits(
+        limits,
+        Some(diff_id.clone()),
+        stream::chunks(limits.max_queued_bytes).min(4),
+    );
     let ((), summary) = stream::run(blob, compression, &sl, |chunks| {
         wharf_tar::check_layer(chunks, &rl, limits.max_path_depth)?;
         Ok(())

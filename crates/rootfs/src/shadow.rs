@@ -83,7 +83,7 @@ impl Shadow {
             image_used: ImageBudget::new().0,
             progress: crate::apply::Progress::default(),
             label: opts.diff_id.clone(),
-            queue: crate::stream::QUEUE,
+            queue: crate::stream::chunks(opts.limits.max_queued_bytes),
         };
         let reader_limits = ReaderLimits {
             max_metadata: opts.limits.max_metadata_bytes,

@@ -20,12 +20,17 @@ use wharf_image::{Algorithm, Digest, Hasher};
 use crate::error::Carried;
 use crate::error::{Error, Limit, Result};
 
-const CHUNK: usize = 512 * 1024;
+pub(crate) const CHUNK: usize = 512 * 1024;
 /// Chunks queued for the consumer (and for the hasher, which shares them): 12 MiB. The
 /// decompressor is the thread that bounds an unpack, so it must not wait while the consumer
 /// writes a run of large files; with 3 MiB it waited ~80 ms per 200 MB layer, with 12 MiB
 /// about half that.
 pub(crate) const QUEUE: usize = 24;
+
+/// The chunks a queue of at most `bytes` holds (at least one).
+pub(crate) fn chunks(bytes: usize) -> usize {
+    (bytes / CHUNK).max(1)
+}
 
 /// The decompressing thread's read buffer: small enough to stay in its core's L2 cache
 /// between the read() that fills it and the decoder that consumes it.

@@ -609,3 +609,18 @@ fn implied_directories_show_the_metadata_of_the_layer_below_in_each_image() {
     .unwrap();
     assert_eq!(tree(r.path().as_path()), tree(&flat));
 }
+
+/// A layer given no memory for queued data (an `ExtractLayers` budget spent by other layers)
+/// still extracts, one chunk at a time, to the same tree.
+#[test]
+fn a_layer_extracts_the_same_with_the_smallest_queue() {
+    let e = env();
+    let layer = &layers()[0];
+    let full = e.containers.join("full");
+    wharf_rootfs::extract_layer(&full, &layer[..], &ApplyOptions::default()).unwrap();
+    let mut opts = ApplyOptions::default();
+    opts.limits.max_queued_bytes = 0;
+    let small = e.containers.join("small");
+    wharf_rootfs::extract_layer(&small, &layer[..], &opts).unwrap();
+    assert_eq!(tree(&small), tree(&full));
+}
