@@ -137,6 +137,36 @@ fn a_detached_container_outlives_the_cli_that_ran_it_and_its_exit_is_recorded() 
 }
 
 #[test]
+fn the_supervisor_restarts_a_container_after_the_cli_that_ran_it_ended() {
+    let root = Root::new();
+    let env = &root.env;
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo try; exit 9",
+    ]);
+    let info = root.until("again", 20, |i| {
+        i.restart_count == 2 && !i.restarting && i.state == State::Exited
+    });
+    assert_eq!(info.exit.and_then(|e| e.code), Some(9));
+    assert_eq!(env.ok(&["wait", "again"]), "9\n");
+    assert_eq!(env.ok(&["logs", "again"]), "try\n".repeat(3));
+    let bad = env.wharf(&["run", "-d", "--restart", "sometimes", IMAGE, "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("restart policy"),
+        "{bad:?}"
+    );
+}
+
+#[test]
 fn on_failure_3_restarts_three_times_then_stays_exited() {
     let root = Root::new();
     let settings = Root::settings(&["sh", "-c", "echo run; exit 1"])
@@ -421,5 +451,17 @@ fn cli_restart_gives_a_new_process_and_attach_streams_until_the_end() {
     assert_eq!(rest.last().map(String::as_str), Some("after"), "{rest:?}");
     assert!(rest[..rest.len() - 1].iter().all(|l| l == "tick"), "{rest:?}");
     assert_eq!(client.wait().unwrap().code(), Some(6));
+    // ^P^Q detaches; the container runs on.
+    let mut client = env
+        .command(&["attach", "svc"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    client.stdin.take().unwrap().write_all(b"\x10\x11").unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "read escape sequence\n");
+    assert_eq!(root.engine.inspect("svc").unwrap().state, State::Running);
     env.ok(&["rm", "-f", "svc"]);
 }

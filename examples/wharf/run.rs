@@ -210,8 +210,13 @@ pub fn wait(ctx: &Ctx, name: &str) -> Result<()> {
 /// the container's exit code once it stops (0 when detached).
 pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
     use std::io::{Read, Write};
+    let tty = ctx.engine.inspect(name)?.settings.is_some_and(|s| s.tty);
     let mut attached = ctx.engine.attach(name)?;
     let mut input = attached.input()?;
+    // A container's terminal gets our keys as they are typed (^P^Q included), as docker attach does.
+    let raw = tty.then(RawMode::enter);
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let detach = detached.clone();
     // Ends with the process: a blocked read of stdin must not keep it alive.
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -225,8 +230,9 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
             for &b in &buf[..n] {
                 // ^P^Q: docker's detach keys.
                 if last == 0x10 && b == 0x11 {
-                    eprintln!("read escape sequence");
-                    std::process::exit(0);
+                    detach.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = input.shutdown(std::net::Shutdown::Both);
+                    return;
                 }
                 last = b;
             }
@@ -236,7 +242,13 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
         }
     });
     let mut code = 0;
-    while let Some(event) = attached.next_event()? {
+    loop {
+        let event = match attached.next_event() {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(_) if detached.load(std::sync::atomic::Ordering::SeqCst) => break,
+            Err(e) => return Err(e.into()),
+        };
         match event {
             AttachEvent::Output(LogStream::Stdout, bytes) => {
                 let mut out = std::io::stdout();
@@ -246,6 +258,11 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
             AttachEvent::Output(LogStream::Stderr, bytes) => std::io::stderr().write_all(&bytes)?,
             AttachEvent::Exited(exit) => code = exit.status().map_or(255, |s| (s & 0xff) as u8),
         }
+    }
+    if detached.load(std::sync::atomic::Ordering::SeqCst) {
+        drop(raw);
+        eprintln!("read escape sequence");
+        return Ok(0);
     }
     Ok(code)
 }

@@ -1,12 +1,12 @@
 //! Attaching to a detached container's streams through its supervisor (`docker attach`).
 
-use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::Engine;
 use super::error::{Error, Result};
 use super::logs::LogStream;
+use super::records::process_exists;
 use super::supervisor::{ATTACH_SOCKET, Frame, read_frame, short_path};
 use super::wait::ExitInfo;
 
@@ -61,11 +61,12 @@ impl Attached {
     }
 
     /// A writer to the container's standard input (what it reads with
-    /// [`ContainerSettings::stdin_open`](super::ContainerSettings::stdin_open) or a terminal; dropped otherwise).
+    /// [`ContainerSettings::stdin_open`](super::ContainerSettings::stdin_open) or a terminal; dropped otherwise):
+    /// the connection itself, so shutting it down detaches (the reader's next event is the end).
     ///
     /// # Errors
     /// The socket cannot be duplicated.
-    pub fn input(&self) -> std::io::Result<impl Write + Send + use<>> {
+    pub fn input(&self) -> std::io::Result<UnixStream> {
         self.socket.try_clone()
     }
 }
@@ -79,6 +80,10 @@ impl Engine {
     /// [`Error::NoSuchContainer`]; [`Error::NotRunning`] when it does not run under a live supervisor.
     pub fn attach(&self, name: &str) -> Result<Attached> {
         self.records().get(name)?;
+        if !process_exists(self.layout(), name) {
+            // Stopped, or waiting to be restarted: nothing to attach to, as with docker.
+            return Err(Error::NotRunning(name.to_string()));
+        }
         let path = self.records().path(name);
         let dir = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
         let not_running = || Error::NotRunning(name.to_string());

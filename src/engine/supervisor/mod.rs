@@ -46,8 +46,9 @@
 //!   still listed, shown running while its process lives, and stoppable and removable by any engine; once it has
 //!   ended the next engine to look records its exit as unknown. Its output then has no reader: a container that
 //!   keeps writing gets `EPIPE` (or `SIGPIPE`), as with conmon.
-//! - **Cost**: one `exec` of the program and a few threads that sleep in `read` (`benches/lifecycle.sh` compares a
-//!   detached start with an attached one).
+//! - **Cost**: one `exec` of the program and a few threads that sleep in `read`. `benches/detached.sh` compares
+//!   `run -d` returning with an attached `run --rm` of `/bin/true`: about 1.1 times (medians of 15–18 ms against
+//!   14–18 ms on 2 shared cores).
 //!
 //! # Attach
 //! The supervisor listens on `attach.sock` in the container's directory. A client gets, after a one-frame
@@ -131,6 +132,13 @@ pub fn run_if_requested() {
     let report = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     // Not passed on to the container or anything else this process runs.
     let _ = rustix::io::fcntl_setfd(&report, rustix::io::FdFlags::CLOEXEC);
+    // SAFETY: still single-threaded (first thing in main). Whatever the starter had: children are reaped here
+    // (an ignored SIGCHLD would let the kernel reap the container first, losing its exit), and a starter or a
+    // client that went away is an EPIPE, not the end of the supervisor.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     std::process::exit(monitor::supervise(report, &name, &root))
 }
 

@@ -133,6 +133,8 @@ impl Monitor {
                     let _ = records.update(name, |r| {
                         r.warnings.push(format!("restarting it failed: {e}"));
                         r.restarting = false;
+                        r.exit = r.last_exit;
+                        r.finished = Some(now());
                     });
                     break;
                 }
@@ -149,6 +151,10 @@ impl Monitor {
                 r.finished = Some(now());
                 r.restarting = restart;
             });
+            if !restart {
+                // No new client from now on: the container has ended for good.
+                let _ = std::fs::remove_file(short_path(&self.dir, ATTACH_SOCKET));
+            }
             self.clients.finish(ExitInfo::from(exit));
             last = Some(exit);
             if !restart {
