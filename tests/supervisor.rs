@@ -153,7 +153,7 @@ fn the_supervisor_restarts_a_container_after_the_cli_that_ran_it_ended() {
         "echo try; exit 9",
     ]);
     let info = root.until("again", 20, |i| {
-        i.restart_count == 2 && !i.restarting && i.state == State::Exited
+        i.restart_count == 2 && !i.restarting && i.state == State::Exited && i.exit.is_some()
     });
     assert_eq!(info.exit.and_then(|e| e.code), Some(9));
     assert_eq!(env.ok(&["wait", "again"]), "9\n");
@@ -187,9 +187,23 @@ fn on_failure_3_restarts_three_times_then_stays_exited() {
     // A start by the user applies the policy afresh.
     root.engine.start("flaky").unwrap();
     root.until("flaky", 20, |i| {
-        i.restart_count == 3 && !i.restarting && i.state == State::Exited
+        i.restart_count == 3 && !i.restarting && i.state == State::Exited && i.exit.is_some()
     });
     assert_eq!(root.stdout("flaky"), "run\n".repeat(8));
+    // docker restart: stop, then start; a new process and the count from zero.
+    let settings = Root::settings(&["sleep", "60"]).name("steady").build();
+    let first = root
+        .engine
+        .start(&root.engine.create(IMAGE, &settings).unwrap())
+        .unwrap();
+    let second = root.engine.restart("steady", Duration::from_millis(100)).unwrap();
+    assert_ne!(first.pid, second.pid);
+    let info = root.engine.inspect("steady").unwrap();
+    assert_eq!(
+        (info.state, info.pid, info.restart_count),
+        (State::Running, Some(second.pid), 0)
+    );
+    assert_eq!(root.engine.wait("flaky").unwrap().code, Some(1));
 }
 
 #[test]

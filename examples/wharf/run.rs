@@ -270,8 +270,7 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
 /// `docker restart`: stop (TERM, then KILL after `timeout` seconds), then start; the container gets a new
 /// process.
 pub fn restart(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
-    ctx.engine.stop(name, Duration::from_secs(timeout))?;
-    ctx.engine.start(name)?;
+    ctx.engine.restart(name, Duration::from_secs(timeout))?;
     println!("{name}");
     Ok(())
 }

@@ -529,6 +529,18 @@ impl Engine {
         network::release(layout, name)
     }
 
+    /// Restarts container `name` as `docker restart` does: [`stop`](Engine::stop) with `timeout`, then
+    /// [`start`](Engine::start) (a new process; the restart policy applies afresh).
+    ///
+    /// Blocks as `stop` and `start` do.
+    ///
+    /// # Errors
+    /// As [`stop`](Engine::stop) and [`start`](Engine::start).
+    pub fn restart(&self, name: &str, timeout: Duration) -> Result<Started> {
+        self.stop(name, timeout)?;
+        self.start(name)
+    }
+
     /// Sends `signal` to every process of container `name` (`docker kill`; see [`signal_number`](super::signal_number)).
     /// After `KILL` or `TERM` its supervisor does not restart it.
     ///

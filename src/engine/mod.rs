@@ -159,7 +159,7 @@ impl Layout {
     }
 }
 
-/// Containers from images on one store root: create, start, wait, logs (followed too), stop, kill, remove,
+/// Containers from images on one store root: create, start, restart, attach, wait, logs (followed too), stop, kill, remove,
 /// inspect, list, exec, top, stats (one sample or a stream), update, commit, export, copy in and out, diff.
 ///
 /// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
