@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wharf::sandbox::oci_spec::runtime::Spec;
-use wharf::sandbox::{Container, DEFAULT_SECCOMP_CACHE, ExitStatus, SpawnOptions, StdioConfig};
+use wharf::sandbox::{Container, ExitStatus, SpawnOptions, StdioConfig};
 
 fn run(bundle: PathBuf) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     let config = bundle.join("config.json");
@@ -26,7 +26,7 @@ fn run(bundle: PathBuf) -> Result<ExitStatus, Box<dyn std::error::Error>> {
         .as_ref()
         .map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
     let opts = SpawnOptions {
-        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+        seccomp_cache: wharf::sandbox::default_seccomp_cache(),
         ..SpawnOptions::default()
     };
     let mut container = Container::spawn_with(&spec, &bundle.join(root), StdioConfig::inherit(), opts)?;

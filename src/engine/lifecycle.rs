@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wharf_image::Reference;
 use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
-use wharf_sandbox::{Container, DEFAULT_SECCOMP_CACHE, SpawnOptions, Status, Stdio, StdioConfig};
+use wharf_sandbox::{Container, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
 use super::records::{Owner, Record, RecordedExit, check_name, new_name, now, process_exists};
@@ -361,7 +361,7 @@ impl Engine {
             id: Some(name.to_string()),
             state_dir: Some(layout.wharf().join("sandbox")),
             init: settings.init,
-            seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+            seccomp_cache: wharf_sandbox::default_seccomp_cache(),
             // A new network namespace gets `lo` up, as docker's and podman's do.
             loopback_up: true,
             ..Default::default()

@@ -45,6 +45,14 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The uid or gid map of the container's user namespace could not be set through `newuidmap`/`newgidmap`.
+    #[error("cannot map ids into the user namespace with {tool}: {reason}")]
+    IdMap {
+        /// The helper (`newuidmap` or `newgidmap`).
+        tool: &'static str,
+        /// Why (missing helper, ranges outside `/etc/subuid`, the helper's own message).
+        reason: String,
+    },
     /// Switching to the process's user or groups failed.
     #[error("cannot switch to user {uid}:{gid}: {source}")]
     User {

@@ -85,8 +85,14 @@
 //! - The cgroup v2 code path is written but this project's machines only have v1 controllers, so it is not
 //!   exercised by full-container tests; the v2 pieces (create, attach, kill, delete, the eBPF device filter) are
 //!   tested on the host's controller-less cgroup2 mount.
-//! - Rootless use (a non-root caller with a user namespace) writes `setgroups deny` as required, but is untested
-//!   and still needs write access to a cgroup.
+//! - Rootless use (a non-root caller with a user namespace, as `runc spec --rootless` makes) is tested through the
+//!   runtime CLI only (tests/rootless.rs, against runc): a map of the caller's own ids is written directly (after
+//!   `setgroups deny`), wider maps — the caller's `/etc/subuid` and `/etc/subgid` ranges — through the setuid
+//!   helpers `newuidmap`/`newgidmap` (Debian's `uidmap`; an [`Error::IdMap`] names a missing helper or a refused
+//!   range). Without a cgroup the caller may write, the container runs in the caller's cgroup when the spec asks
+//!   for no limit, and a limit is refused ([`Error::CgroupUnavailable`] naming it) rather than dropped; a delegated
+//!   cgroup v2 subtree is used like any other when `linux.cgroupsPath` points into it. The compiled seccomp cache
+//!   of a non-root caller is [`default_seccomp_cache`]: `$XDG_RUNTIME_DIR/wharf/seccomp`.
 //! - The `init` reaper is this crate's code running as pid 1 in the container (non-dumpable); it exits with the
 //!   program's code or 128+signal.
 
@@ -120,6 +126,7 @@ mod error;
 mod exec;
 mod fds;
 mod filter;
+mod idmap;
 mod namespaces;
 mod options;
 mod plan;
@@ -136,7 +143,7 @@ pub use container::Container;
 pub use error::{Error, Result};
 #[doc(inline)]
 pub use oci_spec;
-pub use options::{BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, SpawnOptions};
+pub use options::{BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, SpawnOptions, default_seccomp_cache};
 pub use prepare::mount_options;
 pub use process::{Exit, ExitStatus, ProcessHandle, ProcessInfo};
 pub use state::{StateDir, Status};

@@ -68,3 +68,23 @@ pub struct SpawnOptions {
 /// Where the examples keep compiled seccomp programs (see [`SpawnOptions::seccomp_cache`]): on the tmpfs `/run`, so
 /// the cache starts empty after every boot.
 pub const DEFAULT_SECCOMP_CACHE: &str = "/run/wharf/seccomp";
+
+/// The seccomp program cache for the calling user: [`DEFAULT_SECCOMP_CACHE`] for root; for any other user
+/// `$XDG_RUNTIME_DIR/wharf/seccomp` (per user, mode 0700, emptied at logout like the rest of that directory), or
+/// none when `XDG_RUNTIME_DIR` is unset — never a path another user could have made.
+///
+/// # Examples
+/// ```
+/// let cache = wharf_sandbox::default_seccomp_cache();
+/// if rustix::process::geteuid().is_root() {
+///     assert_eq!(cache.as_deref(), Some(std::path::Path::new(wharf_sandbox::DEFAULT_SECCOMP_CACHE)));
+/// }
+/// ```
+pub fn default_seccomp_cache() -> Option<PathBuf> {
+    if rustix::process::geteuid().is_root() {
+        return Some(PathBuf::from(DEFAULT_SECCOMP_CACHE));
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join("wharf/seccomp"))
+}

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use oci_spec::runtime::Spec;
 
 use crate::cgroup::{Cgroup, CgroupDriver};
-use crate::clone::{clone_child, settle, write_file};
+use crate::clone::{clone_child, settle};
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::fds::pipe;
@@ -269,26 +269,10 @@ impl New<'_> {
         // From here on, a failure kills the child (ProcessHandle's Drop).
         let parent_setup = || -> Result<()> {
             if ns.new_userns {
-                let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-                    m.iter()
-                        .flatten()
-                        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-                        .collect::<String>()
-                };
-                write_file(
-                    &format!("/proc/{pid}/uid_map"),
-                    &map(linux.uid_mappings()),
-                    "write uid_map",
-                )?;
-                // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } != 0 {
-                    // An unprivileged caller may write a gid map only once setgroups is disabled (rootless).
-                    write_file(&format!("/proc/{pid}/setgroups"), "deny", "write setgroups")?;
-                }
-                write_file(
-                    &format!("/proc/{pid}/gid_map"),
-                    &map(linux.gid_mappings()),
-                    "write gid_map",
+                crate::idmap::write_maps(
+                    pid,
+                    linux.uid_mappings().as_deref().unwrap_or_default(),
+                    linux.gid_mappings().as_deref().unwrap_or_default(),
                 )?;
             }
             settle(cgroup, pid, in_cgroup, process.oom_score_adj())

@@ -138,6 +138,38 @@ impl Cgroup {
     /// [`Error::Cgroup`] when a directory or file cannot be written, [`Error::CgroupUnavailable`] when a limit needs a
     /// controller or file the host lacks (e.g. swap limits without swap accounting).
     pub fn create(driver: &CgroupDriver, rel: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
+        match Cgroup::make(driver, rel, resources) {
+            // An unprivileged caller without a cgroup it may write (rootless, as podman and runc run): the container
+            // runs in the caller's cgroup, which is fine only while nothing asks for a limit.
+            Err(Error::Cgroup { path, what, source })
+                if !rustix::process::geteuid().is_root()
+                    && matches!(
+                        source.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                match resources.and_then(limits::first_limit) {
+                    None => Ok(Cgroup {
+                        version: driver.version,
+                        dirs: Vec::new(),
+                    }),
+                    Some(limit) => Err(Error::CgroupUnavailable {
+                        controller: limit.into(),
+                        reason: format!(
+                            "a rootless container gets a {limit} limit only in a cgroup its user may write, and \
+                             {what} {} failed: {source} (delegate a cgroup v2 subtree to the user, as systemd's user \
+                             slice does, or run without the limit)",
+                            path.display()
+                        ),
+                    }),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// [`Cgroup::create`] for a caller that may write the hierarchy.
+    fn make(driver: &CgroupDriver, rel: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
         let rel = rel.strip_prefix("/").unwrap_or(rel);
         let mut dirs = Vec::new();
         match driver.version {

@@ -84,15 +84,18 @@ pub(crate) fn run(plan: &Plan) -> ! {
     let k = Kernel::default();
     // No signal handler of the parent may run here: block everything until just before exec.
     k.block_signals();
-    // Non-dumpable until execve: processes in the container cannot open /proc/PID/exe (the host binary,
-    // CVE-2019-5736) or ptrace us while we still run host code. execve makes the new program dumpable again.
-    k.set_dumpable(false);
     close_all_but(&k, &plan.keep_fds);
     if k.read_byte(plan.sync_r) != 1 {
         // The parent gave up (it failed to set us up and closed the pipe).
         k.exit(1);
     }
     k.close(plan.sync_r);
+    // Non-dumpable until execve: processes in the container cannot open /proc/PID/exe (the host binary,
+    // CVE-2019-5736) or ptrace us while we still run host code. execve makes the new program dumpable again.
+    // Not before the parent is done with us: a non-dumpable process's /proc files belong to root, and an
+    // unprivileged parent writes our user namespace's uid_map, setgroups and gid_map there (rootless). Until then
+    // no process of the container exists to reach us.
+    k.set_dumpable(false);
 
     // Into the container's cgroup before anything else, so everything from here on is accounted and limited
     // there, and before a new cgroup namespace is made (its root is the cgroup we are in).

@@ -172,6 +172,28 @@ pub(crate) fn check_supported(r: &LinuxResources, version: CgroupVersion) -> Res
     Ok(())
 }
 
+/// The controller of the first limit `r` sets, device rules aside: what a container without a cgroup of its own
+/// (rootless, without a delegated subtree) cannot honour. Device rules are not limits there: in a user namespace
+/// the container cannot create device nodes, it only gets the host's bind-mounted.
+pub(crate) fn first_limit(r: &LinuxResources) -> Option<&'static str> {
+    fn set<T: Default + PartialEq>(v: &Option<T>) -> bool {
+        v.as_ref().is_some_and(|v| *v != T::default())
+    }
+    let listed = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v: &Vec<_>| !v.is_empty());
+    [
+        ("memory", set(r.memory())),
+        ("cpu", set(r.cpu())),
+        ("pids", r.pids().is_some()),
+        ("blkio", set(r.block_io())),
+        ("hugetlb", listed(r.hugepage_limits())),
+        ("net_cls", r.network().is_some()),
+        ("rdma", r.rdma().as_ref().is_some_and(|v| !v.is_empty())),
+        ("unified", r.unified().as_ref().is_some_and(|v| !v.is_empty())),
+    ]
+    .into_iter()
+    .find_map(|(name, on)| on.then_some(name))
+}
+
 /// Collects writes.
 struct Out<'a> {
     writes: &'a mut Vec<Write>,

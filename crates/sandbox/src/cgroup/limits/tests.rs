@@ -300,3 +300,29 @@ fn hugepage_limits_are_checked_before_any_write() {
     let e = translate(&r, CgroupVersion::V2, &facts, DeviceRules::IfListed).unwrap_err();
     assert!(matches!(e, Error::InvalidSpec { .. }), "{e:?}");
 }
+
+#[test]
+fn first_limit_names_what_a_container_without_a_cgroup_cannot_honour() {
+    // Nothing set, an empty memory section, and device rules alone: no limit.
+    assert_eq!(first_limit(&LinuxResources::default()), None);
+    let mut r = LinuxResources::default();
+    r.set_memory(Some(LinuxMemory::default()));
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap();
+    r.set_devices(Some(vec![rule]));
+    assert_eq!(first_limit(&r), None);
+    assert_eq!(first_limit(&memory(Some(64 * MIB), None)), Some("memory"));
+    let mut r = LinuxResources::default();
+    let mut pids = LinuxPids::default();
+    pids.set_limit(10);
+    r.set_pids(Some(pids));
+    assert_eq!(first_limit(&r), Some("pids"));
+    let mut r = LinuxResources::default();
+    let mut cpu = LinuxCpu::default();
+    cpu.set_cpus(Some("0".into()));
+    r.set_cpu(Some(cpu));
+    assert_eq!(first_limit(&r), Some("cpu"));
+}
