@@ -15,6 +15,7 @@ pkgs=(
   util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
   libarchive-tools libcap2-bin python3 buildah podman  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah, podman (tests/corpus.rs); podman on the runtime (tests/podman.rs)
   e2fsprogs mount  # a small loop-mounted ext4 for the full-disk test (tests/faults.rs)
+  uidmap passwd    # newuidmap/newgidmap and useradd/usermod: the rootless tests' user and its ranges (tests/rootless.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

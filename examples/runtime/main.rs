@@ -42,10 +42,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use wharf::sandbox::oci_spec::runtime::{Capability, Process, Spec};
-use wharf::sandbox::{
-    BeforePivot, Container, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio,
-    StdioConfig,
-};
+use wharf::sandbox::{BeforePivot, Container, DefaultSeccomp, ExitStatus, SpawnOptions, StateDir, Stdio, StdioConfig};
 
 use crate::error::{Error, Result};
 use crate::log::LogFormat;
@@ -55,9 +52,10 @@ use crate::state::Meta;
 #[derive(Parser, Debug)]
 #[command(name = "runtime", disable_version_flag = true)]
 struct Cli {
-    /// Directory holding the state of containers
-    #[arg(long, global = true, default_value = "/run/wharf-runtime")]
-    root: PathBuf,
+    /// Directory holding the state of containers [default: /run/wharf-runtime as root, else
+    /// $XDG_RUNTIME_DIR/wharf-runtime, as runc's]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write log lines (errors, warnings, --debug steps) to this file
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -285,7 +283,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .into(),
         ));
     }
-    let sd = StateDir::new(&cli.root)?;
+    let sd = StateDir::new(state_root(cli.root.clone()))?;
     log::debug(&format!("{cmd:?}"));
     match cmd {
         Cmd::Create(a) => {
@@ -435,7 +433,7 @@ fn create(sd: &StateDir, a: &CreateArgs, foreground: bool) -> Result<Container> 
         default_seccomp: DefaultSeccomp::Unconfined,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        seccomp_cache: Some(DEFAULT_SECCOMP_CACHE.into()),
+        seccomp_cache: wharf::sandbox::default_seccomp_cache(),
         before_pivot,
         ..SpawnOptions::default()
     };
@@ -861,4 +859,15 @@ fn exec(sd: &StateDir, a: &ExecArgs) -> Result<ExitCode> {
         p.finish();
     }
     Ok(exit_code(status))
+}
+
+/// `--root`, or its default: `/run/wharf-runtime` for root, `$XDG_RUNTIME_DIR/wharf-runtime` for another user
+/// (runc's rule: a rootless runtime keeps its state in the user's runtime directory).
+fn state_root(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty() && !rustix::process::geteuid().is_root())
+            .map(|d| PathBuf::from(d).join("wharf-runtime"))
+            .unwrap_or_else(|| PathBuf::from("/run/wharf-runtime"))
+    })
 }

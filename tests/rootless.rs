@@ -1,0 +1,294 @@
+//! The runtime example run by an unprivileged user, as `runc` runs rootless: a user namespace mapping the user to
+//! root inside (and, through `newuidmap`/`newgidmap`, the user's `/etc/subuid` and `/etc/subgid` ranges for the
+//! rest), no cgroup of its own unless the user may write one, and state and seccomp cache in the user's
+//! `$XDG_RUNTIME_DIR`. Each case runs the same bundle through Debian's runc as the same user and compares.
+//!
+//! CI runs as root: the tests create the user `wharf-rootless` with ranges of its own (idempotently, under a lock,
+//! since tests run in parallel) and drop to it with `setpriv`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rustix::fs::FlockOperation;
+use serde_json::{Value, json};
+
+/// The test user, and the first id of its subordinate uid and gid range (65,536 ids).
+const USER: &str = "wharf-rootless";
+const RANGE: u32 = 400_000;
+
+/// The test user's uid and gid, creating the user and its ranges first if needed.
+fn user() -> (u32, u32) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "these tests need root to create their unprivileged user"
+    );
+    for tool in ["useradd", "usermod", "setpriv", "newuidmap", "newgidmap"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success(),
+            "{tool} is required (apt-get install passwd util-linux uidmap)"
+        );
+    }
+    let lock = std::fs::File::create("/tmp/wharf-rootless-user.lock").unwrap();
+    rustix::fs::flock(&lock, FlockOperation::LockExclusive).unwrap();
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().unwrap())
+    };
+    if id("-u").is_none() {
+        let ok = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "useradd {USER} failed");
+    }
+    let ranges = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
+    let want = format!("{USER}:{RANGE}:65536");
+    if !ranges("/etc/subuid").lines().any(|l| l == want) || !ranges("/etc/subgid").lines().any(|l| l == want) {
+        let r = format!("{RANGE}-{}", RANGE + 65535);
+        let ok = Command::new("usermod")
+            .args(["--add-subuids", &r, "--add-subgids", &r, USER])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "usermod --add-subuids {r} {USER} failed");
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+/// A directory tree the test user can use: the runtime binary copied in (the checkout may sit under a directory
+/// only root can enter), the user's runtime directory, and bundles.
+struct Rootless {
+    dir: tempfile::TempDir,
+    uid: u32,
+    gid: u32,
+}
+
+impl Rootless {
+    fn new() -> Rootless {
+        let (uid, gid) = user();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("runtime");
+        std::fs::copy(support::runtime_env::runtime_bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = Rootless { dir, uid, gid };
+        let xdg = r.xdg();
+        std::fs::create_dir(&xdg).unwrap();
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        r.give(&xdg);
+        r
+    }
+
+    /// The user's `$XDG_RUNTIME_DIR`.
+    fn xdg(&self) -> PathBuf {
+        self.dir.path().join("xdg")
+    }
+
+    fn give(&self, p: &Path) {
+        let ok = Command::new("chown")
+            .args(["-R", &format!("{}:{}", self.uid, self.gid)])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown {}", p.display());
+    }
+
+    /// `cmd args` as the test user, with its runtime directory set and stdio on files.
+    fn run_as(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", self.uid),
+                &format!("--regid={}", self.gid),
+                "--init-groups",
+                "--",
+                cmd,
+            ])
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.xdg())
+            .env("HOME", self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A busybox bundle `name` with runc's rootless spec (`runc spec --rootless`, made as the user) running
+    /// `script`, edited by `edit`; owned by the user.
+    fn bundle(&self, name: &str, script: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let root = b.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static is required (apt-get install busybox-static)");
+        for cmd in ["sh", "cat", "id", "ls", "stat"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
+        }
+        self.give(&b);
+        let spec = self.run_as("sh", &["-c", &format!("cd '{}' && runc spec --rootless", b.display())]);
+        assert!(
+            spec.status.success(),
+            "runc spec --rootless: {}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        let p = b.join("config.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        v["process"]["terminal"] = json!(false);
+        v["process"]["args"] = json!(["sh", "-c", script]);
+        edit(&mut v);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        b
+    }
+
+    /// `run` of bundle `b` by the runtime (state under the default `--root`) and by runc: (runc's, ours).
+    fn run_both(&self, b: &Path, id: &str) -> (Output, Output) {
+        let bs = b.to_str().unwrap();
+        let runc_root = self.xdg().join("runc");
+        let theirs = self.run_as(
+            support::runtime_env::runc(),
+            &[
+                "--root",
+                runc_root.to_str().unwrap(),
+                "run",
+                "--bundle",
+                bs,
+                &format!("{id}-runc"),
+            ],
+        );
+        let bin = self.dir.path().join("runtime");
+        let ours = self.run_as(bin.to_str().unwrap(), &["run", "--bundle", bs, &format!("{id}-wharf")]);
+        (theirs, ours)
+    }
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn assert_ok(o: &Output, who: &str) {
+    assert!(
+        o.status.success(),
+        "{who} failed ({}): {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn an_unprivileged_user_runs_a_bundle_mapped_to_its_own_id_as_runc_does() {
+    let r = Rootless::new();
+    let b = r.bundle(
+        "own",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/busybox",
+        |v| {
+            // A profile, so that there is a compiled program to keep.
+            v["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["mknod"], "action": "SCMP_ACT_ERRNO"}],
+            });
+        },
+    );
+    let (theirs, ours) = r.run_both(&b, "own");
+    assert_ok(&theirs, "runc");
+    assert_ok(&ours, "the runtime");
+    assert_eq!(text(&ours), text(&theirs));
+    assert!(text(&ours).starts_with("0\n0\n"), "not root inside: {}", text(&ours));
+    // State and the seccomp program cache live in the user's runtime directory, its alone.
+    let state = r.xdg().join("wharf-runtime");
+    assert!(state.is_dir(), "no state under $XDG_RUNTIME_DIR/wharf-runtime");
+    let cache = r.xdg().join("wharf/seccomp");
+    let meta = std::fs::metadata(&cache).expect("no seccomp cache under $XDG_RUNTIME_DIR/wharf/seccomp");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (r.uid, 0o700));
+    assert!(
+        std::fs::read_dir(&cache).unwrap().next().is_some(),
+        "the compiled profile was not kept"
+    );
+}
+
+#[test]
+fn the_users_subordinate_ranges_are_mapped_through_newuidmap() {
+    let r = Rootless::new();
+    let b = r.bundle(
+        "ranges",
+        "cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /owned",
+        |v| {
+            for key in ["uidMappings", "gidMappings"] {
+                let own = v["linux"][key][0]["hostID"].clone();
+                v["linux"][key] = json!([
+                    {"containerID": 0, "hostID": own, "size": 1},
+                    {"containerID": 1, "hostID": RANGE, "size": 65536},
+                ]);
+            }
+        },
+    );
+    // A file owned by uid and gid 33 of the image: RANGE + 32 on the host.
+    let owned = b.join("rootfs/owned");
+    std::fs::write(&owned, b"").unwrap();
+    std::os::unix::fs::chown(&owned, Some(RANGE + 32), Some(RANGE + 32)).unwrap();
+    let (theirs, ours) = r.run_both(&b, "ranges");
+    assert_ok(&theirs, "runc");
+    assert_ok(&ours, "the runtime");
+    assert_eq!(text(&ours), text(&theirs));
+    assert!(text(&ours).ends_with("33:33\n"), "{}", text(&ours));
+    let words = text(&ours).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(&format!("1 {RANGE} 65536")),
+        "the range is not in the map: {}",
+        text(&ours)
+    );
+}
+
+#[test]
+fn ranges_the_user_was_not_given_are_refused_naming_the_helper() {
+    let r = Rootless::new();
+    let b = r.bundle("stolen", "true", |v| {
+        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+    });
+    let bin = r.dir.path().join("runtime");
+    let out = r.run_as(
+        bin.to_str().unwrap(),
+        &["run", "--bundle", b.to_str().unwrap(), "stolen"],
+    );
+    assert!(!out.status.success(), "mapping host root was allowed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newuidmap") && err.contains("/etc/subuid"), "{err}");
+}
+
+#[test]
+fn a_limit_without_a_cgroup_the_user_may_write_is_refused_naming_it() {
+    let r = Rootless::new();
+    let b = r.bundle("limited", "true", |v| {
+        v["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}});
+    });
+    let bin = r.dir.path().join("runtime");
+    let out = r.run_as(
+        bin.to_str().unwrap(),
+        &["run", "--bundle", b.to_str().unwrap(), "limited"],
+    );
+    assert!(!out.status.success(), "a memory limit was silently dropped");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory") && err.contains("rootless"), "{err}");
+    // Nothing of the failed container is left in the user's state.
+    let left: Vec<_> = std::fs::read_dir(r.xdg().join("wharf-runtime"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
