@@ -112,7 +112,20 @@ fn a_detached_container_outlives_the_cli_that_ran_it_and_its_exit_is_recorded() 
         "echo one; sleep 1; echo two >&2; exit 3",
     ]);
     let name = name.trim();
-    assert!(supervisor_pid(name).is_some(), "no supervisor for {name}");
+    let supervisor = supervisor_pid(name).expect("a supervisor");
+    // Detached: a session of its own (no terminal's ^C or hang-up reaches it), standard streams on /dev/null.
+    let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap();
+    let session: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, supervisor, "{stat}");
+    for fd in [0, 1] {
+        let target = std::fs::read_link(format!("/proc/{supervisor}/fd/{fd}")).unwrap();
+        assert_eq!(target, std::path::Path::new("/dev/null"));
+    }
     // `logs -f` follows it to its end, then returns.
     let followed = env.command(&["logs", "-f", name]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&followed.stdout), "one\n");
@@ -478,4 +491,39 @@ fn cli_restart_gives_a_new_process_and_attach_streams_until_the_end() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "read escape sequence\n");
     assert_eq!(root.engine.inspect("svc").unwrap().state, State::Running);
     env.ok(&["rm", "-f", "svc"]);
+}
+
+#[test]
+fn a_supervisor_program_that_cannot_run_fails_the_start_and_leaves_nothing() {
+    let root = Root::new();
+    let options = EngineOptions {
+        supervisor: Supervisor::Program("/nonexistent/wharf".into()),
+        ..Default::default()
+    };
+    let engine = Engine::with_store(Store::open(root.env.store()).unwrap(), options).unwrap();
+    let settings = Root::settings(&["true"]).name("unsupervised").build();
+    match engine.run(IMAGE, &settings) {
+        Err(e @ wharf::engine::Error::Supervisor { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("/nonexistent/wharf") && text.contains("unsupervised"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a supervisor error, got {other:?}"),
+    }
+    assert!(
+        engine
+            .list(&ListOptions {
+                all: true,
+                ..Default::default()
+            })
+            .is_empty()
+    );
+    assert!(root.env.mounts_below_store().is_empty());
+    // The start error the supervisor reports is the sandbox's, as an in-process start's would be.
+    let missing = Root::settings(&["/no/such/program"]).name("missing").build();
+    let err = root.engine.run(IMAGE, &missing).unwrap_err();
+    assert!(matches!(err, wharf::engine::Error::Supervisor { .. }), "{err:?}");
+    assert!(err.to_string().contains("not found"), "{err}");
 }
