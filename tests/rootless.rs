@@ -85,12 +85,21 @@ impl Rootless {
         let bin = dir.path().join("runtime");
         std::fs::copy(support::runtime_env::runtime_bin(), &bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wharf = dir.path().join("wharf");
+        std::fs::copy(support::example_bin("wharf"), &wharf).unwrap();
+        std::fs::set_permissions(&wharf, std::fs::Permissions::from_mode(0o755)).unwrap();
         let r = Rootless { dir, uid, gid };
-        let xdg = r.xdg();
-        std::fs::create_dir(&xdg).unwrap();
-        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
-        r.give(&xdg);
+        for d in [r.xdg(), r.data()] {
+            std::fs::create_dir(&d).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+            r.give(&d);
+        }
         r
+    }
+
+    /// The user's `$XDG_DATA_HOME`, where its image store goes.
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// The user's `$XDG_RUNTIME_DIR`.
@@ -120,6 +129,8 @@ impl Rootless {
             ])
             .args(args)
             .env("XDG_RUNTIME_DIR", self.xdg())
+            .env("XDG_DATA_HOME", self.data())
+            .env_remove("WHARF_ROOT")
             .env("HOME", self.dir.path())
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -291,4 +302,61 @@ fn a_limit_without_a_cgroup_the_user_may_write_is_refused_naming_it() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
+    let r = Rootless::new();
+    // An image imported by the user from a busybox tree: its files are the user's, root's inside.
+    let b = r.bundle("tree", "true", |_| {});
+    let tar = r.dir.path().join("busybox.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(b.join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tar of the busybox tree failed");
+    let wharf = r.dir.path().join("wharf");
+    let wharf = wharf.to_str().unwrap();
+    assert_ok(
+        &r.run_as(wharf, &["import", tar.to_str().unwrap(), "bb:1"]),
+        "wharf import",
+    );
+    let out = r.run_as(
+        wharf,
+        &[
+            "run",
+            "--rm",
+            "bb:1",
+            "sh",
+            "-c",
+            "id -u; stat -c %u /bin/busybox; cat /proc/self/uid_map",
+        ],
+    );
+    assert_ok(&out, "wharf run");
+    let words: Vec<String> = text(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(words, ["0", "0", "0", &r.uid.to_string(), "1"], "{}", text(&out));
+    // The container's exit code is the command's.
+    let out = r.run_as(wharf, &["run", "--rm", "bb:1", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    // The store is the user's, under its XDG_DATA_HOME, and no one else may enter it.
+    let store = r.data().join("wharf");
+    let meta = std::fs::metadata(store.join(".wharf/layers")).expect("no layer cache in the user's store");
+    assert_eq!((meta.uid(), meta.mode() & 0o077), (r.uid, 0));
+    // A detached container is listed, logged and removed as the user's.
+    assert_ok(
+        &r.run_as(
+            wharf,
+            &["run", "-d", "--name", "bg", "bb:1", "sh", "-c", "echo detached"],
+        ),
+        "wharf run -d",
+    );
+    let out = r.run_as(wharf, &["wait", "bg"]);
+    assert_ok(&out, "wharf wait");
+    assert_eq!(text(&r.run_as(wharf, &["logs", "bg"])), "detached\n");
+    assert_ok(&r.run_as(wharf, &["rm", "bg"]), "wharf rm");
 }

@@ -106,7 +106,42 @@ pub(crate) fn build_spec(
         }
         linux.set_namespaces(Some(namespaces));
     }
+    if !rustix::process::geteuid().is_root() {
+        rootless(&mut spec)?;
+    }
     Ok(spec)
+}
+
+/// A container of an unprivileged caller: a user namespace mapping the caller's uid and gid to root inside (its
+/// layers were unpacked as the caller, so every file is the caller's, and root's inside), as podman does without
+/// subordinate ranges; mount options that name ids outside the map are dropped, as `runc spec --rootless` does.
+fn rootless(spec: &mut Spec) -> Result<()> {
+    use wharf_image::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder};
+    let own = |id: u32| {
+        LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(id)
+            .size(1u32)
+            .build()
+    };
+    let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    if let Some(linux) = spec.linux_mut() {
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        if !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
+            namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build()?);
+        }
+        linux.set_namespaces(Some(namespaces));
+        linux.set_uid_mappings(Some(vec![own(uid)?]));
+        linux.set_gid_mappings(Some(vec![own(gid)?]));
+    }
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut() {
+            if let Some(o) = m.options_mut() {
+                o.retain(|o| !o.starts_with("gid=") && !o.starts_with("uid="));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The namespace `mode` (`ns` is the namespace's name in `/proc/PID/ns`): `None` keeps the spec's new
