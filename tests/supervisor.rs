@@ -527,3 +527,51 @@ fn a_supervisor_program_that_cannot_run_fails_the_start_and_leaves_nothing() {
     assert!(matches!(err, wharf::engine::Error::Supervisor { .. }), "{err:?}");
     assert!(err.to_string().contains("not found"), "{err}");
 }
+
+#[test]
+fn a_detached_terminal_is_resized_and_attached_to() {
+    let root = Root::new();
+    let settings = Root::settings(&[
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; stty size; exit 3",
+    ])
+    .name("term")
+    .tty(true)
+    .build();
+    root.engine.run(IMAGE, &settings).unwrap();
+    root.engine.resize("term", 40, 100).unwrap();
+    let mut attached = root.engine.attach("term").unwrap();
+    let exec = wharf::engine::ExecSettings {
+        command: vec!["touch".into(), "/tmp/go".into()],
+        ..Default::default()
+    };
+    let mut touch = root
+        .engine
+        .exec("term", &exec, wharf::sandbox::StdioConfig::inherit())
+        .unwrap();
+    touch.wait().unwrap();
+    let mut shown = Vec::new();
+    let mut exit = None;
+    while let Some(event) = attached.next_event().unwrap() {
+        match event {
+            AttachEvent::Output(_, bytes) => shown.extend(bytes),
+            AttachEvent::Exited(e) => exit = Some(e),
+        }
+    }
+    // A terminal ends lines with CR LF.
+    assert_eq!(String::from_utf8_lossy(&shown), "40 100\r\n");
+    assert_eq!(exit.and_then(|e| e.code), Some(3));
+    assert_eq!(root.stdout("term"), "40 100\r\n");
+    // Nothing to resize once it has stopped, nor in a container without a terminal.
+    assert!(matches!(
+        root.engine.resize("term", 1, 1),
+        Err(wharf::engine::Error::NotRunning(_))
+    ));
+    let plain = Root::settings(&["sleep", "60"]).name("plain").build();
+    root.engine.run(IMAGE, &plain).unwrap();
+    assert!(matches!(
+        root.engine.resize("plain", 1, 1),
+        Err(wharf::engine::Error::NotRunning(_))
+    ));
+}

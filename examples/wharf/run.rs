@@ -211,6 +211,10 @@ pub fn wait(ctx: &Ctx, name: &str) -> Result<()> {
 pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
     use std::io::{Read, Write};
     let tty = ctx.engine.inspect(name)?.settings.is_some_and(|s| s.tty);
+    if tty && let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+        // The container's terminal takes our terminal's size (not followed when it changes later).
+        ctx.engine.resize(name, size.ws_row, size.ws_col)?;
+    }
     let mut attached = ctx.engine.attach(name)?;
     let mut input = attached.input()?;
     // A container's terminal gets our keys as they are typed (^P^Q included), as docker attach does.

@@ -1,5 +1,6 @@
 //! Attaching to a detached container's streams through its supervisor (`docker attach`).
 
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use super::Engine;
 use super::error::{Error, Result};
 use super::logs::LogStream;
 use super::records::process_exists;
-use super::supervisor::{ATTACH_SOCKET, Frame, read_frame, short_path};
+use super::supervisor::{ATTACH, ATTACH_SOCKET, Frame, RESIZE, read_frame, short_path};
 use super::wait::ExitInfo;
 
 /// What an [`Attached`] client receives.
@@ -80,8 +81,33 @@ impl Engine {
     /// [`Error::NoSuchContainer`]; [`Error::NotRunning`] when it does not run under a live supervisor.
     pub fn attach(&self, name: &str) -> Result<Attached> {
         self.records().get(name)?;
+        let socket = self.ask_supervisor(name, &[ATTACH])?;
+        socket
+            .set_read_timeout(None)
+            .map_err(Error::io("attach to", self.records().path(name).join(ATTACH_SOCKET)))?;
+        Ok(Attached { socket })
+    }
+
+    /// Sets the size of running detached container `name`'s terminal ([`ContainerSettings::tty`]), as
+    /// `docker attach` does from the client's terminal (the container gets `SIGWINCH`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::NotRunning`] when it does not run under a live supervisor or has no
+    /// terminal.
+    ///
+    /// [`ContainerSettings::tty`]: super::ContainerSettings::tty
+    pub fn resize(&self, name: &str, rows: u16, columns: u16) -> Result<()> {
+        self.records().get(name)?;
+        let mut message = vec![RESIZE];
+        message.extend_from_slice(&rows.to_be_bytes());
+        message.extend_from_slice(&columns.to_be_bytes());
+        self.ask_supervisor(name, &message).map(drop)
+    }
+
+    /// Connects to `name`'s supervisor, says `message` and waits for its greeting.
+    fn ask_supervisor(&self, name: &str, message: &[u8]) -> Result<UnixStream> {
         if !process_exists(self.layout(), name) {
-            // Stopped, or waiting to be restarted: nothing to attach to, as with docker.
+            // Stopped, or waiting to be restarted: nothing to talk to, as with docker.
             return Err(Error::NotRunning(name.to_string()));
         }
         let path = self.records().path(name);
@@ -90,14 +116,11 @@ impl Engine {
         let mut socket = UnixStream::connect(short_path(&dir, ATTACH_SOCKET)).map_err(|_| not_running())?;
         socket
             .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(Error::io("attach to", path.join(ATTACH_SOCKET)))?;
+            .map_err(Error::io("talk to", path.join(ATTACH_SOCKET)))?;
+        socket.write_all(message).map_err(|_| not_running())?;
         match read_frame(&mut socket) {
-            Ok(Some(Frame::Hello)) => {}
-            _ => return Err(not_running()),
+            Ok(Some(Frame::Hello)) => Ok(socket),
+            _ => Err(not_running()),
         }
-        socket
-            .set_read_timeout(None)
-            .map_err(Error::io("attach to", path.join(ATTACH_SOCKET)))?;
-        Ok(Attached { socket })
     }
 }

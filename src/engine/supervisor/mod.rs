@@ -51,8 +51,9 @@
 //!   14–18 ms on 2 shared cores).
 //!
 //! # Attach
-//! The supervisor listens on `attach.sock` in the container's directory. A client gets, after a one-frame
-//! greeting, the container's output as frames of docker's attach format (8-byte header: stream 1 or 2, three
+//! The supervisor listens on `attach.sock` in the container's directory. A client says `A` first to attach, or
+//! `R` and two big-endian `u16`s (rows, columns) to resize the container's terminal (answered by a greeting frame
+//! when done). An attached client gets, after a one-frame greeting, the container's output as frames of docker's attach format (8-byte header: stream 1 or 2, three
 //! zero bytes, a big-endian `u32` length), and a last frame (stream 3) with the exit as JSON; what it sends is the
 //! container's standard input (with [`ContainerSettings::stdin_open`](super::ContainerSettings::stdin_open) or a
 //! terminal). Output written before a client connected is in the logs only, as with `docker attach`.
@@ -78,7 +79,7 @@ use super::records::{Record, RecordedExit};
 use super::wait::{ExitInfo, Watch};
 use super::{Engine, settings::Output};
 
-pub(crate) use output::{ATTACH_SOCKET, Frame, read_frame};
+pub(crate) use output::{ATTACH, ATTACH_SOCKET, Frame, RESIZE, read_frame};
 
 /// The environment variable that makes a program the supervisor: `FD:NAME:ROOT`.
 const ENV: &str = "_WHARF_SUPERVISE";

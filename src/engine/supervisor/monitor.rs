@@ -217,6 +217,7 @@ impl Monitor {
         };
         if let Some(master) = container.take_pty_master() {
             let input = master.try_clone().ok();
+            self.clients.set_terminal(master.try_clone().ok());
             pump(master, 1, "stdout.log")?;
             self.clients.set_input(input);
         } else {

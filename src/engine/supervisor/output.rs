@@ -134,12 +134,19 @@ pub(crate) fn read_frame(from: &mut impl Read) -> std::io::Result<Option<Frame>>
     }))
 }
 
+/// What a client says first: attach to the streams.
+pub(crate) const ATTACH: u8 = b'A';
+/// What a client says first: resize the terminal (then rows and columns, big-endian `u16`s).
+pub(crate) const RESIZE: u8 = b'R';
+
 /// The attached clients, and where their input goes.
 #[derive(Default)]
 pub(crate) struct Clients {
     clients: Mutex<Vec<UnixStream>>,
     /// The running container's standard input (a pipe, or its terminal's master), if it reads any.
     input: Mutex<Option<File>>,
+    /// The running container's terminal's master, if it has a terminal.
+    terminal: Mutex<Option<File>>,
 }
 
 impl Clients {
@@ -158,6 +165,44 @@ impl Clients {
         *self.input.lock().unwrap_or_else(PoisonError::into_inner) = input;
     }
 
+    /// The terminal to resize from now on (the new run's, or none).
+    pub fn set_terminal(&self, terminal: Option<File>) {
+        *self.terminal.lock().unwrap_or_else(PoisonError::into_inner) = terminal;
+    }
+
+    /// Serves one connection: an attaching client, or a resize.
+    fn serve_one(self: &Arc<Self>, mut client: UnixStream) {
+        let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut first = [0u8; 1];
+        let mut size = [0u8; 4];
+        if client.read_exact(&mut first).is_err() {
+            return;
+        }
+        match first[0] {
+            ATTACH => {
+                let _ = client.set_read_timeout(None);
+                self.add(client);
+            }
+            RESIZE if client.read_exact(&mut size).is_ok() => {
+                let size = rustix::termios::Winsize {
+                    ws_row: u16::from_be_bytes([size[0], size[1]]),
+                    ws_col: u16::from_be_bytes([size[2], size[3]]),
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let resized = match self.terminal.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                    Some(t) => rustix::termios::tcsetwinsize(t, size).is_ok(),
+                    None => false,
+                };
+                // The answer: a greeting when done; nothing (the end) when there is no terminal.
+                if resized {
+                    let _ = write_frame(&mut client, HELLO, &[]);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Tells every client how the container ended and lets it go.
     pub fn finish(&self, exit: ExitInfo) {
         let data = serde_json::to_vec(&exit).unwrap_or_default();
@@ -166,6 +211,7 @@ impl Clients {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         self.set_input(None);
+        self.set_terminal(None);
     }
 
     fn add(self: &Arc<Self>, mut client: UnixStream) {
@@ -200,7 +246,11 @@ pub(crate) fn serve(listener: UnixListener, clients: Arc<Clients>) -> std::io::R
         .name("wharf-attach".into())
         .spawn(move || {
             for client in listener.incoming().flatten() {
-                clients.add(client);
+                // A client that connects and says nothing must not hold up the next.
+                let clients = clients.clone();
+                let _ = std::thread::Builder::new()
+                    .name("wharf-attach-client".into())
+                    .spawn(move || clients.serve_one(client));
             }
         })
         .map(drop)
