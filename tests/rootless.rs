@@ -345,8 +345,15 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     // The store is the user's, under its XDG_DATA_HOME, and no one else may enter it.
     let store = r.data().join("wharf");
-    let meta = std::fs::metadata(store.join(".wharf/layers")).expect("no layer cache in the user's store");
-    assert_eq!((meta.uid(), meta.mode() & 0o077), (r.uid, 0));
+    for d in [store.clone(), store.join(".wharf/layers")] {
+        let meta = std::fs::metadata(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o077),
+            (r.uid, 0),
+            "{} is not the user's alone",
+            d.display()
+        );
+    }
     // A detached container is listed, logged and removed as the user's.
     assert_ok(
         &r.run_as(

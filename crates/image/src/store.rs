@@ -262,7 +262,8 @@ impl Store {
     /// Opens the store at `root`, creating an empty OCI layout if the directory is missing or empty.
     /// Any number of processes may do this at once, on the same new directory too: creation
     /// is serialised by a lock, and a layout another process is still making is waited for,
-    /// never taken for a foreign directory.
+    /// never taken for a foreign directory. A missing `root` (and any missing parent) is created
+    /// with mode 0700: the store is its owner's alone, like Docker's `/var/lib/docker`.
     ///
     /// # Errors
     /// [`Error::NotALayout`] when `root` holds something that is not an OCI image layout

@@ -30,6 +30,28 @@ fn open_creates_a_layout_and_reopens_it() {
 }
 
 #[test]
+fn a_new_store_and_its_new_parents_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("share/wharf");
+    Store::open(&root).unwrap();
+    for d in [dir.path().join("share"), root.clone()] {
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            d.display()
+        );
+    }
+    // An existing directory keeps the mode its owner chose.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Store::open(&open).unwrap();
+    assert_eq!(std::fs::metadata(&open).unwrap().permissions().mode() & 0o777, 0o755);
+}
+
+#[test]
 fn refuses_a_directory_that_is_not_a_layout_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();

@@ -33,7 +33,13 @@ pub(super) fn open_or_create(store: &Store) -> Result<()> {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_layout("not a directory".into())),
         // `create_dir_all` succeeds when another process creates it first.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(root).map_err(Error::io("create", root))?,
+        // A new store is its owner's alone (0700, as the layer cache below it): other users must not read the images
+        // it pulls with its owner's credentials, nor a rootless user's images another user.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+                .create(root)
+                .map_err(Error::io("create", root))?
+        }
         Err(e) => return Err(Error::io("open", root)(e)),
     }
     if has_marker(root)? {
