@@ -212,8 +212,20 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
     use std::io::{Read, Write};
     let tty = ctx.engine.inspect(name)?.settings.is_some_and(|s| s.tty);
     if tty && let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
-        // The container's terminal takes our terminal's size (not followed when it changes later).
+        // The container's terminal takes our terminal's size, and follows it (looked at four times a second).
         ctx.engine.resize(name, size.ws_row, size.ws_col)?;
+        let (engine, name, mut last) = (ctx.engine.clone(), name.to_string(), (size.ws_row, size.ws_col));
+        std::thread::spawn(move || {
+            while let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+                if (size.ws_row, size.ws_col) != last {
+                    last = (size.ws_row, size.ws_col);
+                    if engine.resize(&name, last.0, last.1).is_err() {
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
     }
     let mut attached = ctx.engine.attach(name)?;
     let mut input = attached.input()?;
