@@ -367,3 +367,23 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
     assert_eq!(text(&r.run_as(wharf, &["logs", "bg"])), "detached\n");
     assert_ok(&r.run_as(wharf, &["rm", "bg"]), "wharf rm");
 }
+
+#[test]
+fn a_bundle_without_a_user_namespace_is_refused_saying_what_rootless_needs() {
+    let r = Rootless::new();
+    let b = r.bundle("rootful", "true", |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "user");
+        let linux = v["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
+    });
+    let bin = r.dir.path().join("runtime");
+    let out = r.run_as(
+        bin.to_str().unwrap(),
+        &["run", "--bundle", b.to_str().unwrap(), "rootful"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("user namespace") && err.contains("rootless"), "{err}");
+}

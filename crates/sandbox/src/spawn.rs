@@ -109,6 +109,15 @@ impl Container {
         let pp = prepare::proc_plan(&process)?;
 
         let ns = Namespaces::from_spec(&linux)?;
+        // Making namespaces needs CAP_SYS_ADMIN, which an unprivileged caller has only in a user namespace of its
+        // own: say so rather than let clone3 answer EPERM.
+        if !ns.new_userns && ns.join_user.is_none() && !rustix::process::geteuid().is_root() {
+            return Err(Error::spec(
+                "linux.namespaces",
+                "a rootless container needs a user namespace (a `user` entry with linux.uidMappings and \
+                 linux.gidMappings, as `runc spec --rootless` writes): without one, making namespaces needs root",
+            ));
+        }
 
         let driver = match &opts.cgroup_driver {
             Some(d) => d.clone(),
