@@ -26,16 +26,14 @@ fn user() -> (u32, u32) {
         rustix::process::geteuid().is_root(),
         "these tests need root to create their unprivileged user"
     );
-    for tool in ["useradd", "usermod", "setpriv", "newuidmap", "newgidmap"] {
-        assert!(
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap()
-                .success(),
-            "{tool} is required (apt-get install passwd util-linux uidmap)"
-        );
+    for (tool, package) in [
+        ("useradd", "passwd"),
+        ("usermod", "passwd"),
+        ("setpriv", "util-linux"),
+        ("newuidmap", "uidmap"),
+        ("newgidmap", "uidmap"),
+    ] {
+        support::require(tool, package);
     }
     let lock = std::fs::File::create("/tmp/wharf-rootless-user.lock").unwrap();
     rustix::fs::flock(&lock, FlockOperation::LockExclusive).unwrap();
@@ -142,15 +140,7 @@ impl Rootless {
     /// `script`, edited by `edit`; owned by the user.
     fn bundle(&self, name: &str, script: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
         let b = self.dir.path().join(name);
-        let root = b.join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static is required (apt-get install busybox-static)");
-        for cmd in ["sh", "cat", "id", "ls", "stat"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
-        }
+        support::busybox_rootfs(&b.join("rootfs"), &["sh", "cat", "id", "ls", "stat"]);
         self.give(&b);
         let spec = self.run_as("sh", &["-c", &format!("cd '{}' && runc spec --rootless", b.display())]);
         assert!(

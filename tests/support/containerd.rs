@@ -30,15 +30,7 @@ impl Containerd {
             "these tests need root (containerd runs containers)"
         );
         for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success(),
-                "{tool} is required (apt-get install containerd)"
-            );
+            super::require(tool, "containerd");
         }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

@@ -59,16 +59,8 @@ pub struct Cri {
 impl Cri {
     /// Starts the registry and containerd, builds and pushes the images, and connects.
     pub fn start() -> Cri {
-        for tool in ["gcc", "runc"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(std::process::Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success(),
-                "{tool} is required (scripts/test-deps.sh)"
-            );
+        for (tool, package) in [("gcc", "gcc"), ("runc", "runc")] {
+            crate::support::require(tool, package);
         }
         let registry = Registry::start();
         let cli = Cli::new();

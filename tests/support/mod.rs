@@ -43,6 +43,32 @@ pub fn example_bin(name: &str) -> &'static Path {
     })
 }
 
+/// Fails the test unless `tool` is on the `PATH`, naming the Debian `package` that has it.
+pub fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{tool} is required: apt-get install {package} (scripts/test-deps.sh)"
+    );
+}
+
+/// A root filesystem under `root`: the usual top directories and Debian's busybox-static with a link for each of
+/// `commands`.
+pub fn busybox_rootfs(root: &Path, commands: &[&str]) {
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is required (apt-get install busybox-static)");
+    for cmd in commands {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
+    }
+}
+
 /// Debian's docker-registry on a free loopback port, with deletion enabled.
 pub struct Registry {
     child: Child,

@@ -134,15 +134,10 @@ impl Env {
     /// A bundle `name` whose process runs `args`, its spec edited by `edit`.
     pub fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Spec)) -> PathBuf {
         let b = self.dir.path().join(name);
-        let root = b.join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static is required (apt-get install busybox-static)");
-        for cmd in ["sh", "cat", "echo", "sleep", "true", "tty", "id", "ls"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(cmd)).unwrap();
-        }
+        super::busybox_rootfs(
+            &b.join("rootfs"),
+            &["sh", "cat", "echo", "sleep", "true", "tty", "id", "ls"],
+        );
         let mut spec = Spec::default();
         let mut p = spec.process().clone().unwrap();
         p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
