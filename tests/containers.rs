@@ -209,12 +209,11 @@ fn concurrent_cli_processes_create_list_and_remove_containers_in_one_fresh_root(
                 s.spawn(|| {
                     let mut rounds = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        let out = env.wharf(&["ps", "-a"]);
+                        let out = env.wharf(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
                         let err = String::from_utf8_lossy(&out.stderr);
                         assert!(out.status.success(), "ps -a failed: {err}");
-                        for row in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
-                            // The command may hold spaces; the status is next to last.
-                            let status = row.split_whitespace().rev().nth(1).unwrap_or_default();
+                        for row in String::from_utf8_lossy(&out.stdout).lines() {
+                            let status = row.split_whitespace().nth(1).unwrap_or_default();
                             assert!(["creating", "running", "exited"].contains(&status), "odd row {row:?}");
                         }
                         rounds += 1;

@@ -272,7 +272,7 @@ fn exec_top_and_logs_reach_a_detached_container() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
     env.ok(&["stop", "svc"]);
-    assert!(env.ok(&["ps", "-a"]).contains("exited"));
+    assert!(env.ok(&["ps", "-a"]).contains("Exited ("));
     env.ok(&["rm", "svc"]);
     assert!(!env.ok(&["ps", "-a"]).contains("svc"));
 }

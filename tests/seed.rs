@@ -111,7 +111,7 @@ fn service_and_sidecar_share_network_pid_and_ipc_then_stop_and_rm() {
         "db\n",
         "stop of a stopped container succeeds, as docker's"
     );
-    assert!(env.ok(&["ps", "-a"]).contains("exited"));
+    assert!(env.ok(&["ps", "-a"]).contains("Exited ("));
     let (ok, out) = fetch_from(&env, &["--net", "container:db"]);
     assert!(!ok && out.contains("db is not running"), "{out}");
     env.ok(&["rm", "db"]);

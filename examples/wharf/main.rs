@@ -5,6 +5,7 @@
 
 mod images;
 mod network;
+mod ps;
 mod registry;
 mod run;
 
@@ -59,12 +60,8 @@ enum Command {
     },
     /// Run a command in a new container
     Run(Box<run::RunArgs>),
-    /// List running containers
-    Ps {
-        /// Also stopped ones
-        #[arg(short, long)]
-        all: bool,
-    },
+    /// List running containers (as docker ps: -a, -q, --filter, --format)
+    Ps(ps::PsArgs),
     /// Create, list, inspect and remove networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -282,7 +279,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry(RegistryCommand::Delete { image }) => registry::delete(&ctx, &image, insecure)?,
         Command::Registry(RegistryCommand::Restore { image }) => registry::restore(&ctx, &image, insecure)?,
         Command::Run(args) => return Ok(ExitCode::from(run::run(&ctx, *args, insecure)?)),
-        Command::Ps { all } => run::ps(&ctx, all)?,
+        Command::Ps(args) => ps::ps(&ctx, &args)?,
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
         Command::Logs { follow, name } => run::logs(&ctx, &name, follow)?,
@@ -319,6 +316,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => images::import(&ctx, &source, &image, cmd, env, &changes)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) ends this process quietly, with the status of a
+/// process killed by SIGPIPE (as docker's CLI ends), instead of an error or a panic.
+pub fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(128 + libc::SIGPIPE),
+        res => Ok(res?),
+    }
 }
 
 /// One line: the error and its causes, joined by ": ".

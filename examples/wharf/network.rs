@@ -75,6 +75,7 @@ impl NetArgs {
 
 /// `docker port NAME`: one `80/tcp -> 0.0.0.0:8080` line per published port.
 pub fn port(ctx: &Ctx, name: &str) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     wharf::engine::check_name(name)?;
     for att in ctx.engine.networks()?.attachments(name)? {
         for p in &att.ports {

@@ -3,9 +3,9 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use wharf::engine::{AttachEvent, ContainerSettings, ExecSettings, Limits, ListOptions, LogOptions, LogStream, Output};
+use wharf::engine::{AttachEvent, ContainerSettings, ExecSettings, Limits, LogOptions, LogStream, Output};
 use wharf::image::Reference;
 use wharf::sandbox::{ExitStatus, StdioConfig};
 
@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Name of the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Labels, KEY=VALUE (or KEY, for an empty value)
+    #[arg(short, long)]
+    pub label: Vec<String>,
     /// Environment variables, KEY=VALUE
     #[arg(short, long)]
     pub env: Vec<String>,
@@ -118,6 +121,14 @@ impl RunArgs {
             auto_remove: self.rm,
             restart: self.restart.parse()?,
             log,
+            labels: self
+                .label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
             ..Default::default()
         })
     }
@@ -154,36 +165,9 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
     Ok(exit.status().map_or(255, |s| (s & 0xff) as u8))
 }
 
-/// `docker ps [-a]`.
-pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
-    println!(
-        "{:<16} {:<40} {:<30} {:<10} {:<26} PORTS",
-        "NAME", "IMAGE", "COMMAND", "STATUS", "CREATED"
-    );
-    let options = ListOptions {
-        all,
-        ..Default::default()
-    };
-    for c in ctx.engine.list(&options) {
-        let cmd: String = c.command.join(" ").chars().take(30).collect();
-        let image = c.image.parse::<Reference>().map_or(c.image.clone(), |i| i.familiar());
-        let ports: Vec<String> = c.ports.iter().map(ToString::to_string).collect();
-        let created = c.created.duration_since(UNIX_EPOCH).unwrap_or_default();
-        println!(
-            "{:<16} {:<40} {:<30} {:<10} {:<26} {}",
-            c.name,
-            image,
-            cmd,
-            c.state.as_str(),
-            wharf::image::config::rfc3339(UNIX_EPOCH + Duration::from_secs(created.as_secs())),
-            ports.join(", ")
-        );
-    }
-    Ok(())
-}
-
 /// `docker logs [-f]`.
 pub fn logs(ctx: &Ctx, name: &str, follow: bool) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     use std::io::Write;
     if follow {
         let mut err = ctx.engine.follow_logs(name, LogStream::Stderr)?;
@@ -201,6 +185,7 @@ pub fn logs(ctx: &Ctx, name: &str, follow: bool) -> Result<()> {
 
 /// `docker wait`: the container's exit code once it stops (128+signal when killed; 255 when nobody saw it).
 pub fn wait(ctx: &Ctx, name: &str) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     let exit = ctx.engine.wait(name)?;
     println!("{}", exit.status().unwrap_or(255));
     Ok(())
@@ -209,6 +194,7 @@ pub fn wait(ctx: &Ctx, name: &str) -> Result<()> {
 /// `docker attach`: the container's output from now on, and this terminal's input to it; ^P^Q detaches. Returns
 /// the container's exit code once it stops (0 when detached).
 pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
+    let name = &ctx.engine.resolve(name)?;
     use std::io::{Read, Write};
     let tty = ctx.engine.inspect(name)?.settings.is_some_and(|s| s.tty);
     if tty && let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
@@ -286,34 +272,43 @@ pub fn attach(ctx: &Ctx, name: &str) -> Result<u8> {
 /// `docker restart`: stop (TERM, then KILL after `timeout` seconds), then start; the container gets a new
 /// process.
 pub fn restart(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
+    // Named by the user's word (name or id), which is echoed back as docker does.
+    let (given, name) = (name, &ctx.engine.resolve(name)?);
     ctx.engine.restart(name, Duration::from_secs(timeout))?;
-    println!("{name}");
+    println!("{given}");
     Ok(())
 }
 
 /// `docker stop`: TERM, then KILL after 10 seconds.
 pub fn stop(ctx: &Ctx, name: &str) -> Result<()> {
+    // Named by the user's word (name or id), which is echoed back as docker does.
+    let (given, name) = (name, &ctx.engine.resolve(name)?);
     ctx.engine.stop(name, Duration::from_secs(10))?;
-    println!("{name}");
+    println!("{given}");
     Ok(())
 }
 
 /// `docker kill`.
 pub fn kill(ctx: &Ctx, name: &str, signal: &str) -> Result<()> {
+    // Named by the user's word (name or id), which is echoed back as docker does.
+    let (given, name) = (name, &ctx.engine.resolve(name)?);
     ctx.engine.kill(name, wharf::engine::signal_number(signal)?)?;
-    println!("{name}");
+    println!("{given}");
     Ok(())
 }
 
 /// `docker rm [-f]`.
 pub fn rm(ctx: &Ctx, name: &str, force: bool) -> Result<()> {
+    // Named by the user's word (name or id), which is echoed back as docker does.
+    let (given, name) = (name, &ctx.engine.resolve(name)?);
     ctx.engine.remove(name, force)?;
-    println!("{name}");
+    println!("{given}");
     Ok(())
 }
 
 /// `docker commit`: the container's changes as a new layer on top of its image.
 pub fn commit(ctx: &Ctx, name: &str, target: &str) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     let committed = ctx.engine.commit(name, &target.parse()?)?;
     println!("{}", committed.config_digest);
     Ok(())
@@ -321,6 +316,7 @@ pub fn commit(ctx: &Ctx, name: &str, target: &str) -> Result<()> {
 
 /// `docker export`: the container's whole filesystem as one tar.
 pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     let temp = output.with_extension("partial");
     let res = (|| -> Result<()> {
         let file = File::create(&temp).map_err(|e| format!("create {}: {e}", temp.display()))?;
@@ -337,6 +333,7 @@ pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
 
 /// `docker top`: the container's processes, with their pids on the host and inside.
 pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     let processes = ctx.engine.top(name)?;
     println!("{:<10} {:<10} CMD", "PID", "CTR PID");
     for p in processes {
@@ -348,6 +345,7 @@ pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
 /// `docker exec`: another process in a running container, with the container's environment,
 /// user and security settings; returns its exit code.
 pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: bool) -> Result<u8> {
+    let name = &ctx.engine.resolve(name)?;
     let settings = ExecSettings {
         command,
         env,
@@ -366,6 +364,7 @@ pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: 
 
 /// `docker stats --no-stream`.
 pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
+    let name = &ctx.engine.resolve(name)?;
     let s = ctx.engine.stats(name)?;
     println!(
         "{}",

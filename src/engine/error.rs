@@ -10,6 +10,9 @@ pub enum Error {
     /// No container of that name in this engine's root.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// An id prefix that several containers' ids start with.
+    #[error("multiple containers found with provided prefix: {0}")]
+    AmbiguousId(String),
     /// A container name that is not docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (at most 128 characters).
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),

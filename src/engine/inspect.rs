@@ -9,7 +9,7 @@ use wharf_sandbox::cgroup::Stats;
 use wharf_sandbox::{ProcessInfo, Status};
 
 use super::error::{Error, Result};
-use super::records::{Record, process_exists};
+use super::records::{Record, check_name, process_exists};
 use super::settings::ContainerSettings;
 use super::wait::ExitInfo;
 use super::{Engine, network};
@@ -43,6 +43,8 @@ impl State {
 /// What [`Engine::inspect`] and [`Engine::list`] tell of a container.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContainerInfo {
+    /// Its id: 64 hex digits, fixed for its whole life; docker shows the first 12 (see [`short_id`](Self::short_id)).
+    pub id: String,
     /// Its name.
     pub name: String,
     /// The image reference it was made from.
@@ -77,6 +79,13 @@ pub struct ContainerInfo {
     /// Its supervisor waits to restart it (docker's `Restarting`): its state is then [`State::Exited`], its
     /// `exit` the last run's.
     pub restarting: bool,
+}
+
+impl ContainerInfo {
+    /// The first 12 hex digits of its id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
 }
 
 /// A filter of [`Engine::list`]: a container is listed when it passes every filter.
@@ -137,6 +146,36 @@ impl Engine {
             .ok_or_else(|| Error::NoSuchContainer(name.to_string()))
     }
 
+    /// The name of the container called `name_or_id`, or whose id is or starts with it (docker's rule: a name
+    /// wins over an id prefix; a prefix must name one container).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::AmbiguousId`], [`Error::InvalidName`].
+    pub fn resolve(&self, name_or_id: &str) -> Result<String> {
+        check_name(name_or_id)?;
+        let records = self.records();
+        if records.get(name_or_id).is_ok() {
+            return Ok(name_or_id.to_string());
+        }
+        let hex = !name_or_id.is_empty() && name_or_id.len() <= 64 && name_or_id.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut found = if hex {
+            let prefix = name_or_id.to_ascii_lowercase();
+            records
+                .list()
+                .into_iter()
+                .filter(|r| r.id.starts_with(&prefix))
+                .map(|r| r.name)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Error::NoSuchContainer(name_or_id.to_string())),
+            _ => Err(Error::AmbiguousId(name_or_id.to_string())),
+        }
+    }
+
     /// `None` for a record whose creator died (it is being rolled back).
     fn info(&self, r: Record) -> Option<ContainerInfo> {
         let states = self.layout().state_dir().ok()?;
@@ -169,6 +208,7 @@ impl Engine {
             .flat_map(|a| a.ports)
             .collect();
         Some(ContainerInfo {
+            id: r.id,
             name: r.name,
             image: r.image,
             image_id: r.image_id,

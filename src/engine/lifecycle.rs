@@ -10,7 +10,7 @@ use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
 use wharf_sandbox::{Container, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
-use super::records::{Owner, Record, RecordedExit, check_name, new_name, now, process_exists};
+use super::records::{Owner, Record, RecordedExit, check_name, new_id, new_name, now, process_exists};
 use super::settings::{ContainerSettings, Limits, Output};
 use super::wait::{ExitInfo, Watch};
 use super::{Engine, network, spec, supervisor};
@@ -116,6 +116,7 @@ impl Engine {
         }
         let settings = &settings;
         let record = Record {
+            id: new_id(),
             name: settings.name.clone().unwrap_or_else(new_name),
             image: r.to_string(),
             command: settings.command.clone(),

@@ -63,6 +63,13 @@ pub(crate) fn new_name() -> String {
     d.hex()[..12].to_string()
 }
 
+/// A new container id: 64 random-looking hex digits (docker's form; its first 12 are the short id).
+pub(crate) fn new_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let seed = format!("id-{nanos}-{}-{}", std::process::id(), scratch_name(""));
+    wharf_image::Digest::sha256(seed.as_bytes()).hex().to_string()
+}
+
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -72,6 +79,10 @@ pub(crate) fn now() -> u64 {
 /// version default when missing, so records of older stores still read.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct Record {
+    /// The container's id: 64 hex digits, kept for its whole life (renames included). Records older than ids
+    /// get one derived from their name and creation time when read (and keep it from their next write on).
+    #[serde(default)]
+    pub id: String,
     /// The container's name.
     pub name: String,
     /// The image it was made from.
@@ -516,7 +527,12 @@ fn scratch_name(prefix: &str) -> String {
 }
 
 fn read_record(dir: &Path) -> Option<Record> {
-    serde_json::from_slice(&std::fs::read(dir.join("container.json")).ok()?).ok()
+    let mut record: Record = serde_json::from_slice(&std::fs::read(dir.join("container.json")).ok()?).ok()?;
+    if record.id.is_empty() {
+        let seed = format!("{}-{}", record.name, record.created);
+        record.id = wharf_image::Digest::sha256(seed.as_bytes()).hex().to_string();
+    }
+    Some(record)
 }
 
 /// `dir/container.json`, replaced whole.

@@ -80,10 +80,9 @@ impl Env {
 
     /// The names `ps -a` lists.
     pub fn listed(&self) -> Vec<String> {
-        self.ok(&["ps", "-a"])
+        self.ok(&["ps", "-a", "--format", "{{.Names}}"])
             .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .map(str::to_string)
             .collect()
     }
 

@@ -1,0 +1,233 @@
+//! docker's habits in the example CLI (issue 18, item 5), checked against docker's documented formats: `ps`'s
+//! columns, words, filters and `--format`; short ids accepted wherever a name is. Real containers of a busybox
+//! image, driven through the CLI as a user runs it. Needs root.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::cli::Env;
+
+/// A store with a busybox image `bb`.
+fn env_with_busybox() -> Env {
+    let env = Env::new();
+    env.busybox_image("bb", "habits\n");
+    env
+}
+
+/// Splits a `ps` table line at docker's column starts (the header's words), trimming the padding.
+fn columns(header: &str, line: &str) -> Vec<String> {
+    let starts: Vec<usize> = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|h| {
+        header
+            .find(h)
+            .unwrap_or_else(|| panic!("no {h} in the header {header:?}"))
+    })
+    .collect();
+    let chars: Vec<char> = line.chars().collect();
+    (0..starts.len())
+        .map(|i| {
+            let end = starts.get(i + 1).copied().unwrap_or(chars.len()).min(chars.len());
+            chars[starts[i].min(chars.len())..end]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// "Less than a second", "N seconds", "About a minute" — what docker says of the few seconds a test takes.
+fn is_short_duration(s: &str) -> bool {
+    s == "Less than a second"
+        || s == "1 second"
+        || s == "About a minute"
+        || s.strip_suffix(" seconds")
+            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| (2..60).contains(&n)))
+}
+
+#[test]
+fn ps_prints_docker_columns_words_ids_filters_and_formats() {
+    let env = env_with_busybox();
+    env.ok(&[
+        "run", "-d", "--name", "sleeper", "-l", "tier=web", "bb", "sleep", "1000",
+    ]);
+    let out = env.wharf(&["run", "--name", "done", "bb", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "bb",
+        "sh",
+        "-c",
+        "echo aaaaaaaaaaaaaaaaaaaaaaaa; sleep 1000",
+    ]);
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // The table: docker's header, and columns padded as its tabwriter does (3 spaces after the widest cell).
+    let table = env.ok(&["ps"]);
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines[0];
+    assert!(
+        header.starts_with("CONTAINER ID   IMAGE ")
+            && header.contains("   COMMAND ")
+            && header.ends_with("PORTS     NAMES"),
+        "not docker's header: {header:?}"
+    );
+    assert_eq!(lines.len(), 3, "ps lists the two running containers only:\n{table}");
+    let row = |name: &str, text: &str| {
+        let found = text.lines().skip(1).find(|l| l.ends_with(&format!(" {name}")));
+        columns(
+            text.lines().next().unwrap(),
+            found.unwrap_or_else(|| panic!("{name} not in\n{text}")),
+        )
+    };
+    let sleeper = row("sleeper", &table);
+    let id = sleeper[0].clone();
+    assert!(
+        id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "not a short id: {id:?}"
+    );
+    assert_eq!(sleeper[1], "bb");
+    assert_eq!(sleeper[2], "\"sleep 1000\"");
+    let created = sleeper[3].strip_suffix(" ago").unwrap_or_default();
+    assert!(is_short_duration(created), "CREATED {:?}", sleeper[3]);
+    let up = sleeper[4].strip_prefix("Up ").unwrap_or_default();
+    assert!(is_short_duration(up), "STATUS {:?}", sleeper[4]);
+    assert_eq!(sleeper[5], "");
+    // A long command is cut at 20 characters, the last an ellipsis, then quoted.
+    assert_eq!(row("long", &table)[2], "\"sh -c echo aaaaaaaa…\"");
+
+    // -a adds the exited one in docker's words; -q prints the ids alone.
+    let all = env.ok(&["ps", "-a"]);
+    let done = row("done", &all);
+    let status = done[4].strip_prefix("Exited (3) ").and_then(|s| s.strip_suffix(" ago"));
+    assert!(status.is_some_and(is_short_duration), "STATUS {:?}", done[4]);
+    let quiet = env.ok(&["ps", "-q"]);
+    assert_eq!(quiet.lines().count(), 2);
+    assert!(quiet.lines().any(|l| l == id), "{id} not in ps -q:\n{quiet}");
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 3);
+
+    // The id is the container's for its life: the same on every listing, and after a restart.
+    let full = env.ok(&["ps", "-q", "--no-trunc", "--filter", "name=sleeper"]);
+    assert!(full.trim().len() == 64 && full.starts_with(&id), "{full:?}");
+    env.ok(&["restart", "-t", "0", &id]);
+    assert_eq!(env.ok(&["ps", "-q", "--filter", "name=sleeper"]).trim(), id);
+
+    // Filters: a status filter looks at every container (as docker's does), name matches a part, label a key or
+    // a key and value.
+    let names = |args: &[&str]| {
+        let mut all = vec!["ps", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["--filter", "status=exited"]), ["done"]);
+    assert_eq!(names(&["--filter", "status=running"]), ["long", "sleeper"]);
+    assert_eq!(names(&["-a", "--filter", "name=lee"]), ["sleeper"]);
+    assert_eq!(names(&["-a", "--filter", "label=tier"]), ["sleeper"]);
+    assert_eq!(names(&["-a", "--filter", "label=tier=web"]), ["sleeper"]);
+    assert!(names(&["-a", "--filter", "label=tier=db"]).is_empty());
+    assert_eq!(names(&["-a", "--filter", &format!("id={}", &id[..6])]), ["sleeper"]);
+    assert_eq!(
+        names(&["-a", "--filter", "ancestor=bb", "--filter", "status=exited"]),
+        ["done"]
+    );
+    let bad = env.wharf(&["ps", "--filter", "colour=red"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid filter 'colour'"));
+
+    // --format: a Go-template of the fields (with `table` for a header), or json.
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "--filter",
+            "name=sleeper",
+            "--format",
+            "{{.ID}} {{.Names}} {{ .State }}"
+        ]),
+        format!("{id} sleeper running\n")
+    );
+    let t = env.ok(&[
+        "ps",
+        "--filter",
+        "name=sleeper",
+        "--format",
+        "table {{.Names}}\\t{{.Labels}}",
+    ]);
+    assert_eq!(t, "NAMES     LABELS\nsleeper   tier=web\n");
+    let bad = env.wharf(&["ps", "--format", "{{.Colour}}"]);
+    assert_eq!(bad.status.code(), Some(125));
+    let json = env.ok(&["ps", "-a", "--format", "json"]);
+    let objects: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), 3);
+    let done = objects.iter().find(|o| o["Names"] == "done").unwrap();
+    assert_eq!(done["State"], "exited");
+    assert_eq!(done["Command"], "\"sh -c exit 3\"");
+    assert!(done["Status"].as_str().unwrap().starts_with("Exited (3) "));
+    for key in ["ID", "Image", "CreatedAt", "RunningFor", "Ports", "Labels"] {
+        assert!(done[key].is_string(), "no {key} in {done}");
+    }
+
+    // The short id (or a prefix of it) names the container wherever a name does.
+    let top = env.ok(&["top", &id[..5]]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    assert_eq!(env.ok(&["kill", &id[..5]]), format!("{}\n", &id[..5]));
+    assert_eq!(env.ok(&["wait", &id]), "137\n");
+    assert_eq!(env.ok(&["rm", &id]), format!("{id}\n"));
+    assert!(!env.listed().contains(&"sleeper".to_string()));
+}
+
+#[test]
+fn a_restarting_container_is_listed_as_docker_words_it() {
+    let env = env_with_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    // Between two runs (the supervisor backs off) docker's ps, without -a, shows "Restarting (1) N seconds ago".
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let status = env.ok(&["ps", "--filter", "name=flaky", "--format", "{{.Status}}|{{.State}}"]);
+        let status = status.trim().to_string();
+        if let Some(rest) = status.strip_prefix("Restarting (1) ") {
+            let (ago, state) = rest.split_once('|').unwrap();
+            assert!(
+                is_short_duration(ago.strip_suffix(" ago").unwrap_or_default()),
+                "{status}"
+            );
+            assert_eq!(state, "restarting");
+            break;
+        }
+        seen.push(status);
+        assert!(Instant::now() < deadline, "never listed as restarting; seen {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        env.ok(&["ps", "-q", "--filter", "status=restarting"]).lines().count(),
+        1
+    );
+    env.ok(&["rm", "-f", "flaky"]);
+}
