@@ -356,6 +356,54 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
     assert_ok(&out, "wharf wait");
     assert_eq!(text(&r.run_as(wharf, &["logs", "bg"])), "detached\n");
     assert_ok(&r.run_as(wharf, &["rm", "bg"]), "wharf rm");
+    // Without a cgroup of its own, a container's processes are those of its pid namespace: top lists them, and
+    // kill and rm -f end them.
+    assert_ok(
+        &r.run_as(
+            wharf,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "long",
+                "bb:1",
+                "sh",
+                "-c",
+                "busybox sleep 100 & exec busybox sleep 100",
+            ],
+        ),
+        "wharf run -d",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let top = loop {
+        let out = r.run_as(wharf, &["top", "long"]);
+        let top = format!("{}{}", text(&out), String::from_utf8_lossy(&out.stderr));
+        if top.lines().count() >= 3 || std::time::Instant::now() > deadline {
+            break top;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(top.lines().count(), 3, "the header and both processes: {top}");
+    assert_ok(&r.run_as(wharf, &["kill", "long"]), "wharf kill");
+    assert_ok(&r.run_as(wharf, &["wait", "long"]), "wharf wait");
+    assert_ok(
+        &r.run_as(
+            wharf,
+            &["run", "-d", "--name", "forced", "bb:1", "busybox", "sleep", "100"],
+        ),
+        "wharf run -d",
+    );
+    let top = text(&r.run_as(wharf, &["top", "forced"]));
+    let pid = top
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_ok(&r.run_as(wharf, &["rm", "-f", "forced"]), "wharf rm -f");
+    // Gone, or a zombie its parent has yet to reap.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z "), "pid {pid} still runs: {stat}");
 }
 
 #[test]

@@ -189,7 +189,7 @@ impl Container {
 
     /// The container's processes with their host and container pids (like `docker top`).
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        processes_of(&self.cgroup)
+        processes_of(&self.cgroup, self.process.pid)
     }
 
     /// Run another process in the running container: in its namespaces and cgroup, with the security settings of

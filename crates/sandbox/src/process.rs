@@ -204,10 +204,33 @@ pub struct ProcessInfo {
     pub cmdline: Vec<String>,
 }
 
-/// The processes in `cgroup`, with their pids on the host and in their own pid namespace, first process first.
-pub(crate) fn processes_of(cgroup: &Cgroup) -> Vec<ProcessInfo> {
-    let mut out: Vec<ProcessInfo> = cgroup
-        .pids()
+/// The host pids of a container's processes: those in its cgroup, or, for a container without a cgroup of its own
+/// (rootless, see [`Cgroup::create`]), every process in the pid namespace of its first process `first` (only `first`
+/// when that is the caller's namespace).
+pub(crate) fn members(cgroup: &Cgroup, first: i32) -> Vec<i32> {
+    if !cgroup.dirs.is_empty() {
+        return cgroup.pids();
+    }
+    let Some(ns) = crate::namespaces::inode(&first.to_string(), "pid") else {
+        return Vec::new();
+    };
+    if crate::namespaces::inode("self", "pid") == Some(ns) {
+        return vec![first];
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![first];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| crate::namespaces::inode(&p.to_string(), "pid") == Some(ns))
+        .collect()
+}
+
+/// The processes of a container (its cgroup and first process `first`, as [`members`]), with their pids on the host
+/// and in their own pid namespace, first process first.
+pub(crate) fn processes_of(cgroup: &Cgroup, first: i32) -> Vec<ProcessInfo> {
+    let mut out: Vec<ProcessInfo> = members(cgroup, first)
         .into_iter()
         .filter_map(|host_pid| {
             let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
@@ -236,6 +259,7 @@ impl StateDir {
     /// # Errors
     /// As [`StateDir::load`](crate::StateDir::load).
     pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>> {
-        Ok(processes_of(&self.load(id)?.cgroup))
+        let st = self.load(id)?;
+        Ok(processes_of(&st.cgroup, st.pid))
     }
 }

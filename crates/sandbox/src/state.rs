@@ -227,7 +227,11 @@ impl StateDir {
         if !alive && !all {
             return Err(Error::NotRunning { id: id.to_owned() });
         }
-        let pids = if all { st.cgroup.pids() } else { vec![st.pid] };
+        let pids = if all {
+            crate::process::members(&st.cgroup, st.pid)
+        } else {
+            vec![st.pid]
+        };
         for p in pids {
             // SAFETY: kill(2) on a pid verified above (first process) or listed in the container's cgroup; one
             // that exited meanwhile just fails with ESRCH.
@@ -256,6 +260,18 @@ impl StateDir {
                 });
             }
             st.cgroup.kill_all(Duration::from_secs(5));
+            if st.cgroup.dirs.is_empty() {
+                // No cgroup to empty (rootless): kill what runs in the container's pid namespace, and wait until
+                // its first process is gone.
+                for p in crate::process::members(&st.cgroup, st.pid) {
+                    // SAFETY: kill(2) on a pid of the container's pid namespace; one gone meanwhile fails with ESRCH.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while pid_start_time(st.pid) == Some(st.pid_start_time) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
         st.cgroup.delete()?;
         remove_state(&self.dir(id))
