@@ -320,15 +320,7 @@ impl Engine {
         };
         let spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
         let dir = self.records().path(name);
-        // Appended to: a container started again keeps what it wrote before, as docker's logs do.
-        let log = |file: &str| {
-            let path = dir.join(file);
-            let mut open = std::fs::OpenOptions::new();
-            open.create(true)
-                .append(true)
-                .open(&path)
-                .map_err(Error::io("open", path))
-        };
+        let log = |file: &str| append_log(&dir, file);
         let stdio = match settings.output {
             // The terminal is standard input, output and error: its master is copied to the stdout log below.
             Output::Logs if settings.tty => StdioConfig::inherit(),
@@ -386,14 +378,7 @@ impl Engine {
         let mut container = self.spawn_container(record, settings, false)?;
         let watch = self.inner.reaping.watch(name);
         let dir = self.records().path(name);
-        let log = |file: &str| {
-            let path = dir.join(file);
-            let mut open = std::fs::OpenOptions::new();
-            open.create(true)
-                .append(true)
-                .open(&path)
-                .map_err(Error::io("open", path))
-        };
+        let log = |file: &str| append_log(&dir, file);
         let mut terminal = container.take_pty_master();
         // A terminal nobody attaches to is logged, as docker logs a `run -dt` container's, while this process lives.
         let copier = match (settings.output, terminal.take()) {
@@ -572,4 +557,15 @@ impl Engine {
         self.inner.reaping.forget(name);
         Ok(())
     }
+}
+
+/// Opens the log `file` in a container's directory `dir` for appending: a container started again keeps what it
+/// wrote before, as docker's logs do.
+fn append_log(dir: &std::path::Path, file: &str) -> Result<std::fs::File> {
+    let path = dir.join(file);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(Error::io("open", path))
 }
