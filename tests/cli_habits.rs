@@ -231,3 +231,95 @@ fn a_restarting_container_is_listed_as_docker_words_it() {
     );
     env.ok(&["rm", "-f", "flaky"]);
 }
+
+#[test]
+fn run_exits_with_dockers_codes_for_its_own_and_the_commands_failures() {
+    let env = env_with_busybox();
+    let code = |args: &[&str]| {
+        let out = env.wharf(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        (out.status.code(), err)
+    };
+    // The container's own code passes through.
+    assert_eq!(code(&["run", "--rm", "bb", "sh", "-c", "exit 3"]).0, Some(3));
+    // 127: the command is not found (by path, or on the PATH), in the foreground or detached.
+    for args in [
+        &["run", "--rm", "bb", "/nonexistent"][..],
+        &["run", "--rm", "bb", "nosuchcommand"],
+        &["run", "-d", "bb", "/nonexistent"],
+    ] {
+        let (status, err) = code(args);
+        assert_eq!(status, Some(127), "{args:?}: {err}");
+        assert!(
+            err.starts_with("Error: ") && err.contains("not found"),
+            "{args:?}: {err}"
+        );
+    }
+    // 126: it is there but cannot be invoked (a directory, a file without x).
+    for args in [
+        &["run", "--rm", "bb", "/etc"][..],
+        &["run", "--rm", "bb", "/etc/passwd"],
+        &["run", "-d", "bb", "/etc"],
+    ] {
+        let (status, err) = code(args);
+        assert_eq!(status, Some(126), "{args:?}: {err}");
+    }
+    // 125: wharf's own failures — a bad flag, an image it cannot get, a bad setting.
+    for args in [
+        &["run", "--rm", "--no-such-flag", "bb"][..],
+        &["run", "--rm", "127.0.0.1:1/none:1", "true"],
+        &["run", "--rm", "--memory", "lots", "bb", "true"],
+    ] {
+        let (status, err) = code(args);
+        assert_eq!(status, Some(125), "{args:?}: {err}");
+    }
+    assert_eq!(code(&["--help"]).0, Some(0));
+    assert!(
+        env.listed().is_empty(),
+        "failed runs left containers: {:?}",
+        env.listed()
+    );
+}
+
+#[test]
+fn a_missing_container_is_no_such_container_for_every_command() {
+    let env = env_with_busybox();
+    for command in ["rm", "logs", "stop", "kill", "wait", "top", "restart", "port", "attach"] {
+        let out = env.wharf(&[command, "nosuch"]);
+        assert_eq!(out.status.code(), Some(125), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Error: No such container: nosuch\n",
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let env = env_with_busybox();
+    env.ok(&["run", "--name", "chatty", "-d", "bb", "seq", "1", "100000"]);
+    assert_eq!(env.ok(&["wait", "chatty"]), "0\n");
+    for args in [
+        &["images"][..],
+        &["inspect", "bb"],
+        &["ps", "-a"],
+        &["ps", "-a", "--format", "json"],
+        &["logs", "chatty"],
+        &["logs", "-f", "chatty"],
+    ] {
+        // The reader is gone before the CLI writes a byte, as `| head -0` would leave it.
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command(args)
+            .stdout(std::process::Stdio::from(writer))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.is_empty(), "{args:?} said {err:?}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: ends as if killed by SIGPIPE");
+    }
+}

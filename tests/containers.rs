@@ -278,7 +278,7 @@ fn concurrent_cli_processes_create_list_and_remove_containers_in_one_fresh_root(
             "one rm removes it"
         );
         for o in outs.iter().filter(|o| !o.status.success()) {
-            assert!(String::from_utf8_lossy(&o.stderr).contains("no such container: same"));
+            assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: same"));
         }
 
         // Containers made and removed side by side.

@@ -166,7 +166,7 @@ fn errors_are_one_line_with_a_non_zero_exit_code() {
         let err = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         let last = lines.last().copied().unwrap_or_default();
-        assert!(last.starts_with("wharf: "), "{args:?}: {err}");
+        assert!(last.starts_with("Error: "), "{args:?}: {err}");
         assert!(last.to_lowercase().contains(needle), "{args:?}: {err}");
         assert!(
             !err.contains("panicked") && !err.contains("Backtrace"),

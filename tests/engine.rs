@@ -260,7 +260,7 @@ fn errors_name_the_container_image_or_setting() {
     let root = Root::new();
     let engine = &root.engine;
     let missing = |r: Result<(), Error>| match r {
-        Err(e @ Error::NoSuchContainer(_)) => assert_eq!(e.to_string(), "no such container: nosuch"),
+        Err(e @ Error::NoSuchContainer(_)) => assert_eq!(e.to_string(), "No such container: nosuch"),
         other => panic!("expected no such container, got {other:?}"),
     };
     missing(engine.inspect("nosuch").map(drop));

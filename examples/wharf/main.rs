@@ -1,7 +1,9 @@
 //! `wharf`: a small docker-like command line built only on the public APIs of the wharf crates.
 //!
-//! `cargo run --example wharf -- --help`. Every command prints one clear line on error and exits
-//! non-zero.
+//! `cargo run --example wharf -- --help`. Every command prints one clear line on error (`Error: …`, a missing
+//! container as docker's `Error: No such container: NAME`) and exits with docker's codes: 125 for wharf's own
+//! failures (a bad flag too), 126 when a container's command cannot be invoked, 127 when it is not found. Output to
+//! a closed pipe (`| head`) ends quietly with 141, as a process killed by SIGPIPE.
 
 mod images;
 mod network;
@@ -344,15 +346,67 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     line.replace('\n', " ")
 }
 
+/// docker's exit status for a failed command: 127 when the container's command is not found, 126 when it cannot be
+/// invoked, 125 for wharf's own failures (a bad flag, no such image or container, …).
+fn exit_code(e: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<wharf::engine::Error>() {
+            match e.command_failure() {
+                Some(wharf::engine::CommandFailure::NotFound) => return 127,
+                Some(_) => return 126,
+                None => {}
+            }
+        }
+        source = e.source();
+    }
+    125
+}
+
+/// The reader of our stdout went away (`wharf ps | head`): its write end reports an error to poll.
+fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd that lives across the call; a zero timeout does not block.
+    unsafe { libc::poll(&mut fd, 1, 0) == 1 && fd.revents & libc::POLLERR != 0 }
+}
+
+/// Output to a closed pipe ends this program quietly, with the status of a process killed by SIGPIPE (as docker's
+/// CLI ends): Rust ignores SIGPIPE, so a `println!` to a closed pipe would panic, and a write an error.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if stdout_closed() {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     // `run -d` runs this program again as the container's supervisor.
     wharf::engine::supervisor::run_if_requested();
-    let cli = Cli::parse();
+    quiet_on_closed_stdout();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are no failure; a bad flag is wharf's (125, as docker run's).
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if stdout_closed() => {
+            drop(e);
+            ExitCode::from(128 + libc::SIGPIPE as u8)
+        }
         Err(e) => {
-            eprintln!("wharf: {}", one_line(e.as_ref()));
-            ExitCode::from(125)
+            eprintln!("Error: {}", one_line(e.as_ref()));
+            ExitCode::from(exit_code(e.as_ref()))
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// No container of that name in this engine's root.
-    #[error("no such container: {0}")]
+    #[error("No such container: {0}")]
     NoSuchContainer(String),
     /// An id prefix that several containers' ids start with.
     #[error("multiple containers found with provided prefix: {0}")]
@@ -71,6 +71,8 @@ pub enum Error {
         name: String,
         /// What went wrong.
         reason: String,
+        /// When the container's command was what could not be run: why.
+        failure: Option<CommandFailure>,
     },
     /// The container did not end after SIGKILL.
     #[error("container {0} did not stop after SIGKILL")]
@@ -119,10 +121,55 @@ pub enum Error {
     Spec(#[from] wharf_image::oci_spec::OciSpecError),
 }
 
+/// Why a container's command could not be run (docker's `run` exits 127 and 126 for these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandFailure {
+    /// The program is not in the container (nor on its `PATH`).
+    NotFound,
+    /// The program is there but cannot be executed (a directory, no execute permission, a bad format).
+    CannotInvoke,
+}
+
+impl CommandFailure {
+    /// The word of the supervisor's report.
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            CommandFailure::NotFound => "not-found",
+            CommandFailure::CannotInvoke => "cannot-invoke",
+        }
+    }
+
+    /// The failure of the word `word`.
+    pub(crate) fn of_word(word: &str) -> Option<CommandFailure> {
+        [CommandFailure::NotFound, CommandFailure::CannotInvoke]
+            .into_iter()
+            .find(|f| f.word() == word)
+    }
+}
+
 /// The engine's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// When this error is that the container's command could not be run (not found, or not executable), why —
+    /// whether the container was started by this process or by its supervisor.
+    ///
+    /// # Examples
+    /// ```
+    /// use wharf::engine::{CommandFailure, Error};
+    /// let e = Error::from(wharf::sandbox::Error::ExecNotFound { program: "nope".into() });
+    /// assert_eq!(e.command_failure(), Some(CommandFailure::NotFound));
+    /// ```
+    pub fn command_failure(&self) -> Option<CommandFailure> {
+        match self {
+            Error::Sandbox(wharf_sandbox::Error::ExecNotFound { .. }) => Some(CommandFailure::NotFound),
+            Error::Sandbox(wharf_sandbox::Error::Exec { .. }) => Some(CommandFailure::CannotInvoke),
+            Error::Supervisor { failure, .. } => *failure,
+            _ => None,
+        }
+    }
+
     /// An [`Error::Io`] maker for `map_err`.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

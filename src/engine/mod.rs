@@ -77,7 +77,7 @@ use wharf_rootfs::LayerCache;
 use wharf_sandbox::StateDir;
 
 pub use attach::{AttachEvent, Attached};
-pub use error::{Error, Result};
+pub use error::{CommandFailure, Error, Result};
 pub use exec::ExecSettings;
 pub use extract::{ExtractLayers, VerifyLayers};
 pub use files::{Change, ChangeKind};

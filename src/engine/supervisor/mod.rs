@@ -73,7 +73,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::error::{Error, Result};
+use super::error::{CommandFailure, Error, Result};
 use super::lifecycle::Started;
 use super::records::{Record, RecordedExit};
 use super::wait::{ExitInfo, Watch};
@@ -173,8 +173,8 @@ enum Report {
     Started(i32),
     /// It ended so.
     Exited(RecordedExit),
-    /// It could not be started.
-    Error(String),
+    /// It could not be started (and, when its command was the cause, why).
+    Error(Option<CommandFailure>, String),
 }
 
 impl Report {
@@ -182,7 +182,10 @@ impl Report {
         match self {
             Report::Started(pid) => format!("started {pid}\n"),
             Report::Exited(e) => format!("exited {}\n", serde_json::to_string(e).unwrap_or_default()),
-            Report::Error(message) => format!("error {}\n", message.replace('\n', " ")),
+            Report::Error(failure, message) => {
+                let word = failure.map_or("-", CommandFailure::word);
+                format!("error {word} {}\n", message.replace('\n', " "))
+            }
         }
     }
 
@@ -191,7 +194,10 @@ impl Report {
         Some(match word {
             "started" => Report::Started(rest.parse().ok()?),
             "exited" => Report::Exited(serde_json::from_str(rest).ok()?),
-            "error" => Report::Error(rest.to_string()),
+            "error" => {
+                let (word, message) = rest.split_once(' ').unwrap_or((rest, ""));
+                Report::Error(CommandFailure::of_word(word), message.to_string())
+            }
             _ => return None,
         })
     }
@@ -209,6 +215,7 @@ impl Engine {
         let failed = |reason: String| Error::Supervisor {
             name: name.to_string(),
             reason,
+            failure: None,
         };
         let (mine, theirs) = UnixStream::pair().map_err(Error::io("make a socket pair for", &program))?;
         let fd = theirs.as_raw_fd();
@@ -245,9 +252,13 @@ impl Engine {
         let first = reports.read_line(&mut line).ok().and_then(|_| Report::parse(&line));
         let pid = match first {
             Some(Report::Started(pid)) => pid,
-            Some(Report::Error(message)) => {
+            Some(Report::Error(failure, message)) => {
                 let _ = child.wait();
-                return Err(failed(message));
+                return Err(Error::Supervisor {
+                    name: name.to_string(),
+                    reason: message,
+                    failure,
+                });
             }
             _ => {
                 let _ = child.kill();
@@ -331,13 +342,15 @@ mod tests {
         for r in [
             Report::Started(42),
             Report::Exited(exit),
-            Report::Error("exec: /no: not found".into()),
+            Report::Error(Some(CommandFailure::NotFound), "exec: /no: not found".into()),
+            Report::Error(Some(CommandFailure::CannotInvoke), "cannot execute".into()),
+            Report::Error(None, "bad user".into()),
         ] {
             assert_eq!(Report::parse(&r.line()), Some(r));
         }
         assert_eq!(
-            Report::parse(&Report::Error("two\nlines".into()).line()),
-            Some(Report::Error("two lines".into()))
+            Report::parse(&Report::Error(None, "two\nlines".into()).line()),
+            Some(Report::Error(None, "two lines".into()))
         );
         assert_eq!(Report::parse("garbage"), None);
     }

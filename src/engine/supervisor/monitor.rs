@@ -67,7 +67,7 @@ pub(super) fn supervise(report: UnixStream, name: &str, root: &Path) -> i32 {
     let monitor = match Monitor::new(name, root) {
         Ok(m) => m,
         Err(e) => {
-            tell(&mut report, Report::Error(e.to_string()));
+            tell(&mut report, Report::Error(e.command_failure(), e.to_string()));
             return 1;
         }
     };
@@ -126,7 +126,7 @@ impl Monitor {
                 Ok(c) => c,
                 Err(e) => {
                     if first {
-                        tell(Report::Error(e.to_string()));
+                        tell(Report::Error(e.command_failure(), e.to_string()));
                         self.finish(false);
                         return 1;
                     }
