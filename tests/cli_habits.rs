@@ -323,3 +323,75 @@ fn output_to_a_closed_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: ends as if killed by SIGPIPE");
     }
 }
+
+#[test]
+fn inspect_shows_containers_in_dockers_shape_and_images_too() {
+    let env = env_with_busybox();
+    let host = env.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    let volume = format!("{}:/shared:ro", host.display());
+    env.ok(&[
+        "run", "-d", "--name", "web", "-l", "tier=web", "-e", "X=1", "-v", &volume, "--memory", "64m", "bb", "sleep",
+        "1000",
+    ]);
+    let out = env.wharf(&["run", "--name", "done", "bb", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+
+    let parse = |args: &[&str]| -> Vec<serde_json::Value> { serde_json::from_str(&env.ok(args)).unwrap() };
+    let web = &parse(&["inspect", "web"])[0];
+    let id = web["Id"].as_str().unwrap();
+    assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "Id {id:?}");
+    assert_eq!(web["Name"], "/web");
+    assert_eq!(web["Path"], "sleep");
+    assert_eq!(web["Args"], serde_json::json!(["1000"]));
+    let state = &web["State"];
+    assert_eq!(state["Status"], "running");
+    assert_eq!(state["Running"], true);
+    assert_eq!(state["Restarting"], false);
+    assert_eq!(state["OOMKilled"], false);
+    assert_eq!(state["ExitCode"], 0);
+    assert_eq!(state["FinishedAt"], "0001-01-01T00:00:00Z");
+    let pid = state["Pid"].as_i64().unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "Pid {pid} is no process"
+    );
+    assert!(state["StartedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(web["RestartCount"], 0);
+    assert_eq!(web["Config"]["Image"], "bb");
+    assert_eq!(web["Config"]["Cmd"], serde_json::json!(["sleep", "1000"]));
+    assert_eq!(web["Config"]["Env"], serde_json::json!(["X=1"]));
+    assert_eq!(web["Config"]["Labels"]["tier"], "web");
+    assert_eq!(web["HostConfig"]["Memory"], 64 << 20);
+    let mount = &web["Mounts"][0];
+    assert_eq!(mount["Type"], "bind");
+    assert_eq!(mount["Source"], host.to_str().unwrap());
+    assert_eq!(mount["Destination"], "/shared");
+    assert_eq!(mount["RW"], false);
+    assert!(web["Image"].as_str().unwrap().starts_with("sha256:"));
+
+    // By short id too; an exited container says how it ended; a container and an image in one array.
+    let both = parse(&["inspect", &id[..12], "done", "bb"]);
+    assert_eq!(both.len(), 3);
+    assert_eq!(both[0]["Id"], id);
+    let done = &both[1]["State"];
+    assert_eq!(done["Status"], "exited");
+    assert_eq!(done["Running"], false);
+    assert_eq!(done["ExitCode"], 4);
+    assert_eq!(done["Pid"], 0);
+    assert_ne!(done["FinishedAt"], "0001-01-01T00:00:00Z");
+    assert!(
+        both[2]["RepoTags"].is_array() && both[2]["Layers"].is_array(),
+        "{}",
+        both[2]
+    );
+
+    // --type limits the lookup; a name that is neither is docker's "No such object".
+    let out = env.wharf(&["inspect", "--type", "container", "bb"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Error: No such container: bb\n");
+    assert_eq!(parse(&["inspect", "--type", "image", "bb"]).len(), 1);
+    let out = env.wharf(&["inspect", "nothing"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Error: No such object: nothing\n");
+}

@@ -151,7 +151,7 @@ fn errors_are_one_line_with_a_non_zero_exit_code() {
         TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
     for (args, needle) in [
-        (vec!["inspect", "missing/image:1"], "not found"),
+        (vec!["inspect", "missing/image:1"], "no such object: missing/image:1"),
         (vec!["run", "--rm", "Bad//Reference"], "invalid reference"),
         (vec!["pull", unreachable.as_str()], "127.0.0.1"),
         (vec!["rm", "nosuch"], "no such container"),

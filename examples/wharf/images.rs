@@ -91,10 +91,10 @@ pub fn prune(ctx: &Ctx) -> Result<()> {
 }
 
 /// `docker inspect` for an image: config, layers, history.
-pub fn inspect(ctx: &Ctx, image: &str) -> Result<()> {
+pub fn inspect_json(ctx: &Ctx, image: &str) -> Result<serde_json::Value> {
     let r = parse(image)?;
     let img = ctx.store.image(&r, &ctx.platform)?;
-    let out = serde_json::json!({
+    Ok(serde_json::json!({
         "Id": img.config_digest.to_string(),
         "RepoTags": [r.familiar()],
         "ManifestDigest": img.manifest_descriptor.digest().to_string(),
@@ -105,9 +105,7 @@ pub fn inspect(ctx: &Ctx, image: &str) -> Result<()> {
         "RootFS": img.config.inner().rootfs(),
         "Layers": img.manifest.layers(),
         "History": img.config.inner().history(),
-    });
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    }))
 }
 
 /// `docker history`.

@@ -6,6 +6,7 @@
 //! a closed pipe (`| head`) ends quietly with 141, as a process killed by SIGPIPE.
 
 mod images;
+mod inspect;
 mod network;
 mod ps;
 mod registry;
@@ -171,10 +172,14 @@ enum Command {
     },
     /// Remove every blob no image references, and print what was freed
     Prune,
-    /// Show an image's config, layers and history as JSON
+    /// Show containers (state, config, mounts) and images (config, layers, history) as a JSON array
     Inspect {
-        /// The image
-        image: String,
+        /// Only look for this kind: container or image
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Containers (name or id) or images
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Show an image's history
     History {
@@ -304,7 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Images => images::images(&ctx)?,
         Command::Rmi { images } => images::rmi(&ctx, &images)?,
         Command::Prune => images::prune(&ctx)?,
-        Command::Inspect { image } => images::inspect(&ctx, &image)?,
+        Command::Inspect { kind, names } => inspect::inspect(&ctx, &names, kind.as_deref())?,
         Command::History { image } => images::history(&ctx, &image)?,
         Command::Tag { source, target } => images::tag(&ctx, &source, &target)?,
         Command::Save { output, images } => images::save(&ctx, &output, &images)?,

@@ -155,7 +155,7 @@ impl Filter {
 }
 
 /// The image as a user names it: docker's short form, without `:latest`.
-fn short_image(image: &str) -> String {
+pub(crate) fn short_image(image: &str) -> String {
     let familiar = image.parse::<Reference>().map_or(image.to_string(), |i| i.familiar());
     familiar
         .strip_suffix(":latest")
