@@ -283,8 +283,23 @@ fn run_exits_with_dockers_codes_for_its_own_and_the_commands_failures() {
 }
 
 #[test]
-fn a_missing_container_is_no_such_container_for_every_command() {
+fn missing_and_stopped_containers_get_dockers_words_not_store_paths() {
     let env = env_with_busybox();
+    // A stopped one is "not running" for what needs a process, never a path of the store.
+    env.ok(&["run", "--name", "stopped", "bb", "true"]);
+    for command in ["top", "stats", "attach", "exec"] {
+        let mut args = vec![command, "stopped"];
+        if command == "exec" {
+            args.push("true");
+        }
+        let out = env.wharf(&args);
+        assert_eq!(out.status.code(), Some(125), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Error: container stopped is not running\n",
+            "{command}"
+        );
+    }
     for command in ["rm", "logs", "stop", "kill", "wait", "top", "restart", "port", "attach"] {
         let out = env.wharf(&[command, "nosuch"]);
         assert_eq!(out.status.code(), Some(125), "{command}");

@@ -240,21 +240,31 @@ impl Engine {
             .collect()
     }
 
+    /// Fails unless container `name` exists and its process runs.
+    fn running(&self, name: &str) -> Result<()> {
+        self.records().get(name)?;
+        if process_exists(self.layout(), name) {
+            Ok(())
+        } else {
+            Err(Error::NotRunning(name.to_string()))
+        }
+    }
+
     /// The processes of container `name` with their pids on the host and inside (`docker top`).
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`]; the sandbox's error for a container without state (not running).
+    /// [`Error::NoSuchContainer`]; [`Error::NotRunning`] (as docker's, not the sandbox's missing state file).
     pub fn top(&self, name: &str) -> Result<Vec<ProcessInfo>> {
-        self.records().get(name)?;
+        self.running(name)?;
         Ok(self.layout().state_dir()?.processes(name)?)
     }
 
     /// One sample of container `name`'s resource use from its cgroup (`docker stats --no-stream`).
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`]; the sandbox's error for a container without state (not running).
+    /// [`Error::NoSuchContainer`]; [`Error::NotRunning`].
     pub fn stats(&self, name: &str) -> Result<Stats> {
-        self.records().get(name)?;
+        self.running(name)?;
         Ok(self.layout().state_dir()?.load(name)?.cgroup.stats())
     }
 
@@ -264,8 +274,8 @@ impl Engine {
     /// # Errors
     /// As [`stats`](Engine::stats), for the first sample.
     pub fn stats_stream(&self, name: &str, interval: Duration) -> Result<impl Iterator<Item = Stats> + use<>> {
+        self.running(name)?;
         let cgroup = self.layout().state_dir()?.load(name)?.cgroup;
-        self.records().get(name)?;
         let (layout, name) = (self.layout().clone(), name.to_string());
         let mut first = true;
         Ok(std::iter::from_fn(move || {
