@@ -156,6 +156,39 @@ fn signals_come_back_exactly() {
     assert_eq!(out.trim(), (128 + libc::SIGUSR1).to_string());
 }
 
+/// The test harness, like every Rust program, ignores SIGPIPE; the container's program must not inherit that (a
+/// writer into a closed pipe dies of SIGPIPE, as under docker and runc), while other ignored signals stay ignored
+/// across exec (nohup).
+#[test]
+fn sigpipe_is_default_in_the_container_and_other_ignored_signals_stay_ignored() {
+    let root = rootfs();
+    // SAFETY: the test process ignores SIGHUP for the spawn (and restores it); no handler is involved.
+    let old = unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let result = run(
+        &sh("grep SigIgn /proc/self/status; yes | head -1 >/dev/null"),
+        root.path(),
+    );
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGHUP, old) };
+    let (exit, out, err) = result;
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    let mask = u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored in the container: {out}"
+    );
+    assert_ne!(
+        mask & (1 << (libc::SIGHUP - 1)),
+        0,
+        "SIGHUP was not kept ignored: {out}"
+    );
+    assert!(
+        err.is_empty(),
+        "yes saw a write error instead of dying of SIGPIPE: {err}"
+    );
+}
+
 #[test]
 fn mounts_are_the_specs() {
     let root = rootfs();

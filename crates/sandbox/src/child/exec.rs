@@ -46,7 +46,7 @@ pub(super) fn check_executable(plan: &Plan) {
     });
 }
 
-/// Reset signal handlers to default and unblock signals, then try each candidate path.
+/// Reset signal handlers (and an ignored SIGPIPE) to default and unblock signals, then try each candidate path.
 pub(super) fn exec(plan: &Plan) -> ! {
     // SAFETY: raw syscalls; argv/envp are NULL-terminated arrays of pointers into live CStrings.
     unsafe {
@@ -57,9 +57,12 @@ pub(super) fn exec(plan: &Plan) -> ! {
                 continue;
             }
             let mut old: libc::sigaction = std::mem::zeroed();
+            // An ignored signal stays ignored across exec (nohup's SIGHUP), except SIGPIPE: a Rust program (the
+            // CLIs, any embedder) ignores it from start-up, and a container that inherited that would see write
+            // errors where `cmd | head` expects it to die of SIGPIPE. std::process::Command resets it the same way.
             if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
                 && old.sa_sigaction != libc::SIG_DFL
-                && old.sa_sigaction != libc::SIG_IGN
+                && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
             {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
