@@ -333,17 +333,7 @@ fn logs_rotate_to_at_most_max_file_files_of_at_most_max_size() {
 #[test]
 fn a_killed_supervisor_leaves_the_container_listed_stoppable_and_removable() {
     let root = Root::new();
-    let settings = Root::settings(&["sleep", "60"]).name("orphan").build();
-    let started = root
-        .engine
-        .start(&root.engine.create(IMAGE, &settings).unwrap())
-        .unwrap();
-    let supervisor = supervisor_pid("orphan").expect("a supervisor");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(supervisor).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    let started = start_orphan(&root, "orphan");
     let deadline = Instant::now() + Duration::from_secs(5);
     while supervisor_pid("orphan").is_some() {
         assert!(Instant::now() < deadline, "the supervisor did not die");
@@ -362,36 +352,35 @@ fn a_killed_supervisor_leaves_the_container_listed_stoppable_and_removable() {
     assert_eq!((info.state, info.exit), (State::Exited, Some(ExitInfo::UNKNOWN)));
     // Removable, and no zombie is left (the host's init reaps it; it may take it a while).
     root.engine.remove("orphan", false).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while exists(started.pid) {
-        assert!(
-            Instant::now() < deadline,
-            "container process {} was never reaped",
-            started.pid
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_reaped(started.pid);
     // A second one, removed with force while it runs.
-    let settings = Root::settings(&["sleep", "60"]).name("orphan2").build();
+    let started = start_orphan(&root, "orphan2");
+    root.env.ok(&["rm", "-f", "orphan2"]);
+    assert!(root.env.listed().is_empty());
+    assert_reaped(started.pid);
+}
+
+/// Starts a detached `sleep 60` named `name` and SIGKILLs its supervisor.
+fn start_orphan(root: &Root, name: &str) -> wharf::engine::Started {
+    let settings = Root::settings(&["sleep", "60"]).name(name).build();
     let started = root
         .engine
         .start(&root.engine.create(IMAGE, &settings).unwrap())
         .unwrap();
-    let supervisor = supervisor_pid("orphan2").expect("a supervisor");
+    let supervisor = supervisor_pid(name).expect("a supervisor");
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(supervisor).unwrap(),
         rustix::process::Signal::KILL,
     )
     .unwrap();
-    root.env.ok(&["rm", "-f", "orphan2"]);
-    assert!(root.env.listed().is_empty());
+    started
+}
+
+/// Waits (30 s at most: the host's init reaps orphans lazily) until process `pid` is gone.
+fn assert_reaped(pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while exists(started.pid) {
-        assert!(
-            Instant::now() < deadline,
-            "container process {} was never reaped",
-            started.pid
-        );
+    while exists(pid) {
+        assert!(Instant::now() < deadline, "container process {pid} was never reaped");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
