@@ -324,12 +324,13 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
             "bb:1",
             "sh",
             "-c",
-            "id -u; stat -c %u /bin/busybox; cat /proc/self/uid_map",
+            "id -u; stat -c %u /bin/busybox; cat /proc/self/uid_map /sys/class/net/lo/flags",
         ],
     );
     assert_ok(&out, "wharf run");
     let words: Vec<String> = text(&out).split_whitespace().map(String::from).collect();
-    assert_eq!(words, ["0", "0", "0", &r.uid.to_string(), "1"], "{}", text(&out));
+    // The last word: `lo`'s flags, IFF_UP | IFF_LOOPBACK (its own network namespace, with `lo` up).
+    assert_eq!(words, ["0", "0", "0", &r.uid.to_string(), "1", "0x9"], "{}", text(&out));
     // The container's exit code is the command's.
     let out = r.run_as(wharf, &["run", "--rm", "bb:1", "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
