@@ -8,8 +8,8 @@
 //! `umoci unpack`), runs its process on the spec's `root.path` (relative to the bundle,
 //! `rootfs` by default) with the caller's stdin/stdout/stderr, waits, and exits with the
 //! process's exit code (128 + signal when it was killed). Compiled seccomp programs are kept
-//! in [`DEFAULT_SECCOMP_CACHE`] for the next run. `benches/peers.sh` times this against
-//! `runc run` on the same bundle.
+//! in `wharf::sandbox::default_seccomp_cache()` (`/run/wharf/seccomp` as root) for the next
+//! run. `benches/peers.sh` times this against `runc run` on the same bundle.
 #![allow(missing_docs)]
 
 use std::path::PathBuf;

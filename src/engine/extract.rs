@@ -61,7 +61,7 @@ impl ExtractLayers {
 
     /// Takes this layer's share of the budget; it returns when the share is dropped.
     fn share(&self) -> Share {
-        let most = ApplyOptions::default().limits.max_queued_bytes;
+        let most = self.options.limits.max_queued_bytes;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = (*free).min(most);
         *free -= bytes;

@@ -484,15 +484,17 @@ pub fn unpack_image(
     fsutil::create_private_dir(&tmp).map_err(Error::io("mkdir", &tmp))?;
     let budget = ImageBudget::new();
     let result = (|| {
-        let dir = rustix::fs::open(&tmp, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("open", &tmp)(e.into()))?;
+        // A readable descriptor rather than an O_PATH one: the flag ioctl below needs it.
+        let dir = rustix::fs::open(
+            &tmp,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", &tmp)(e.into()))?;
         // The image's top directories are placed where the filesystem chooses afresh, not
         // beside trees just deleted (see `spread_new_trees`); the flag is cleared before
-        // `dest` appears. The ioctl needs a real descriptor, not an O_PATH one.
-        let flagged = std::fs::File::open(&tmp).ok();
-        if let Some(f) = &flagged {
-            fsutil::spread_new_trees(f.as_fd(), true);
-        }
+        // `dest` appears.
+        fsutil::spread_new_trees(dir.as_fd(), true);
         let layer_opts = |i: usize| -> Result<(Digest, ApplyOptions)> {
             let desc = &layers[i];
             let digest = Digest::from_oci(desc.digest()).map_err(wharf_image::Error::from)?;
@@ -538,9 +540,7 @@ pub fn unpack_image(
             };
             reports.push(report);
         }
-        if let Some(f) = &flagged {
-            fsutil::spread_new_trees(f.as_fd(), false);
-        }
+        fsutil::spread_new_trees(dir.as_fd(), false);
         open_up_root(&tmp, reports.iter().any(|r| r.root_entry))?;
         std::fs::rename(&tmp, dest).map_err(Error::io("rename", dest))?;
         Ok(reports)

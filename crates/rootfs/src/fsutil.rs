@@ -120,9 +120,9 @@ pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> 
 }
 
 /// Asks the filesystem (`on`), or stops asking it, to place each directory created directly in
-/// `dir` as the top of a new
-/// hierarchy (`FS_TOPDIR_FL`, `chattr +T`): ext4's Orlov allocator then puts it, and so the
-/// tree extracted below it, in a block group chosen afresh instead of the parent's.
+/// `dir` as the top of a new hierarchy (`FS_TOPDIR_FL`, `chattr +T`): ext4's Orlov allocator
+/// then puts it, and so the tree extracted below it, in a block group chosen afresh instead of
+/// the parent's.
 ///
 /// This is what keeps a layer extracted right after another was removed at unpack speed. An
 /// ext4 without a journal skips the free inodes it freed in the last minutes (more while their

@@ -45,8 +45,9 @@ pub(crate) struct StreamLimits {
     pub image_used: Arc<AtomicU64>,
     pub progress: crate::apply::Progress,
     pub label: Option<Digest>,
-    /// Chunks queued for the consumer and the hasher: [`QUEUE`] for an extraction, fewer
-    /// where nothing is written and memory matters more (a pull's check).
+    /// Chunks queued for the consumer and the hasher: [`chunks`] of
+    /// [`Limits::max_queued_bytes`](crate::Limits::max_queued_bytes) ([`QUEUE`] by default), at
+    /// most four where nothing is written and memory matters more (a pull's check).
     pub queue: usize,
 }
 

@@ -42,7 +42,7 @@ fn own_id_only(maps: &[LinuxIdMapping], id: u32) -> bool {
 }
 
 /// The map file's text: `inside outside count` per line.
-pub(crate) fn map_text(maps: &[LinuxIdMapping]) -> String {
+fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()

@@ -259,8 +259,9 @@ impl StateDir {
                     reason: "still running (use force)".into(),
                 });
             }
-            st.cgroup.kill_all(Duration::from_secs(5));
-            if st.cgroup.dirs.is_empty() {
+            if !st.cgroup.dirs.is_empty() {
+                st.cgroup.kill_all(Duration::from_secs(5));
+            } else {
                 // No cgroup to empty (rootless): kill what runs in the container's pid namespace, and wait until
                 // its first process is gone.
                 for p in crate::process::members(&st.cgroup, st.pid) {
