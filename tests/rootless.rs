@@ -172,9 +172,14 @@ impl Rootless {
                 &format!("{id}-runc"),
             ],
         );
-        let bin = self.dir.path().join("runtime");
-        let ours = self.run_as(bin.to_str().unwrap(), &["run", "--bundle", bs, &format!("{id}-wharf")]);
+        let ours = self.run_ours(b, &format!("{id}-wharf"));
         (theirs, ours)
+    }
+
+    /// `run` of bundle `b` as container `id` by the runtime, its state under the default `--root`.
+    fn run_ours(&self, b: &Path, id: &str) -> Output {
+        let bin = self.dir.path().join("runtime");
+        self.run_as(bin.to_str().unwrap(), &["run", "--bundle", b.to_str().unwrap(), id])
     }
 }
 
@@ -263,11 +268,7 @@ fn ranges_the_user_was_not_given_are_refused_naming_the_helper() {
     let b = r.bundle("stolen", "true", |v| {
         v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
     });
-    let bin = r.dir.path().join("runtime");
-    let out = r.run_as(
-        bin.to_str().unwrap(),
-        &["run", "--bundle", b.to_str().unwrap(), "stolen"],
-    );
+    let out = r.run_ours(&b, "stolen");
     assert!(!out.status.success(), "mapping host root was allowed");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newuidmap") && err.contains("/etc/subuid"), "{err}");
@@ -279,11 +280,7 @@ fn a_limit_without_a_cgroup_the_user_may_write_is_refused_naming_it() {
     let b = r.bundle("limited", "true", |v| {
         v["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}});
     });
-    let bin = r.dir.path().join("runtime");
-    let out = r.run_as(
-        bin.to_str().unwrap(),
-        &["run", "--bundle", b.to_str().unwrap(), "limited"],
-    );
+    let out = r.run_ours(&b, "limited");
     assert!(!out.status.success(), "a memory limit was silently dropped");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("memory") && err.contains("rootless"), "{err}");
@@ -417,11 +414,7 @@ fn a_bundle_without_a_user_namespace_is_refused_saying_what_rootless_needs() {
         linux.remove("uidMappings");
         linux.remove("gidMappings");
     });
-    let bin = r.dir.path().join("runtime");
-    let out = r.run_as(
-        bin.to_str().unwrap(),
-        &["run", "--bundle", b.to_str().unwrap(), "rootful"],
-    );
+    let out = r.run_ours(&b, "rootful");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("user namespace") && err.contains("rootless"), "{err}");

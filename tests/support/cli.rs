@@ -56,17 +56,14 @@ impl Env {
             .dir
             .path()
             .join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
-        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "data"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
             .expect("busybox-static is required (apt-get install busybox-static)");
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-            }
-        }
+        let list = String::from_utf8_lossy(&list.stdout);
+        let applets: Vec<&str> = list.lines().filter(|a| *a != "busybox").collect();
+        super::busybox_rootfs(&root, &applets);
+        std::fs::create_dir(root.join("data")).unwrap();
         std::fs::write(root.join("etc/release"), release).unwrap();
         std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
         root
