@@ -736,7 +736,7 @@ fn run_forwards_signals_to_the_container() {
         assert!(Instant::now() < deadline, "the container never got ready");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The runtime blocks the signals it forwards right after start; `ready` is printed after that.
+    // The runtime blocks the signals it forwards before it starts the container; `ready` is printed after that.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(run.id() as i32).unwrap(),
         rustix::process::Signal::TERM,

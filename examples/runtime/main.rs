@@ -504,6 +504,12 @@ fn exit_code(s: ExitStatus) -> ExitCode {
 
 fn run_container(sd: &StateDir, a: &CreateArgs, detach: bool) -> Result<ExitCode> {
     let mut c = create(sd, a, !detach)?;
+    // Before the container's program can run (and before the proxy's threads exist, so that they inherit the
+    // mask): a signal that came between start and the blocking used to end this process instead of reaching the
+    // container.
+    if !detach {
+        forward_signals(sd, &a.id);
+    }
     // Foreground with a terminal and no console socket: this process proxies the pty.
     let proxy = match c.take_pty_master() {
         Some(m) => Some(console::Proxy::start(m).map_err(Error::io("proxy terminal", "pty"))?),
@@ -514,7 +520,6 @@ fn run_container(sd: &StateDir, a: &CreateArgs, detach: bool) -> Result<ExitCode
         c.detach();
         return Ok(ExitCode::SUCCESS);
     }
-    forward_signals(sd, &a.id);
     let meta = Meta::load(sd, &a.id);
     let mut final_state = state::oci_state(sd, &a.id)?;
     let exit = c.wait()?;
@@ -528,7 +533,8 @@ fn run_container(sd: &StateDir, a: &CreateArgs, detach: bool) -> Result<ExitCode
 }
 
 /// Signals this process gets while `run` waits in the foreground go to the container's process, as runc forwards
-/// them. They are blocked only now: the container's process was spawned with the caller's mask.
+/// them. Blocked once the container's process exists (it was spawned with the caller's mask, and sets its own
+/// before exec) and before it is started.
 fn forward_signals(sd: &StateDir, id: &str) {
     const FORWARDED: [libc::c_int; 7] = [
         libc::SIGHUP,
