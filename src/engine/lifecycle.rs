@@ -10,7 +10,7 @@ use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
 use wharf_sandbox::{Container, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
-use super::records::{Owner, Record, RecordedExit, check_name, new_id, new_name, now, process_exists};
+use super::records::{Owner, Record, RecordedExit, cgroup_path, check_name, new_id, new_name, now, process_exists};
 use super::settings::{ContainerSettings, Limits, Output};
 use super::wait::{ExitInfo, Watch};
 use super::{Engine, network, spec, supervisor};
@@ -318,7 +318,12 @@ impl Engine {
         } else {
             None
         };
-        let spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
+        let mut spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
+        // Its cgroup is named by its id, which no other container on the host has: by name, two roots' containers
+        // of one name shared one, and removing either killed both.
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_cgroups_path(Some(cgroup_path(&record.id).into()));
+        }
         let dir = self.records().path(name);
         let log = |file: &str| append_log(&dir, file);
         let stdio = match settings.output {

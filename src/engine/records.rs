@@ -63,6 +63,11 @@ pub(crate) fn new_name() -> String {
     d.hex()[..12].to_string()
 }
 
+/// The cgroup of container `id`, relative to each hierarchy's root.
+pub(crate) fn cgroup_path(id: &str) -> String {
+    format!("wharf/{id}")
+}
+
 /// A new container id: 64 random-looking hex digits (docker's form; its first 12 are the short id).
 pub(crate) fn new_id() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -357,7 +362,8 @@ impl Records {
                 states.delete(name, true)?;
             } else {
                 // Cut short before the sandbox saved its state: its cgroup may hold a process.
-                let cgroup = Cgroup::create(&CgroupDriver::detect()?, Path::new(&format!("wharf/{name}")), None)?;
+                let id = self.get(name)?.id;
+                let cgroup = Cgroup::create(&CgroupDriver::detect()?, Path::new(&cgroup_path(&id)), None)?;
                 cgroup.delete()?;
                 remove_tree(&states.dir(name))?;
             }
