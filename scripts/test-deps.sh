@@ -13,6 +13,7 @@ pkgs=(
   containernetworking-plugins iptables iproute2  # wharf-network runs the CNI plugins (bridge, host-local, portmap)
   protobuf-compiler          # protoc: the k8s-cri dev-dependency (tests/cri.rs) builds the CRI protobufs
   util-linux curl            # nsenter, unshare and curl: the network tests enter their containers and fetch from them
+  procps                     # ps: the CLI's top runs the host's ps, as docker top does (tests/cli_commands.rs)
   libarchive-tools libcap2-bin python3 buildah podman  # the layer corpus: bsdtar, setcap, Python's tarfile, buildah, podman (tests/corpus.rs); podman on the runtime (tests/podman.rs)
   e2fsprogs mount  # a small loop-mounted ext4 for the full-disk test (tests/faults.rs)
   uidmap passwd    # newuidmap/newgidmap and useradd/usermod: the rootless tests' user and its ranges (tests/rootless.rs)

@@ -261,7 +261,15 @@ fn exec_top_and_logs_reach_a_detached_container() {
         .lines()
         .find(|l| l.ends_with("sleep 60"))
         .unwrap_or_else(|| panic!("{top}"));
-    assert_eq!(row.split_whitespace().nth(1), Some("1"), "sleep is pid 1 inside: {top}");
+    // docker's top: the host's ps -ef lines of the container's processes, host pids.
+    let info: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "svc"])).unwrap();
+    let pid = info[0]["State"]["Pid"].to_string();
+    assert_eq!(row.split_whitespace().nth(1), Some(&pid[..]), "{top}");
+    assert_eq!(
+        env.ok(&["exec", "svc", "cat", "/proc/1/comm"]),
+        "sleep\n",
+        "sleep is pid 1 inside"
+    );
     // The first process's output went to the container's log.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !env.ok(&["logs", "svc"]).contains("started") {

@@ -395,7 +395,7 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
     let pid = top
         .lines()
         .nth(1)
-        .and_then(|l| l.split_whitespace().next())
+        .and_then(|l| l.split_whitespace().nth(1)) // ps -ef's UID PID …, as docker top prints it
         .unwrap()
         .to_string();
     assert_ok(&r.run_as(wharf, &["rm", "-f", "forced"]), "wharf rm -f");

@@ -5,12 +5,14 @@
 //! failures (a bad flag too), 126 when a container's command cannot be invoked, 127 when it is not found. Output to
 //! a closed pipe (`| head`) ends quietly with 141, as a process killed by SIGPIPE.
 
+mod files;
 mod images;
 mod inspect;
 mod network;
 mod ps;
 mod registry;
 mod run;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,13 +151,27 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// List a container's processes
+    /// List a container's processes, as the host's ps shows them (ps options: default -ef)
     Top {
         /// The container
         name: String,
+        /// Options of ps, e.g. -o pid,comm
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
     },
-    /// Show a container's resource usage
-    Stats {
+    /// Show containers' resource usage, a table a second until ^C (--no-stream for one)
+    Stats(usage::StatsArgs),
+    /// Change running containers' limits (memory, CPUs, processes) live
+    Update(usage::UpdateArgs),
+    /// Copy files between a container and the host: NAME:SRC DEST, SRC NAME:DEST (- for a tar on stdin or stdout)
+    Cp {
+        /// NAME:PATH, a host path, or - (a tar on standard input)
+        src: String,
+        /// NAME:PATH, a host path, or - (a tar to standard output)
+        dest: String,
+    },
+    /// Show what changed in a container's filesystem: A (added), C (changed), D (deleted)
+    Diff {
         /// The container
         name: String,
     },
@@ -304,8 +320,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => return Ok(ExitCode::from(run::exec(&ctx, &name, command, env, tty)?)),
         Command::Commit { name, image } => run::commit(&ctx, &name, &image)?,
         Command::Export { name, output } => run::export(&ctx, &name, &output)?,
-        Command::Top { name } => run::top(&ctx, &name)?,
-        Command::Stats { name } => run::stats(&ctx, &name)?,
+        Command::Top { name, ps_args } => usage::top(&ctx, &name, &ps_args)?,
+        Command::Stats(args) => usage::stats(&ctx, &args)?,
+        Command::Update(args) => usage::update(&ctx, &args)?,
+        Command::Cp { src, dest } => files::cp(&ctx, &src, &dest)?,
+        Command::Diff { name } => files::diff(&ctx, &name)?,
         Command::Images => images::images(&ctx)?,
         Command::Rmi { images } => images::rmi(&ctx, &images)?,
         Command::Prune => images::prune(&ctx)?,

@@ -92,7 +92,7 @@ pub fn ps(ctx: &Ctx, args: &PsArgs) -> Result<()> {
             lines.push(template.render(&|f| r.field(f)));
         }
         out = if table {
-            tabulate(&lines)
+            tabulate(&lines, 10)
         } else {
             lines.join("\n") + "\n"
         };
@@ -309,14 +309,15 @@ impl Template {
     }
 }
 
-/// Aligns tab-separated cells as docker's tabwriter does (minimum width 10, padding 3).
-fn tabulate(lines: &[String]) -> String {
+/// Aligns tab-separated cells as docker's tabwriter does (cells at least `min` wide, padding 3; `ps` and
+/// `stats` use 10, `top` 20).
+pub(crate) fn tabulate(lines: &[String], min: usize) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
             let widest = rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max();
-            (widest.unwrap_or(0) + 3).max(10)
+            (widest.unwrap_or(0) + 3).max(min)
         })
         .collect();
     let mut out = String::new();

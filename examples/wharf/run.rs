@@ -1,4 +1,4 @@
-//! Containers: run (foreground or detached), ps, logs, stop/kill, rm, exec, top, stats, commit, export —
+//! Containers: run (foreground or detached), logs, wait, attach, restart, stop/kill, rm, exec, commit, export —
 //! each a mapping of arguments to [`wharf::engine`] calls, and printing.
 
 use std::fs::File;
@@ -331,17 +331,6 @@ pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
     res
 }
 
-/// `docker top`: the container's processes, with their pids on the host and inside.
-pub fn top(ctx: &Ctx, name: &str) -> Result<()> {
-    let name = &ctx.engine.resolve(name)?;
-    let processes = ctx.engine.top(name)?;
-    println!("{:<10} {:<10} CMD", "PID", "CTR PID");
-    for p in processes {
-        println!("{:<10} {:<10} {}", p.host_pid, p.container_pid, p.cmdline.join(" "));
-    }
-    Ok(())
-}
-
 /// `docker exec`: another process in a running container, with the container's environment,
 /// user and security settings; returns its exit code.
 pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: bool) -> Result<u8> {
@@ -360,25 +349,6 @@ pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: 
         ExitStatus::Exited(c) => (c & 0xff) as u8,
         ExitStatus::Signaled(s) => (128 + s) as u8,
     })
-}
-
-/// `docker stats --no-stream`.
-pub fn stats(ctx: &Ctx, name: &str) -> Result<()> {
-    let name = &ctx.engine.resolve(name)?;
-    let s = ctx.engine.stats(name)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({
-            "name": name,
-            "memory_usage": s.memory_usage,
-            "memory_peak": s.memory_peak,
-            "memory_limit": s.memory_limit,
-            "cpu_usage_ns": s.cpu_usage_ns,
-            "pids": s.pids_current,
-            "oom_kills": s.oom_kills,
-        }))?
-    );
-    Ok(())
 }
 
 #[path = "../common/raw_mode.rs"]

@@ -33,6 +33,17 @@ pub struct Change {
     pub path: String,
 }
 
+/// What is at a path in a container (docker's `ContainerStatPath`, which `docker cp` asks before it copies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathStat {
+    /// A directory (after following symlinks inside the container).
+    pub is_dir: bool,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its permission bits and type, as `st_mode`.
+    pub mode: u32,
+}
+
 /// Opens `path` beneath `root` with the container's view of symlinks (`RESOLVE_IN_ROOT`): they resolve inside
 /// it, never out of it.
 fn open_in_root(root: &Path, path: &str, flags: OFlags) -> Result<OwnedFd> {
@@ -113,6 +124,27 @@ impl Engine {
             let dir = open_in_root(&rootfs.path(), dest, OFlags::RDONLY | OFlags::DIRECTORY)?;
             wharf_rootfs::apply_layer(dir.as_fd(), archive, &ApplyOptions::default())?;
             Ok(())
+        })
+    }
+
+    /// What is at `path` in container `name`, `None` when nothing is. Symlinks in `path`, the last one too,
+    /// resolve inside the container, never out of it. Works on running and stopped containers.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::Io`] when `path` cannot be looked at for another reason than its
+    /// absence (a component that is a file, a permission).
+    pub fn stat_path(&self, name: &str, path: &str) -> Result<Option<PathStat>> {
+        self.with_rootfs(name, |rootfs| {
+            let fd = match open_in_root(&rootfs.path(), path, OFlags::PATH) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                res => res?,
+            };
+            let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("stat in the container", path)(e.into()))?;
+            Ok(Some(PathStat {
+                is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                size: st.st_size as u64,
+                mode: st.st_mode,
+            }))
         })
     }
 

@@ -80,7 +80,7 @@ pub use attach::{AttachEvent, Attached};
 pub use error::{CommandFailure, Error, Result};
 pub use exec::ExecSettings;
 pub use extract::{ExtractLayers, VerifyLayers};
-pub use files::{Change, ChangeKind};
+pub use files::{Change, ChangeKind, PathStat};
 pub use inspect::{ContainerInfo, Filter, ListOptions, State};
 pub use lifecycle::Started;
 pub use logs::{FollowLogs, LogStream, Logs};

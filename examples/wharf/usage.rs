@@ -1,0 +1,234 @@
+//! A running container's processes and resources as docker shows and changes them: `top NAME [ps options]`,
+//! `stats` (a table streamed until ^C, or `--no-stream`), `update` (limits, live).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use wharf::engine::{Limits, ListOptions};
+
+use crate::ps::tabulate;
+use crate::{Ctx, Result};
+
+/// The flags of `wharf update`.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit, e.g. 64m, 1g
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPUs, e.g. 0.5
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// The containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `docker update [--memory M] [--cpus N] [--pids-limit N] NAME…`: the new limits in each container's cgroup at
+/// once; prints each container as named.
+pub fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
+    let limits = Limits {
+        memory: args.memory.as_deref().map(Limits::parse_size).transpose()?,
+        cpus: args.cpus,
+        pids: args.pids_limit,
+    };
+    if limits == Limits::default() {
+        return Err(
+            "you must provide one or more flags when using this command (--memory, --cpus, --pids-limit)".into(),
+        );
+    }
+    for name in &args.names {
+        ctx.engine.update(&ctx.engine.resolve(name)?, &limits)?;
+        crate::print(&format!("{name}\n"))?;
+    }
+    Ok(())
+}
+
+/// `docker top NAME [ps options]`: the host's `ps` (with `-ef` unless told otherwise), only the lines of the
+/// container's processes, aligned as docker aligns them.
+pub fn top(ctx: &Ctx, name: &str, ps_args: &[String]) -> Result<()> {
+    let name = ctx.engine.resolve(name)?;
+    let pids: Vec<i32> = ctx.engine.top(&name)?.iter().map(|p| p.host_pid).collect();
+    let args = if ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| format!("run ps (Debian's procps): {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("ps {}: {}", args.join(" "), err.trim()).into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let titles: Vec<&str> = header.split_whitespace().collect();
+    let pid_column = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or("Couldn't find PID field in ps output")?;
+    let mut rows = vec![titles.join("\t")];
+    for line in lines {
+        // As docker: as many fields as titles, the last one (the command) with its spaces.
+        let fields = split_fields(line, titles.len());
+        if fields
+            .get(pid_column)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+        {
+            rows.push(fields.join("\t"));
+        }
+    }
+    crate::print(&tabulate(&rows, 20))
+}
+
+/// `line`'s first `n - 1` whitespace-separated fields, and the rest as the last.
+fn split_fields(line: &str, n: usize) -> Vec<&str> {
+    let mut fields = Vec::new();
+    let mut rest = line.trim_start();
+    while fields.len() + 1 < n && !rest.is_empty() {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        fields.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    if !rest.is_empty() {
+        fields.push(rest.trim_end());
+    }
+    fields
+}
+
+/// The flags of `wharf stats`.
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    /// One sample (taken over a second, for the CPU share) instead of a table a second until ^C
+    #[arg(long)]
+    pub no_stream: bool,
+    /// The containers [default: every running one, as they come and go]
+    pub names: Vec<String>,
+}
+
+/// One container's previous sample: its CPU time and when it was read.
+type Previous = HashMap<String, (u64, Instant)>;
+
+/// `docker stats [--no-stream] [NAME…]`: docker's table (CONTAINER ID, NAME, CPU %, MEM USAGE / LIMIT, MEM %,
+/// NET I/O, BLOCK I/O, PIDS), redrawn every second on a terminal and appended otherwise, until ^C, a closed pipe, or
+/// (with names) every named container has stopped. wharf does not count network and block I/O: they show `--`.
+pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
+    let named: Vec<String> = args
+        .names
+        .iter()
+        .map(|n| ctx.engine.resolve(n))
+        .collect::<Result<_, _>>()?;
+    let names = || -> Vec<String> {
+        if named.is_empty() {
+            ctx.engine
+                .list(&ListOptions::default())
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        } else {
+            named.clone()
+        }
+    };
+    // The first sample starts the CPU clocks; it fails as docker's does for a stopped named container.
+    let mut previous = Previous::new();
+    for name in &named {
+        let s = ctx.engine.stats(name)?;
+        previous.insert(name.clone(), (s.cpu_usage_ns, Instant::now()));
+    }
+    let memory_total = host_memory();
+    sample(ctx, &names(), &mut previous, memory_total);
+    let terminal = rustix::termios::isatty(std::io::stdout());
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let rows = sample(ctx, &names(), &mut previous, memory_total);
+        if rows.is_empty() && !named.is_empty() {
+            return Ok(());
+        }
+        let mut lines =
+            vec!["CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS".to_string()];
+        lines.extend(rows);
+        let table = tabulate(&lines, 10);
+        if args.no_stream {
+            return crate::print(&table);
+        }
+        // docker's redraw: clear the screen and go home, only on a terminal.
+        crate::print(&if terminal {
+            format!("\x1b[2J\x1b[H{table}")
+        } else {
+            table
+        })?;
+    }
+}
+
+/// A row for each of `names` that runs and had a sample before (its CPU share since then); the others' clocks
+/// start now, and those gone are forgotten.
+fn sample(ctx: &Ctx, names: &[String], previous: &mut Previous, memory_total: u64) -> Vec<String> {
+    previous.retain(|n, _| names.contains(n));
+    let mut rows = Vec::new();
+    for name in names {
+        let Ok(s) = ctx.engine.stats(name) else {
+            previous.remove(name);
+            continue;
+        };
+        let now = Instant::now();
+        let Some((ns, then)) = previous.insert(name.clone(), (s.cpu_usage_ns, now)) else {
+            continue;
+        };
+        let wall = now.duration_since(then).as_nanos().max(1) as f64;
+        let cpu = s.cpu_usage_ns.saturating_sub(ns) as f64 / wall * 100.0;
+        let limit = s.memory_limit.unwrap_or(memory_total).max(1);
+        let id = ctx
+            .engine
+            .inspect(name)
+            .map(|c| c.short_id().to_string())
+            .unwrap_or_default();
+        rows.push(format!(
+            "{id}\t{name}\t{cpu:.2}%\t{} / {}\t{:.2}%\t--\t--\t{}",
+            bytes_size(s.memory_usage),
+            bytes_size(limit),
+            s.memory_usage as f64 / limit as f64 * 100.0,
+            s.pids_current,
+        ));
+    }
+    rows
+}
+
+/// The host's memory (`MemTotal`), docker's limit of a container without one.
+fn host_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// go-units' `BytesSize`, as docker prints memory: binary units, four significant digits ("1.539MiB", "7.6GiB").
+pub fn bytes_size(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut size = n as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", four_digits(size), UNITS[unit])
+}
+
+/// Go's `%.4g` for 0 ≤ `x` < 10000: four significant digits, no trailing zeros.
+pub fn four_digits(x: f64) -> String {
+    let integer_digits = if x < 1.0 { 1 } else { (x.log10().floor() as usize) + 1 };
+    let decimals = 4usize.saturating_sub(integer_digits);
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
