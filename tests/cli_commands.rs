@@ -1,4 +1,4 @@
-//! docker's commands over the engine in the example CLI (issue 18, item 5): `update`, `cp`, `diff`, `stats`, `top`,
+//! docker's commands over the engine in the example CLI (issue 18, item 5): `update`, `cp`, `diff`, `stats`, `top`, `rename`,
 //! checked against docker's documented behaviour and formats. Real containers of a busybox image, driven through
 //! the CLI as a user runs it. Needs root.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -390,5 +390,65 @@ fn containers_of_one_name_in_two_roots_have_cgroups_of_their_own() {
     assert_eq!(
         b.ok(&["top", "twin", "-o", "pid"]).lines().nth(1).map(str::trim),
         Some(&pb.to_string()[..])
+    );
+}
+
+#[test]
+fn rename_gives_a_stopped_container_a_new_name_and_keeps_its_id() {
+    let env = Env::new();
+    env.busybox_image("bb", "files\n");
+    let script = "echo hello > /data/kept; echo out";
+    env.ok(&["run", "-d", "--name", "first", "bb", "sh", "-c", script]);
+    assert_eq!(env.ok(&["wait", "first"]), "0\n");
+    let id = env
+        .ok(&["ps", "-aq", "--no-trunc", "--filter", "name=first"])
+        .trim()
+        .to_string();
+    assert_eq!(env.ok(&["rename", "first", "second"]), "");
+    assert_eq!(
+        env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]),
+        format!("{id} second\n")
+    );
+    // Its filesystem, logs and settings came along; it starts again under its new name.
+    let info: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "second"])).unwrap();
+    assert_eq!(
+        (info[0]["Id"].as_str(), info[0]["Name"].as_str()),
+        (Some(&id[..]), Some("/second"))
+    );
+    assert!(env.ok(&["diff", "second"]).contains("A /data/kept\n"));
+    env.ok(&["restart", "second"]);
+    assert_eq!(env.ok(&["wait", "second"]), "0\n");
+    assert_eq!(env.ok(&["logs", "second"]), "out\nout\n");
+    let cp = env.command(&["cp", "second:/data/kept", "-"]).output().unwrap();
+    assert!(cp.status.success() && String::from_utf8_lossy(&cp.stdout).contains("hello"));
+    // By short id too; the old name is free for another container, which then cannot be taken.
+    env.ok(&["rename", &id[..12], "third"]);
+    env.ok(&["run", "-d", "--name", "second", "bb", "sleep", "1000"]);
+    let refused = |args: &[&str], said: &str| {
+        let out = env.wharf(args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("Error: ") && err.contains(said), "{args:?}: {err}");
+    };
+    refused(
+        &["rename", "third", "second"],
+        "the container name \"second\" is already in use",
+    );
+    refused(
+        &["rename", "second", "fourth"],
+        "container second is running: stop it to rename it",
+    );
+    refused(&["rename", "nosuch", "fourth"], "No such container: nosuch");
+    refused(&["rename", "third", "no/slash"], "invalid container name");
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 2);
+    // Removal finds its filesystem where the record says.
+    env.ok(&["rm", "-f", "second"]);
+    env.ok(&["rm", "third"]);
+    let left: Vec<_> = std::fs::read_dir(env.store().join(".wharf/rootfs")).unwrap().collect();
+    assert!(left.is_empty(), "filesystems left: {left:?}");
+    assert!(
+        env.mounts_below_store().iter().all(|m| !m.contains("/rootfs/")),
+        "{:?}",
+        env.mounts_below_store()
     );
 }

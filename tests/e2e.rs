@@ -88,8 +88,15 @@ fn two_containers_from_one_image_do_not_see_each_others_writes() {
     ]);
     // Each sees its own write, and a third container sees neither.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // A container's filesystem lives under its id.
+    let id = |name: &str| {
+        let info: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
+        info[0]["Id"].as_str().unwrap().to_string()
+    };
+    let (id_a, id_b) = (id("a"), id("b"));
     let read = |name: &str| {
-        let dir = env.store().join(".wharf/rootfs").join(name).join("rootfs/data/f");
+        let id = if name == "a" { &id_a } else { &id_b };
+        let dir = env.store().join(".wharf/rootfs").join(id).join("rootfs/data/f");
         std::fs::read_to_string(dir).unwrap_or_default()
     };
     while (read("a").is_empty() || read("b").is_empty()) && Instant::now() < deadline {
@@ -329,8 +336,10 @@ fn commit_makes_an_image_with_the_containers_changes_and_export_writes_its_tree(
         !names.lines().any(|l| l.trim_start_matches("./") == "etc/release"),
         "{names}"
     );
+    let id = env.ok(&["ps", "-aq", "--no-trunc", "--filter", "name=builder"]);
+    assert!(env.store().join(".wharf/rootfs").join(id.trim()).exists());
     env.ok(&["rm", "builder"]);
-    assert!(!env.store().join(".wharf/rootfs/builder").exists());
+    assert!(!env.store().join(".wharf/rootfs").join(id.trim()).exists());
 }
 
 #[test]

@@ -93,6 +93,13 @@ enum Command {
         /// The container
         name: String,
     },
+    /// Give a stopped container another name (its id stays)
+    Rename {
+        /// The container
+        old: String,
+        /// Its new name
+        new: String,
+    },
     /// Show a detached container's output
     Logs {
         /// Keep showing what it writes until it stops
@@ -305,6 +312,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps(args) => ps::ps(&ctx, &args)?,
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
+        Command::Rename { old, new } => ctx.engine.rename(&ctx.engine.resolve(&old)?, &new)?,
         Command::Logs { follow, name } => run::logs(&ctx, &name, follow)?,
         Command::Wait { name } => run::wait(&ctx, &name)?,
         Command::Attach { name } => return Ok(ExitCode::from(run::attach(&ctx, &name)?)),

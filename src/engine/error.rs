@@ -35,6 +35,10 @@ pub enum Error {
     /// The operation needs a stopped container (or `force`).
     #[error("container {0} is running: stop it first or use rm -f")]
     Running(String),
+    /// A rename of a running container, which wharf does not do (docker does): its sandbox state, supervisor
+    /// and network are found by its name while it runs.
+    #[error("container {0} is running: stop it to rename it")]
+    RenameRunning(String),
     /// The container was created but not started.
     #[error("container {0} was created but never started")]
     NotStarted(String),

@@ -63,9 +63,9 @@ fn open_in_root(root: &Path, path: &str, flags: OFlags) -> Result<OwnedFd> {
 impl Engine {
     /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards.
     fn with_rootfs<T>(&self, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
-        self.records().get(name)?;
+        let record = self.records().get(name)?;
         let layout = self.layout();
-        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(name))?;
+        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
         let out = f(&rootfs);
         rootfs.persist()?;
         out

@@ -115,8 +115,11 @@ impl Engine {
             m.source = m.resolved_source()?;
         }
         let settings = &settings;
+        let id = new_id();
         let record = Record {
-            id: new_id(),
+            // Its filesystem's directory is named by its id, which a rename does not change.
+            rootfs: Some(id.clone()),
+            id,
             name: settings.name.clone().unwrap_or_else(new_name),
             image: r.to_string(),
             command: settings.command.clone(),
@@ -157,7 +160,8 @@ impl Engine {
         let layers = cache.ensure_image(self.store(), &image, &ApplyOptions::default())?;
         let base = layout.rootfs_base();
         std::fs::create_dir_all(&base).map_err(Error::io("create", &base))?;
-        let rootfs = Rootfs::create(&cache, &layers, layout.rootfs(name), &RootfsOptions::default())?;
+        let dir = layout.rootfs(self.records().get(name)?.rootfs_dir());
+        let rootfs = Rootfs::create(&cache, &layers, dir, &RootfsOptions::default())?;
         let warning = rootfs
             .fallback_reason()
             .map(|reason| format!("overlayfs unavailable ({reason}); using a copy of the layers"));
@@ -292,6 +296,17 @@ impl Engine {
         })
     }
 
+    /// Gives stopped container `old` the name `new` (`docker rename`); its id (and so its short id), filesystem,
+    /// logs and settings stay. Unlike docker's, a running container is refused: while it runs, its supervisor
+    /// and sandbox state know it by its name.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::InvalidName`] for `new`; [`Error::NameInUse`] when another
+    /// container (running or not) has it; [`Error::RenameRunning`].
+    pub fn rename(&self, old: &str, new: &str) -> Result<()> {
+        self.records().rename(old, new)
+    }
+
     /// Spawns container `record`'s process, this process its parent. With `supervised` (the supervisor's
     /// call), an [`Output::Logs`] container's output comes back as pipes (or a terminal) for the supervisor to
     /// log, and its standard input as a pipe when it is kept open.
@@ -308,7 +323,7 @@ impl Engine {
             r = r.with_digest(digest.parse().map_err(wharf_image::Error::from)?);
         }
         let image = self.image(&r)?;
-        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(name))?;
+        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
         let rootfs_path = rootfs.path();
         rootfs.persist()?;
         let attached = if settings.network.is_cni() {

@@ -22,7 +22,8 @@
 //! Everything lives under the store's root, in the layout the example CLI has always used, so stores made by
 //! older versions keep working: `ROOT/.wharf/containers/NAME/` (the record, `container.json`, and the logs
 //! `stdout.log`, `stderr.log` and their rotated `stdout.log.1`…, the supervisor's `attach.sock` and its own
-//! errors in `supervisor.log`), `ROOT/.wharf/rootfs/NAME/` (the container's overlay), `ROOT/.wharf/sandbox/`
+//! errors in `supervisor.log`), `ROOT/.wharf/rootfs/ID/` (the container's overlay, by its id, which a rename does not
+//! change; by its name for containers of older versions), `ROOT/.wharf/sandbox/`
 //! (the sandbox's state, so any process can find, signal and exec into a container), `ROOT/.wharf/layers/`
 //! (the layer cache), `ROOT/.wharf/network` and `ROOT/.wharf/netns/`.
 //!
@@ -137,10 +138,10 @@ impl Layout {
         self.wharf.join("containers")
     }
 
-    /// The directory of container `name`'s filesystem: the layout `Rootfs::layers_in_use` and
-    /// `Rootfs::cleanup_stale` read.
-    pub fn rootfs(&self, name: &str) -> PathBuf {
-        self.rootfs_base().join(name)
+    /// The directory `dir` (a container's id, or its name for older ones: its record says) of a container's
+    /// filesystem: the layout `Rootfs::layers_in_use` and `Rootfs::cleanup_stale` read.
+    pub fn rootfs(&self, dir: &str) -> PathBuf {
+        self.rootfs_base().join(dir)
     }
 
     /// Where container filesystems live.
@@ -160,7 +161,7 @@ impl Layout {
 }
 
 /// Containers from images on one store root: create, start, restart, attach, wait, logs (followed too), stop, kill, remove,
-/// inspect, list, exec, top, stats (one sample or a stream), update, commit, export, copy in and out, diff.
+/// inspect, list, rename, exec, top, stats (one sample or a stream), update, commit, export, copy in and out, diff.
 ///
 /// Cheap to clone (an `Arc` inside) and `Send + Sync`. Every method blocks (see the
 /// [module docs](self#blocking-and-async)); [`wait_async`](Engine::wait_async) is the async wait.

@@ -63,6 +63,13 @@ pub(crate) fn new_name() -> String {
     d.hex()[..12].to_string()
 }
 
+impl Record {
+    /// The name of its filesystem's directory under `ROOT/.wharf/rootfs/`.
+    pub fn rootfs_dir(&self) -> &str {
+        self.rootfs.as_deref().unwrap_or(&self.name)
+    }
+}
+
 /// The cgroup of container `id`, relative to each hierarchy's root.
 pub(crate) fn cgroup_path(id: &str) -> String {
     format!("wharf/{id}")
@@ -88,8 +95,12 @@ pub(crate) struct Record {
     /// get one derived from their name and creation time when read (and keep it from their next write on).
     #[serde(default)]
     pub id: String,
-    /// The container's name.
+    /// The container's name: its record's directory's (the field is rewritten after a rename).
     pub name: String,
+    /// The name of its filesystem's directory under `ROOT/.wharf/rootfs/`: its id for containers made since
+    /// renames exist, `None` (its name) for older ones.
+    #[serde(default)]
+    pub rootfs: Option<String>,
     /// The image it was made from.
     pub image: String,
     /// Its command.
@@ -370,7 +381,7 @@ impl Records {
         }
         // Its network (address, veth, rules, pinned namespace), now that no process can use it.
         network::release(layout, name)?;
-        let fs_dir = layout.rootfs(name);
+        let fs_dir = layout.rootfs(self.get(name).as_ref().map_or(name, Record::rootfs_dir));
         if fs_dir.symlink_metadata().is_ok() {
             match layout
                 .layer_cache()
@@ -387,6 +398,57 @@ impl Records {
         let gone = self.dir.join(scratch_name(".gone-"));
         std::fs::rename(self.path(name), &gone).map_err(Error::io("remove the record", self.path(name)))?;
         remove_tree(&gone)
+    }
+
+    /// Renames stopped container `old` to `new`: its record's directory is renamed with `RENAME_NOREPLACE`
+    /// (a taken name is refused atomically, as [`reserve`](Records::reserve) takes one); its id, cgroup and
+    /// filesystem (named by the record) stay. What its stopped process left under its name goes first: the
+    /// sandbox's state and its network.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`], [`Error::InvalidName`], [`Error::NameInUse`], [`Error::RenameRunning`].
+    pub fn rename(&self, old: &str, new: &str) -> Result<()> {
+        check_name(new)?;
+        let Some(held) = self.hold(old, true)? else {
+            return Err(Error::NoSuchContainer(old.to_string()));
+        };
+        if old == new {
+            return Err(Error::NameInUse(new.to_string()));
+        }
+        let record = self.get(old)?;
+        if record.creating || record.owner.is_some_and(|o| o.alive()) || process_exists(&self.layout, old) {
+            return Err(Error::RenameRunning(old.to_string()));
+        }
+        let states = self.layout.state_dir()?;
+        if states.dir(old).exists() {
+            states.delete(old, false)?;
+        }
+        network::release(&self.layout, old)?;
+        // Its filesystem's directory is named in the record from now on, whatever the record is called.
+        let rootfs = record.rootfs_dir().to_string();
+        self.update_held(old, &held, |r| r.rootfs = Some(rootfs))?;
+        for attempt in 0..2 {
+            let renamed = rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                self.path(old),
+                rustix::fs::CWD,
+                self.path(new),
+                RenameFlags::NOREPLACE,
+            );
+            match renamed {
+                Ok(()) => return self.update_held(new, &held, |r| r.name = new.to_string()),
+                // A dead process's leftover may hold the name: collect it and try once more.
+                Err(rustix::io::Errno::EXIST) if attempt == 0 => self.collect_one(new),
+                Err(rustix::io::Errno::EXIST) => break,
+                Err(e) => {
+                    return Err(Error::Record {
+                        name: old.to_string(),
+                        source: e.into(),
+                    });
+                }
+            }
+        }
+        Err(Error::NameInUse(new.to_string()))
     }
 
     /// Collects what dead processes left (see the module docs). Best effort: what cannot be
@@ -534,6 +596,12 @@ fn scratch_name(prefix: &str) -> String {
 
 fn read_record(dir: &Path) -> Option<Record> {
     let mut record: Record = serde_json::from_slice(&std::fs::read(dir.join("container.json")).ok()?).ok()?;
+    // The directory's name is the container's: a rename cut short between the two keeps the old one.
+    if let Some(name) = dir.file_name().and_then(|n| n.to_str())
+        && !name.starts_with('.')
+    {
+        record.name = name.to_string();
+    }
     if record.id.is_empty() {
         let seed = format!("{}-{}", record.name, record.created);
         record.id = wharf_image::Digest::sha256(seed.as_bytes()).hex().to_string();
