@@ -291,10 +291,9 @@ fn a_limit_without_a_cgroup_the_user_may_write_is_refused_naming_it() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-#[test]
-fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
-    let r = Rootless::new();
-    // An image imported by the user from a busybox tree: its files are the user's, root's inside.
+/// The user's copy of the wharf CLI, with image `bb:1` imported by the user from a busybox tree: its files are the
+/// user's, root's inside.
+fn busybox_image(r: &Rootless) -> String {
     let b = r.bundle("tree", "true", |_| {});
     let tar = r.dir.path().join("busybox.tar");
     let ok = Command::new("tar")
@@ -307,12 +306,19 @@ fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
         .unwrap()
         .success();
     assert!(ok, "tar of the busybox tree failed");
-    let wharf = r.dir.path().join("wharf");
-    let wharf = wharf.to_str().unwrap();
+    let wharf = r.dir.path().join("wharf").to_str().unwrap().to_string();
     assert_ok(
-        &r.run_as(wharf, &["import", tar.to_str().unwrap(), "bb:1"]),
+        &r.run_as(&wharf, &["import", tar.to_str().unwrap(), "bb:1"]),
         "wharf import",
     );
+    wharf
+}
+
+#[test]
+fn the_cli_runs_an_image_as_an_unprivileged_user_in_a_store_of_its_own() {
+    let r = Rootless::new();
+    let wharf = busybox_image(&r);
+    let wharf = wharf.as_str();
     let out = r.run_as(
         wharf,
         &[
@@ -418,4 +424,96 @@ fn a_bundle_without_a_user_namespace_is_refused_saying_what_rootless_needs() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("user namespace") && err.contains("rootless"), "{err}");
+}
+
+#[test]
+fn a_rootless_container_gets_an_overlay_whose_changes_commit_with_whiteouts() {
+    let r = Rootless::new();
+    let wharf = busybox_image(&r);
+    let wharf = wharf.as_str();
+    // The root is an overlay the container's process mounted inside its user namespace (nothing is mounted on
+    // the host, and nothing is copied).
+    let out = r.run_as(
+        wharf,
+        &[
+            "run",
+            "--name",
+            "c1",
+            "bb:1",
+            "sh",
+            "-c",
+            "head -1 /proc/self/mountinfo; mkdir /d; touch /d/a /d/b /gone; echo one > /etc/motd",
+        ],
+    );
+    assert_ok(&out, "wharf run c1");
+    let root = text(&out);
+    assert!(root.contains(" - overlay ") && root.contains("userxattr"), "{root}");
+    assert_ok(&r.run_as(wharf, &["commit", "c1", "bb:2"]), "wharf commit c1");
+    // Deleting a file and replacing a directory make a whiteout and an opaque directory in the upper dir (the
+    // latter marked with user.overlay.opaque), which commit turns into `.wh.` entries.
+    let script = "rm /gone; rm -rf /d; mkdir /d; touch /d/c";
+    assert_ok(
+        &r.run_as(wharf, &["run", "--name", "c2", "bb:2", "sh", "-c", script]),
+        "wharf run c2",
+    );
+    assert_ok(&r.run_as(wharf, &["commit", "c2", "bb:3"]), "wharf commit c2");
+    let out = r.run_as(
+        wharf,
+        &[
+            "run",
+            "--rm",
+            "bb:3",
+            "sh",
+            "-c",
+            "ls /d; test -e /gone || echo no-gone; cat /etc/motd",
+        ],
+    );
+    assert_ok(&out, "wharf run bb:3");
+    assert_eq!(text(&out), "c\nno-gone\none\n");
+    // On the host the layer cache holds the whiteout as a 0/0 character device and the opaque directory under
+    // the user's xattr (trusted.* needs privilege), everything owned by the user.
+    let layers = r.data().join("wharf/.wharf/layers/layers/sha256");
+    let top = std::fs::read_dir(&layers)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("fs"))
+        .find(|fs| {
+            std::fs::symlink_metadata(fs.join("gone"))
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) && m.rdev() == 0)
+        })
+        .expect("no cached layer holds the whiteout of /gone as a 0/0 character device");
+    let mut v = [0u8; 8];
+    let n = rustix::fs::getxattr(top.join("d"), "user.overlay.opaque", &mut v).unwrap();
+    assert_eq!(&v[..n], b"y");
+    assert_eq!(std::fs::metadata(top.join("d/c")).unwrap().uid(), r.uid);
+    // A running container's files are exported through its process's root; a stopped one's cannot be reached
+    // and say so.
+    assert_ok(
+        &r.run_as(
+            wharf,
+            &["run", "-d", "--name", "svc", "bb:2", "busybox", "sleep", "100"],
+        ),
+        "wharf run -d svc",
+    );
+    let tar = r.data().join("svc.tar");
+    assert_ok(
+        &r.run_as(wharf, &["export", "-o", tar.to_str().unwrap(), "svc"]),
+        "wharf export svc",
+    );
+    let listing = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let listing = text(&listing);
+    assert!(
+        listing.lines().any(|l| l.trim_start_matches("./") == "d/a"),
+        "{listing}"
+    );
+    assert_ok(&r.run_as(wharf, &["rm", "-f", "svc"]), "wharf rm -f svc");
+    let out = r.run_as(wharf, &["export", "-o", tar.to_str().unwrap(), "c2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only reachable while it runs"), "{err}");
+    // Removal takes the container's directories, the work dir overlayfs left without permissions included.
+    for c in ["c1", "c2"] {
+        assert_ok(&r.run_as(wharf, &["rm", c]), "wharf rm");
+    }
+    let left = std::fs::read_dir(r.data().join("wharf/.wharf/rootfs")).unwrap().count();
+    assert_eq!(left, 0, "container directories left behind");
 }

@@ -64,6 +64,13 @@ pub enum Error {
         "container {0}'s filesystem is a copy of its layers (overlayfs was unavailable): its changes are not kept apart"
     )]
     NoOverlay(String),
+    /// The container's filesystem is an overlay mounted only inside its own user namespace (a rootless
+    /// container's), which this process sees only while the container runs.
+    #[error(
+        "container {0} is not running, and its filesystem (rootless: an overlay mounted inside its user namespace) \
+         is only reachable while it runs: start it first"
+    )]
+    NotMountedHere(String),
     /// A signal name or number that is not known.
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),

@@ -8,7 +8,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use serde::Serialize;
 use wharf_image::Reference;
 use wharf_image::store::Image;
-use wharf_rootfs::{ApplyOptions, CommitOptions, Rootfs};
+use wharf_rootfs::{ApplyOptions, CommitOptions, MountMode, Rootfs};
 
 use super::Engine;
 use super::error::{Error, Result};
@@ -61,11 +61,27 @@ fn open_in_root(root: &Path, path: &str, flags: OFlags) -> Result<OwnedFd> {
 }
 
 impl Engine {
-    /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards.
-    fn with_rootfs<T>(&self, name: &str, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
+    /// A handle on container `name`'s filesystem for `f`, kept mounted afterwards. With `merged`, `f` reads or
+    /// writes the merged view ([`Rootfs::merged_view`]): for a rootless container's overlay, which exists only in
+    /// its mount namespace, that is its running process's root, and a stopped one is refused.
+    fn with_rootfs<T>(&self, name: &str, merged: bool, f: impl FnOnce(&Rootfs) -> Result<T>) -> Result<T> {
         let record = self.records().get(name)?;
         let layout = self.layout();
-        let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
+        let mut rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
+        if merged && rootfs.mode() == MountMode::InUserNamespace {
+            let running = layout
+                .state_dir()?
+                .load(name)
+                .ok()
+                .filter(|_| super::records::process_exists(layout, name));
+            match running {
+                Some(state) => rootfs.set_merged_view(format!("/proc/{}/root", state.pid).into()),
+                None => {
+                    rootfs.persist()?;
+                    return Err(Error::NotMountedHere(name.to_string()));
+                }
+            }
+        }
         let out = f(&rootfs);
         rootfs.persist()?;
         out
@@ -79,7 +95,7 @@ impl Engine {
     pub fn commit(&self, name: &str, target: &Reference) -> Result<Image> {
         let base: Reference = self.records().get(name)?.image.parse()?;
         let image = self.image(&base)?;
-        self.with_rootfs(name, |rootfs| {
+        self.with_rootfs(name, false, |rootfs| {
             let opts = CommitOptions {
                 created_by: format!("wharf commit {name}"),
                 ..Default::default()
@@ -93,7 +109,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NoSuchContainer`]; the filesystem's and `out`'s errors.
     pub fn export(&self, name: &str, out: impl Write) -> Result<()> {
-        self.with_rootfs(name, |rootfs| {
+        self.with_rootfs(name, true, |rootfs| {
             rootfs.export(out)?;
             Ok(())
         })
@@ -107,7 +123,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NoSuchContainer`]; the filesystem's error naming `path` when it does not exist.
     pub fn copy_out(&self, name: &str, path: &str, out: impl Write) -> Result<()> {
-        self.with_rootfs(name, |rootfs| Ok(rootfs.export_path(path, out)?))
+        self.with_rootfs(name, true, |rootfs| Ok(rootfs.export_path(path, out)?))
     }
 
     /// Unpacks the tar `archive` (plain, gzip or zstd) into directory `dest` of container `name`
@@ -120,8 +136,8 @@ impl Engine {
     /// [`Error::NoSuchContainer`]; [`Error::Io`] when `dest` is not a directory; the layer reader's errors
     /// naming the refused entry.
     pub fn copy_in(&self, name: &str, dest: &str, archive: impl Read + Send) -> Result<()> {
-        self.with_rootfs(name, |rootfs| {
-            let dir = open_in_root(&rootfs.path(), dest, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        self.with_rootfs(name, true, |rootfs| {
+            let dir = open_in_root(&rootfs.merged_view(), dest, OFlags::RDONLY | OFlags::DIRECTORY)?;
             wharf_rootfs::apply_layer(dir.as_fd(), archive, &ApplyOptions::default())?;
             Ok(())
         })
@@ -153,7 +169,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NoSuchContainer`]; [`Error::NoOverlay`]; IO errors.
     pub fn diff(&self, name: &str) -> Result<Vec<Change>> {
-        self.with_rootfs(name, |rootfs| {
+        self.with_rootfs(name, false, |rootfs| {
             let Some(upper) = rootfs.upper() else {
                 return Err(Error::NoOverlay(name.to_string()));
             };

@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wharf_image::Reference;
-use wharf_rootfs::{ApplyOptions, Rootfs, RootfsOptions};
-use wharf_sandbox::{Container, SpawnOptions, Status, Stdio, StdioConfig};
+use wharf_rootfs::{ApplyOptions, MountMode, Rootfs, RootfsOptions};
+use wharf_sandbox::{Container, MountParam, RootMount, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
 use super::records::{Owner, Record, RecordedExit, cgroup_path, check_name, new_id, new_name, now, process_exists};
@@ -161,7 +161,11 @@ impl Engine {
         let base = layout.rootfs_base();
         std::fs::create_dir_all(&base).map_err(Error::io("create", &base))?;
         let dir = layout.rootfs(self.records().get(name)?.rootfs_dir());
-        let rootfs = Rootfs::create(&cache, &layers, dir, &RootfsOptions::default())?;
+        // Without privilege the overlay is mounted by the container's own process, inside its user namespace.
+        let opts = RootfsOptions {
+            mode: (!rustix::process::geteuid().is_root()).then_some(MountMode::InUserNamespace),
+        };
+        let rootfs = Rootfs::create(&cache, &layers, dir, &opts)?;
         let warning = rootfs
             .fallback_reason()
             .map(|reason| format!("overlayfs unavailable ({reason}); using a copy of the layers"));
@@ -325,6 +329,7 @@ impl Engine {
         let image = self.image(&r)?;
         let rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
         let rootfs_path = rootfs.path();
+        let root_mount = (rootfs.mode() == MountMode::InUserNamespace).then(|| overlay_in_userns(&rootfs));
         rootfs.persist()?;
         let attached = if settings.network.is_cni() {
             let hostname = settings.hostname.clone().unwrap_or_else(|| name.to_string());
@@ -341,45 +346,63 @@ impl Engine {
         }
         let dir = self.records().path(name);
         let log = |file: &str| append_log(&dir, file);
-        let stdio = match settings.output {
-            // The terminal is standard input, output and error: its master is copied to the stdout log below.
-            Output::Logs if settings.tty => StdioConfig::inherit(),
-            Output::Logs if supervised => StdioConfig {
-                stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
-                ..StdioConfig::piped()
-            },
-            Output::Logs => StdioConfig {
-                stdin: Stdio::Null,
-                stdout: Stdio::from(log("stdout.log")?),
-                stderr: Stdio::from(log("stderr.log")?),
-                extra_fds: Vec::new(),
-            },
-            Output::Piped if settings.tty => StdioConfig::inherit(),
-            Output::Piped => StdioConfig {
-                stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
-                ..StdioConfig::piped()
-            },
-            // With a terminal, Inherit means the pty (a terminal alone still gives the container a tty on
-            // stdin, as docker's -t does); stdin_open decides whether the caller's input is passed on.
-            Output::Inherit => StdioConfig {
-                stdin: if settings.stdin_open || settings.tty {
-                    Stdio::Inherit
-                } else {
-                    Stdio::Null
+        // A closure: a spawn that falls back to a copy of the layers needs the streams again.
+        let stdio = || -> Result<StdioConfig> {
+            Ok(match settings.output {
+                // The terminal is standard input, output and error: its master is copied to the stdout log below.
+                Output::Logs if settings.tty => StdioConfig::inherit(),
+                Output::Logs if supervised => StdioConfig {
+                    stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
+                    ..StdioConfig::piped()
                 },
-                ..StdioConfig::inherit()
-            },
+                Output::Logs => StdioConfig {
+                    stdin: Stdio::Null,
+                    stdout: Stdio::from(log("stdout.log")?),
+                    stderr: Stdio::from(log("stderr.log")?),
+                    extra_fds: Vec::new(),
+                },
+                Output::Piped if settings.tty => StdioConfig::inherit(),
+                Output::Piped => StdioConfig {
+                    stdin: if settings.stdin_open { Stdio::Piped } else { Stdio::Null },
+                    ..StdioConfig::piped()
+                },
+                // With a terminal, Inherit means the pty (a terminal alone still gives the container a tty on
+                // stdin, as docker's -t does); stdin_open decides whether the caller's input is passed on.
+                Output::Inherit => StdioConfig {
+                    stdin: if settings.stdin_open || settings.tty {
+                        Stdio::Inherit
+                    } else {
+                        Stdio::Null
+                    },
+                    ..StdioConfig::inherit()
+                },
+            })
         };
-        let opts = SpawnOptions {
+        let opts = |root_mount| SpawnOptions {
             id: Some(name.to_string()),
             state_dir: Some(layout.wharf().join("sandbox")),
             init: settings.init,
             seccomp_cache: wharf_sandbox::default_seccomp_cache(),
             // A new network namespace gets `lo` up, as docker's and podman's do.
             loopback_up: true,
+            root_mount,
             ..Default::default()
         };
-        let container = Container::spawn_with(&spec, &rootfs_path, stdio, opts)?;
+        let fallback = root_mount.is_some();
+        let container = match Container::spawn_with(&spec, &rootfs_path, stdio()?, opts(root_mount)) {
+            Err(wharf_sandbox::Error::RootMount { source, .. }) if fallback => {
+                // A kernel without overlayfs in user namespaces (before 5.11): a copy, said once in the record.
+                let mut rootfs = Rootfs::attach(&layout.layer_cache()?, layout.rootfs(record.rootfs_dir()))?;
+                let reason = format!("overlayfs unavailable in a user namespace ({source})");
+                rootfs.fall_back_to_copy(&reason)?;
+                rootfs.persist()?;
+                self.records().update(name, |record| {
+                    record.warnings.push(format!("{reason}; using a copy of the layers"));
+                })?;
+                Container::spawn_with(&spec, &rootfs_path, stdio()?, opts(None))?
+            }
+            spawned => spawned?,
+        };
         let command = spec
             .process()
             .as_ref()
@@ -588,4 +611,19 @@ fn append_log(dir: &std::path::Path, file: &str) -> Result<std::fs::File> {
         .append(true)
         .open(&path)
         .map_err(Error::io("open", path))
+}
+
+/// The overlay a rootless container's process mounts on its root inside its user namespace.
+fn overlay_in_userns(rootfs: &Rootfs) -> RootMount {
+    RootMount {
+        fstype: "overlay".into(),
+        params: rootfs
+            .overlay_params()
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(v) => MountParam::String(key.into(), v.into_os_string()),
+                None => MountParam::Flag(key.into()),
+            })
+            .collect(),
+    }
 }

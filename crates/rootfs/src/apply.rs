@@ -28,8 +28,11 @@ use crate::stream::{self, StreamLimits};
 use wharf_tar::{Entry, EntryKind, ReaderLimits, TarReader};
 
 pub use wharf_tar::{OPAQUE_MARKER, WHITEOUT_PREFIX};
-/// The xattr that marks an opaque directory in an overlay-format layer.
+/// The xattr that marks an opaque directory in an overlay-format layer extracted with privilege.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The xattr that marks an opaque directory in an overlay-format layer extracted without privilege (`trusted.*`
+/// needs `CAP_SYS_ADMIN`): what an overlay mounted inside a user namespace with `userxattr` reads.
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// How a layer's whiteouts are represented on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,8 @@ pub enum LayerFormat {
     Flatten,
     /// Extract the layer alone into its own directory in overlayfs format: a whiteout
     /// becomes a 0/0 character device, an opaque directory gets
-    /// `trusted.overlay.opaque=y`. Needs privilege (mknod, trusted xattrs).
+    /// `trusted.overlay.opaque=y` ([`USER_OVERLAY_OPAQUE_XATTR`] when unprivileged, for an overlay mounted in a
+    /// user namespace with `userxattr`; unprivileged whiteout devices need Linux 5.8).
     Overlay,
 }
 
@@ -1347,8 +1351,13 @@ impl<'a> Applier<'a> {
             .ok_or_else(|| Error::entry(name, "resolve directory")(Errno::NOENT))?;
         // fsetxattr needs a real fd, not O_PATH.
         let fd = fsutil::open_subdir(d.fd(), b".").map_err(Error::entry(name, "open directory"))?;
-        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
-            .map_err(Error::entry(name, "set trusted.overlay.opaque"))
+        let xattr = if self.opts.privileged {
+            OVERLAY_OPAQUE_XATTR
+        } else {
+            USER_OVERLAY_OPAQUE_XATTR
+        };
+        rustix::fs::fsetxattr(&fd, xattr, b"y", rustix::fs::XattrFlags::empty())
+            .map_err(Error::entry(name, "mark opaque"))
     }
 
     /// Removes from the directory `dir_comps` everything this layer did not put there
@@ -1451,7 +1460,7 @@ impl<'a> Applier<'a> {
         let mut names = vec![0u8; 64 * 1024];
         if let Ok(n) = rustix::fs::flistxattr(&src, &mut names) {
             for x in names[..n].split(|&b| b == 0).filter(|x| !x.is_empty()) {
-                if x.starts_with(b"trusted.overlay.") {
+                if crate::rootfs::is_overlay_xattr(x) {
                     continue;
                 }
                 let mut v = vec![0u8; 64 * 1024];
@@ -1500,8 +1509,7 @@ impl<'a> Applier<'a> {
                         }
                         let d = fsutil::open_subdir(root.as_fd(), &key)
                             .map_err(Error::entry(name, "copy up: open lower directory"))?;
-                        let mut v = [0u8; 8];
-                        if matches!(rustix::fs::fgetxattr(&d, OVERLAY_OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y') {
+                        if crate::rootfs::is_opaque(d.as_fd()) {
                             stop_below = true;
                         }
                     }

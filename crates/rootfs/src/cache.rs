@@ -4,7 +4,8 @@
 //! Layout under the cache root:
 //! ```text
 //! layers/sha256/<hex>/fs          the layer's tree (overlay format: whiteouts are 0/0
-//!                                 devices, opaque dirs carry trusted.overlay.opaque=y)
+//!                                 devices, opaque dirs carry trusted.overlay.opaque=y, or
+//!                                 user.overlay.opaque=y when extracted without privilege)
 //! layers/sha256/<hex>/layer.json  what extraction reported (sizes, entries, skipped)
 //! layers/sha256/<hex>/implied-dirs  directories the layer implies (NUL-separated paths)
 //! fixups/<hex>/fs                 per chain of layers: the implied directories' real

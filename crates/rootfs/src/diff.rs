@@ -36,6 +36,9 @@ struct Walk<'a> {
     overlay_upper: bool,
     merged: Option<BorrowedFd<'a>>,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Leave out what is mounted on the tree (a directory mount point is written empty): for a merged view seen
+    /// through a container process's root, whose `/proc`, `/dev`, `/sys` and volumes are not its filesystem.
+    skip_mounts: bool,
 }
 
 fn walk_err<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> Error + 'a {
@@ -64,7 +67,7 @@ fn xattrs_of(fd: BorrowedFd<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
     };
     let mut out = Vec::new();
     for name in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+        if crate::rootfs::is_overlay_xattr(name) {
             continue;
         }
         if let Some(v) = get_xattr(fd, name) {
@@ -94,6 +97,17 @@ impl Walk<'_> {
         path.extend_from_slice(name);
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(walk_err(&path, "stat"))?;
         let ft = FileType::from_raw_mode(st.st_mode);
+        let mount_root = self.skip_mounts
+            && rustix::fs::statx(
+                dir,
+                name,
+                AtFlags::SYMLINK_NOFOLLOW,
+                rustix::fs::StatxFlags::BASIC_STATS,
+            )
+            .is_ok_and(|x| x.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT));
+        if mount_root && ft != FileType::Directory {
+            return Ok(());
+        }
         let mut h = Header {
             path: path.clone(),
             kind: EntryKind::File,
@@ -126,9 +140,7 @@ impl Walk<'_> {
                 h.kind = EntryKind::Dir;
                 h.xattrs = xattrs_of(sub.as_fd());
                 write_entry(w, &h, None).map_err(io_entry(&path, "write"))?;
-                if self.overlay_upper
-                    && get_xattr(sub.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref() == Some(b"y")
-                {
+                if self.overlay_upper && crate::rootfs::is_opaque(sub.as_fd()) {
                     let mut o = path.clone();
                     o.push(b'/');
                     o.extend_from_slice(OPAQUE_MARKER.as_bytes());
@@ -141,7 +153,9 @@ impl Walk<'_> {
                     };
                     write_entry(w, &oh, None).map_err(io_entry(&path, "write"))?;
                 }
-                self.dir(w, sub.as_fd(), &path)?;
+                if !mount_root {
+                    self.dir(w, sub.as_fd(), &path)?;
+                }
             }
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
@@ -205,6 +219,7 @@ fn tar_tree(
     overlay_upper: bool,
     merged: Option<BorrowedFd<'_>>,
     compression: Compression,
+    skip_mounts: bool,
 ) -> Result<LayerDigests> {
     let fail = |e: io::Error| Error::Io {
         op: "write layer",
@@ -215,6 +230,7 @@ fn tar_tree(
         overlay_upper,
         merged,
         links: HashMap::new(),
+        skip_mounts,
     };
     let mut layer = LayerWriter::new(out, compression).map_err(fail)?;
     {
@@ -265,7 +281,7 @@ impl Rootfs {
     /// # Errors
     /// [`Error::Invalid`] in copy mode (there is no upper dir to diff); IO errors.
     pub fn diff(&self, out: impl Write, compression: Compression) -> Result<LayerDigests> {
-        if self.mode() != MountMode::Overlay {
+        if self.mode() == MountMode::Copy {
             return Err(Error::Invalid {
                 what: "diff",
                 reason: format!(
@@ -277,7 +293,7 @@ impl Rootfs {
         let upper = self.dir().join("upper");
         let up = open_dir(&upper)?;
         let merged = open_dir(&self.path())?;
-        tar_tree(out, up.as_fd(), true, Some(merged.as_fd()), compression)
+        tar_tree(out, up.as_fd(), true, Some(merged.as_fd()), compression, false)
     }
 
     /// Writes the merged root filesystem as one flat, uncompressed tar (like `docker export`).
@@ -285,8 +301,8 @@ impl Rootfs {
     /// # Errors
     /// IO errors.
     pub fn export(&self, out: impl Write) -> Result<Digest> {
-        let root = open_dir(&self.path())?;
-        Ok(tar_tree(out, root.as_fd(), false, None, Compression::None)?.diff_id)
+        let root = open_dir(&self.merged_view())?;
+        Ok(tar_tree(out, root.as_fd(), false, None, Compression::None, self.view.is_some())?.diff_id)
     }
 
     /// Writes the file or directory at `path` inside the root filesystem as one uncompressed tar (like
@@ -306,7 +322,7 @@ impl Rootfs {
         if name.is_empty() || name == "." {
             return self.export(out).map(drop);
         }
-        let root = open_dir(&self.path())?;
+        let root = open_dir(&self.merged_view())?;
         let resolve = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
         let dir = rustix::fs::openat2(
             root.as_fd(),
@@ -321,6 +337,7 @@ impl Rootfs {
             overlay_upper: false,
             merged: None,
             links: HashMap::new(),
+            skip_mounts: self.view.is_some(),
         };
         let mut w = io::BufWriter::with_capacity(1 << 20, out);
         walk.entry(&mut w, dir.as_fd(), name.as_bytes(), b"")?;

@@ -21,7 +21,6 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use wharf_image::{Algorithm, Hasher};
 
-use crate::apply::OVERLAY_OPAQUE_XATTR;
 use crate::cache::{CachedLayer, IMPLIED_DIRS, LayerCache};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -61,9 +60,7 @@ fn find(root: &OwnedFd, path: &[u8]) -> Result<Found> {
     for p in prefixes(path) {
         match open_beneath(root, p) {
             Ok(fd) => {
-                if p.len() < path.len()
-                    && crate::rootfs::get_xattr(fd.as_fd(), OVERLAY_OPAQUE_XATTR.as_bytes()).is_some_and(|v| v == b"y")
-                {
+                if p.len() < path.len() && crate::rootfs::is_opaque(fd.as_fd()) {
                     opaque_above = true;
                 }
             }

@@ -56,12 +56,25 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errn
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e),
     }
+    // Without privilege a directory's own mode applies to its owner: one the owner cannot read or write (an
+    // image's 0555 directory, the 0000 work dir overlayfs leaves in a user namespace) is opened up first.
+    let open_up = || rustix::fs::chmodat(dir, name, Mode::RWXU, AtFlags::empty());
     let sub = match open_subdir(dir, name) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(()),
+        Err(Errno::ACCESS) => {
+            open_up()?;
+            open_subdir(dir, name)?
+        }
         Err(e) => return Err(e),
     };
-    clear_dir(sub.as_fd())?;
+    match clear_dir(sub.as_fd()) {
+        Err(Errno::ACCESS) => {
+            open_up()?;
+            clear_dir(sub.as_fd())?;
+        }
+        r => r?,
+    }
     match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(e),

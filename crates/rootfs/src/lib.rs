@@ -95,7 +95,8 @@ pub const GZIP_INFLATER: &str = if cfg!(wharf_isal) { "isa-l" } else { "zlib-rs"
 
 pub use apply::{
     ApplyOptions, ApplyReport, IdMap, IdRange, ImageBudget, LayerFormat, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
-    Ownership, Progress, ProgressEvent, Skipped, WHITEOUT_PREFIX, apply_layer, extract_layer, unpack_image,
+    Ownership, Progress, ProgressEvent, Skipped, USER_OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer,
+    extract_layer, unpack_image,
 };
 pub use cache::{CachedLayer, LayerCache, LayerInfo, LayerLock};
 pub use diff::{CommitOptions, LayerListing, ListedEntry, check_layer, list_image_layers, list_layer};

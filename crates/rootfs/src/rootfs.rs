@@ -43,7 +43,17 @@ pub enum MountMode {
     Overlay,
     /// A flattened copy of the layers (reflinked where the filesystem can).
     Copy,
+    /// An overlay's directories (the container's upper and work dirs beside the cached layers) with nothing
+    /// mounted on the host: the container's own process mounts the overlay inside its user namespace, with
+    /// [`Rootfs::overlay_params`]. What an unprivileged caller uses, since Linux 5.11 lets the root of a user
+    /// namespace mount overlayfs (with `userxattr`, so the layers mark opaque directories with
+    /// [`USER_OVERLAY_OPAQUE_XATTR`](crate::USER_OVERLAY_OPAQUE_XATTR)); [`Rootfs::path`] stays an empty
+    /// directory on the host. Only asked for, never chosen by itself.
+    InUserNamespace,
 }
+
+/// The file that marks a container directory as [`MountMode::InUserNamespace`].
+const IN_USERNS_MARK: &str = "in-userns";
 
 /// The privileged operations a [`Rootfs`] needs, behind one narrow interface so their
 /// sequence can be checked without root (tests inject a recording double) while the real
@@ -94,6 +104,8 @@ pub struct Rootfs {
     active: bool,
     _holds: Vec<LayerLock>,
     mounter: std::sync::Arc<dyn Mounter>,
+    /// Where this process sees the merged filesystem, when not at `path()`.
+    pub(crate) view: Option<PathBuf>,
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -248,6 +260,7 @@ impl Rootfs {
             active: true,
             _holds: Vec::new(),
             mounter,
+            view: None,
         };
         for l in layers {
             if !cache.contains(&l.diff_id) {
@@ -271,6 +284,15 @@ impl Rootfs {
         fs::write(dir.join("layers.json"), json).map_err(Error::io("write", dir.join("layers.json")))?;
         let merged = dir.join("rootfs");
         fs::create_dir(&merged).map_err(Error::io("create", &merged))?;
+        if opts.mode == Some(MountMode::InUserNamespace) {
+            rootfs.mode = MountMode::InUserNamespace;
+            for d in [dir.join("upper"), dir.join("work"), dir.join("empty")] {
+                fs::create_dir(&d).map_err(Error::io("create", &d))?;
+            }
+            let mark = dir.join(IN_USERNS_MARK);
+            fs::write(&mark, "").map_err(Error::io("write", &mark))?;
+            return Ok(rootfs);
+        }
         let want_overlay = opts.mode != Some(MountMode::Copy);
         if want_overlay {
             match rootfs.try_overlay() {
@@ -328,14 +350,101 @@ impl Rootfs {
         self.dir.join("rootfs")
     }
 
+    /// Where this process sees the merged filesystem: [`Rootfs::path`], unless
+    /// [`set_merged_view`](Rootfs::set_merged_view) said otherwise. [`Rootfs::export`] and
+    /// [`Rootfs::export_path`] read it.
+    pub fn merged_view(&self) -> PathBuf {
+        self.view.clone().unwrap_or_else(|| self.path())
+    }
+
+    /// Reads the merged filesystem through `dir` from now on: for [`MountMode::InUserNamespace`], whose overlay
+    /// exists only in the container's mount namespace, the root of a process inside it (`/proc/PID/root`).
+    pub fn set_merged_view(&mut self, dir: PathBuf) {
+        self.view = Some(dir);
+    }
+
     /// The container's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The upper (writable) directory in overlay mode.
+    /// The upper (writable) directory in overlay mode (mounted here or in the container's user namespace).
     pub fn upper(&self) -> Option<PathBuf> {
-        (self.mode == MountMode::Overlay).then(|| self.dir.join("upper"))
+        (self.mode != MountMode::Copy).then(|| self.dir.join("upper"))
+    }
+
+    /// The parameters of the overlay that the container's process mounts on [`Rootfs::path`] in
+    /// [`MountMode::InUserNamespace`], in order, as `fsconfig(2)` takes them: a key with a value, or a flag
+    /// (`None`). The lower layers top first (the implied-directory layer above them), the upper and work dirs, and
+    /// `userxattr` (which also rules out redirects and metadata-only copy-ups, so the upper dir stays a complete
+    /// record of the changes). Empty in the other modes.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn main() -> wharf_rootfs::Result<()> {
+    /// use wharf_rootfs::{LayerCache, MountMode, Rootfs, RootfsOptions};
+    /// let cache = LayerCache::open("/home/me/.local/share/wharf/.wharf/layers")?;
+    /// let rootfs = Rootfs::attach(&cache, "/home/me/.local/share/wharf/.wharf/rootfs/c1")?;
+    /// if rootfs.mode() == MountMode::InUserNamespace {
+    ///     for (key, value) in rootfs.overlay_params() {
+    ///         println!("{key}={}", value.map(|v| v.display().to_string()).unwrap_or_default());
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn overlay_params(&self) -> Vec<(&'static str, Option<PathBuf>)> {
+        if self.mode != MountMode::InUserNamespace {
+            return Vec::new();
+        }
+        let mut lowers: Vec<PathBuf> = self
+            .fixup
+            .iter()
+            .cloned()
+            .chain(visible_layers(&self.layers).iter().rev().map(|l| l.path.clone()))
+            .collect();
+        if lowers.is_empty() {
+            // overlayfs needs a lower; an image without layers is an empty directory.
+            lowers.push(self.dir.join("empty"));
+        }
+        let mut params: Vec<(&'static str, Option<PathBuf>)> =
+            lowers.into_iter().map(|l| ("lowerdir+", Some(l))).collect();
+        params.push(("upperdir", Some(self.dir.join("upper"))));
+        params.push(("workdir", Some(self.dir.join("work"))));
+        // With userxattr the kernel neither creates redirects nor copies up metadata alone (and refuses
+        // `redirect_dir`/`metacopy` values that would), so the upper dir stays a complete record of the changes.
+        params.push(("userxattr", None));
+        params
+    }
+
+    /// Turns a new [`MountMode::InUserNamespace`] rootfs into a copy of its layers, for when the kernel refused
+    /// the container's overlay (before Linux 5.11): the upper and work dirs go, the layers are copied into
+    /// [`Rootfs::path`], and `reason` becomes the [fallback reason](Rootfs::fallback_reason).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] in another mode or when the upper dir holds changes (a container that already ran
+    /// must not lose them); copy errors.
+    pub fn fall_back_to_copy(&mut self, reason: &str) -> Result<()> {
+        let upper = self.dir.join("upper");
+        let used = fs::read_dir(&upper).map_or(true, |mut d| d.next().is_some());
+        if self.mode != MountMode::InUserNamespace || used {
+            return Err(Error::Invalid {
+                what: "rootfs",
+                reason: format!(
+                    "{} cannot become a copy of its layers: only a new container's overlay made in a user \
+                     namespace can",
+                    self.dir.display()
+                ),
+            });
+        }
+        for d in ["upper", "work", "empty"] {
+            let _ = fsutil::remove_tree(&self.dir.join(d));
+        }
+        let mark = self.dir.join(IN_USERNS_MARK);
+        fs::remove_file(&mark).map_err(Error::io("remove", &mark))?;
+        self.mode = MountMode::Copy;
+        self.fallback_reason = Some(reason.to_string());
+        copy_layers(&self.layers, self.fixup.as_deref(), &self.path())
     }
 
     /// Lets members of group `gid` pass through the (otherwise owner-only) container
@@ -434,12 +543,14 @@ impl Rootfs {
                 diff_id: d,
             });
         }
-        let mode = if dir.join("upper").is_dir() {
-            MountMode::Overlay
-        } else {
+        let mode = if !dir.join("upper").is_dir() {
             MountMode::Copy
+        } else if dir.join(IN_USERNS_MARK).exists() {
+            MountMode::InUserNamespace
+        } else {
+            MountMode::Overlay
         };
-        let fixup = if mode == MountMode::Overlay {
+        let fixup = if mode != MountMode::Copy {
             crate::fixup::ensure(cache, visible_layers(&layers))?
         } else {
             None
@@ -453,6 +564,7 @@ impl Rootfs {
             active: true,
             _holds: holds,
             mounter,
+            view: None,
         };
         if mode == MountMode::Overlay && !is_mounted(&rootfs.path()) {
             let mut r = rootfs;
@@ -570,12 +682,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
 /// overlayfs does not consult the opaque mark on a layer's root, so the layers it hides are
 /// left out instead.
 fn visible_layers(layers: &[CachedLayer]) -> &[CachedLayer] {
-    let opaque = |l: &CachedLayer| {
-        open_dir(&l.path)
-            .ok()
-            .and_then(|fd| get_xattr(fd.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()))
-            .is_some_and(|v| v == b"y")
-    };
+    let opaque = |l: &CachedLayer| open_dir(&l.path).is_ok_and(|fd| is_opaque(fd.as_fd()));
     match layers.iter().rposition(opaque) {
         Some(i) => &layers[i..],
         None => layers,
@@ -611,6 +718,24 @@ fn xattr_names(fd: BorrowedFd<'_>) -> Vec<Vec<u8>> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// Whether the directory `fd` is marked opaque in overlayfs's format, in either namespace: `trusted.overlay.opaque`
+/// (layers extracted, and overlays mounted, with privilege) or `user.overlay.opaque` (without: an overlay mounted
+/// inside a user namespace with `userxattr`). A layer's tar cannot set either: extraction refuses both.
+pub(crate) fn is_opaque(fd: BorrowedFd<'_>) -> bool {
+    [
+        crate::apply::OVERLAY_OPAQUE_XATTR,
+        crate::apply::USER_OVERLAY_OPAQUE_XATTR,
+    ]
+    .iter()
+    .any(|x| get_xattr(fd, x.as_bytes()).as_deref() == Some(b"y"))
+}
+
+/// Whether `name` is one of overlayfs's own xattrs (`trusted.overlay.*`, or `user.overlay.*` with `userxattr`),
+/// which say how a layer or upper dir is to be read and are never copied as a file's own.
+pub(crate) fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 
 pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &[u8]) -> Option<Vec<u8>> {
@@ -662,7 +787,7 @@ pub(crate) fn copy_meta(
         if let (Some(s), Some(d)) = (&s, &d) {
             rustix::fs::fchmod(d, Mode::from_raw_mode(st.st_mode & 0o7777))?;
             for name in xattr_names(s.as_fd()) {
-                if name.starts_with(b"trusted.overlay.") {
+                if is_overlay_xattr(&name) {
                     continue;
                 }
                 if let Some(v) = get_xattr(s.as_fd(), &name) {
@@ -718,7 +843,7 @@ fn merge_dir(
         }
         if ft == FileType::Directory {
             let s = fsutil::open_subdir(src, &name).map_err(|e| fail(rel, &name, e))?;
-            let opaque = get_xattr(s.as_fd(), crate::apply::OVERLAY_OPAQUE_XATTR.as_bytes()).as_deref() == Some(b"y");
+            let opaque = is_opaque(s.as_fd());
             match rustix::fs::statat(dst, &name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(d) if FileType::from_raw_mode(d.st_mode) == FileType::Directory && !opaque => {}
                 Ok(_) => {

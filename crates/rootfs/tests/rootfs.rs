@@ -215,6 +215,61 @@ fn copy_fallback_gives_the_same_tree_as_overlay() {
 }
 
 #[test]
+fn an_overlay_for_a_user_namespace_mounts_nothing_here_and_can_become_a_copy() {
+    let e = env();
+    let image = store_image(&e.store, "wharf-test/userns:1", &layers());
+    let cached = e
+        .cache
+        .ensure_image(&e.store, &image, &ApplyOptions::default())
+        .unwrap();
+    let opts = RootfsOptions {
+        mode: Some(MountMode::InUserNamespace),
+    };
+    let r = Rootfs::create(&e.cache, &cached, e.containers.join("u"), &opts).unwrap();
+    assert_eq!(r.mode(), MountMode::InUserNamespace);
+    assert!(!mounted(&r.path()));
+    assert_eq!(std::fs::read_dir(r.path()).unwrap().count(), 0);
+    assert_eq!(r.upper(), Some(r.dir().join("upper")));
+    // What the container's process mounts: the layers top first, then its own directories, with userxattr.
+    let params = r.overlay_params();
+    let lowers: Vec<_> = params
+        .iter()
+        .filter(|(k, _)| *k == "lowerdir+")
+        .map(|(_, v)| v.clone().unwrap())
+        .collect();
+    assert_eq!(lowers.last(), Some(&cached[0].path));
+    assert!(lowers.contains(&cached[cached.len() - 1].path));
+    let tail: Vec<_> = params[lowers.len()..].to_vec();
+    assert_eq!(
+        tail,
+        [
+            ("upperdir", Some(r.dir().join("upper"))),
+            ("workdir", Some(r.dir().join("work"))),
+            ("userxattr", None)
+        ]
+    );
+    // Attached again (another process, a restart), it is the same kind, and still nothing is mounted here.
+    let dir = r.persist().unwrap();
+    let mut a = Rootfs::attach(&e.cache, &dir).unwrap();
+    assert_eq!(a.mode(), MountMode::InUserNamespace);
+    assert!(!mounted(&a.path()));
+    // A kernel that refuses the overlay: the new container becomes a copy of its layers.
+    a.fall_back_to_copy("refused for the test").unwrap();
+    assert_eq!(a.mode(), MountMode::Copy);
+    assert_eq!(a.fallback_reason(), Some("refused for the test"));
+    assert!(a.path().join("bin/busybox").exists());
+    assert!(!dir.join("upper").exists());
+    drop(a);
+    assert!(!dir.exists());
+    // One whose upper dir holds changes keeps them: no fallback.
+    let r = Rootfs::create(&e.cache, &cached, e.containers.join("v"), &opts).unwrap();
+    std::fs::write(r.dir().join("upper/changed"), "x").unwrap();
+    let mut r = r;
+    assert!(r.fall_back_to_copy("no").is_err());
+    assert_eq!(r.mode(), MountMode::InUserNamespace);
+}
+
+#[test]
 fn more_layers_than_fit_in_one_mount_option_string() {
     let e = env();
     let n = 120;

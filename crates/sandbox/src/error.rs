@@ -23,6 +23,15 @@ pub enum Error {
         /// Why it is unusable.
         source: io::Error,
     },
+    /// The filesystem of [`SpawnOptions::root_mount`](crate::SpawnOptions::root_mount) could not be mounted in
+    /// the container's namespaces (e.g. a kernel without overlayfs in user namespaces, before 5.11).
+    #[error("cannot mount the {fstype} root filesystem inside the container's namespaces: {source}")]
+    RootMount {
+        /// The filesystem type.
+        fstype: String,
+        /// The kernel's error.
+        source: io::Error,
+    },
     /// The program to execute was not found in the container (searched the container's `PATH`).
     #[error("executable {program:?} not found in the container")]
     ExecNotFound {

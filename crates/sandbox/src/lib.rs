@@ -143,7 +143,9 @@ pub use container::Container;
 pub use error::{Error, Result};
 #[doc(inline)]
 pub use oci_spec;
-pub use options::{BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, SpawnOptions, default_seccomp_cache};
+pub use options::{
+    BeforePivot, DEFAULT_SECCOMP_CACHE, DefaultSeccomp, MountParam, RootMount, SpawnOptions, default_seccomp_cache,
+};
 pub use prepare::mount_options;
 pub use process::{Exit, ExitStatus, ProcessHandle, ProcessInfo};
 pub use state::{StateDir, Status};

@@ -1,8 +1,44 @@
 //! [`SpawnOptions`]: how a container is spawned, beyond its spec.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cgroup::CgroupDriver;
+
+/// A filesystem the container's own process mounts on the rootfs path, inside its namespaces, before anything else
+/// (see [`SpawnOptions::root_mount`]): how an unprivileged caller gets an overlay, which only the root of a user
+/// namespace may mount (Linux 5.11 and later, with `userxattr`).
+///
+/// # Examples
+/// ```
+/// use wharf_sandbox::{MountParam, RootMount};
+/// let overlay = RootMount {
+///     fstype: "overlay".into(),
+///     params: vec![
+///         MountParam::String("lowerdir+".into(), "/home/u/layers/a".into()),
+///         MountParam::String("upperdir".into(), "/home/u/c1/upper".into()),
+///         MountParam::String("workdir".into(), "/home/u/c1/work".into()),
+///         MountParam::Flag("userxattr".into()),
+///     ],
+/// };
+/// assert_eq!(overlay.params.len(), 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootMount {
+    /// The filesystem type, as `fsopen(2)` takes it (`overlay`).
+    pub fstype: String,
+    /// Its parameters in order, each one `fsconfig(2)` call.
+    pub params: Vec<MountParam>,
+}
+
+/// One parameter of a [`RootMount`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountParam {
+    /// A key with a string value (`FSCONFIG_SET_STRING`), e.g. `upperdir` and a path.
+    String(String, OsString),
+    /// A key alone (`FSCONFIG_SET_FLAG`), e.g. `userxattr`.
+    Flag(String),
+}
 
 /// Which seccomp filter a container gets when its spec has no `linux.seccomp`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +99,11 @@ pub struct SpawnOptions {
     /// Bring the loopback interface `lo` up when the container gets a network namespace of its own (not one joined
     /// by path, not the host's), as Docker and podman do. runc leaves it down, and so does the default.
     pub loopback_up: bool,
+    /// Mount this filesystem on the rootfs path first, in the container's own mount namespace (the spec must
+    /// give it one) and, with a new user namespace, as that namespace's root: an unprivileged caller's overlay.
+    /// A kernel that refuses it makes the spawn fail with [`Error::RootMount`](crate::Error::RootMount), the
+    /// caller's cue to fall back (to a copy of the layers, say). Nothing is mounted on the host.
+    pub root_mount: Option<RootMount>,
 }
 
 /// Where the examples keep compiled seccomp programs (see [`SpawnOptions::seccomp_cache`]): on the tmpfs `/run`, so

@@ -94,6 +94,16 @@ pub(crate) struct FsPlan {
     pub console_host: CString,
     /// Use MS_MOVE + chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// A filesystem to mount on `rootfs` first ([`SpawnOptions::root_mount`](crate::SpawnOptions::root_mount)).
+    pub root_mount: Option<RootMountOp>,
+}
+
+/// [`RootMount`](crate::RootMount) as the child's calls take it: the type, and each parameter's key and value
+/// (`None` for a flag).
+#[derive(Debug)]
+pub(crate) struct RootMountOp {
+    pub fstype: CString,
+    pub params: Vec<(CString, Option<CString>)>,
 }
 
 /// Everything the child needs, prepared by the parent.

@@ -69,6 +69,7 @@ stages! {
     Paused,
     AppArmor,
     Loopback,
+    RootMount,
     /// Not an error: the mounts are in place and the child waits before `pivot_root` (the hook point).
     Mounted = 98,
     /// Not an error: the container is set up and waits to be started.
@@ -175,6 +176,13 @@ pub(crate) fn report_error(r: Report, pp: &ProcPlan, cgroup: &JoinFds, fs: Optio
             "create device node",
             fs.and_then(|fs| fs.devices.get(i)).map(|d| d.dest.clone()),
         ),
+        Some(Stage::RootMount) => Error::RootMount {
+            fstype: fs
+                .and_then(|fs| fs.root_mount.as_ref())
+                .map(|m| m.fstype.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            source,
+        },
         Some(Stage::CgroupJoin) => Error::Cgroup {
             path: cgroup.tasks.get(i).map(|(p, _)| p.clone()).unwrap_or_default(),
             what: "attach process",
@@ -220,6 +228,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Console => "set up the terminal (/dev/console, pty)",
         Stage::Keyring => "join session keyring",
         Stage::Loopback => "bring the loopback interface up",
+        Stage::RootMount => "mount the root filesystem",
         Stage::Paused => "wait before pivot_root",
         Stage::AppArmor => "set AppArmor profile",
         _ => "setup",

@@ -124,7 +124,16 @@ impl Container {
             None => CgroupDriver::detect()?,
         };
         prepare::check_supported(spec, driver.version)?;
-        let fs = prepare::fs_plan(spec, &rootfs, driver.version, ns.own)?;
+        let mut fs = prepare::fs_plan(spec, &rootfs, driver.version, ns.own)?;
+        if let Some(m) = &opts.root_mount {
+            if ns.own & libc::CLONE_NEWNS == 0 {
+                return Err(Error::spec(
+                    "linux.namespaces",
+                    "a root mount is made in the container's own mount namespace: add a `mount` entry without a path",
+                ));
+            }
+            fs.root_mount = Some(prepare::root_mount_op(m)?);
+        }
         let seccomp = resolve_seccomp(spec, opts.default_seccomp, opts.seccomp_cache.as_deref())?;
 
         let state_dir = opts.state_dir.as_ref().map(StateDir::new).transpose()?;

@@ -509,3 +509,68 @@ fn loopback_is_up_in_a_new_network_namespace_only_when_asked() {
     assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
     assert_eq!(out, "0x8\n");
 }
+
+#[test]
+fn a_root_mount_is_made_inside_the_container_only_and_a_refused_one_is_named() {
+    let lower = rootfs();
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, work, mnt) = (
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("rootfs"),
+    );
+    for d in [&upper, &work, &mnt] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let overlay = |fstype: &str| wharf_sandbox::RootMount {
+        fstype: fstype.into(),
+        params: vec![
+            wharf_sandbox::MountParam::String("lowerdir+".into(), lower.path().into()),
+            wharf_sandbox::MountParam::String("upperdir".into(), upper.clone().into()),
+            wharf_sandbox::MountParam::String("workdir".into(), work.clone().into()),
+        ],
+    };
+    let opts = |m| wharf_sandbox::SpawnOptions {
+        root_mount: Some(m),
+        ..Default::default()
+    };
+    // The container runs on the overlay, its write lands in the upper dir, and the host sees nothing mounted.
+    let mut writes = sh("grep ' / / ' /proc/self/mountinfo | grep -c ' - overlay '; echo new > /written");
+    writes.root_mut().as_mut().unwrap().set_readonly(Some(false));
+    let (exit, out, err) = common::run_with(&writes, &mnt, opts(overlay("overlay")));
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "1\n");
+    assert_eq!(std::fs::read_to_string(upper.join("written")).unwrap(), "new\n");
+    assert_eq!(
+        std::fs::read_dir(&mnt).unwrap().count(),
+        0,
+        "something is mounted on the host"
+    );
+    // A filesystem the kernel refuses is an error of its own, the caller's cue to fall back.
+    let refused = Container::spawn_with(
+        &sh("true"),
+        &mnt,
+        StdioConfig::inherit(),
+        opts(overlay("wharf-no-such-fs")),
+    );
+    match refused {
+        Err(Error::RootMount { fstype, source }) => {
+            assert_eq!(fstype, "wharf-no-such-fs");
+            assert_eq!(source.raw_os_error(), Some(libc::ENODEV), "{source}");
+        }
+        other => panic!("expected Error::RootMount, got {other:?}"),
+    }
+    // Without a mount namespace of its own there is nowhere to make it but the host's: refused before cloning.
+    let mut host_mounts = sh("true");
+    let linux = host_mounts.linux_mut().as_mut().unwrap();
+    let nss: Vec<LinuxNamespace> = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Mount)
+        .collect();
+    linux.set_namespaces(Some(nss));
+    let err = Container::spawn_with(&host_mounts, &mnt, StdioConfig::inherit(), opts(overlay("overlay"))).unwrap_err();
+    assert!(err.to_string().contains("mount namespace"), "{err}");
+}

@@ -64,6 +64,15 @@ pub(super) fn setup_fs<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan) -> RawFd {
         Stage::Propagation,
         0,
     );
+    if let Some(m) = &fs.root_mount {
+        ok(
+            sys,
+            plan,
+            sys.mount_new(&m.fstype, &m.params, &fs.rootfs),
+            Stage::RootMount,
+            0,
+        );
+    }
     let bind = libc::MS_BIND | libc::MS_REC;
     ok(
         sys,

@@ -114,6 +114,45 @@ fn default_spec_mounts_in_order_then_pivots() {
 }
 
 #[test]
+fn a_root_mount_is_made_first_and_the_root_bound_onto_it() {
+    let spec = Spec::default();
+    let mut plan = plan_of(&spec, &Namespaces::default());
+    let overlay = crate::RootMount {
+        fstype: "overlay".into(),
+        params: vec![
+            crate::MountParam::String("lowerdir+".into(), "/layers/a".into()),
+            crate::MountParam::String("upperdir".into(), "/c/upper".into()),
+            crate::MountParam::Flag("userxattr".into()),
+        ],
+    };
+    plan.fs.as_mut().unwrap().root_mount = Some(prepare::root_mount_op(&overlay).unwrap());
+    let rec = Recorder::with(&[], &[]);
+    fs::setup_fs(&rec, &plan, plan.fs.as_ref().unwrap());
+    let calls = rec.calls();
+    // After the propagation change (so the new mount stays in the container's namespace), before the root's bind.
+    assert_eq!(
+        calls[1],
+        Call::Mount {
+            source: None,
+            target: "/rootfs".into(),
+            fstype: Some("overlay".into()),
+            flags: 0,
+            data: Some("lowerdir+=/layers/a,upperdir=/c/upper,userxattr".into()),
+        }
+    );
+    let mounts = rec.mounts();
+    assert_eq!(mounts[0], (None, "/".into(), None, libc::MS_REC | libc::MS_PRIVATE));
+    assert_eq!(mounts[2].0.as_deref(), Some("/rootfs"));
+    assert_eq!(mounts[2].3, libc::MS_BIND | libc::MS_REC);
+    // A NUL byte is refused before any process exists.
+    let bad = crate::RootMount {
+        fstype: "overlay".into(),
+        params: vec![crate::MountParam::String("upperdir".into(), "/a\0b".into())],
+    };
+    assert!(prepare::root_mount_op(&bad).is_err());
+}
+
+#[test]
 fn bind_mounts_go_through_the_source_fd_and_remount_with_their_flags() {
     let mut spec = Spec::default();
     let mut m = oci_spec::runtime::Mount::default();

@@ -11,7 +11,8 @@ use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use super::{cstring, in_path};
 use crate::cgroup::CgroupVersion;
 use crate::error::{Error, Result};
-use crate::plan::{DeviceOp, FsPlan, MountKind, MountOp};
+use crate::options::{MountParam, RootMount};
+use crate::plan::{DeviceOp, FsPlan, MountKind, MountOp, RootMountOp};
 
 /// Options that set (second) or clear (third) a mount flag, as mount(8) reads them (`defaults`: neither).
 const FLAG_OPTIONS: &[(&str, c_ulong, c_ulong)] = &[
@@ -444,6 +445,24 @@ pub(crate) fn fs_plan(
         console_host: CString::default(),
         no_pivot: false,
         console_path: in_path("console", Path::new("/dev/console"))?,
+        root_mount: None,
+    })
+}
+
+/// The child's form of a [`RootMount`]: every string checked for NUL bytes here, where an error can be returned.
+pub(crate) fn root_mount_op(m: &RootMount) -> Result<RootMountOp> {
+    let field = "root mount";
+    let params = m
+        .params
+        .iter()
+        .map(|p| match p {
+            MountParam::String(k, v) => Ok((cstring(field, k.as_bytes())?, Some(cstring(field, v.as_bytes())?))),
+            MountParam::Flag(k) => Ok((cstring(field, k.as_bytes())?, None)),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RootMountOp {
+        fstype: cstring(field, m.fstype.as_bytes())?,
+        params,
     })
 }
 

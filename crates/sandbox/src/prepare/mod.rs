@@ -15,8 +15,8 @@ use crate::plan::InPath;
 
 mod fs;
 
-pub(crate) use fs::fs_plan;
 pub use fs::mount_options;
+pub(crate) use fs::{fs_plan, root_mount_op};
 
 pub(crate) fn cstring(field: &str, s: impl AsRef<[u8]>) -> Result<CString> {
     CString::new(s.as_ref()).map_err(|_| Error::spec(field, "contains a NUL byte"))

@@ -2,13 +2,15 @@
 //! nothing, takes no lock and keeps no glibc state), with `unsafe` only where rustix has no safe wrapper.
 
 use std::cell::Cell;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use libc::{c_int, c_ulong, dev_t, gid_t, mode_t, uid_t};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatVfsMountFlags};
 use rustix::io::{Errno, Result};
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
+};
 use rustix::process::{Gid, Uid};
 use rustix::thread::{CapabilitySet, CapabilitySets, ThreadNameSpaceType, UnshareFlags};
 
@@ -103,6 +105,28 @@ impl Sys for Kernel {
                 data,
             ),
         };
+        self.done(r)
+    }
+
+    fn mount_new(&self, fstype: &CStr, params: &[(CString, Option<CString>)], target: &CStr) -> c_int {
+        let r = (|| {
+            let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
+            for (k, v) in params {
+                match v {
+                    Some(v) => rustix::mount::fsconfig_set_string(&fs, k.as_c_str(), v.as_c_str())?,
+                    None => rustix::mount::fsconfig_set_flag(&fs, k.as_c_str())?,
+                }
+            }
+            rustix::mount::fsconfig_create(&fs)?;
+            let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+            rustix::mount::move_mount(
+                &mnt,
+                c"",
+                rustix::fs::CWD,
+                target,
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        })();
         self.done(r)
     }
 

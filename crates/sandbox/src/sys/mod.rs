@@ -14,7 +14,7 @@
 //! without allocating, `_exit`; and outside this layer `clone3`, `execve`, the seccomp filter load, `keyctl`, the
 //! loopback `ioctl`s and the init's `signalfd`/fork.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use libc::{c_int, c_ulong, dev_t, gid_t, mode_t, uid_t};
@@ -52,6 +52,10 @@ pub(crate) trait Sys {
         flags: c_ulong,
         data: Option<&CStr>,
     ) -> c_int;
+    /// A new filesystem of type `fstype` mounted on `target` through the new mount API: `fsopen`, one `fsconfig`
+    /// per parameter (a string, or a flag when its value is `None`), `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`
+    /// and `move_mount`. 0, or -1 with the error of the step that failed.
+    fn mount_new(&self, fstype: &CStr, params: &[(CString, Option<CString>)], target: &CStr) -> c_int;
     /// `umount2(2)`.
     fn umount2(&self, target: &CStr, flags: c_int) -> c_int;
     /// `pivot_root(2)`.

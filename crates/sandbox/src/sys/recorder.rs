@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use libc::{c_int, c_ulong, dev_t, gid_t, mode_t, uid_t};
@@ -256,6 +256,26 @@ impl Sys for Recorder {
                 fstype: fstype.map(s),
                 flags,
                 data: data.map(s),
+            },
+        )
+    }
+    fn mount_new(&self, fstype: &CStr, params: &[(CString, Option<CString>)], target: &CStr) -> c_int {
+        let data = params
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{}={}", s(k), s(v)),
+                None => s(k),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        self.push(
+            "mount_new",
+            Call::Mount {
+                source: None,
+                target: self.name(target),
+                fstype: Some(s(fstype)),
+                flags: 0,
+                data: Some(data),
             },
         )
     }
