@@ -250,6 +250,7 @@ mod stage_tests {
             Stage::Paused,
             Stage::AppArmor,
             Stage::Loopback,
+            Stage::RootMount,
             Stage::Mounted,
             Stage::Ready,
         ] {
@@ -258,6 +259,6 @@ mod stage_tests {
         assert_eq!(Stage::Sync as u32, 1);
         assert_eq!(Stage::Ready as u32, 99);
         assert_eq!(Stage::from_u32(0), None);
-        assert_eq!(Stage::from_u32(Stage::Loopback as u32 + 1), None);
+        assert_eq!(Stage::from_u32(Stage::RootMount as u32 + 1), None);
     }
 }
