@@ -150,8 +150,8 @@ impl Engine {
     /// [`Error::NoSuchContainer`]; [`Error::Io`] when `path` cannot be looked at for another reason than its
     /// absence (a component that is a file, a permission).
     pub fn stat_path(&self, name: &str, path: &str) -> Result<Option<PathStat>> {
-        self.with_rootfs(name, |rootfs| {
-            let fd = match open_in_root(&rootfs.path(), path, OFlags::PATH) {
+        self.with_rootfs(name, true, |rootfs| {
+            let fd = match open_in_root(&rootfs.merged_view(), path, OFlags::PATH) {
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 res => res?,
             };
