@@ -38,6 +38,9 @@
 
 pub mod engine;
 
+/// This library's version (all the workspace's crates share it), as `wharf version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub use wharf_image as image;
 pub use wharf_network as network;
 pub use wharf_registry as registry;

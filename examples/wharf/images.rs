@@ -1,11 +1,13 @@
 //! Commands on the local store: images, rmi, prune, inspect, history, tag, save, load, import.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
 use wharf::image::archive;
 use wharf::image::import::{ContainerConfig, ImportOptions};
+use wharf::image::store::Image;
 use wharf::image::{Digest, Reference};
 
 use crate::{Ctx, Result};
@@ -28,6 +30,62 @@ pub fn human(bytes: u64) -> String {
     } else {
         format!("{v:.3}{}", units[i]).replace(".000", "")
     }
+}
+
+/// go-units' `HumanSize`, as docker prints image and disk sizes: decimal units, four significant digits
+/// ("77.8MB", "4.261MB", "212B").
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: &[&str] = &["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", crate::usage::four_digits(size), UNITS[unit])
+}
+
+/// The uncompressed sizes of images' layers, as docker counts an image's SIZE: from the layer cache where the
+/// layer was extracted, else by inflating its blob once (remembered for the command's life).
+#[derive(Default)]
+pub struct LayerSizes(HashMap<String, u64>);
+
+impl LayerSizes {
+    /// The layers (diff_ids) of `image` with their uncompressed sizes.
+    pub fn of(&mut self, ctx: &Ctx, image: &Image) -> Result<Vec<(String, u64)>> {
+        let diff_ids = image.config.inner().rootfs().diff_ids();
+        let cache = ctx.engine.layer_cache()?;
+        let mut out = Vec::new();
+        for (diff_id, blob) in diff_ids.iter().zip(image.manifest.layers()) {
+            if let Some(size) = self.0.get(diff_id) {
+                out.push((diff_id.clone(), *size));
+                continue;
+            }
+            let cached = diff_id.parse::<Digest>().ok().and_then(|d| cache.info(&d).ok());
+            let size = match cached {
+                Some(info) => info.uncompressed_size,
+                None => inflated_size(ctx, &blob.digest().to_string().parse()?)?,
+            };
+            self.0.insert(diff_id.clone(), size);
+            out.push((diff_id.clone(), size));
+        }
+        Ok(out)
+    }
+}
+
+/// The bytes of blob `digest` once inflated (gzip, zstd, or none).
+fn inflated_size(ctx: &Ctx, digest: &Digest) -> Result<u64> {
+    use std::io::{BufRead, Read};
+    let mut blob = BufReader::new(ctx.store.open_blob(digest)?);
+    let magic = blob.fill_buf()?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
+    let mut reader: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(blob))
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::Decoder::with_buffer(blob)?)
+    } else {
+        Box::new(blob)
+    };
+    Ok(std::io::copy(&mut reader, &mut std::io::sink())?)
 }
 
 fn short(d: &Digest) -> String {

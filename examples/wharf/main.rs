@@ -12,6 +12,7 @@ mod network;
 mod ps;
 mod registry;
 mod run;
+mod system;
 mod usage;
 
 use std::path::PathBuf;
@@ -182,6 +183,13 @@ enum Command {
         /// The container
         name: String,
     },
+    /// Show this program's and the library's versions
+    Version,
+    /// Show the containers and images of the root and what the host gives containers
+    Info,
+    /// The root's disk use: `system df`
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Registry operations: catalog, tags, delete and restore
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -248,6 +256,12 @@ enum Command {
         #[arg(short = 'c', long = "change")]
         changes: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show the disk space images and containers use, and how much removing unused ones would free
+    Df,
 }
 
 #[derive(Subcommand)]
@@ -333,6 +347,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Update(args) => usage::update(&ctx, &args)?,
         Command::Cp { src, dest } => files::cp(&ctx, &src, &dest)?,
         Command::Diff { name } => files::diff(&ctx, &name)?,
+        Command::Version => system::version()?,
+        Command::Info => system::info(&ctx)?,
+        Command::System(SystemCommand::Df) => system::df(&ctx)?,
         Command::Images => images::images(&ctx)?,
         Command::Rmi { images } => images::rmi(&ctx, &images)?,
         Command::Prune => images::prune(&ctx)?,

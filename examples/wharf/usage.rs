@@ -200,7 +200,7 @@ fn sample(ctx: &Ctx, names: &[String], previous: &mut Previous, memory_total: u6
 }
 
 /// The host's memory (`MemTotal`), docker's limit of a container without one.
-fn host_memory() -> u64 {
+pub(crate) fn host_memory() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     meminfo
         .lines()

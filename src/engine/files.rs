@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -161,6 +162,33 @@ impl Engine {
                 size: st.st_size as u64,
                 mode: st.st_mode,
             }))
+        })
+    }
+
+    /// The bytes container `name` wrote: the sizes of the files in its overlay's upper directory (docker's
+    /// `SizeRw`, what `docker ps -s` and `docker system df` show; each hard-linked file once), or of its whole
+    /// tree where overlayfs was unavailable and the layers were copied.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; IO errors.
+    pub fn size_rw(&self, name: &str) -> Result<u64> {
+        self.with_rootfs(name, |rootfs| {
+            let top = rootfs.upper().unwrap_or_else(|| rootfs.path());
+            let mut seen = std::collections::HashSet::new();
+            let mut total = 0;
+            let mut dirs = vec![top];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).map_err(Error::io("read", &dir))? {
+                    let entry = entry.map_err(Error::io("read", &dir))?;
+                    let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
+                    if meta.is_dir() {
+                        dirs.push(entry.path());
+                    } else if meta.nlink() < 2 || seen.insert((meta.dev(), meta.ino())) {
+                        total += meta.len();
+                    }
+                }
+            }
+            Ok(total)
         })
     }
 
