@@ -79,13 +79,16 @@ fn service_and_sidecar_share_network_pid_and_ipc_then_stop_and_rm() {
     let (ok, out) = fetch_from(&env, &[]);
     assert!(!ok, "a container with its own network reached the service: {out}");
 
-    // top lists the service's process, pid 1 inside.
+    // top lists the service's process by its host pid, as docker's does; it is pid 1 inside.
     let top = env.ok(&["top", "db"]);
     let row = top
         .lines()
         .find(|l| l.contains("httpd -f"))
         .unwrap_or_else(|| panic!("top does not list httpd: {top}"));
-    assert_eq!(row.split_whitespace().nth(1), Some("1"), "{top}");
+    let pid = row.split_whitespace().nth(1).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{top}\n{nspid}");
 
     // A sidecar in the service's pid namespace sees httpd as pid 1.
     let ps = env.ok(&["run", "--rm", "--pid", "container:db", IMAGE, "ps", "-o", "pid,args"]);

@@ -172,7 +172,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NoSuchContainer`]; IO errors.
     pub fn size_rw(&self, name: &str) -> Result<u64> {
-        self.with_rootfs(name, |rootfs| {
+        self.with_rootfs(name, false, |rootfs| {
             let top = rootfs.upper().unwrap_or_else(|| rootfs.path());
             let mut seen = std::collections::HashSet::new();
             let mut total = 0;
