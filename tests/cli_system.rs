@@ -129,3 +129,137 @@ fn megabytes(s: &str) -> f64 {
     );
     n.parse::<f64>().unwrap() * scale
 }
+
+/// A docker-save archive of one image `name` made `age` ago, whose one layer (uncompressed) holds a file of
+/// `size` bytes; returns the archive and its layer's length.
+fn saved_image(name: &str, age: std::time::Duration, size: usize) -> (Vec<u8>, usize) {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    layer
+        .append_data(&mut header, "data/blob", &vec![7u8; size][..])
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let created = wharf::image::config::rfc3339(std::time::SystemTime::now() - age);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": created,
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [wharf::image::Digest::sha256(&layer).to_string()]},
+    });
+    let manifest = serde_json::json!([{
+        "Config": "config.json",
+        "RepoTags": [name],
+        "Layers": ["layer.tar"],
+    }]);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, bytes) in [
+        ("config.json", serde_json::to_vec(&config).unwrap()),
+        ("layer.tar", layer.clone()),
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        archive.append_data(&mut header, path, &bytes[..]).unwrap();
+    }
+    (archive.into_inner().unwrap(), layer.len())
+}
+
+/// `wharf ARGS` with `input` on its standard input; returns its stdout, after asserting it succeeded.
+fn with_stdin(env: &Env, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = env
+        .command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    support::cli::succeeded(args, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn images_shows_uncompressed_sizes_and_ages_and_load_and_import_read_stdin() {
+    let env = Env::new();
+    // load without -i reads the archive from standard input.
+    let (archive, layer_len) = saved_image("old:1", std::time::Duration::from_secs(2 * 3600 + 60), 5000);
+    assert_eq!(with_stdin(&env, &["load"], &archive), "Loaded image: old:1\n");
+    // import - reads a root filesystem's tar from standard input.
+    let tree = env.busybox_tree("fromstdin", "stdin\n");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .args(["-cz", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let id = with_stdin(&env, &["import", "-", "piped", "--cmd", "/bin/sh"], &tar.stdout);
+    assert!(id.starts_with("sha256:"), "{id}");
+
+    // docker's table: CREATED in its words, SIZE uncompressed (the layer's tar, not the gzip of it).
+    let images = env.ok(&["images"]);
+    let lines: Vec<&str> = images.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
+    assert!(
+        lines[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
+        "{images}"
+    );
+    let header = lines[0];
+    let cell = |line: &str, title: &str, next: Option<&str>| {
+        let start = header.find(title).unwrap();
+        let end = next.map_or(line.len(), |n| header.find(n).unwrap());
+        line[start..end.min(line.len())].trim().to_string()
+    };
+    let row = |repo: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{repo} ")))
+            .unwrap_or_else(|| panic!("{images}"));
+        (
+            cell(line, "TAG", Some("IMAGE ID")),
+            cell(line, "IMAGE ID", Some("CREATED")),
+            cell(line, "CREATED", Some("SIZE")),
+            cell(line, "SIZE", None),
+        )
+    };
+    let (tag, image_id, created, size) = row("old");
+    assert_eq!(tag, "1");
+    assert!(
+        image_id.len() == 12 && image_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{image_id}"
+    );
+    assert_eq!(created, "2 hours ago");
+    assert!(layer_len < 10_000);
+    assert_eq!(size, format!("{}kB", layer_len as f64 / 1000.0));
+    let (tag, _, created, size) = row("piped");
+    assert_eq!(tag, "latest");
+    assert!(
+        created.ends_with(" ago") && (created.contains("second") || created.contains("minute")),
+        "{created}"
+    );
+    let compressed = tar.stdout.len() as f64 / 1e6;
+    assert!(
+        megabytes(&size) > compressed * 1.2,
+        "{size} is not the uncompressed size (gzip: {compressed}MB)"
+    );
+    // The same once the layer is in the layer cache (its size then comes from there).
+    assert_eq!(env.ok(&["run", "--rm", "piped", "cat", "/etc/release"]), "stdin\n");
+    let sizes = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_whitespace().last().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sizes(&env.ok(&["images"])), sizes(&images));
+}

@@ -92,14 +92,14 @@ fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
 }
 
-/// `docker images`.
+/// `docker images`: REPOSITORY TAG IMAGE ID CREATED SIZE, as docker's table: CREATED in docker's words ("2 hours
+/// ago"), SIZE the layers' uncompressed bytes ("77.8MB"), not the compressed download.
 pub fn images(ctx: &Ctx) -> Result<()> {
     let mut rows = ctx.store.list()?;
     rows.sort_by_key(|row| row.reference.familiar());
-    println!(
-        "{:<40} {:<16} {:<14} {:<22} SIZE",
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
-    );
+    let now = std::time::SystemTime::now();
+    let mut sizes = LayerSizes::default();
+    let mut lines = vec!["REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".to_string()];
     for row in rows {
         let familiar = row.reference.familiar();
         let repo = familiar
@@ -107,16 +107,58 @@ pub fn images(ctx: &Ctx) -> Result<()> {
             .map_or(familiar.as_str(), |(r, _)| r)
             .to_string();
         let repo = repo.split('@').next().unwrap_or_default().to_string();
-        println!(
-            "{:<40} {:<16} {:<14} {:<22} {}",
-            repo,
+        let created = row
+            .created
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .map_or("N/A".to_string(), |t| {
+                format!(
+                    "{} ago",
+                    crate::ps::human_duration(now.duration_since(t).unwrap_or_default())
+                )
+            });
+        let size = match &row.id {
+            Some(_) => {
+                let image = ctx.store.image(&row.reference, &ctx.platform)?;
+                sizes.of(ctx, &image)?.iter().map(|(_, s)| s).sum()
+            }
+            None => row.size,
+        };
+        lines.push(format!(
+            "{repo}\t{}\t{}\t{created}\t{}",
             row.reference.tag().unwrap_or("<none>"),
             row.id.as_ref().map_or_else(|| "<other platform>".to_string(), short),
-            row.created.as_deref().unwrap_or("-"),
-            human(row.size)
-        );
+            human_size(size)
+        ));
     }
-    Ok(())
+    crate::print(&crate::ps::tabulate(&lines, 10))
+}
+
+/// An RFC 3339 time as image configs record it ("2024-05-01T10:00:00Z", with fractions or an offset).
+fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = s.get(19..)?;
+    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = rest.get(1..3)?.parse().ok()?;
+            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// `docker rmi`.
@@ -216,10 +258,21 @@ pub fn save(ctx: &Ctx, output: &Path, images: &[String]) -> Result<()> {
     res
 }
 
-/// `docker load -i`.
-pub fn load(ctx: &Ctx, input: &Path) -> Result<()> {
-    let f = File::open(input).map_err(|e| format!("open {}: {e}", input.display()))?;
-    for image in archive::load(&ctx.store, input, BufReader::new(f))? {
+/// `docker load [-i FILE]`: a docker-save or OCI archive from the file, or from standard input (not a terminal).
+pub fn load(ctx: &Ctx, input: Option<&Path>) -> Result<()> {
+    let loaded = match input {
+        Some(input) => {
+            let f = File::open(input).map_err(|e| format!("open {}: {e}", input.display()))?;
+            archive::load(&ctx.store, input, BufReader::new(f))?
+        }
+        None => {
+            if rustix::termios::isatty(std::io::stdin()) {
+                return Err("requested load from stdin, but stdin is a terminal (use -i FILE or a pipe)".into());
+            }
+            archive::load(&ctx.store, Path::new("stdin"), BufReader::new(std::io::stdin()))?
+        }
+    };
+    for image in loaded {
         if image.references.is_empty() {
             println!("Loaded image ID: {}", image.manifest.digest());
         }
@@ -230,7 +283,7 @@ pub fn load(ctx: &Ctx, input: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `docker import`.
+/// `docker import`: a root filesystem from a tar file (possibly compressed), `-` (standard input) or a directory.
 pub fn import(
     ctx: &Ctx,
     source: &Path,
@@ -253,7 +306,12 @@ pub fn import(
         config,
         ..Default::default()
     };
-    let img = if source.is_dir() {
+    let img = if source == Path::new("-") {
+        if rustix::termios::isatty(std::io::stdin()) {
+            return Err("import from stdin, but stdin is a terminal (pipe a tar into it)".into());
+        }
+        wharf::image::import::import_tar(&ctx.store, std::io::stdin(), &r, &opts)?
+    } else if source.is_dir() {
         wharf::image::import::import_dir(&ctx.store, source, &r, &opts)?
     } else {
         let f = File::open(source).map_err(|e| format!("open {}: {e}", source.display()))?;

@@ -233,15 +233,15 @@ enum Command {
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Load images from a docker-save archive
+    /// Load images from a docker-save or OCI archive (standard input without -i)
     Load {
-        /// Input file
+        /// Input file [default: standard input]
         #[arg(short, long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
     },
     /// Import a root filesystem (a tar, possibly compressed, or a directory) as an image
     Import {
-        /// A tar file or a directory
+        /// A tar file (possibly compressed), - for one on standard input, or a directory
         source: PathBuf,
         /// Name for the image
         image: String,
@@ -357,7 +357,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::History { image } => images::history(&ctx, &image)?,
         Command::Tag { source, target } => images::tag(&ctx, &source, &target)?,
         Command::Save { output, images } => images::save(&ctx, &output, &images)?,
-        Command::Load { input } => images::load(&ctx, &input)?,
+        Command::Load { input } => images::load(&ctx, input.as_deref())?,
         Command::Import {
             source,
             image,

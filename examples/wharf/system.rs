@@ -136,11 +136,9 @@ pub fn df(ctx: &Ctx) -> Result<()> {
         }
     }
     let running = containers.iter().filter(|c| c.state == State::Running).count();
-    let reclaimable = |part: u64, total: u64| {
-        match (part * 100).checked_div(total) {
-            Some(percent) => format!("{} ({percent}%)", human_size(part)),
-            None => human_size(part),
-        }
+    let reclaimable = |part: u64, total: u64| match (part * 100).checked_div(total) {
+        Some(percent) => format!("{} ({percent}%)", human_size(part)),
+        None => human_size(part),
     };
     let lines = vec![
         "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE".to_string(),
