@@ -140,7 +140,7 @@ impl Rootless {
     /// `script`, edited by `edit`; owned by the user.
     fn bundle(&self, name: &str, script: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
         let b = self.dir.path().join(name);
-        support::busybox_rootfs(&b.join("rootfs"), &["sh", "cat", "id", "ls", "stat"]);
+        support::busybox_rootfs(&b.join("rootfs"), &["sh", "cat", "id", "ls", "stat", "tr"]);
         self.give(&b);
         let spec = self.run_as("sh", &["-c", &format!("cd '{}' && runc spec --rootless", b.display())]);
         assert!(
@@ -516,4 +516,43 @@ fn a_rootless_container_gets_an_overlay_whose_changes_commit_with_whiteouts() {
     }
     let left = std::fs::read_dir(r.data().join("wharf/.wharf/rootfs")).unwrap().count();
     assert_eq!(left, 0, "container directories left behind");
+}
+
+#[test]
+fn exec_enters_a_rootless_containers_namespaces_pid_namespace_included() {
+    let r = Rootless::new();
+    let wharf = busybox_image(&r);
+    let wharf = wharf.as_str();
+    assert_ok(
+        &r.run_as(
+            wharf,
+            &["run", "-d", "--name", "svc", "bb:1", "busybox", "sleep", "100"],
+        ),
+        "wharf run -d",
+    );
+    // The exec'd process is root in the container's user namespace, and a process of its pid namespace: not
+    // pid 1, with the container's first process as pid 1 (an unprivileged caller's thread cannot join that
+    // namespace; its child joins it with the user namespace and forks once more).
+    let out = r.run_as(
+        wharf,
+        &[
+            "exec",
+            "svc",
+            "sh",
+            "-c",
+            "id -u; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo",
+        ],
+    );
+    assert_ok(&out, "wharf exec");
+    let lines: Vec<String> = text(&out).lines().map(String::from).collect();
+    assert_eq!(lines[0], "0", "{lines:?}");
+    assert_ne!(lines[1], "1", "{lines:?}");
+    assert!(lines[1].parse::<u32>().unwrap() < 100, "a host pid: {lines:?}");
+    assert_eq!(lines[2].trim(), "busybox sleep 100");
+    // Exit codes come back, and a missing program is docker's 127.
+    let out = r.run_as(wharf, &["exec", "svc", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = r.run_as(wharf, &["exec", "svc", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ok(&r.run_as(wharf, &["rm", "-f", "svc"]), "wharf rm -f");
 }

@@ -83,7 +83,18 @@ pub(crate) fn exec_into(t: Target<'_>, process: &Process, stdio: StdioConfig) ->
     } else {
         None
     };
+    // A thread of ours can join the pid namespace only with privilege over it: an unprivileged caller's child
+    // joins it together with the user namespace, then forks once more into it.
+    let fork = pid_ns.is_some() && !rustix::process::geteuid().is_root();
     let mut b = PlanBuilder::new(spec, &process, &pp, stdio, seccomp)?;
+    let fork_pipe = if fork {
+        flags |= libc::CLONE_NEWPID;
+        let (r, w) = crate::fds::pipe()?;
+        b.plan.fork_w = b.keep(&w)?;
+        Some((r, w))
+    } else {
+        None
+    };
     b.join(pidfd, flags)?;
     let cg_join = cgroup.join_fds()?;
     b.cgroup(&cg_join)?;
@@ -92,7 +103,11 @@ pub(crate) fn exec_into(t: Target<'_>, process: &Process, stdio: StdioConfig) ->
         b.plan.keyring = Some(session_keyring(id)?);
     }
     let (plan, mut io, parent) = b.finish();
-    let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns.iter().map(|f| (f, libc::CLONE_NEWPID)).collect();
+    let thread_joins: Vec<(&OwnedFd, libc::c_int)> = pid_ns
+        .iter()
+        .filter(|_| !fork)
+        .map(|f| (f, libc::CLONE_NEWPID))
+        .collect();
     let (cpid, pidfd, in_cgroup) = clone_child(&plan, 0, &thread_joins, cg_join.v2_dir.as_ref())?;
     drop(parent.fds);
     let (sync_w, err_r) = (parent.sync_w, parent.err_r);
@@ -111,6 +126,25 @@ pub(crate) fn exec_into(t: Target<'_>, process: &Process, stdio: StdioConfig) ->
     let mut sync_w = File::from(sync_w);
     std::io::Write::write_all(&mut sync_w, &[1]).map_err(Error::os("release exec child"))?;
     drop(sync_w);
+    if let Some((fork_r, fork_w)) = fork_pipe {
+        drop(fork_w);
+        let mut pid = [0u8; 4];
+        // Nothing comes when the go-between failed before its fork: its report says why, below.
+        if std::io::Read::read_exact(&mut File::from(fork_r), &mut pid).is_ok() {
+            let _ = handle.wait();
+            let pid = i32::from_ne_bytes(pid);
+            // Our child (CLONE_PARENT), not yet waited for: the pid cannot have been reused.
+            let fd = rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(pid)
+                    .ok_or_else(|| Error::os("exec child's pid")(std::io::ErrorKind::InvalidData.into()))?,
+                rustix::process::PidfdFlags::empty(),
+            )
+            .map_err(|e| Error::os("pidfd_open the exec child")(e.into()))?;
+            handle.pid = pid;
+            handle.pidfd = fd;
+            handle.status = None;
+        }
+    }
     if let Some(r) = read_report(&mut File::from(err_r))? {
         let _ = handle.wait();
         return Err(report_error(r, &pp, &cg_join, None));

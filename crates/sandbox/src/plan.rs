@@ -161,6 +161,11 @@ pub(crate) struct Plan {
     pub winsize: libc::winsize,
     /// Set `IFF_UP` on `lo` once the new network namespace exists.
     pub loopback_up: bool,
+    /// Fork once more after joining the namespaces (a joined pid namespace holds only children): the new process,
+    /// made a child of the caller's process (`CLONE_PARENT`), goes on; this one writes its pid (4 bytes, native
+    /// order) to this fd and exits. -1: no fork. How an unprivileged caller enters a rootless container's pid
+    /// namespace, which only a process inside its user namespace may join and a thread of the caller cannot enter.
+    pub fork_w: RawFd,
     /// The only fds the child keeps (sorted): 0, 1, 2 and those handed to it. Every other fd it inherited from the
     /// caller (a lock, a socket, a pipe of another child) is closed first thing, not only at `execve`: a created
     /// container waiting to be started, or a frozen one, must not hold them.
@@ -260,6 +265,7 @@ impl PlanBuilder {
             pause_r: -1,
             apparmor: pp.apparmor.clone(),
             loopback_up: false,
+            fork_w: -1,
             keep_fds: Vec::new(),
         };
         Ok(PlanBuilder {

@@ -12,6 +12,18 @@ pub(super) fn enter<S: Sys>(sys: &S, plan: &Plan) {
         ok(sys, plan, sys.setns(*fd, *typ), Stage::Setns, i);
         sys.close(*fd);
     }
+    if plan.fork_w >= 0 {
+        let pid = sys.fork_into_parent();
+        if pid < 0 {
+            fail_with(sys, plan, Stage::Setns, plan.join.len(), sys.errno());
+        }
+        if pid > 0 {
+            // The go-between: hand the new process's pid over, and end (the caller reaps us).
+            let n = sys.write(plan.fork_w, &pid.to_ne_bytes());
+            sys.exit(if n == 4 { 0 } else { 1 });
+        }
+        sys.close(plan.fork_w);
+    }
     if plan.new_userns {
         ok(sys, plan, sys.setresgid(0), Stage::UserRoot, 0);
         ok(sys, plan, sys.setresuid(0), Stage::UserRoot, 1);

@@ -292,3 +292,26 @@ fn user_groups_and_capabilities_are_switched_in_order() {
     let raised: Vec<_> = rest[6..].iter().collect();
     assert!(raised.iter().all(|c| matches!(c, Call::RaiseAmbient(_))), "{raised:?}");
 }
+
+#[test]
+fn a_child_that_must_fork_into_a_joined_pid_namespace_forks_after_its_joins() {
+    use LinuxNamespaceType as T;
+    let mut spec = Spec::default();
+    let linux = spec.linux_mut().as_mut().unwrap();
+    linux.set_namespaces(Some(vec![
+        namespace(T::User, Some("/proc/self/ns/user")),
+        namespace(T::Mount, Some("/proc/self/ns/mnt")),
+    ]));
+    let ns = Namespaces::from_spec(spec.linux().as_ref().unwrap()).unwrap();
+    let mut plan = plan_of(&spec, &ns);
+    plan.fork_w = 200;
+    let rec = Recorder::default();
+    creds::enter(&rec, &plan);
+    // The recorder goes on as the new process: both joins, then the fork, and nothing is written (that is the
+    // go-between's part).
+    let calls = rec.calls();
+    assert!(
+        matches!(calls[..], [Call::Setns(_, _), Call::Setns(_, _), Call::Fork]),
+        "{calls:?}"
+    );
+}

@@ -130,6 +130,32 @@ impl Sys for Kernel {
         self.done(r)
     }
 
+    fn fork_into_parent(&self) -> libc::pid_t {
+        // SAFETY: clone_args is plain integers; all zero is "nothing asked".
+        let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+        // The child's exit signal is ours (the kernel takes it from this process with CLONE_PARENT).
+        args.flags = libc::CLONE_PARENT as u64;
+        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this single-threaded process
+        // and continues here with 0, still only making raw system calls.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const libc::clone_args,
+                std::mem::size_of::<libc::clone_args>(),
+            )
+        };
+        if r < 0 {
+            self.errno
+                .set(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+            return -1;
+        }
+        r as libc::pid_t
+    }
+
+    fn exit(&self, code: c_int) -> ! {
+        Kernel::exit(self, code)
+    }
+
     fn umount2(&self, target: &CStr, flags: c_int) -> c_int {
         self.done(rustix::mount::unmount(
             target,

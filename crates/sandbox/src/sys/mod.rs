@@ -56,6 +56,11 @@ pub(crate) trait Sys {
     /// per parameter (a string, or a flag when its value is `None`), `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`
     /// and `move_mount`. 0, or -1 with the error of the step that failed.
     fn mount_new(&self, fstype: &CStr, params: &[(CString, Option<CString>)], target: &CStr) -> c_int;
+    /// `clone3(CLONE_PARENT)`, a fork whose child is the caller's parent's: 0 in the child, its pid here, -1 with
+    /// the error.
+    fn fork_into_parent(&self) -> libc::pid_t;
+    /// `_exit(2)`.
+    fn exit(&self, code: c_int) -> !;
     /// `umount2(2)`.
     fn umount2(&self, target: &CStr, flags: c_int) -> c_int;
     /// `pivot_root(2)`.

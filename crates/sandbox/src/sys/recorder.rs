@@ -23,6 +23,8 @@ pub(crate) enum Call {
         data: Option<String>,
     },
     Umount(String),
+    /// A fork whose child goes on (`fork_into_parent`).
+    Fork,
     PivotRoot,
     Chroot(String),
     Chdir(String),
@@ -278,6 +280,13 @@ impl Sys for Recorder {
                 data: Some(data),
             },
         )
+    }
+    fn fork_into_parent(&self) -> libc::pid_t {
+        // The recording goes on as the new process would.
+        self.push("fork_into_parent", Call::Fork)
+    }
+    fn exit(&self, code: c_int) -> ! {
+        panic!("the recorded child exited with {code}")
     }
     fn umount2(&self, target: &CStr, _flags: c_int) -> c_int {
         self.push("umount2", Call::Umount(s(target)))
