@@ -153,6 +153,12 @@ enum Command {
         /// Extra environment, KEY=VALUE
         #[arg(short, long)]
         env: Vec<String>,
+        /// Working directory inside the container (absolute) [default: the container's]
+        #[arg(short, long)]
+        workdir: Option<String>,
+        /// User (name, uid, uid:gid, name:group), from the container's /etc/passwd [default: the container's]
+        #[arg(short, long)]
+        user: Option<String>,
         /// The container
         name: String,
         /// Command and arguments
@@ -337,9 +343,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exec {
             tty,
             env,
+            workdir,
+            user,
             name,
             command,
-        } => return Ok(ExitCode::from(run::exec(&ctx, &name, command, env, tty)?)),
+        } => {
+            let settings = wharf::engine::ExecSettings {
+                command,
+                env,
+                workdir,
+                user,
+                tty,
+            };
+            return Ok(ExitCode::from(run::exec(&ctx, &name, &settings)?));
+        }
         Command::Commit { name, image } => run::commit(&ctx, &name, &image)?,
         Command::Export { name, output } => run::export(&ctx, &name, &output)?,
         Command::Top { name, ps_args } => usage::top(&ctx, &name, &ps_args)?,

@@ -333,16 +333,12 @@ pub fn export(ctx: &Ctx, name: &str, output: &Path) -> Result<()> {
 
 /// `docker exec`: another process in a running container, with the container's environment,
 /// user and security settings; returns its exit code.
-pub fn exec(ctx: &Ctx, name: &str, command: Vec<String>, env: Vec<String>, tty: bool) -> Result<u8> {
+pub fn exec(ctx: &Ctx, name: &str, settings: &ExecSettings) -> Result<u8> {
     let name = &ctx.engine.resolve(name)?;
-    let settings = ExecSettings {
-        command,
-        env,
-        tty,
-        ..Default::default()
-    };
-    let mut handle = ctx.engine.exec(name, &settings, StdioConfig::inherit())?;
-    if tty && let Some(master) = handle.pty_master.take() {
+    let mut handle = ctx.engine.exec(name, settings, StdioConfig::inherit())?;
+    if settings.tty
+        && let Some(master) = handle.pty_master.take()
+    {
         proxy_terminal(master, true)?;
     }
     Ok(match handle.wait()? {
