@@ -556,3 +556,113 @@ fn exec_enters_a_rootless_containers_namespaces_pid_namespace_included() {
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
     assert_ok(&r.run_as(wharf, &["rm", "-f", "svc"]), "wharf rm -f");
 }
+
+#[test]
+fn a_rootless_user_moves_images_through_a_registry_and_archives_and_gets_a_terminal() {
+    support::require("script", "bsdutils");
+    let r = Rootless::new();
+    let wharf = busybox_image(&r);
+    let wharf = wharf.as_str();
+    // Push to and pull back from Debian's registry on the loopback.
+    let registry = support::Registry::start();
+    let remote = registry.image("rootless/bb:1");
+    assert_ok(&r.run_as(wharf, &["tag", "bb:1", &remote]), "wharf tag");
+    assert_ok(&r.run_as(wharf, &["push", &remote]), "wharf push");
+    assert_ok(&r.run_as(wharf, &["rmi", &remote, "bb:1"]), "wharf rmi");
+    assert_ok(&r.run_as(wharf, &["prune"]), "wharf prune");
+    assert_ok(&r.run_as(wharf, &["pull", &remote]), "wharf pull");
+    let out = r.run_as(wharf, &["run", "--rm", &remote, "id", "-u"]);
+    assert_ok(&out, "wharf run of the pulled image");
+    assert_eq!(text(&out), "0\n");
+    // A docker-save archive out and back in.
+    let archive = r.data().join("bb.tar");
+    assert_ok(
+        &r.run_as(wharf, &["save", "-o", archive.to_str().unwrap(), &remote]),
+        "wharf save",
+    );
+    assert_ok(&r.run_as(wharf, &["rmi", &remote]), "wharf rmi");
+    assert_ok(
+        &r.run_as(wharf, &["load", "-i", archive.to_str().unwrap()]),
+        "wharf load",
+    );
+    let out = r.run_as(wharf, &["run", "--rm", &remote, "id", "-u"]);
+    assert_ok(&out, "wharf run of the loaded image");
+    assert_eq!(text(&out), "0\n");
+    // `run -it` on a terminal (script gives one): the container's standard streams are a terminal of its own.
+    let cmd = format!("{wharf} run --rm -it {remote} sh -c 'tty; id -u'");
+    let out = r.run_as("script", &["-qec", &cmd, "/dev/null"]);
+    assert_ok(&out, "script wharf run -it");
+    let seen = text(&out).replace('\r', "");
+    assert!(seen.contains("/dev/pts/0\n0\n"), "{seen:?}");
+}
+
+#[test]
+fn hostile_layers_imported_by_a_rootless_user_write_nothing_outside_its_store() {
+    let r = Rootless::new();
+    let wharf = r.dir.path().join("wharf");
+    let wharf = wharf.to_str().unwrap();
+    // A place the user may write, so that an escape would show.
+    let outside = r.data().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    r.give(&outside);
+    let tar = r.data().join("hostile.tar");
+    // Each case, and what running its image says: the layer is extracted (into the cache, as the user) when the
+    // first container is made.
+    let cases = [
+        // A path that climbs out of the root lands inside it, as containerd's and docker's cleaning puts it (the
+        // image has no programs: it is extracted, then nothing can run).
+        (
+            "climb",
+            r#"add("../../../../" + outside.lstrip("/") + "/climbed")"#,
+            "not found in the container",
+        ),
+        // A symlink to the outside, then a file through it.
+        (
+            "symlink",
+            r#"add("link", type=tarfile.SYMTYPE, linkname=outside); add("link/through")"#,
+            "leads outside of the root filesystem",
+        ),
+        // A hard link to a file outside the layer.
+        (
+            "hardlink",
+            r#"add("hl", type=tarfile.LNKTYPE, linkname=outside + "/target")"#,
+            "is not in this layer",
+        ),
+    ];
+    for (case, entries, says) in cases {
+        let py = format!(
+            r#"
+import io, tarfile, sys
+out, outside = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w") as t:
+    def add(name, **kw):
+        i = tarfile.TarInfo(name)
+        for k, v in kw.items():
+            setattr(i, k, v)
+        i.size = 1 if i.type == tarfile.REGTYPE else 0
+        t.addfile(i, io.BytesIO(b"x") if i.type == tarfile.REGTYPE else None)
+    {entries}
+"#
+        );
+        let ok = Command::new("python3")
+            .args(["-c", &py, tar.to_str().unwrap(), outside.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 could not write the {case} tar");
+        std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let image = format!("hostile/{case}:1");
+        assert_ok(
+            &r.run_as(wharf, &["import", tar.to_str().unwrap(), &image]),
+            "wharf import",
+        );
+        let out = r.run_as(wharf, &["run", "--rm", &image, "/bin/true"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{case}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{case} wrote outside the store: {left:?}");
+    }
+}
