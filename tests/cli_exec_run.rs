@@ -97,3 +97,96 @@ fn exec_takes_a_directory_environment_and_user_as_docker_exec_does() {
     );
     refused(&env, &["exec", "-u", "web:nogroup", "box", "true"], "nogroup");
 }
+
+#[test]
+fn run_makes_a_missing_workdir_and_mount_target_inside_the_root_never_through_a_symlink_out() {
+    let env = Env::new();
+    let tree = env.busybox_tree("bb", "run\n");
+    // A host directory that nothing may be made in, and symlinks in the image that point at it (absolute: outside
+    // the root, dangling inside it) or climb above the root (relative: they stop at the root's top).
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("data/abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", tree.join("data/up")).unwrap();
+    env.ok(&["import", tree.to_str().unwrap(), "bb", "--cmd", "/bin/sh"]);
+    let host = env.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("hello"), "from the host\n").unwrap();
+    let volume = |target: &str| format!("{}:{target}", host.display());
+
+    // -w: made (0755, root's), as docker and runc make it; a relative symlink on the way resolves inside.
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-w",
+            "/made/here",
+            "bb",
+            "sh",
+            "-c",
+            "pwd; stat -c '%a %u' ."
+        ]),
+        "/made/here\n755 0\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "-w", "/data/up/climbed", "bb", "pwd", "-P"]),
+        "/climbed\n"
+    );
+    // With a read-only root too (made before the root is made read-only, as runc does).
+    assert_eq!(
+        env.ok(&["run", "--rm", "--read-only", "-w", "/ro/dir", "bb", "pwd"]),
+        "/ro/dir\n"
+    );
+    // -v: a missing target is made in the root, beneath a relative symlink too.
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &volume("/mnt/deep/new"),
+            "bb",
+            "cat",
+            "/mnt/deep/new/hello"
+        ]),
+        "from the host\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &volume("/data/up/bound"),
+            "bb",
+            "cat",
+            "/bound/hello"
+        ]),
+        "from the host\n"
+    );
+
+    // Through the absolute symlink (dangling inside the root): refused with the path named, as runc refuses it;
+    // nothing is made on the host.
+    for args in [
+        &["run", "--rm", "-w", "/data/abs/x", "bb", "true"][..],
+        &["run", "--rm", "-v", &volume("/data/abs/m"), "bb", "true"],
+    ] {
+        let out = env.wharf(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+        assert!(
+            err.starts_with("Error: ") && err.contains("data/abs"),
+            "{args:?}: {err}"
+        );
+    }
+    // Where the link's target exists inside the root, the directory is made there, inside.
+    let tree = env.busybox_tree("bb2", "run\n");
+    std::os::unix::fs::symlink(&outside, tree.join("data/abs")).unwrap();
+    std::fs::create_dir_all(tree.join(outside.strip_prefix("/").unwrap())).unwrap();
+    env.ok(&["import", tree.to_str().unwrap(), "bb2", "--cmd", "/bin/sh"]);
+    let inside = format!("{}/x\n", outside.display());
+    assert_eq!(
+        env.ok(&["run", "--rm", "-w", "/data/abs/x", "bb2", "pwd", "-P"]),
+        inside
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "made outside the root");
+    assert!(env.listed().is_empty(), "{:?}", env.listed());
+}

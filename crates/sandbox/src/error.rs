@@ -46,7 +46,8 @@ pub enum Error {
         /// The errno of the last `execve`.
         source: io::Error,
     },
-    /// The working directory could not be entered (missing, not a directory, or outside the root).
+    /// The working directory could not be made or entered (a component is a file or a symlink dangling inside
+    /// the root, an exec's is missing, or it is outside the root).
     #[error("cannot enter working directory {cwd:?} in the container: {source}")]
     Cwd {
         /// `process.cwd`.

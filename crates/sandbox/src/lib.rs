@@ -69,7 +69,10 @@
 //! - **CVE defences**: the child is non-dumpable until `execve` and never re-executes the host binary, so no
 //!   container process can open it through `/proc/PID/exe` (CVE-2019-5736); every inherited fd is marked
 //!   close-on-exec and the working directory is resolved inside the root (magic links refused) and checked with
-//!   `getcwd` (CVE-2024-21626).
+//!   `getcwd` (CVE-2024-21626). A container's working directory that the root lacks is made (0755) after the
+//!   mounts and before a read-only root, as runc makes it, beneath the root as mount targets are: a symlink on
+//!   the way resolves inside the root, and one dangling there (an absolute link to a host path) is refused as
+//!   runc refuses it, never followed out. An exec's working directory must exist, as runc's.
 //! - **Create/start split and state**: with [`SpawnOptions::created_only`] the child waits on a FIFO in the state
 //!   directory just before `execve`; [`StateDir`] lets any process start, signal, exec into, list and delete a
 //!   container by id — what an OCI runtime CLI (runc's command line) needs.

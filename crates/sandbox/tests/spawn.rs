@@ -329,14 +329,36 @@ fn exec_permission_denied_is_a_typed_error() {
 }
 
 #[test]
-fn bad_cwd_is_a_typed_error() {
+fn a_missing_cwd_is_made_beneath_the_root_and_a_bad_one_is_a_typed_error() {
     let root = rootfs();
-    let mut s = spec(&["true"]);
-    s.process_mut()
-        .as_mut()
-        .unwrap()
-        .set_cwd(PathBuf::from("/does/not/exist"));
-    let e = Container::spawn(&s, root.path(), StdioConfig::piped()).unwrap_err();
+    let with_cwd = |cwd: &str| {
+        let mut s = sh("pwd -P");
+        s.process_mut().as_mut().unwrap().set_cwd(PathBuf::from(cwd));
+        s
+    };
+    // As runc: a working directory the root lacks is made (0755), beneath the root.
+    let (exit, out, err) = run(&with_cwd("/does/not/exist"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "/does/not/exist\n");
+    use std::os::unix::fs::PermissionsExt;
+    let made = std::fs::metadata(root.path().join("does/not/exist")).unwrap();
+    assert_eq!(made.permissions().mode() & 0o7777, 0o755);
+    // A symlink on the way resolves inside the root, a relative one climbing above it too.
+    std::os::unix::fs::symlink("../../../..", root.path().join("up")).unwrap();
+    let (exit, out, err) = run(&with_cwd("/up/climbed"), root.path());
+    assert_eq!(exit.status, ExitStatus::Exited(0), "stderr: {err}");
+    assert_eq!(out, "/climbed\n");
+    assert!(root.path().join("climbed").is_dir());
+    // An absolute symlink to a host directory, dangling inside the root, is refused as runc refuses it: nothing
+    // is made through it on the host.
+    let host = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(host.path(), root.path().join("out")).unwrap();
+    let e = Container::spawn(&with_cwd("/out/x"), root.path(), StdioConfig::piped()).unwrap_err();
+    assert!(matches!(&e, Error::Cwd { .. }), "{e:?}");
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+    // A component that is a file.
+    std::fs::write(root.path().join("file"), "").unwrap();
+    let e = Container::spawn(&with_cwd("/file/x"), root.path(), StdioConfig::piped()).unwrap_err();
     assert!(matches!(&e, Error::Cwd { .. }), "{e:?}");
 }
 

@@ -199,12 +199,12 @@ const TOLERATED: &[(&str, Option<usize>, &str)] = &[
     ),
     (
         "open_in_root",
-        Some(16),
+        Some(17),
         "no /dev in the root to put the symlinks in: none are made",
     ),
     (
         "open_in_root",
-        Some(17),
+        Some(18),
         "the root's /dev/null cannot be opened: the host's masks paths instead",
     ),
     (

@@ -84,6 +84,13 @@ pub(super) fn setup_fs<S: Sys>(sys: &S, plan: &Plan, fs: &FsPlan) -> RawFd {
     let root = sys.open(&fs.rootfs, libc::O_PATH | libc::O_DIRECTORY);
     ok(sys, plan, root, Stage::RootOpen, 0);
     mounts(sys, plan, fs, root);
+    // A working directory the root lacks is made (0755, the container's root's), as runc makes it: after the
+    // mounts (so one beneath a mount is made in it) and before a read-only root, and beneath the root as a mount
+    // target is, so a symlink on the way resolves inside it and a dangling one is refused, never followed out.
+    match make_target(sys, root, &plan.cwd, false) {
+        Ok(fd) => sys.close(fd),
+        Err(e) => fail_with(sys, plan, Stage::Cwd, 0, e),
+    }
     devices(sys, plan, fs, root);
     for (i, (path, value)) in fs.sysctl.iter().enumerate() {
         let f = sys.open_in_root(root, path, libc::O_WRONLY);
