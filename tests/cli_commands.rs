@@ -95,9 +95,15 @@ fn update_changes_a_running_containers_limits_in_its_cgroup() {
     };
     refused(&["update", "web"], "you must provide one or more flags");
     refused(&["update", "--memory", "lots", "web"], "invalid size \"lots\"");
-    env.ok(&["run", "--name", "done", "bb", "true"]);
-    refused(&["update", "--memory", "32m", "done"], "container done is not running");
     refused(&["update", "--memory", "32m", "nosuch"], "No such container: nosuch");
+    // A stopped container's limits are recorded and apply when it starts again, as docker's.
+    env.ok(&["run", "-d", "--name", "later", "bb", "sleep", "1000"]);
+    env.ok(&["kill", "later"]);
+    env.ok(&["wait", "later"]);
+    assert_eq!(env.ok(&["update", "--memory", "48m", "later"]), "later\n");
+    env.ok(&["restart", "later"]);
+    let memory = cgroup_file(pid_of(&env, "later"), "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read(&memory), (48 << 20).to_string());
 }
 
 #[test]

@@ -247,7 +247,12 @@ fn a_running_container_is_inspected_listed_filtered_exec_top_stats_and_removed()
     assert_eq!(engine.stats("svc").unwrap().memory_limit, Some(32 << 20));
     let limits = engine.inspect("svc").unwrap().settings.unwrap().limits;
     assert_eq!((limits.memory, limits.pids), (Some(32 << 20), None));
-    assert!(matches!(engine.update("other", &lower), Err(Error::NotRunning(_))));
+    // A stopped one's are recorded for its next start, as docker's.
+    engine.update("other", &lower).unwrap();
+    assert_eq!(
+        engine.inspect("other").unwrap().settings.unwrap().limits.memory,
+        Some(32 << 20)
+    );
 
     assert!(matches!(engine.remove("svc", false), Err(Error::Running(_))));
     engine.remove("svc", true).unwrap();

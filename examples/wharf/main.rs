@@ -175,7 +175,7 @@ enum Command {
     },
     /// Show containers' resource usage, a table a second until ^C (--no-stream for one)
     Stats(usage::StatsArgs),
-    /// Change running containers' limits (memory, CPUs, processes) live
+    /// Change containers' limits (memory, CPUs, processes): live when they run, at the next start when not
     Update(usage::UpdateArgs),
     /// Copy files between a container and the host: NAME:SRC DEST, SRC NAME:DEST (- for a tar on stdin or stdout)
     Cp {

@@ -26,8 +26,8 @@ pub struct UpdateArgs {
     pub names: Vec<String>,
 }
 
-/// `docker update [--memory M] [--cpus N] [--pids-limit N] NAME…`: the new limits in each container's cgroup at
-/// once; prints each container as named.
+/// `docker update [--memory M] [--cpus N] [--pids-limit N] NAME…`: the new limits in each running container's
+/// cgroup at once, and a stopped one's for its next start; prints each container as named.
 pub fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
     let limits = Limits {
         memory: args.memory.as_deref().map(Limits::parse_size).transpose()?,

@@ -276,20 +276,20 @@ impl Engine {
         }
     }
 
-    /// Changes the limits of running container `name` live (`docker update`): those `limits` sets replace the
-    /// container's, the others stay; its record keeps the new ones for [`inspect`](Engine::inspect).
+    /// Changes the limits of container `name` (`docker update`): those `limits` sets replace the container's,
+    /// the others stay. A running container gets them live in its cgroup; its record keeps them for
+    /// [`inspect`](Engine::inspect) and the next start (a stopped container's take effect then, as docker's do).
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`], [`Error::NotRunning`], [`Error::InvalidSetting`]; the cgroup's errors (a
-    /// memory limit below what the container uses, a controller the host lacks).
+    /// [`Error::NoSuchContainer`], [`Error::InvalidSetting`]; the cgroup's errors (a memory limit below what the
+    /// container uses, a controller the host lacks).
     pub fn update(&self, name: &str, limits: &Limits) -> Result<()> {
         self.records().get(name)?;
         let layout = self.layout();
-        if !process_exists(layout, name) {
-            return Err(Error::NotRunning(name.to_string()));
-        }
         let resources = spec::resources(limits)?;
-        layout.state_dir()?.load(name)?.cgroup.update(&resources)?;
+        if process_exists(layout, name) {
+            layout.state_dir()?.load(name)?.cgroup.update(&resources)?;
+        }
         self.records().update(name, |r| {
             if let Some(s) = &mut r.settings {
                 let now = &mut s.limits;
