@@ -117,23 +117,39 @@ impl Rootless {
 
     /// `cmd args` as the test user, with its runtime directory set and stdio on files.
     fn run_as(&self, cmd: &str, args: &[&str]) -> Output {
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", self.uid),
-                &format!("--regid={}", self.gid),
-                "--init-groups",
-                "--",
-                cmd,
-            ])
-            .args(args)
-            .env("XDG_RUNTIME_DIR", self.xdg())
-            .env("XDG_DATA_HOME", self.data())
-            .env_remove("WHARF_ROOT")
-            .env("HOME", self.dir.path())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.run_as_from(None, cmd, args)
+    }
+
+    /// As [`Rootless::run_as`], the process first moved (by root) into the cgroup whose `cgroup.procs` is `procs`.
+    fn run_as_from(&self, procs: Option<&Path>, cmd: &str, args: &[&str]) -> Output {
+        let mut c = match procs {
+            Some(p) => {
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    &format!("echo $$ > '{}' && exec setpriv \"$@\"", p.display()),
+                    "sh",
+                ]);
+                c
+            }
+            None => Command::new("setpriv"),
+        };
+        c.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--init-groups",
+            "--",
+            cmd,
+        ])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", self.xdg())
+        .env("XDG_DATA_HOME", self.data())
+        .env_remove("WHARF_ROOT")
+        .env("HOME", self.dir.path())
+        .current_dir(self.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
     }
 
     /// A busybox bundle `name` with runc's rootless spec (`runc spec --rootless`, made as the user) running
@@ -665,4 +681,122 @@ with tarfile.open(out, "w") as t:
             .collect();
         assert!(left.is_empty(), "{case} wrote outside the store: {left:?}");
     }
+}
+
+/// A cgroup v2 subtree delegated to the test user, as systemd's `user@UID.service` is (the directory and its
+/// files the user's); removed on drop.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn new(r: &Rootless) -> Delegated {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = info
+            .lines()
+            .find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                right
+                    .starts_with("cgroup2 ")
+                    .then(|| left.split(' ').nth(4).map(PathBuf::from))?
+            })
+            .expect("these tests need a cgroup2 hierarchy mounted (CI has one at /sys/fs/cgroup/unified)");
+        let dir = mount.join(format!("wharf-rootless-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        r.give(&dir);
+        Delegated { dir }
+    }
+
+    /// `cmd args` as the test user, its process moved into the subtree first (by root: where a login session's
+    /// would be).
+    fn run_as(&self, r: &Rootless, cmd: &str, args: &[&str]) -> Output {
+        r.run_as_from(Some(&self.dir.join("cgroup.procs")), cmd, args)
+    }
+
+    fn tree(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    out.push(e.path());
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir, &mut out);
+        out
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let mut dirs = self.tree();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs.iter().chain([&self.dir]) {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn a_delegated_cgroup_v2_subtree_holds_the_users_containers() {
+    let r = Rootless::new();
+    let wharf = busybox_image(&r);
+    let wharf = wharf.as_str();
+    let cg = Delegated::new(&r);
+    assert_ok(
+        &cg.run_as(
+            &r,
+            wharf,
+            &["run", "-d", "--name", "svc", "bb:1", "busybox", "sleep", "100"],
+        ),
+        "wharf run -d",
+    );
+    let top = text(&cg.run_as(&r, wharf, &["top", "svc"]));
+    let pid = top
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("{top}"))
+        .to_string();
+    // The container's cgroup is SUBTREE/wharf/ID, and its process is in it.
+    let cgroups: Vec<PathBuf> = cg
+        .tree()
+        .into_iter()
+        .filter(|d| d.parent().and_then(Path::file_name) == Some("wharf".as_ref()))
+        .collect();
+    assert_eq!(cgroups.len(), 1, "{cgroups:?}");
+    let procs = std::fs::read_to_string(cgroups[0].join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p == pid),
+        "{pid} not in {}: {procs}",
+        cgroups[0].display()
+    );
+    // A limit goes through the subtree's controllers; a controller it lacks (this hybrid host's cgroup2 has
+    // none) is refused, naming it.
+    let out = cg.run_as(
+        &r,
+        wharf,
+        &[
+            "run", "-d", "--name", "limited", "--memory", "16m", "bb:1", "sleep", "100",
+        ],
+    );
+    let controllers = std::fs::read_to_string(cg.dir.join("cgroup.controllers")).unwrap();
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        assert_ok(&out, "wharf run --memory in a subtree with the memory controller");
+        let max = cg.tree().into_iter().find_map(|d| {
+            std::fs::read_to_string(d.join("memory.max"))
+                .ok()
+                .filter(|m| m.trim() == "16777216")
+        });
+        assert!(max.is_some(), "no cgroup of the subtree has memory.max 16777216");
+        assert_ok(&cg.run_as(&r, wharf, &["rm", "-f", "limited"]), "wharf rm -f");
+    } else {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("memory"), "{err}");
+    }
+    // Removal takes the container's cgroup with it.
+    assert_ok(&cg.run_as(&r, wharf, &["rm", "-f", "svc"]), "wharf rm -f");
+    assert!(!cgroups[0].exists(), "{} left behind", cgroups[0].display());
 }

@@ -10,7 +10,9 @@ use wharf_rootfs::{ApplyOptions, MountMode, Rootfs, RootfsOptions};
 use wharf_sandbox::{Container, MountParam, RootMount, SpawnOptions, Status, Stdio, StdioConfig};
 
 use super::error::{Error, Result};
-use super::records::{Owner, Record, RecordedExit, cgroup_path, check_name, new_id, new_name, now, process_exists};
+use super::records::{
+    Owner, Record, RecordedExit, check_name, container_cgroup, new_id, new_name, now, process_exists,
+};
 use super::settings::{ContainerSettings, Limits, Output};
 use super::wait::{ExitInfo, Watch};
 use super::{Engine, network, spec, supervisor};
@@ -341,8 +343,9 @@ impl Engine {
         let mut spec = spec::build_spec(layout, settings, &image.config, &rootfs_path, name, attached.as_ref())?;
         // Its cgroup is named by its id, which no other container on the host has: by name, two roots' containers
         // of one name shared one, and removing either killed both.
+        let (cgroup_driver, cgroup) = container_cgroup(&record.id);
         if let Some(linux) = spec.linux_mut() {
-            linux.set_cgroups_path(Some(cgroup_path(&record.id).into()));
+            linux.set_cgroups_path(Some(cgroup));
         }
         let dir = self.records().path(name);
         let log = |file: &str| append_log(&dir, file);
@@ -386,6 +389,7 @@ impl Engine {
             // A new network namespace gets `lo` up, as docker's and podman's do.
             loopback_up: true,
             root_mount,
+            cgroup_driver: cgroup_driver.clone(),
             ..Default::default()
         };
         let fallback = root_mount.is_some();

@@ -75,6 +75,16 @@ pub(crate) fn cgroup_path(id: &str) -> String {
     format!("wharf/{id}")
 }
 
+/// Where container `id`'s cgroup goes: `wharf/ID` in the host's hierarchies, or for an unprivileged caller with a
+/// cgroup v2 subtree delegated to it, `SUBTREE/wharf/ID` there (with that hierarchy's driver); without one, the
+/// sandbox runs the container in the caller's cgroup and refuses limits.
+pub(crate) fn container_cgroup(id: &str) -> (Option<CgroupDriver>, PathBuf) {
+    match CgroupDriver::delegated() {
+        Some((driver, subtree)) => (Some(driver), subtree.join(cgroup_path(id))),
+        None => (None, PathBuf::from(cgroup_path(id))),
+    }
+}
+
 /// A new container id: 64 random-looking hex digits (docker's form; its first 12 are the short id).
 pub(crate) fn new_id() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -374,7 +384,12 @@ impl Records {
             } else {
                 // Cut short before the sandbox saved its state: its cgroup may hold a process.
                 let id = self.get(name)?.id;
-                let cgroup = Cgroup::create(&CgroupDriver::detect()?, Path::new(&cgroup_path(&id)), None)?;
+                let (driver, path) = container_cgroup(&id);
+                let driver = match driver {
+                    Some(d) => d,
+                    None => CgroupDriver::detect()?,
+                };
+                let cgroup = Cgroup::create(&driver, &path, None)?;
                 cgroup.delete()?;
                 remove_tree(&states.dir(name))?;
             }

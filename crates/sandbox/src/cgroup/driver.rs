@@ -69,6 +69,62 @@ impl CgroupDriver {
         })
     }
 
+    /// The cgroup v2 subtree delegated to the calling user, for an unprivileged caller's containers: the topmost
+    /// cgroup at or above the caller's own in the cgroup2 hierarchy that the caller owns and may move processes into
+    /// (systemd's `user@UID.service` on most distributions, which also delegates the memory, pids and cpu
+    /// controllers on a cgroup v2 host). Returns the driver for that hierarchy and the subtree's path relative to its
+    /// root; `None` for root, without a cgroup2 mount, or without such a cgroup. A limit the subtree's controllers
+    /// cannot enforce is refused when the container is made ([`Error::CgroupUnavailable`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use wharf_sandbox::CgroupDriver;
+    /// if let Some((driver, subtree)) = CgroupDriver::delegated() {
+    ///     // A rootless container's cgroup goes below it, e.g. `SUBTREE/wharf/ID`.
+    ///     println!("{} in {:?}", subtree.display(), driver.mounts);
+    /// }
+    /// ```
+    pub fn delegated() -> Option<(CgroupDriver, PathBuf)> {
+        let uid = rustix::process::geteuid();
+        if uid.is_root() {
+            return None;
+        }
+        let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = info.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            if right.split(' ').next() != Some("cgroup2") {
+                return None;
+            }
+            left.split(' ').nth(4).map(PathBuf::from)
+        })?;
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim_start_matches('/');
+        let may_use = |dir: &Path| {
+            fs::metadata(dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid.as_raw())
+                && rustix::fs::access(dir.join("cgroup.procs"), rustix::fs::Access::WRITE_OK).is_ok()
+        };
+        let mut best = None;
+        let mut cur = PathBuf::from(rel);
+        loop {
+            if !may_use(&mount.join(&cur)) {
+                break;
+            }
+            best = Some(cur.clone());
+            if !cur.pop() {
+                break;
+            }
+        }
+        best.map(|subtree| {
+            (
+                CgroupDriver {
+                    version: CgroupVersion::V2,
+                    mounts: vec![(String::new(), mount)],
+                },
+                subtree,
+            )
+        })
+    }
+
     pub(super) fn mount_of(&self, controller: &str) -> Option<&Path> {
         self.mounts
             .iter()

@@ -303,6 +303,7 @@ impl Cgroup {
         let v1 = self.version == CgroupVersion::V1;
         let mut f = Facts {
             devices_v1: self.dir("devices").is_some(),
+            devices_v2: rustix::process::geteuid().is_root(),
             ..Facts::default()
         };
         let file = |controller: &str, name: &str| self.dir(controller).map(|d| d.join(name));

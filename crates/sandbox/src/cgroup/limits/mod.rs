@@ -87,6 +87,10 @@ pub(crate) struct Facts {
     pub hugetlb_rsvd: bool,
     /// v1: the devices controller is mounted (the device rules go through it).
     pub devices_v1: bool,
+    /// v2: the caller may attach a device program (root). An unprivileged caller's container (rootless, in a
+    /// user namespace, where no device node can be made and existing ones keep their permissions) gets none, as
+    /// runc's rootless containers do; device rules it lists are refused.
+    pub devices_v2: bool,
 }
 
 impl Default for Facts {
@@ -100,6 +104,7 @@ impl Default for Facts {
             page_sizes: Ok(Vec::new()),
             hugetlb_rsvd: false,
             devices_v1: false,
+            devices_v2: true,
         }
     }
 }
@@ -226,7 +231,17 @@ pub(crate) fn translate(
     let rules = r.devices().clone().unwrap_or_default();
     if devices == DeviceRules::Always || !rules.is_empty() {
         match version {
-            CgroupVersion::V2 => limits.device_program = Some(device_program(&rules)),
+            CgroupVersion::V2 if facts.devices_v2 => limits.device_program = Some(device_program(&rules)),
+            CgroupVersion::V2 if !rules.is_empty() => {
+                return Err(Error::CgroupUnavailable {
+                    controller: "devices".into(),
+                    reason: "linux.resources.devices: attaching a device program needs privilege an unprivileged \
+                             caller does not have (its container's user namespace already keeps it from making \
+                             device nodes)"
+                        .into(),
+                });
+            }
+            CgroupVersion::V2 => {}
             CgroupVersion::V1 if facts.devices_v1 => device_writes(&rules, &mut limits.writes),
             CgroupVersion::V1 => {}
         }

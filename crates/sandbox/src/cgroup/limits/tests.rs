@@ -231,6 +231,19 @@ fn device_rules_deny_all_then_the_spec_then_the_defaults() {
     );
     let created = translate(&none, CgroupVersion::V1, &facts, DeviceRules::Always).unwrap();
     assert_eq!(created.writes.len(), 1 + DEFAULT_ALLOWED_DEVICES.len());
+    // An unprivileged caller's v2 cgroup (a delegated subtree) gets no device program, as runc's rootless
+    // containers do; rules it lists are refused, not dropped.
+    let rootless = Facts {
+        devices_v2: false,
+        ..Facts::default()
+    };
+    let created = translate(&none, CgroupVersion::V2, &rootless, DeviceRules::Always).unwrap();
+    assert_eq!(created.device_program, None);
+    let e = translate(&r, CgroupVersion::V2, &rootless, DeviceRules::IfListed).unwrap_err();
+    assert!(
+        matches!(&e, Error::CgroupUnavailable { controller, .. } if controller == "devices"),
+        "{e:?}"
+    );
 }
 
 #[test]
