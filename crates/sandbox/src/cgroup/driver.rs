@@ -78,7 +78,7 @@ impl CgroupDriver {
     ///
     /// # Examples
     /// ```
-    /// use wharf_sandbox::CgroupDriver;
+    /// use wharf_sandbox::cgroup::CgroupDriver;
     /// if let Some((driver, subtree)) = CgroupDriver::delegated() {
     ///     // A rootless container's cgroup goes below it, e.g. `SUBTREE/wharf/ID`.
     ///     println!("{} in {:?}", subtree.display(), driver.mounts);
