@@ -315,6 +315,17 @@ fn stats_prints_dockers_table_once_or_streams_it() {
     assert_eq!(limit, "64MiB");
     assert!(row[4].ends_with('%'), "MEM % {:?}", row[4]);
     assert_eq!(row[7], "1");
+    // Its own network namespace has only lo, which docker does not count; block I/O in docker's decimal units.
+    assert_eq!(row[5], "0B / 0B");
+    let (read, written) = row[6].split_once(" / ").unwrap();
+    for n in [read, written] {
+        let digits = n.trim_end_matches(char::is_alphabetic);
+        assert!(
+            n.ends_with('B') && digits.parse::<f64>().is_ok(),
+            "BLOCK I/O {:?}",
+            row[6]
+        );
+    }
     // Without names: every running container.
     env.ok(&["run", "-d", "--name", "other", "bb", "sleep", "1000"]);
     let all = env.ok(&["stats", "--no-stream"]);

@@ -297,6 +297,22 @@ fn publish_all_publishes_every_port_the_image_exposes() {
         assert_eq!(ports.lines().count(), 2, "{ports}");
         let port = tcp.rsplit(':').next().unwrap();
         assert_eq!(eventually(&format!("http://127.0.0.1:{port}/")), "served by wharf\n");
+        // stats' NET I/O counts what went through its interface (docker's "1.2kB / 648B"): a request in, a page
+        // out.
+        let stats = env.ok(&["stats", "--no-stream", "all"]);
+        let header = stats.lines().next().unwrap();
+        let row = stats.lines().nth(1).unwrap_or_else(|| panic!("{stats}"));
+        let (start, end) = (header.find("NET I/O").unwrap(), header.find("BLOCK I/O").unwrap());
+        let (rx, tx) = row[start..end]
+            .trim()
+            .split_once(" / ")
+            .unwrap_or_else(|| panic!("{stats}"));
+        for n in [rx, tx] {
+            assert!(
+                n != "0B" && (n.ends_with("kB") || n.ends_with('B')),
+                "NET I/O {rx} / {tx}:\n{stats}"
+            );
+        }
         env.ok(&["rm", "-f", "all"]);
         assert!(
             sh(&["ip", "-o", "link", "show", "type", "veth"]).trim().is_empty(),

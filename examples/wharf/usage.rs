@@ -117,7 +117,7 @@ type Previous = HashMap<String, (u64, Instant)>;
 
 /// `docker stats [--no-stream] [NAME…]`: docker's table (CONTAINER ID, NAME, CPU %, MEM USAGE / LIMIT, MEM %,
 /// NET I/O, BLOCK I/O, PIDS), redrawn every second on a terminal and appended otherwise, until ^C, a closed pipe, or
-/// (with names) every named container has stopped. wharf does not count network and block I/O: they show `--`.
+/// (with names) every named container has stopped.
 pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
     let named: Vec<String> = args
         .names
@@ -183,20 +183,63 @@ fn sample(ctx: &Ctx, names: &[String], previous: &mut Previous, memory_total: u6
         let wall = now.duration_since(then).as_nanos().max(1) as f64;
         let cpu = s.cpu_usage_ns.saturating_sub(ns) as f64 / wall * 100.0;
         let limit = s.memory_limit.unwrap_or(memory_total).max(1);
-        let id = ctx
-            .engine
-            .inspect(name)
-            .map(|c| c.short_id().to_string())
-            .unwrap_or_default();
+        let info = ctx.engine.inspect(name).ok();
+        let (rx, tx) = info.as_ref().and_then(|c| c.pid).map_or((0, 0), network_bytes);
         rows.push(format!(
-            "{id}\t{name}\t{cpu:.2}%\t{} / {}\t{:.2}%\t--\t--\t{}",
+            "{}\t{name}\t{cpu:.2}%\t{} / {}\t{:.2}%\t{} / {}\t{} / {}\t{}",
+            info.as_ref().map(|c| c.short_id()).unwrap_or_default(),
             bytes_size(s.memory_usage),
             bytes_size(limit),
             s.memory_usage as f64 / limit as f64 * 100.0,
+            size3(rx),
+            size3(tx),
+            size3(s.io_read_bytes),
+            size3(s.io_write_bytes),
             s.pids_current,
         ));
     }
     rows
+}
+
+/// Bytes received and sent on the network interfaces of process `pid`'s network namespace but `lo` (docker's
+/// NET I/O); none when that namespace is the host's (`--net host`), as docker counts no network for it.
+fn network_bytes(pid: i32) -> (u64, u64) {
+    let ns = |p: &str| {
+        std::fs::metadata(p)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok()
+    };
+    if ns(&format!("/proc/{pid}/ns/net")) == ns("/proc/self/ns/net") {
+        return (0, 0);
+    }
+    let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    let mut sums = (0, 0);
+    // `  eth0: RX bytes packets errs drop fifo frame compressed multicast TX bytes …` after two header lines.
+    for line in dev.lines().skip(2) {
+        let Some((interface, counters)) = line.split_once(':') else {
+            continue;
+        };
+        if interface.trim() == "lo" {
+            continue;
+        }
+        let n: Vec<u64> = counters.split_whitespace().filter_map(|c| c.parse().ok()).collect();
+        sums.0 += n.first().copied().unwrap_or(0);
+        sums.1 += n.get(8).copied().unwrap_or(0);
+    }
+    sums
+}
+
+/// go-units' `HumanSizeWithPrecision(n, 3)`, as docker prints NET I/O and BLOCK I/O: decimal units, three
+/// significant digits ("1.2kB", "648B").
+fn size3(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut size = n as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(size, 3), UNITS[unit])
 }
 
 /// The host's memory (`MemTotal`), docker's limit of a container without one.
@@ -223,8 +266,13 @@ pub fn bytes_size(n: u64) -> String {
 
 /// Go's `%.4g` for 0 ≤ `x` < 10000: four significant digits, no trailing zeros.
 pub fn four_digits(x: f64) -> String {
+    significant(x, 4)
+}
+
+/// Go's `%.Ng` for 0 ≤ `x` < 10^N: `n` significant digits, no trailing zeros.
+fn significant(x: f64, n: usize) -> String {
     let integer_digits = if x < 1.0 { 1 } else { (x.log10().floor() as usize) + 1 };
-    let decimals = 4usize.saturating_sub(integer_digits);
+    let decimals = n.saturating_sub(integer_digits);
     let s = format!("{x:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

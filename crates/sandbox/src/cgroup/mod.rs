@@ -129,6 +129,13 @@ pub struct Stats {
     pub pids_current: u64,
     /// How many processes the OOM killer killed in this cgroup.
     pub oom_kills: u64,
+    /// Bytes read from block devices by the cgroup's processes (v1 `blkio` service bytes, v2 `io.stat`
+    /// `rbytes`), as `docker stats` counts BLOCK I/O; 0 where the kernel does not account them.
+    #[serde(default)]
+    pub io_read_bytes: u64,
+    /// Bytes written to block devices (v1 `blkio`, v2 `io.stat` `wbytes`).
+    #[serde(default)]
+    pub io_write_bytes: u64,
 }
 
 impl Cgroup {
@@ -435,6 +442,21 @@ impl Cgroup {
                 if let Some(d) = self.dir("pids") {
                     s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
                 }
+                if let Some(d) = self.dir("blkio") {
+                    // `MAJ:MIN Read N` lines; the throttle files count on every kernel, the others only with CFQ.
+                    let text = read(&d.join("blkio.throttle.io_service_bytes_recursive"))
+                        .or_else(|| read(&d.join("blkio.io_service_bytes_recursive")))
+                        .unwrap_or_default();
+                    for line in text.lines() {
+                        let f: Vec<&str> = line.split_whitespace().collect();
+                        let n = f.get(2).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                        match f.get(1) {
+                            Some(&"Read") => s.io_read_bytes += n,
+                            Some(&"Write") => s.io_write_bytes += n,
+                            _ => {}
+                        }
+                    }
+                }
             }
             CgroupVersion::V2 => {
                 if let Some(d) = self.dir("") {
@@ -444,6 +466,16 @@ impl Cgroup {
                     s.oom_kills = keyed(&d.join("memory.events"), "oom_kill").unwrap_or(0);
                     s.cpu_usage_ns = keyed(&d.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000;
                     s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
+                    // `MAJ:MIN rbytes=N wbytes=N …` lines, one per device.
+                    for kv in read(&d.join("io.stat")).unwrap_or_default().split_whitespace() {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        let n = v.parse::<u64>().unwrap_or(0);
+                        match k {
+                            "rbytes" => s.io_read_bytes += n,
+                            "wbytes" => s.io_write_bytes += n,
+                            _ => {}
+                        }
+                    }
                 }
             }
         }
