@@ -211,10 +211,21 @@ pub(crate) struct Owner {
 impl Owner {
     /// This process.
     pub fn me() -> Owner {
+        // A process's start time never changes: read once per process (a `run` asked a dozen times). Keyed by pid,
+        // so a forked child does not take its parent's.
+        static ME: std::sync::Mutex<Option<Owner>> = std::sync::Mutex::new(None);
         let pid = std::process::id() as i32;
-        Owner {
-            pid,
-            start_time: proc_stat(pid).map_or(0, |(_, start)| start),
+        let mut me = ME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *me {
+            Some(o) if o.pid == pid => o,
+            _ => {
+                let o = Owner {
+                    pid,
+                    start_time: proc_stat(pid).map_or(0, |(_, start)| start),
+                };
+                *me = Some(o);
+                o
+            }
         }
     }
 
