@@ -220,6 +220,13 @@ fn cp_copies_in_and_out_where_docker_puts_the_copy() {
         "copying between containers is not supported",
     );
     refused(&["cp", "nosuch:/a", &h("x")], "No such container: nosuch");
+    // A name the layer reader takes for a whiteout is refused both ways rather than deleting its namesake.
+    std::fs::write(host.join("tree/.wh.a"), "").unwrap();
+    refused(&["cp", &h("tree"), "box:/data"], "a name starting with .wh.");
+    assert_eq!(sh("cat /data/tree/a"), "a\n");
+    sh("touch /data/tree/.wh.a");
+    refused(&["cp", "box:/data/tree", &h("out")], "a name starting with .wh.");
+    assert_eq!(std::fs::read_to_string(host.join("out/tree/a")).unwrap(), "a\n");
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! `cp` follows docker's rules for where a copy lands: into an existing directory under the source's name, onto
 //! a path that does not exist (its parent must), the contents only with `SRC/.`; a directory never onto a file.
 //! Files copied in are owned by root, files copied out by the caller (docker's `cp` without `-a`). Both
-//! directions go through wharf-rootfs's layer reader, which never writes through a symlink out of the target.
+//! directions go through wharf-rootfs's layer reader, which never writes through a symlink out of the target;
+//! a file whose name starts with `.wh.` (a whiteout to that reader) is refused rather than deleting another, where
+//! docker copies it.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -193,11 +195,22 @@ fn retar(input: impl Read, from: Option<&str>, to: Option<&str>, root: bool, out
     };
     let mut archive = tar::Archive::new(input);
     let mut b = tar::Builder::new(out);
+    let mut refused = None;
     for entry in archive.entries()? {
         let entry = entry?;
         let Some(path) = rename(&entry.path()?) else {
             continue;
         };
+        // The layer reader that unpacks the copy reads `.wh.NAME` as "delete NAME": such a file would remove
+        // another instead of being copied. It is left out (the rest is copied, so the producer is never cut off)
+        // and the copy fails naming it.
+        if path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b".wh."))
+        {
+            refused.get_or_insert_with(|| entry.path().map(|p| p.display().to_string()).unwrap_or_default());
+            continue;
+        }
         let mut header = entry.header().clone();
         if root {
             header.set_uid(0);
@@ -218,7 +231,14 @@ fn retar(input: impl Read, from: Option<&str>, to: Option<&str>, root: bool, out
         }
     }
     b.finish()?;
-    Ok(())
+    match refused {
+        Some(name) => Err(format!(
+            "cannot copy {name}: a name starting with .wh. is an overlay whiteout to wharf's layer reader, which would \
+             delete instead of copy it (everything else was copied)"
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// `docker diff NAME`: one `A`, `C` or `D` line per changed path.
