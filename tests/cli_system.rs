@@ -114,6 +114,23 @@ fn system_df_prints_dockers_table_of_images_and_containers() {
     assert_eq!(&rows[1][..3], ["Images", "1", "1"]);
     assert_eq!(rows[1][4], "0B (0%)");
     assert_eq!(rows[2], ["Containers", "2", "1", "101kB", "100kB (99%)"]);
+    // Counting reads the stopped container's directories: it does not mount its filesystem again.
+    let info: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "down"])).unwrap();
+    let merged = env
+        .store()
+        .join(".wharf/rootfs")
+        .join(info[0]["Id"].as_str().unwrap())
+        .join("rootfs");
+    let mounted = |env: &Env| {
+        env.mounts_below_store()
+            .iter()
+            .any(|m| m.split(' ').nth(4) == merged.to_str())
+    };
+    if mounted(&env) {
+        rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::empty()).unwrap();
+    }
+    assert!(env.ok(&["system", "df"]).contains("101kB"));
+    assert!(!mounted(&env), "system df mounted {}", merged.display());
 }
 
 /// A `HumanSize` ("2.125MB", "977.5kB") in megabytes.

@@ -167,29 +167,32 @@ impl Engine {
 
     /// The bytes container `name` wrote: the sizes of the files in its overlay's upper directory (docker's
     /// `SizeRw`, what `docker ps -s` and `docker system df` show; each hard-linked file once), or of its whole
-    /// tree where overlayfs was unavailable and the layers were copied.
+    /// tree where overlayfs was unavailable and the layers were copied. Read from the directories as they are:
+    /// a stopped container's filesystem is not mounted for it.
     ///
     /// # Errors
     /// [`Error::NoSuchContainer`]; IO errors.
     pub fn size_rw(&self, name: &str) -> Result<u64> {
-        self.with_rootfs(name, false, |rootfs| {
-            let top = rootfs.upper().unwrap_or_else(|| rootfs.path());
-            let mut seen = std::collections::HashSet::new();
-            let mut total = 0;
-            let mut dirs = vec![top];
-            while let Some(dir) = dirs.pop() {
-                for entry in std::fs::read_dir(&dir).map_err(Error::io("read", &dir))? {
-                    let entry = entry.map_err(Error::io("read", &dir))?;
-                    let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
-                    if meta.is_dir() {
-                        dirs.push(entry.path());
-                    } else if meta.nlink() < 2 || seen.insert((meta.dev(), meta.ino())) {
-                        total += meta.len();
-                    }
+        let record = self.records().get(name)?;
+        let dir = self.layout().rootfs(record.rootfs_dir());
+        // As `Rootfs::attach` tells the modes apart: an overlay has an upper directory, a copy does not.
+        let upper = dir.join("upper");
+        let top = if upper.is_dir() { upper } else { dir.join("rootfs") };
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        let mut dirs = vec![top];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(Error::io("read", &dir))? {
+                let entry = entry.map_err(Error::io("read", &dir))?;
+                let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                } else if meta.nlink() < 2 || seen.insert((meta.dev(), meta.ino())) {
+                    total += meta.len();
                 }
             }
-            Ok(total)
-        })
+        }
+        Ok(total)
     }
 
     /// What changed in container `name`'s filesystem against its image (`docker diff`), sorted by path.
