@@ -151,6 +151,12 @@ fn cp_copies_in_and_out_where_docker_puts_the_copy() {
     use std::os::unix::fs::MetadataExt;
     let owned = std::fs::metadata(host.join("owned")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (0, 0));
+    // -a (archive) keeps the owners, both ways.
+    env.ok(&["cp", "-a", "box:/data/owned", &h("kept")]);
+    let kept = std::fs::metadata(host.join("kept")).unwrap();
+    assert_eq!((kept.uid(), kept.gid()), (1000, 1000));
+    env.ok(&["cp", "-a", &h("tree/a"), "box:/data/a-kept"]);
+    assert_eq!(sh("stat -c %u:%g /data/a-kept"), "1000:1000\n");
 
     // `-`: a tar on standard output, and one read from standard input into a directory.
     let tar = env

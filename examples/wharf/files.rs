@@ -3,7 +3,7 @@
 //!
 //! `cp` follows docker's rules for where a copy lands: into an existing directory under the source's name, onto
 //! a path that does not exist (its parent must), the contents only with `SRC/.`; a directory never onto a file.
-//! Files copied in are owned by root, files copied out by the caller (docker's `cp` without `-a`). Both
+//! Files copied in are owned by root, files copied out by the caller, unless `-a` keeps their owners (docker's). Both
 //! directions go through wharf-rootfs's layer reader, which never writes through a symlink out of the target;
 //! a file whose name starts with `.wh.` (a whiteout to that reader) is refused rather than deleting another, where
 //! docker copies it.
@@ -36,10 +36,12 @@ fn side(arg: &str) -> Side<'_> {
 }
 
 /// `docker cp NAME:SRC DEST|-` and `docker cp SRC|- NAME:DEST`.
-pub fn cp(ctx: &Ctx, src: &str, dest: &str) -> Result<()> {
+pub fn cp(ctx: &Ctx, src: &str, dest: &str, archive: bool) -> Result<()> {
     match (side(src), side(dest)) {
-        (Side::Container(name, path), Side::Host(dest)) => copy_out(ctx, &ctx.engine.resolve(name)?, path, dest),
-        (Side::Host(src), Side::Container(name, path)) => copy_in(ctx, src, &ctx.engine.resolve(name)?, path),
+        (Side::Container(name, path), Side::Host(dest)) => {
+            copy_out(ctx, &ctx.engine.resolve(name)?, path, dest, archive)
+        }
+        (Side::Host(src), Side::Container(name, path)) => copy_in(ctx, src, &ctx.engine.resolve(name)?, path, archive),
         (Side::Container(..), Side::Container(..)) => Err("copying between containers is not supported".into()),
         (Side::Host(_), Side::Host(_)) => {
             Err("must specify at least one container source (NAME:PATH as the source or the destination)".into())
@@ -67,7 +69,7 @@ fn parent<'a>(path: &'a str, root: &'static str) -> &'a str {
 }
 
 /// Container → host: the engine's tar of SRC, renamed to where docker's rules put it, unpacked on the host.
-fn copy_out(ctx: &Ctx, name: &str, src: &str, dest: &str) -> Result<()> {
+fn copy_out(ctx: &Ctx, name: &str, src: &str, dest: &str, archive: bool) -> Result<()> {
     if dest == "-" {
         return Ok(ctx.engine.copy_out(name, src, std::io::stdout().lock())?);
     }
@@ -98,7 +100,11 @@ fn copy_out(ctx: &Ctx, name: &str, src: &str, dest: &str) -> Result<()> {
     let (renamed, renamer) = produce(move |w| retar(tar, top.as_deref(), to.as_deref(), false, w))?;
     let dir = File::open(&into).map_err(|e| format!("open {into}: {e}"))?;
     let opts = ApplyOptions {
-        ownership: Ownership::Ignore,
+        ownership: if archive {
+            Ownership::Preserve
+        } else {
+            Ownership::Ignore
+        },
         ..Default::default()
     };
     let applied = wharf::rootfs::apply_layer(&dir, renamed, &opts);
@@ -119,7 +125,7 @@ fn host_parent(dest: &str) -> Result<(String, Option<String>)> {
 }
 
 /// Host → container: a tar of SRC (owned by root), named as docker's rules say, unpacked by the engine.
-fn copy_in(ctx: &Ctx, src: &str, name: &str, dest: &str) -> Result<()> {
+fn copy_in(ctx: &Ctx, src: &str, name: &str, dest: &str, archive: bool) -> Result<()> {
     let stat = ctx.engine.stat_path(name, dest)?;
     if src == "-" {
         return match stat {
@@ -160,7 +166,7 @@ fn copy_in(ctx: &Ctx, src: &str, name: &str, dest: &str) -> Result<()> {
         b.finish()?;
         Ok(())
     })?;
-    let (renamed, renamer) = produce(move |w| retar(tar, Some(&top), to.as_deref(), true, w))?;
+    let (renamed, renamer) = produce(move |w| retar(tar, Some(&top), to.as_deref(), !archive, w))?;
     let copied = ctx.engine.copy_in(name, &into, renamed);
     finish(producer)?;
     finish(renamer)?;

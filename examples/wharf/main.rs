@@ -179,6 +179,9 @@ enum Command {
     Update(usage::UpdateArgs),
     /// Copy files between a container and the host: NAME:SRC DEST, SRC NAME:DEST (- for a tar on stdin or stdout)
     Cp {
+        /// Archive mode: keep the files' owners (uid and gid) instead of root's (in) or the caller's (out)
+        #[arg(short, long)]
+        archive: bool,
         /// NAME:PATH, a host path, or - (a tar on standard input)
         src: String,
         /// NAME:PATH, a host path, or - (a tar to standard output)
@@ -362,7 +365,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Top { name, ps_args } => usage::top(&ctx, &name, &ps_args)?,
         Command::Stats(args) => usage::stats(&ctx, &args)?,
         Command::Update(args) => usage::update(&ctx, &args)?,
-        Command::Cp { src, dest } => files::cp(&ctx, &src, &dest)?,
+        Command::Cp { archive, src, dest } => files::cp(&ctx, &src, &dest, archive)?,
         Command::Diff { name } => files::diff(&ctx, &name)?,
         Command::Version => system::version()?,
         Command::Info => system::info(&ctx)?,
