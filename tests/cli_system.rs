@@ -114,6 +114,24 @@ fn system_df_prints_dockers_table_of_images_and_containers() {
     assert_eq!(&rows[1][..3], ["Images", "1", "1"]);
     assert_eq!(rows[1][4], "0B (0%)");
     assert_eq!(rows[2], ["Containers", "2", "1", "101kB", "100kB (99%)"]);
+    // ps -s: docker's SIZE, what each wrote and that with its image ("1kB (virtual 2.13MB)").
+    let sized = env.ok(&["ps", "-a", "-s"]);
+    assert!(sized.lines().next().unwrap().ends_with("NAMES     SIZE"), "{sized}");
+    let image = megabytes(rows[1][3]);
+    let up = env.ok(&["ps", "-a", "--format", "{{.Names}}: {{.Size}}", "--filter", "name=up"]);
+    let virtual_size = up
+        .strip_prefix("up: 1kB (virtual ")
+        .and_then(|v| v.strip_suffix(")\n"))
+        .unwrap_or_else(|| panic!("{up}"));
+    assert!(
+        (megabytes(virtual_size) - image - 0.001).abs() < 0.01,
+        "{up} against an image of {image}MB"
+    );
+    let down = env.ok(&["ps", "-a", "--format", "{{.Size}}", "--filter", "name=down"]);
+    assert!(
+        down.starts_with("100kB (virtual 2.") && down.ends_with("MB)\n"),
+        "{down}"
+    );
     // Counting reads the stopped container's directories: it does not mount its filesystem again.
     let info: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "down"])).unwrap();
     let merged = env

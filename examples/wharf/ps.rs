@@ -20,13 +20,16 @@ pub struct PsArgs {
     /// Filter: status=created|running|restarting|exited, name=PART, label=KEY[=VALUE], ancestor=IMAGE, id=PREFIX
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// A Go-template of the fields ({{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}} {{.Ports}}
+    /// A Go-template of the fields ({{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}} {{.Ports}} {{.Size}}
     /// {{.State}} {{.Status}} {{.Names}} {{.Labels}}), `table TEMPLATE`, or `json`
     #[arg(long)]
     pub format: Option<String>,
     /// Show whole ids and commands
     #[arg(long)]
     pub no_trunc: bool,
+    /// Also what each container wrote, and with its image's size ("2B (virtual 2.13MB)")
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 /// The fields `--format` knows, in `docker ps`'s column order where they are columns.
@@ -41,6 +44,7 @@ const FIELDS: &[&str] = &[
     "Status",
     "Names",
     "Labels",
+    "Size",
 ];
 
 /// The default table: docker's columns.
@@ -66,6 +70,14 @@ pub fn ps(ctx: &Ctx, args: &PsArgs) -> Result<()> {
         .filter(|c| filters.iter().all(|f| f.matches(c)))
         .map(|c| Row::of(c, now, !args.no_trunc))
         .collect();
+    let mut rows = rows;
+    // As docker: a template that shows the size asks for it.
+    if args.size || args.format.as_deref().is_some_and(|f| f.contains(".Size")) {
+        let mut sizes = crate::images::LayerSizes::default();
+        for r in &mut rows {
+            r.size = size(ctx, &r.names, &mut sizes);
+        }
+    }
     let mut out = String::new();
     if args.quiet {
         for r in &rows {
@@ -78,7 +90,8 @@ pub fn ps(ctx: &Ctx, args: &PsArgs) -> Result<()> {
             out.push('\n');
         }
     } else {
-        let format = args.format.as_deref().unwrap_or(TABLE);
+        let sized = format!("{TABLE}\t{{{{.Size}}}}");
+        let format = args.format.as_deref().unwrap_or(if args.size { &sized } else { TABLE });
         let (table, template) = match format.strip_prefix("table") {
             Some(t) => (true, t.trim_start()),
             None => (false, format),
@@ -154,6 +167,27 @@ impl Filter {
     }
 }
 
+/// docker's SIZE of `ps -s`: what container `name` wrote, and that with its image's layers ("2B (virtual
+/// 2.13MB)"); empty where it cannot be told.
+fn size(ctx: &Ctx, name: &str, sizes: &mut crate::images::LayerSizes) -> String {
+    let Ok(written) = ctx.engine.size_rw(name) else {
+        return String::new();
+    };
+    let image = ctx
+        .engine
+        .inspect(name)
+        .ok()
+        .and_then(|c| c.image.parse::<Reference>().ok())
+        .and_then(|r| ctx.store.image(&r, &ctx.platform).ok())
+        .and_then(|i| sizes.of(ctx, &i).ok())
+        .map_or(0, |layers| layers.iter().map(|(_, s)| s).sum::<u64>());
+    format!(
+        "{} (virtual {})",
+        crate::usage::size3(written),
+        crate::usage::size3(written + image)
+    )
+}
+
 /// The image as a user names it: docker's short form, without `:latest`.
 pub(crate) fn short_image(image: &str) -> String {
     let familiar = image.parse::<Reference>().map_or(image.to_string(), |i| i.familiar());
@@ -179,6 +213,7 @@ struct Row {
     status: String,
     names: String,
     labels: String,
+    size: String,
 }
 
 impl Row {
@@ -218,6 +253,7 @@ impl Row {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(","),
+            size: String::new(),
         }
     }
 
@@ -233,6 +269,7 @@ impl Row {
             "Status" => &self.status,
             "Names" => &self.names,
             "Labels" => &self.labels,
+            "Size" => &self.size,
             _ => "",
         }
         .to_string()
@@ -260,6 +297,7 @@ fn header(field: &str) -> &'static str {
         "State" => "STATE",
         "Status" => "STATUS",
         "Names" => "NAMES",
+        "Size" => "SIZE",
         _ => "LABELS",
     }
 }

@@ -231,7 +231,7 @@ fn network_bytes(pid: i32) -> (u64, u64) {
 
 /// go-units' `HumanSizeWithPrecision(n, 3)`, as docker prints NET I/O and BLOCK I/O: decimal units, three
 /// significant digits ("1.2kB", "648B").
-fn size3(n: u64) -> String {
+pub(crate) fn size3(n: u64) -> String {
     const UNITS: &[&str] = &["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut size = n as f64;
     let mut unit = 0;
