@@ -288,8 +288,13 @@ fn logs_rotate_to_at_most_max_file_files_of_at_most_max_size() {
             })
             .collect();
         files.sort();
-        assert_eq!(files.len(), kept, "{files:?}");
-        assert!(files.iter().all(|(_, size)| *size <= 1000), "{files:?}");
+        // Each kept file has its times beside it, rotated with it.
+        let (times, logs): (Vec<_>, Vec<_>) = files.into_iter().partition(|(n, _)| n.ends_with(".times"));
+        assert_eq!(logs.len(), kept, "{logs:?}");
+        assert!(logs.iter().all(|(_, size)| *size <= 1000), "{logs:?}");
+        let mut with_times: Vec<String> = logs.iter().map(|(n, _)| format!("{n}.times")).collect();
+        with_times.sort();
+        assert_eq!(times.into_iter().map(|(n, _)| n).collect::<Vec<_>>(), with_times);
     }
     // The logs are the kept files, oldest first: the last 3000 bytes or less of `seq 1 1000`.
     let seq: String = (1..=1000).map(|i| format!("{i}\n")).collect();
@@ -563,4 +568,65 @@ fn a_detached_terminal_is_resized_and_attached_to() {
         root.engine.resize("plain", 1, 1),
         Err(wharf::engine::Error::NotRunning(_))
     ));
+}
+
+#[test]
+fn logs_since_and_tail_cut_what_the_supervisor_kept() {
+    let root = Root::new();
+    let env = &root.env;
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo early; echo early-err >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+         echo late; echo late-err >&2; exec sleep 60",
+    ]);
+    let wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&root.engine.logs("svc").unwrap().stdout).contains(want) {
+            assert!(std::time::Instant::now() < deadline, "no {want:?} in the logs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("early");
+    // A time between the two writes, well clear of the times' resolution on both sides.
+    std::thread::sleep(Duration::from_millis(100));
+    let mid = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_millis(100));
+    let exec = wharf::engine::ExecSettings {
+        command: vec!["touch".into(), "/tmp/go".into()],
+        ..Default::default()
+    };
+    let mut touch = root
+        .engine
+        .exec("svc", &exec, wharf::sandbox::StdioConfig::inherit())
+        .unwrap();
+    touch.wait().unwrap();
+    wait_for("late");
+    let since = format!("{mid:.6}");
+    let out = env.wharf(&["logs", "--since", &since, "svc"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "late-err\n");
+    // A time ago takes everything of the last hour; --tail cuts each stream to its last lines.
+    assert_eq!(env.ok(&["logs", "--since", "1h", "svc"]), "early\nlate\n");
+    assert_eq!(env.ok(&["logs", "--tail", "1", "svc"]), "late\n");
+    assert_eq!(env.ok(&["logs", "--since", "1h", "-n", "1", "svc"]), "late\n");
+    // Following from a time gives what came after it, and ends with the container.
+    env.ok(&["kill", "svc"]);
+    env.ok(&["wait", "svc"]);
+    assert_eq!(env.ok(&["logs", "-f", "--since", &since, "svc"]), "late\n");
+    assert_eq!(env.ok(&["logs", "-f", "-n", "1", "svc"]), "late\n");
+    assert_eq!(env.ok(&["logs", "-f", "svc"]), "early\nlate\n");
+    // Nonsense is wharf's own error, naming the value.
+    let out = env.wharf(&["logs", "--since", "yesterday", "svc"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"yesterday\""));
 }

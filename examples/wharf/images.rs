@@ -135,7 +135,7 @@ pub fn images(ctx: &Ctx) -> Result<()> {
 }
 
 /// An RFC 3339 time as image configs record it ("2024-05-01T10:00:00Z", with fractions or an offset).
-fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);

@@ -106,6 +106,13 @@ enum Command {
         /// Keep showing what it writes until it stops
         #[arg(short, long)]
         follow: bool,
+        /// Only what it wrote at or after this time: an RFC 3339 time (2026-12-03T20:00:00Z), Unix seconds, or a
+        /// time ago (10m, 1h30m, 45s)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the last N lines of each stream
+        #[arg(short = 'n', long)]
+        tail: Option<usize>,
         /// The container
         name: String,
     },
@@ -336,7 +343,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Network(cmd) => network::network(&ctx, cmd)?,
         Command::Port { name } => network::port(&ctx, &name)?,
         Command::Rename { old, new } => ctx.engine.rename(&ctx.engine.resolve(&old)?, &new)?,
-        Command::Logs { follow, name } => run::logs(&ctx, &name, follow)?,
+        Command::Logs {
+            follow,
+            since,
+            tail,
+            name,
+        } => run::logs(&ctx, &name, follow, since.as_deref(), tail)?,
         Command::Wait { name } => run::wait(&ctx, &name)?,
         Command::Attach { name } => return Ok(ExitCode::from(run::attach(&ctx, &name)?)),
         Command::Restart { time, name } => run::restart(&ctx, &name, time)?,

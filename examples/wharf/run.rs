@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wharf::engine::{AttachEvent, ContainerSettings, ExecSettings, Limits, LogOptions, LogStream, Output};
 use wharf::image::Reference;
@@ -166,21 +166,78 @@ pub fn run(ctx: &Ctx, args: RunArgs, insecure: &[String]) -> Result<u8> {
 }
 
 /// `docker logs [-f]`.
-pub fn logs(ctx: &Ctx, name: &str, follow: bool) -> Result<()> {
+pub fn logs(ctx: &Ctx, name: &str, follow: bool, since: Option<&str>, tail: Option<usize>) -> Result<()> {
     let name = &ctx.engine.resolve(name)?;
     use std::io::Write;
+    let since = since.map(parse_since).transpose()?;
     if follow {
-        let mut err = ctx.engine.follow_logs(name, LogStream::Stderr)?;
-        let mut out = ctx.engine.follow_logs(name, LogStream::Stdout)?;
+        let follower = |stream| match since {
+            Some(t) => ctx.engine.follow_logs_since(name, stream, t),
+            None => ctx.engine.follow_logs(name, stream),
+        };
+        let (mut out, mut err) = (follower(LogStream::Stdout)?, follower(LogStream::Stderr)?);
+        if let Some(n) = tail {
+            // The last lines of what is there now, then the followers go on after it: they start where this
+            // snapshot starts, so skipping its length lands where it ends.
+            let now = match since {
+                Some(t) => ctx.engine.logs_since(name, t)?,
+                None => ctx.engine.logs(name)?,
+            };
+            let skip = |r: &mut wharf::engine::FollowLogs, len: usize| {
+                std::io::copy(&mut std::io::Read::take(r, len as u64), &mut std::io::sink())
+            };
+            skip(&mut out, now.stdout.len())?;
+            skip(&mut err, now.stderr.len())?;
+            let last = now.tail(n);
+            std::io::stdout().write_all(&last.stdout)?;
+            std::io::stderr().write_all(&last.stderr)?;
+        }
         let errors = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
         std::io::copy(&mut out, &mut std::io::stdout())?;
         errors.join().map_err(|_| "copying the container's stderr failed")??;
         return Ok(());
     }
-    let logs = ctx.engine.logs(name)?;
+    let logs = match since {
+        Some(t) => ctx.engine.logs_since(name, t)?,
+        None => ctx.engine.logs(name)?,
+    };
+    let logs = if let Some(n) = tail { logs.tail(n) } else { logs };
     std::io::stdout().write_all(&logs.stdout)?;
     std::io::stderr().write_all(&logs.stderr)?;
     Ok(())
+}
+
+/// `--since`'s forms, as docker's: an RFC 3339 time, Unix seconds (with a fraction), or a time ago (`10m`,
+/// `1h30m`, `45s`, `1.5h`).
+fn parse_since(s: &str) -> Result<SystemTime> {
+    let bad = || format!("--since {s:?}: not a time (2026-12-03T20:00:00Z), Unix seconds or a time ago (10m)");
+    if let Ok(secs) = s.parse::<f64>()
+        && secs >= 0.0
+    {
+        return Ok(UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    if let Some(t) = crate::images::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    let mut ago = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit_len = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits);
+        let unit = match &rest[digits..digits + unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(bad().into()),
+        };
+        ago += Duration::from_secs_f64(value * unit);
+        rest = &rest[digits + unit_len..];
+    }
+    Ok(SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH))
 }
 
 /// `docker wait`: the container's exit code once it stops (128+signal when killed; 255 when nobody saw it).

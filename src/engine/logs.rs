@@ -1,14 +1,44 @@
 //! A container's output: what it wrote so far, and following it while it runs.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Engine;
-use super::error::Result;
+use super::error::{Error, Result};
 use super::records::process_exists;
+
+/// The suffix of a log file's times (`stdout.log.times`, `stdout.log.1.times`), which its supervisor writes beside
+/// it: lines `NANOS OFFSET` (nanoseconds since the epoch, a byte offset in the log), one whenever it writes and the
+/// last mark is older than [`TIMES_RESOLUTION`], so every byte was written within that of its mark.
+pub(crate) const TIMES: &str = ".times";
+
+/// How finely `logs --since` tells times apart: it gives what was written at or after the time asked, and at most
+/// this much before it.
+pub(crate) const TIMES_RESOLUTION: Duration = Duration::from_millis(10);
+
+/// Where what was written at or after `since` starts in log file `path` (its length when nothing was); `None` when
+/// it holds output but no times (written by the container itself, without a supervisor).
+fn start_since(path: &Path, since: SystemTime) -> Option<u64> {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut times = path.as_os_str().to_owned();
+    times.push(TIMES);
+    let Ok(times) = std::fs::read_to_string(PathBuf::from(times)) else {
+        return (len == 0).then_some(0);
+    };
+    // A mark's bytes were written within TIMES_RESOLUTION after it.
+    let cutoff = since
+        .checked_sub(TIMES_RESOLUTION)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let start = times.lines().find_map(|l| {
+        let (nanos, offset) = l.split_once(' ')?;
+        (nanos.parse::<u128>().ok()? > cutoff).then(|| offset.parse::<u64>().ok())?
+    });
+    Some(start.unwrap_or(len))
+}
 
 /// A container's output so far ([`Output::Logs`](super::Output::Logs)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -169,7 +199,80 @@ fn read_log(dir: &Path, file: &str) -> Vec<u8> {
     out
 }
 
+/// The log files of `file` in `dir` in the order written (rotated ones first) that hold something written at or
+/// after `since`, each with where that starts.
+fn files_since(dir: &Path, file: &str, since: SystemTime) -> Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for path in rotated_files(dir, file).into_iter().chain([dir.join(file)]) {
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let start = start_since(&path, since).ok_or_else(|| Error::InvalidSetting {
+            setting: "since",
+            value: path.display().to_string(),
+            reason: "this output was written without times (by a container run without its supervisor)".into(),
+        })?;
+        if start < len {
+            out.push((path, start));
+        }
+    }
+    Ok(out)
+}
+
 impl Engine {
+    /// What container `name` wrote at or after `since` (`docker logs --since`), to [`TIMES_RESOLUTION`]: the times
+    /// its supervisor kept beside its logs.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchContainer`]; [`Error::InvalidSetting`] for output kept without times (a container whose
+    /// output went to its logs without a supervisor).
+    pub fn logs_since(&self, name: &str, since: SystemTime) -> Result<Logs> {
+        self.records().get(name)?;
+        let dir = self.records().path(name);
+        let read = |stream: LogStream| -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            for (path, start) in files_since(&dir, stream.file(), since)? {
+                let mut f = File::open(&path).map_err(Error::io("open", &path))?;
+                f.seek(SeekFrom::Start(start)).map_err(Error::io("seek", &path))?;
+                f.read_to_end(&mut out).map_err(Error::io("read", &path))?;
+            }
+            Ok(out)
+        };
+        Ok(Logs {
+            stdout: read(LogStream::Stdout)?,
+            stderr: read(LogStream::Stderr)?,
+        })
+    }
+
+    /// As [`Engine::follow_logs`], from what was written at or after `since` (`docker logs -f --since`).
+    ///
+    /// # Errors
+    /// As [`Engine::logs_since`].
+    pub fn follow_logs_since(&self, name: &str, stream: LogStream, since: SystemTime) -> Result<FollowLogs> {
+        let mut follow = self.follow_logs(name, stream)?;
+        let dir = self.records().path(name);
+        let current = dir.join(stream.file());
+        let files = files_since(&dir, stream.file(), since)?;
+        let (path, start) = files.first().cloned().unwrap_or_else(|| {
+            let len = std::fs::metadata(&current).map_or(0, |m| m.len());
+            (current.clone(), len)
+        });
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.seek(SeekFrom::Start(start)).map_err(Error::io("seek", &path))?;
+                follow.rotated = files
+                    .iter()
+                    .skip(1)
+                    .map(|(p, _)| p.clone())
+                    .filter(|p| *p != current)
+                    .collect();
+                follow.file = Some(f);
+            }
+            // Not written yet: from its start once it is.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => follow.rotated.clear(),
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        }
+        Ok(follow)
+    }
+
     /// What container `name` has written so far to its standard output and error (`docker logs`), the rotated
     /// files that are kept first; empty for a container with [`Output::Inherit`](super::Output::Inherit).
     ///

@@ -6,7 +6,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::settings::LogOptions;
 use crate::engine::wait::ExitInfo;
@@ -15,11 +15,15 @@ use crate::engine::wait::ExitInfo;
 pub(crate) const ATTACH_SOCKET: &str = "attach.sock";
 
 /// One stream's log file, rotated as [`LogOptions`] say: `NAME`, then `NAME.1` (newest) … `NAME.{max_files-1}`.
+/// Beside each, its times (`NAME.times`, see [`crate::engine::logs::TIMES`]): what `logs --since` reads.
 pub(crate) struct RotatingLog {
     path: PathBuf,
     options: LogOptions,
     file: File,
     size: u64,
+    times: File,
+    /// When the last time mark was written (none yet in this file).
+    marked: Option<SystemTime>,
 }
 
 impl RotatingLog {
@@ -27,12 +31,31 @@ impl RotatingLog {
     pub fn open(path: PathBuf, options: LogOptions) -> std::io::Result<RotatingLog> {
         let file = append(&path)?;
         let size = file.metadata()?.len();
+        let times = append(&times_of(&path))?;
         Ok(RotatingLog {
             path,
             options,
             file,
             size,
+            times,
+            marked: None,
         })
+    }
+
+    /// Marks the time the bytes from the current size on are written at, unless a mark is younger than the
+    /// resolution: every byte is then within that much of its mark's time.
+    fn mark(&mut self) -> std::io::Result<()> {
+        let now = SystemTime::now();
+        if self.marked.is_some_and(|t| {
+            now.duration_since(t)
+                .is_ok_and(|d| d < crate::engine::logs::TIMES_RESOLUTION)
+        }) {
+            return Ok(());
+        }
+        let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        self.times.write_all(format!("{nanos} {}\n", self.size).as_bytes())?;
+        self.marked = Some(now);
+        Ok(())
     }
 
     /// Writes `data`, rotating whenever the file would grow past the maximum size (a line may be cut at the
@@ -45,6 +68,7 @@ impl RotatingLog {
                 continue;
             }
             let n = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.mark()?;
             self.file.write_all(&data[..n])?;
             self.size += n as u64;
             data = &data[n..];
@@ -59,20 +83,39 @@ impl RotatingLog {
             p.push(format!(".{i}"));
             PathBuf::from(p)
         };
+        // Each file with its times.
+        let both = |p: PathBuf| [times_of(&p), p];
         if keep == 1 {
-            remove(&self.path)?;
-        } else {
-            remove(&numbered(keep - 1))?;
-            for i in (1..keep - 1).rev() {
-                rename_if_there(&numbered(i), &numbered(i + 1))?;
+            for p in both(self.path.clone()) {
+                remove(&p)?;
             }
-            rename_if_there(&self.path, &numbered(1))?;
+        } else {
+            for p in both(numbered(keep - 1)) {
+                remove(&p)?;
+            }
+            for i in (1..keep - 1).rev() {
+                for (from, to) in both(numbered(i)).into_iter().zip(both(numbered(i + 1))) {
+                    rename_if_there(&from, &to)?;
+                }
+            }
+            for (from, to) in both(self.path.clone()).into_iter().zip(both(numbered(1))) {
+                rename_if_there(&from, &to)?;
+            }
         }
         // A follower sees a new file under the name and moves on to it once it read the old one to its end.
+        self.times = append(&times_of(&self.path))?;
+        self.marked = None;
         self.file = append(&self.path)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// The times file of log file `path`.
+fn times_of(path: &std::path::Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(crate::engine::logs::TIMES);
+    PathBuf::from(p)
 }
 
 fn append(path: &std::path::Path) -> std::io::Result<File> {
