@@ -205,9 +205,10 @@ fn files_since(dir: &Path, file: &str, since: SystemTime) -> Result<Vec<(PathBuf
     let mut out = Vec::new();
     for path in rotated_files(dir, file).into_iter().chain([dir.join(file)]) {
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        // Named by its stream, not its path under the store: errors do not show where wharf keeps things.
         let start = start_since(&path, since).ok_or_else(|| Error::InvalidSetting {
             setting: "since",
-            value: path.display().to_string(),
+            value: file.trim_end_matches(".log").to_string(),
             reason: "this output was written without times (by a container run without its supervisor)".into(),
         })?;
         if start < len {
