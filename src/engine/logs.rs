@@ -219,7 +219,7 @@ fn files_since(dir: &Path, file: &str, since: SystemTime) -> Result<Vec<(PathBuf
 }
 
 impl Engine {
-    /// What container `name` wrote at or after `since` (`docker logs --since`), to [`TIMES_RESOLUTION`]: the times
+    /// What container `name` wrote at or after `since` (`docker logs --since`), to 10 ms: the times
     /// its supervisor kept beside its logs.
     ///
     /// # Errors
@@ -278,7 +278,7 @@ impl Engine {
     /// files that are kept first; empty for a container with [`Output::Inherit`](super::Output::Inherit).
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`](super::Error::NoSuchContainer).
+    /// [`Error::NoSuchContainer`].
     pub fn logs(&self, name: &str) -> Result<Logs> {
         self.records().get(name)?;
         let dir = self.records().path(name);
@@ -292,7 +292,7 @@ impl Engine {
     /// [`FollowLogs`]. A container that is not running gives what it wrote and ends.
     ///
     /// # Errors
-    /// [`Error::NoSuchContainer`](super::Error::NoSuchContainer).
+    /// [`Error::NoSuchContainer`].
     pub fn follow_logs(&self, name: &str, stream: LogStream) -> Result<FollowLogs> {
         self.records().get(name)?;
         Ok(FollowLogs {
