@@ -346,7 +346,11 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
+        // Each file with its times beside it.
+        let times: Vec<String> = names.iter().filter(|n| n.ends_with(".times")).cloned().collect();
+        names.retain(|n| !n.ends_with(".times"));
         assert_eq!(names, ["stdout.log", "stdout.log.1", "stdout.log.2"]);
+        assert_eq!(times, ["stdout.log.1.times", "stdout.log.2.times", "stdout.log.times"]);
         let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap_or_default();
         for n in &names {
             assert!(read(n).len() <= 10, "{n}: {:?}", read(n));
@@ -369,7 +373,8 @@ mod tests {
         let mut log = RotatingLog::open(path.clone(), options).unwrap_or_else(|e| panic!("{e}"));
         log.write(b"abcdefghij").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "ij");
-        assert_eq!(std::fs::read_dir(dir.path()).map(Iterator::count).unwrap_or(0), 1);
+        // The one file, and its times.
+        assert_eq!(std::fs::read_dir(dir.path()).map(Iterator::count).unwrap_or(0), 2);
     }
 
     #[test]
