@@ -366,6 +366,19 @@ fn a_killed_supervisor_leaves_the_container_listed_stoppable_and_removable() {
 }
 
 /// Starts a detached `sleep 60` named `name` and SIGKILLs its supervisor.
+/// Creates `/tmp/go` in container `name` (through exec), which the scripts here wait for, and waits for that.
+fn touch_go(root: &Root, name: &str) {
+    let exec = wharf::engine::ExecSettings {
+        command: vec!["touch".into(), "/tmp/go".into()],
+        ..Default::default()
+    };
+    let mut touch = root
+        .engine
+        .exec(name, &exec, wharf::sandbox::StdioConfig::inherit())
+        .unwrap();
+    touch.wait().unwrap();
+}
+
 fn start_orphan(root: &Root, name: &str) -> wharf::engine::Started {
     let settings = Root::settings(&["sleep", "60"]).name(name).build();
     let started = root
@@ -459,15 +472,7 @@ fn cli_restart_gives_a_new_process_and_attach_streams_until_the_end() {
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
     assert_eq!(lines.next().unwrap().unwrap(), "tick", "attached and streaming");
-    let exec = wharf::engine::ExecSettings {
-        command: vec!["touch".into(), "/tmp/go".into()],
-        ..Default::default()
-    };
-    let mut touch = root
-        .engine
-        .exec("ticker", &exec, wharf::sandbox::StdioConfig::inherit())
-        .unwrap();
-    touch.wait().unwrap();
+    touch_go(&root, "ticker");
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert_eq!(rest.last().map(String::as_str), Some("after"), "{rest:?}");
     assert!(rest[..rest.len() - 1].iter().all(|l| l == "tick"), "{rest:?}");
@@ -600,15 +605,7 @@ fn logs_since_and_tail_cut_what_the_supervisor_kept() {
         .unwrap()
         .as_secs_f64();
     std::thread::sleep(Duration::from_millis(100));
-    let exec = wharf::engine::ExecSettings {
-        command: vec!["touch".into(), "/tmp/go".into()],
-        ..Default::default()
-    };
-    let mut touch = root
-        .engine
-        .exec("svc", &exec, wharf::sandbox::StdioConfig::inherit())
-        .unwrap();
-    touch.wait().unwrap();
+    touch_go(&root, "svc");
     wait_for("late");
     let since = format!("{mid:.6}");
     let out = env.wharf(&["logs", "--since", &since, "svc"]);
