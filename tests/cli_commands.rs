@@ -475,3 +475,34 @@ fn refused(env: &Env, args: &[&str], said: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("Error: ") && err.contains(said), "{args:?}: {err}");
 }
+
+#[test]
+fn stop_kill_and_rm_take_several_containers_and_go_on_past_a_missing_one() {
+    let env = env_with_sleeper("a");
+    // One that ignores TERM: `stop -t 1` kills it after a second (137), as docker's does.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "bb",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    env.ok(&["run", "-d", "--name", "c", "bb", "sleep", "1000"]);
+    assert_eq!(env.ok(&["stop", "-t", "1", "a", "b"]), "a\nb\n");
+    assert_eq!(env.ok(&["wait", "b"]), "137\n");
+    // (KILL: a `sleep` that is pid 1 has no handler for TERM, so TERM would do nothing, with docker too.)
+    assert_eq!(env.ok(&["kill", "c"]), "c\n");
+    assert_eq!(env.ok(&["wait", "c"]), "137\n");
+    // A missing name is said, and the others are still removed; the exit code is wharf's own.
+    let out = env.wharf(&["rm", "a", "missing", "b", "c"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: No such container: missing\n"
+    );
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}

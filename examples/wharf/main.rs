@@ -17,6 +17,7 @@ mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wharf::engine::{Engine, EngineOptions};
@@ -116,23 +117,29 @@ enum Command {
         /// The container
         name: String,
     },
-    /// Stop a container: TERM, then KILL after 10 seconds
+    /// Stop containers: TERM, then KILL after -t seconds (10)
     Stop {
-        /// The container
-        name: String,
+        /// Seconds to wait after TERM before KILL
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// The containers
+        #[arg(required = true)]
+        names: Vec<String>,
     },
-    /// Send a signal to a container's processes
+    /// Send a signal to containers' processes
     Kill {
-        /// The container
-        name: String,
+        /// The containers
+        #[arg(required = true)]
+        names: Vec<String>,
         /// Signal name or number
         #[arg(short, long, default_value = "KILL")]
         signal: String,
     },
-    /// Remove a container
+    /// Remove containers
     Rm {
-        /// The container
-        name: String,
+        /// The containers
+        #[arg(required = true)]
+        names: Vec<String>,
         /// Kill it first if it runs
         #[arg(short, long)]
         force: bool,
@@ -352,9 +359,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Wait { name } => run::wait(&ctx, &name)?,
         Command::Attach { name } => return Ok(ExitCode::from(run::attach(&ctx, &name)?)),
         Command::Restart { time, name } => run::restart(&ctx, &name, time)?,
-        Command::Stop { name } => run::stop(&ctx, &name)?,
-        Command::Kill { name, signal } => run::kill(&ctx, &name, &signal)?,
-        Command::Rm { name, force } => run::rm(&ctx, &name, force)?,
+        Command::Stop { time, names } => {
+            return Ok(each(&names, |n| run::stop(&ctx, n, Duration::from_secs(time))));
+        }
+        Command::Kill { names, signal } => return Ok(each(&names, |n| run::kill(&ctx, n, &signal))),
+        Command::Rm { names, force } => return Ok(each(&names, |n| run::rm(&ctx, n, force))),
         Command::Exec {
             tty,
             env,
@@ -429,6 +438,22 @@ fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// docker's exit status for a failed command: 127 when the container's command is not found, 126 when it cannot be
 /// invoked, 125 for wharf's own failures (a bad flag, no such image or container, …).
+/// `f` for each of `names`, as docker's stop, kill and rm do: each failure said (`Error: ...`) and the others
+/// still done; the exit code is the last failure's (0 when none failed).
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> ExitCode {
+    let mut code = 0;
+    for name in names {
+        if let Err(e) = f(name) {
+            if stdout_closed() {
+                return ExitCode::from(128 + libc::SIGPIPE as u8);
+            }
+            eprintln!("Error: {}", one_line(e.as_ref()));
+            code = exit_code(e.as_ref());
+        }
+    }
+    ExitCode::from(code)
+}
+
 fn exit_code(e: &(dyn std::error::Error + 'static)) -> u8 {
     let mut source = Some(e);
     while let Some(e) = source {

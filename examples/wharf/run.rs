@@ -337,10 +337,10 @@ pub fn restart(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
 }
 
 /// `docker stop`: TERM, then KILL after 10 seconds.
-pub fn stop(ctx: &Ctx, name: &str) -> Result<()> {
+pub fn stop(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     // Named by the user's word (name or id), which is echoed back as docker does.
     let (given, name) = (name, &ctx.engine.resolve(name)?);
-    ctx.engine.stop(name, Duration::from_secs(10))?;
+    ctx.engine.stop(name, timeout)?;
     println!("{given}");
     Ok(())
 }
