@@ -327,22 +327,29 @@ impl Rootfs {
                 fs::create_dir(d).map_err(Error::io("create", d))?;
             }
         }
-        let lowers: Vec<&Path> = self
-            .fixup
-            .iter()
-            .map(PathBuf::as_path)
-            .chain(visible_layers(&self.layers).iter().rev().map(|l| l.path.as_path()))
-            .collect();
-        if lowers.is_empty() {
-            // overlayfs needs a lower; an image without layers is an empty directory.
-            let empty = self.dir.join("empty");
+        let lowers = self.lowers();
+        let empty = self.dir.join("empty");
+        if lowers == [empty.clone()] {
             fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
-            return self
-                .mounter
-                .mount_overlay(&[&empty], &upper, &work, &self.dir.join("rootfs"));
         }
+        let lowers: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
         self.mounter
             .mount_overlay(&lowers, &upper, &work, &self.dir.join("rootfs"))
+    }
+
+    /// The overlay's lower directories, top first: the implied-directory layer above the visible layers, or the
+    /// directory `empty` for an image without layers (overlayfs needs a lower).
+    fn lowers(&self) -> Vec<PathBuf> {
+        let mut lowers: Vec<PathBuf> = self
+            .fixup
+            .iter()
+            .cloned()
+            .chain(visible_layers(&self.layers).iter().rev().map(|l| l.path.clone()))
+            .collect();
+        if lowers.is_empty() {
+            lowers.push(self.dir.join("empty"));
+        }
+        lowers
     }
 
     /// The root filesystem's path (the merged view).
@@ -397,18 +404,8 @@ impl Rootfs {
         if self.mode != MountMode::InUserNamespace {
             return Vec::new();
         }
-        let mut lowers: Vec<PathBuf> = self
-            .fixup
-            .iter()
-            .cloned()
-            .chain(visible_layers(&self.layers).iter().rev().map(|l| l.path.clone()))
-            .collect();
-        if lowers.is_empty() {
-            // overlayfs needs a lower; an image without layers is an empty directory.
-            lowers.push(self.dir.join("empty"));
-        }
         let mut params: Vec<(&'static str, Option<PathBuf>)> =
-            lowers.into_iter().map(|l| ("lowerdir+", Some(l))).collect();
+            self.lowers().into_iter().map(|l| ("lowerdir+", Some(l))).collect();
         params.push(("upperdir", Some(self.dir.join("upper"))));
         params.push(("workdir", Some(self.dir.join("work"))));
         // With userxattr the kernel neither creates redirects nor copies up metadata alone (and refuses
