@@ -170,6 +170,11 @@ pub fn logs(ctx: &Ctx, name: &str, follow: bool, since: Option<&str>, tail: Opti
     let name = &ctx.engine.resolve(name)?;
     use std::io::Write;
     let since = since.map(parse_since).transpose()?;
+    // What is there now, from `since` when asked.
+    let snapshot = || match since {
+        Some(t) => ctx.engine.logs_since(name, t),
+        None => ctx.engine.logs(name),
+    };
     if follow {
         let follower = |stream| match since {
             Some(t) => ctx.engine.follow_logs_since(name, stream, t),
@@ -179,10 +184,7 @@ pub fn logs(ctx: &Ctx, name: &str, follow: bool, since: Option<&str>, tail: Opti
         if let Some(n) = tail {
             // The last lines of what is there now, then the followers go on after it: they start where this
             // snapshot starts, so skipping its length lands where it ends.
-            let now = match since {
-                Some(t) => ctx.engine.logs_since(name, t)?,
-                None => ctx.engine.logs(name)?,
-            };
+            let now = snapshot()?;
             let skip = |r: &mut wharf::engine::FollowLogs, len: usize| {
                 std::io::copy(&mut std::io::Read::take(r, len as u64), &mut std::io::sink())
             };
@@ -197,10 +199,7 @@ pub fn logs(ctx: &Ctx, name: &str, follow: bool, since: Option<&str>, tail: Opti
         errors.join().map_err(|_| "copying the container's stderr failed")??;
         return Ok(());
     }
-    let logs = match since {
-        Some(t) => ctx.engine.logs_since(name, t)?,
-        None => ctx.engine.logs(name)?,
-    };
+    let logs = snapshot()?;
     let logs = if let Some(n) = tail { logs.tail(n) } else { logs };
     std::io::stdout().write_all(&logs.stdout)?;
     std::io::stderr().write_all(&logs.stderr)?;

@@ -19,10 +19,9 @@ pub(crate) const TIMES: &str = ".times";
 /// this much before it.
 pub(crate) const TIMES_RESOLUTION: Duration = Duration::from_millis(10);
 
-/// Where what was written at or after `since` starts in log file `path` (its length when nothing was); `None` when
-/// it holds output but no times (written by the container itself, without a supervisor).
-fn start_since(path: &Path, since: SystemTime) -> Option<u64> {
-    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+/// Where what was written at or after `since` starts in log file `path` of `len` bytes (`len` when nothing was);
+/// `None` when it holds output but no times (written by the container itself, without a supervisor).
+fn start_since(path: &Path, len: u64, since: SystemTime) -> Option<u64> {
     let mut times = path.as_os_str().to_owned();
     times.push(TIMES);
     let Ok(times) = std::fs::read_to_string(PathBuf::from(times)) else {
@@ -206,7 +205,7 @@ fn files_since(dir: &Path, file: &str, since: SystemTime) -> Result<Vec<(PathBuf
     for path in rotated_files(dir, file).into_iter().chain([dir.join(file)]) {
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         // Named by its stream, not its path under the store: errors do not show where wharf keeps things.
-        let start = start_since(&path, since).ok_or_else(|| Error::InvalidSetting {
+        let start = start_since(&path, len, since).ok_or_else(|| Error::InvalidSetting {
             setting: "since",
             value: file.trim_end_matches(".log").to_string(),
             reason: "this output was written without times (by a container run without its supervisor)".into(),
