@@ -87,7 +87,7 @@ fn update_changes_a_running_containers_limits_in_its_cgroup() {
     assert_eq!(info[0]["HostConfig"]["PidsLimit"], 60);
 
     // No flag, a bad size, a stopped container: docker's refusals, exit 125.
-    let refused = |args: &[&str], said: &str| refused(&env, args, said);
+    let refused = |args: &[&str], said: &str| env.refused(args, said);
     refused(&["update", "web"], "you must provide one or more flags");
     refused(&["update", "--memory", "lots", "web"], "invalid size \"lots\"");
     refused(&["update", "--memory", "32m", "nosuch"], "No such container: nosuch");
@@ -198,7 +198,7 @@ fn cp_copies_in_and_out_where_docker_puts_the_copy() {
     assert_eq!(sh(&format!("cat {}/a", outside.display())), "a\n");
 
     // docker's refusals, exit 125.
-    let refused = |args: &[&str], said: &str| refused(&env, args, said);
+    let refused = |args: &[&str], said: &str| env.refused(args, said);
     refused(
         &["cp", "box:/nope", &h("x")],
         "Could not find the file /nope in container box",
@@ -444,7 +444,7 @@ fn rename_gives_a_stopped_container_a_new_name_and_keeps_its_id() {
     // By short id too; the old name is free for another container, which then cannot be taken.
     env.ok(&["rename", &id[..12], "third"]);
     env.ok(&["run", "-d", "--name", "second", "bb", "sleep", "1000"]);
-    let refused = |args: &[&str], said: &str| refused(&env, args, said);
+    let refused = |args: &[&str], said: &str| env.refused(args, said);
     refused(
         &["rename", "third", "second"],
         "the container name \"second\" is already in use",
@@ -466,14 +466,6 @@ fn rename_gives_a_stopped_container_a_new_name_and_keeps_its_id() {
         "{:?}",
         env.mounts_below_store()
     );
-}
-
-/// Asserts that `wharf args` is refused as docker refuses: exit 125, an `Error: ` line saying `said`.
-fn refused(env: &Env, args: &[&str], said: &str) {
-    let out = env.wharf(args);
-    assert_eq!(out.status.code(), Some(125), "{args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("Error: ") && err.contains(said), "{args:?}: {err}");
 }
 
 #[test]

@@ -24,14 +24,6 @@ fn env_with_box() -> Env {
     env
 }
 
-/// The refusal of `wharf ARGS`: exit 125 and one `Error: …` line containing `said`.
-fn refused(env: &Env, args: &[&str], said: &str) {
-    let out = env.wharf(args);
-    assert_eq!(out.status.code(), Some(125), "{args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("Error: ") && err.contains(said), "{args:?}: {err}");
-}
-
 #[test]
 fn exec_takes_a_directory_environment_and_user_as_docker_exec_does() {
     let env = env_with_box();
@@ -80,22 +72,16 @@ fn exec_takes_a_directory_environment_and_user_as_docker_exec_does() {
     sh(&["box", "sh", "-c", "echo 'late:x:77:77::/:/bin/sh' >> /etc/passwd"]);
     assert_eq!(sh(&["-u", "late", "box", "id", "-u"]), "77\n");
     // Refusals, in one line each.
-    refused(
-        &env,
+    env.refused(
         &["exec", "-w", "relative", "box", "true"],
         "it must be an absolute path",
     );
-    refused(
-        &env,
+    env.refused(
         &["exec", "-w", "/nowhere", "box", "true"],
         "cannot enter working directory \"nowhere\"",
     );
-    refused(
-        &env,
-        &["exec", "-u", "nobody", "box", "true"],
-        "user \"nobody\" not found",
-    );
-    refused(&env, &["exec", "-u", "web:nogroup", "box", "true"], "nogroup");
+    env.refused(&["exec", "-u", "nobody", "box", "true"], "user \"nobody\" not found");
+    env.refused(&["exec", "-u", "web:nogroup", "box", "true"], "nogroup");
 }
 
 #[test]

@@ -45,6 +45,14 @@ impl Env {
         self.command(args).output().unwrap()
     }
 
+    /// Asserts that `wharf args` is refused as docker refuses: exit 125, one `Error: ` line saying `said`.
+    pub fn refused(&self, args: &[&str], said: &str) {
+        let out = self.wharf(args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("Error: ") && err.contains(said), "{args:?}: {err}");
+    }
+
     /// Runs a command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         succeeded(args, self.wharf(args))
